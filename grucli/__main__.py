@@ -1,0 +1,3 @@
+from grucli.cli import main
+
+main()

@@ -1,0 +1,22 @@
+"""The grucli command line: each command parses, calls one library function, renders."""
+
+from __future__ import annotations
+
+import typer
+
+from grucli.commands import catalog, train
+
+app = typer.Typer(
+    help="grucli: GRU vs LSTM vs RNN -- which one, for my task, at what cost? Train, compare and report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("train")(train.train)
+app.command("tasks")(catalog.tasks)
+app.command("cells")(catalog.cells)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,78 @@
+"""`grucli train`: train one configuration or a YAML grid, one run after another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from grucli import execute, store
+from grucli.commands.common import (ProgressCallback, clean_errors, console, device_overrides, run_line,
+                                    run_progress)
+from grucli.config import load_experiment
+from grucli.grid import describe, expand
+
+STATE_STYLE = {"done": "green", "failed": "red", "diverged": "yellow", "partial": "magenta", "todo": "dim"}
+
+
+def print_plan(plan) -> None:
+    """Hydra-style listing: one line per run with its id and state."""
+    for run in plan.runs:
+        state = plan.states[run.run_id]
+        label = "to run" if state in ("todo", "partial") else state
+        console.print(f"#{run.index:<3} {describe(run)} -> {run.run_id}  [{STATE_STYLE[state]}]{label}[/]")
+    done = sum(s == "done" for s in plan.states.values())
+    console.print(f"{len(plan.runs)} runs: {done} done, {len(plan.todo)} to run")
+
+
+@clean_errors
+def train(
+    experiment: Path = typer.Argument(..., help="Experiment YAML file (see experiments/)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a key: --set model.cell=lstm (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List every run with its id and state; train nothing."),
+    results: Path = typer.Option(Path("results"), "--results", "-o", help="Results root folder."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (overrides train.threads)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also re-run failed and diverged runs."),
+) -> None:
+    """Train one configuration or every run of a YAML grid, one after another.
+
+    Finished runs (by run id) are skipped, so re-running the same command resumes.
+
+    Example:
+
+        grucli train experiments/adding.yaml --set model.cell=lstm --set task.seq_len=200
+    """
+    exp = load_experiment(experiment, [*set_, *device_overrides(device, threads)])
+    runs = expand(exp)
+    exp_dir = store.experiment_dir(results, exp.name)
+    plan = execute.plan(runs, exp_dir, retry_failed)
+    if dry_run:
+        print_plan(plan)
+        return
+    skipped = len(runs) - len(plan.todo)
+    if skipped:
+        console.print(f"[dim]{skipped} of {len(runs)} runs already finished in {exp_dir}; skipping them[/]")
+    if not plan.todo:
+        return
+    store.write_experiment(exp_dir, exp)
+    failed = 0
+    with run_progress() as progress:
+        bars = {}
+
+        def make_callback(run):
+            bars[run.run_id] = ProgressCallback(progress, f"#{run.index}/{len(runs)} {run.config.model.cell}")
+            return bars[run.run_id]
+
+        def on_done(run, result):
+            nonlocal failed
+            bars.pop(run.run_id).close()
+            failed += result.status == "failed"
+            console.print(run_line(run, result))
+            store.write_runs_table(exp_dir)
+
+        execute.run_in_process(plan.todo, exp_dir, exp.name, make_callback, on_done)
+    console.print(f"results: {exp_dir}  (runs.csv: one row per run; <run_id>/summary.json, history.csv)")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,307 @@
+"""Typed configuration. YAML becomes typed objects here and only here: unknown keys (with
+the closest valid key suggested), wrong types and impossible values are rejected with the
+file and the key path. Downstream code receives frozen `RunConfig` objects."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from grucli.errors import ConfigError
+from grucli.models import CELLS
+from grucli.tasks import TASKS
+
+DEFAULT_HIDDEN = 64
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(Strict):
+    """The recurrent model. Set `hidden_size` or `param_budget`, not both."""
+
+    cell: str = "gru"  # registry name: rnn, rnn_relu, gru, lstm (see `grucli cells`)
+    hidden_size: int | None = Field(None, ge=1)  # units per layer and direction (default 64)
+    param_budget: int | None = Field(None, ge=1)  # pick, per cell, the hidden size whose total parameter count is closest
+    num_layers: int = Field(1, ge=1)  # stacked recurrent layers
+    bidirectional: bool = False  # run a second stack backwards in time
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # between stacked layers and before the head
+    forget_bias: float = 1.0  # LSTM only: initial forget-gate bias (Jozefowicz et al. 2015 recommend 1.0)
+    embed_dim: int | None = Field(None, ge=1)  # token tasks: learned embedding size; null = one-hot input
+
+    @field_validator("cell")
+    @classmethod
+    def _known_cell(cls, v: str) -> str:
+        if v not in CELLS:
+            raise ValueError(unknown_name("cell", v, CELLS))
+        return v
+
+    @model_validator(mode="after")
+    def _size(self):
+        if self.hidden_size is not None and self.param_budget is not None:
+            raise ValueError("set either hidden_size or param_budget, not both")
+        return self
+
+
+class TrainConfig(Strict):
+    """Optimisation and stopping. Timing and devices are measured, not configured here."""
+
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)  # learning rate
+    momentum: float = Field(0.0, ge=0, lt=1)  # sgd and rmsprop only
+    weight_decay: float = Field(0.0, ge=0)  # L2 penalty
+    batch_size: int = Field(64, ge=1)  # sequences per step
+    epochs: int = Field(10, ge=1)  # passes over the training split
+    max_steps: int | None = Field(None, ge=1)  # stop after this many optimiser steps (across epochs)
+    grad_clip: float | None = Field(1.0, gt=0)  # clip the global gradient norm; null = off
+    early_stopping: int = Field(0, ge=0)  # stop after this many epochs without validation improvement; 0 = off
+    stop_at_target: bool = False  # stop as soon as the validation metric reaches the task's target
+    eval_batch_size: int = Field(1000, ge=1)  # sequences per forward pass when evaluating
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda if available, else cpu
+    threads: int | None = Field(None, ge=1)  # torch intra-op threads; null = 1 inside a worker pool, else all cores
+
+
+def _task_union():
+    classes = tuple(t.config for t in TASKS.values())
+    return Annotated[Union[classes], Field(discriminator="name")]  # type: ignore[valid-type]
+
+
+TaskUnion = _task_union()
+
+# Keys that change where/how fast a run executes but not what it computes: left out of run ids.
+EXECUTION_KEYS = {("train", "device"), ("train", "threads")}
+
+
+class RunConfig(Strict):
+    """One fully resolved run: what `train_run` receives. Its hash is the run id."""
+
+    task: TaskUnion
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    seed: int = 0  # drives weight init, batch order and dropout
+
+
+class GridSpec(Strict):
+    """How an experiment expands into runs (see grucli.grid)."""
+
+    grid: dict[str, list[Any]] = {}  # cartesian product over dotted keys
+    zip: list[dict[str, list[Any]]] = []  # groups of keys that vary together (equal-length lists)
+    exclude: list[dict[str, Any]] = []  # drop points that match every key/value of an entry
+    include: list[dict[str, Any]] = []  # extra points: base config plus these dotted values
+    seeds: int | list[int] = 1  # N -> seeds 0..N-1, or an explicit list
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be >= 1 (a count) or a list of seeds")
+        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+            raise ValueError("a seed list must be non-empty without repeats")
+        return v
+
+    @field_validator("grid")
+    @classmethod
+    def _axes(cls, v):
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"'{key}' has an empty list of values")
+        return v
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+class Experiment(Strict):
+    """A loaded experiment file: the base run (task/model/train as given) and its grid."""
+
+    name: str
+    description: str = ""
+    source: str  # the file it came from, for messages
+    base: dict[str, Any]  # {"task": ..., "model": ..., "train": ...} after --set overrides
+    spec: GridSpec
+
+
+EXPERIMENT_KEYS = {"name", "description", "task", "model", "train", "grid", "zip", "exclude", "include", "seeds"}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+# --------------------------------------------------------------------------- loading
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads 1e-3 as a float (YAML 1.1 wants 1.0e-3)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+
+
+def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
+    """Read, override and validate an experiment file. Every grid point is validated by
+    `grucli.grid.expand`; this checks the file's shape and the grid spec."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise ConfigError(f"{source}: experiment file not found")
+    raw = parse_yaml(path.read_text(), source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys (name, task, model, train, ...) at the top level")
+    for key in raw:
+        if key not in EXPERIMENT_KEYS:
+            raise ConfigError(f"{source}: {unknown_key(str(key), EXPERIMENT_KEYS)}")
+    for section in ("task", "model", "train"):
+        if raw.get(section) is None:
+            raw[section] = {}
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{source}: {section}: expected a mapping, got {type(raw[section]).__name__}")
+    raw = apply_overrides(raw, overrides, source)
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ConfigError(f"{source}: name: must be a folder-safe name (letters, digits, _ . -), got {name!r}")
+    try:
+        spec = GridSpec(**{k: raw[k] for k in ("grid", "zip", "exclude", "include", "seeds") if raw.get(k) is not None})
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {format_validation_error(e)}") from None
+    base = {k: raw[k] for k in ("task", "model", "train")}
+    return Experiment(name=name, description=str(raw.get("description", "")), source=source, base=base, spec=spec)
+
+
+def apply_overrides(raw: dict, overrides, source: str) -> dict:
+    """Apply `dotted.key=value` overrides (values parsed as YAML). A key that is also a
+    grid axis fixes that axis to the given value."""
+    raw = dict(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: expected dotted.key=value")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        value = parse_yaml(text, f"--set {key}")
+        parts = key.split(".")
+        if parts[0] not in EXPERIMENT_KEYS:
+            raise ConfigError(f"--set {key}: {unknown_key(parts[0], EXPERIMENT_KEYS)}")
+        if len(parts) == 1:
+            raw[key] = value
+            continue
+        if parts[0] not in ("task", "model", "train"):
+            raise ConfigError(f"--set {key}: only task.*, model.*, train.* and top-level keys can be set")
+        raw[parts[0]] = set_dotted(dict(raw.get(parts[0]) or {}), parts[1:], value, parts[0])
+        grid = dict(raw.get("grid") or {})
+        if key in grid:
+            grid.pop(key)
+            raw["grid"] = grid
+        zips = []
+        for group in raw.get("zip") or []:
+            if isinstance(group, dict) and key in group:
+                keep = [i for i, v in enumerate(group[key]) if v == value]
+                if not keep:
+                    raise ConfigError(f"--set {key}={text}: value is not among the zip values {group[key]}")
+                group = {k: [vals[i] for i in keep] for k, vals in group.items() if k != key}
+            if group:
+                zips.append(group)
+        if raw.get("zip") is not None:
+            raw["zip"] = zips
+    return raw
+
+
+# Setting one of these keys (by --set or a grid) clears the other: they are alternatives.
+ALTERNATIVES = {("model", "param_budget"): "hidden_size", ("model", "hidden_size"): "param_budget"}
+
+
+def set_dotted(d: dict, parts: list[str], value: Any, section: str | None = None) -> dict:
+    """Set d[a][b]... = value for parts [a, b, ...] (copying the dicts on the way)."""
+    if section and (section, *parts) in [(s, k) for s, k in ALTERNATIVES] and len(parts) == 1:
+        d.pop(ALTERNATIVES[(section, parts[0])], None)
+    if len(parts) == 1:
+        d[parts[0]] = value
+    else:
+        d[parts[0]] = set_dotted(dict(d.get(parts[0]) or {}), parts[1:], value)
+    return d
+
+
+def parse_run(raw: dict, where: str) -> RunConfig:
+    """Validate one run's raw dict; errors carry `where` (file, grid point)."""
+    try:
+        return RunConfig(**raw)
+    except ValidationError as e:
+        raise ConfigError(f"{where}: {format_validation_error(e, RunConfig)}") from None
+
+
+# --------------------------------------------------------------------------- messages
+def unknown_name(kind: str, value: str, valid) -> str:
+    close = difflib.get_close_matches(str(value), list(valid), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown {kind} '{value}'{hint}; valid: {', '.join(sorted(valid))}"
+
+
+def unknown_key(key: str, valid) -> str:
+    parent, _, leaf = key.rpartition(".")
+    close = difflib.get_close_matches(leaf, list(valid), n=1, cutoff=0.5)
+    prefix = f"{parent}." if parent else ""
+    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; valid keys: {', '.join(sorted(valid))}"
+    return f"unknown key '{key}'{hint}"
+
+
+def _fields_at(loc: tuple, root: type[BaseModel]) -> set[str] | None:
+    """Valid field names of the model at `loc` (with the task's tag resolved)."""
+    cls: Any = root
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if cls is RunConfig and part == "task":
+            if not parts or parts[0] not in TASKS:
+                return None
+            cls = TASKS[parts.pop(0)].config
+            continue
+        field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return None
+        cls = field.annotation
+    return set(cls.model_fields)
+
+
+def _dotted(loc: tuple) -> str:
+    parts = [str(p) for i, p in enumerate(loc) if not (i == 1 and loc[0] == "task" and p in TASKS)]
+    return ".".join(parts)
+
+
+def format_validation_error(e: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """One line for the first error (and how many more there are)."""
+    errors = e.errors(include_url=False)
+    err = errors[0]
+    loc = tuple(err["loc"])
+    key = _dotted(loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        valid = _fields_at(loc[:-1], root) if root else None
+        msg = unknown_key(key, valid) if valid else f"unknown key '{key}'"
+    elif kind == "union_tag_invalid":
+        msg = f"{key}.name: {unknown_name('task', err['input'].get('name'), TASKS)}"
+    elif kind == "union_tag_not_found":
+        msg = f"{key}.name: missing (valid tasks: {', '.join(sorted(TASKS))})"
+    elif kind == "missing":
+        msg = f"{key}: missing required key"
+    else:
+        text = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        plain = isinstance(got, (dict, list)) or got is None or kind == "value_error"
+        shown = "" if plain else f" (got {got!r})"
+        msg = f"{key}: {text}{shown}" if key else f"{text}{shown}"
+    more = f" [+{len(errors) - 1} more]" if len(errors) > 1 else ""
+    return msg + more

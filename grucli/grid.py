@@ -1,0 +1,95 @@
+"""Experiment -> list of runs. Pure functions: grid expansion (cartesian, zip, exclude,
+include, seeds), validation of every point before anything runs, and run ids."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from grucli.config import EXECUTION_KEYS, Experiment, RunConfig, parse_run, set_dotted
+from grucli.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Run:
+    """One point of the grid with one seed."""
+
+    index: int  # 1-based position in the grid listing
+    config: RunConfig
+    varied: dict[str, Any]  # the dotted keys the grid set for this point (for display)
+    run_id: str
+
+
+def run_id(config: RunConfig) -> str:
+    """Stable id: sha256 of the resolved config as canonical JSON, execution-only keys
+    (device, threads) left out; 12 hex digits."""
+    data = config.model_dump(mode="json")
+    for section, key in EXECUTION_KEYS:
+        data[section].pop(key, None)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def grid_points(exp: Experiment) -> list[dict[str, Any]]:
+    """The settings each point sets, before seeds: cartesian axes x zip groups, minus
+    excluded points, plus included ones (deduplicated, order kept)."""
+    spec = exp.spec
+    axes = [[{k: v} for v in values] for k, values in spec.grid.items()]
+    for n, group in enumerate(spec.zip):
+        lengths = {k: len(v) for k, v in group.items()}
+        if len(set(lengths.values())) > 1:
+            raise ConfigError(f"{exp.source}: zip[{n}]: lists must have equal length, got {lengths}")
+        if not group or not next(iter(lengths.values())):
+            raise ConfigError(f"{exp.source}: zip[{n}]: empty group")
+        overlap = set(group) & (set(spec.grid) | {k for g in spec.zip[:n] for k in g})
+        if overlap:
+            raise ConfigError(f"{exp.source}: zip[{n}]: key {sorted(overlap)[0]} is already varied elsewhere")
+        axes.append([dict(zip(group, values)) for values in zip(*group.values())])
+    points = [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*axes)]
+    for n, rule in enumerate(spec.exclude):
+        unknown = set(rule) - set(spec.grid) - {k for g in spec.zip for k in g}
+        if unknown:
+            raise ConfigError(f"{exp.source}: exclude[{n}]: '{sorted(unknown)[0]}' is not a grid or zip key")
+        points = [p for p in points if not all(p.get(k) == v for k, v in rule.items())]
+    for point in spec.include:
+        if point not in points:
+            points.append(dict(point))
+    if not points:
+        raise ConfigError(f"{exp.source}: the grid is empty (every point was excluded)")
+    return points
+
+
+def expand(exp: Experiment) -> list[Run]:
+    """Every run of the experiment, validated. Raises ConfigError naming the file, the
+    grid point and the key path of the first invalid one."""
+    runs: list[Run] = []
+    seen: set[str] = set()
+    for point in grid_points(exp):
+        raw = copy.deepcopy(exp.base)
+        for key, value in point.items():
+            section, *rest = key.split(".")
+            if section not in ("task", "model", "train") or not rest:
+                raise ConfigError(f"{exp.source}: grid key '{key}' must start with task., model. or train.")
+            raw[section] = set_dotted(raw[section], rest, value, section)
+        where = exp.source if not point else f"{exp.source} [grid point {_label(point)}]"
+        for seed in exp.spec.seed_list():
+            cfg = parse_run({**raw, "seed": seed}, where)
+            rid = run_id(cfg)
+            if rid in seen:
+                continue
+            seen.add(rid)
+            runs.append(Run(len(runs) + 1, cfg, dict(point), rid))
+    return runs
+
+
+def _label(point: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in point.items())
+
+
+def describe(run: Run) -> str:
+    """`model.cell=gru task.seq_len=100 seed=1`"""
+    return " ".join([_label(run.varied), f"seed={run.config.seed}"]).strip()

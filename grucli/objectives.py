@@ -1,0 +1,64 @@
+"""Losses and metrics, one class per kind of target. A task picks an objective; the
+training loop only calls `loss` and `metrics`, so it never asks what the task is.
+
+Shapes: `out` is the model output, (B, O) for a last-step head or (B, T, O) for a
+per-step head; `y` is the target of the same leading shape.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100  # target value of a step that is not scored (padding, non-recall steps)
+
+
+class Regression:
+    """Mean squared error. Metrics: mse, rmse, mae (all on the scale of `y`)."""
+
+    kind = "regression"
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(out.reshape(y.shape), y)
+
+    def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
+        err = out.reshape(y.shape).double() - y.double()
+        mse = float((err**2).mean())
+        return {"mse": mse, "rmse": math.sqrt(mse), "mae": float(err.abs().mean())}
+
+
+class Classification:
+    """Cross-entropy over classes. For a per-step head, steps whose target is IGNORE do
+    not count in the loss; `score_mask` (B, T) picks the steps whose accuracy is reported
+    (e.g. the recall steps of the copy task). Metrics: ce (nats), accuracy, macro_f1."""
+
+    kind = "classification"
+
+    def __init__(self, n_classes: int):
+        self.n_classes = n_classes
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+
+    def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
+        logits = out.reshape(-1, out.shape[-1]).double()
+        target = y.reshape(-1)
+        ce = float(F.cross_entropy(logits, target, ignore_index=IGNORE))
+        keep = target != IGNORE if score_mask is None else score_mask.reshape(-1)
+        pred, true = logits[keep].argmax(-1), target[keep]
+        acc = float((pred == true).double().mean()) if len(true) else float("nan")
+        return {"ce": ce, "accuracy": acc, "macro_f1": macro_f1(pred, true, self.n_classes)}
+
+
+def macro_f1(pred: torch.Tensor, true: torch.Tensor, n_classes: int) -> float:
+    """Unweighted mean of per-class F1 over the classes present in `true` or `pred`."""
+    f1s = []
+    for c in range(n_classes):
+        tp = int(((pred == c) & (true == c)).sum())
+        fp = int(((pred == c) & (true != c)).sum())
+        fn = int(((pred != c) & (true == c)).sum())
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return sum(f1s) / len(f1s) if f1s else float("nan")

@@ -1,0 +1,146 @@
+"""The results folder is the interface between training and everything that reads it.
+
+    results/<experiment>/
+        experiment.json          what was asked: source file, grid spec, base config
+        runs.csv (+ runs.parquet if pyarrow is installed)   one tidy row per run
+        <run_id>/config.yaml     the resolved run config
+        <run_id>/history.csv     one row per epoch
+        <run_id>/model.pt        weights (state_dict) and what is needed to rebuild the model
+        <run_id>/summary.json    metrics, params, timing, status, environment -- written last
+
+Every file is written atomically (temp file in the same folder, fsync, rename), and a run
+counts as finished only when its summary.json parses and carries a status. Nothing here
+imports torch at module level, so pandas users can read results without grucli's models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+SCHEMA = 1
+SUMMARY, HISTORY, CONFIG, WEIGHTS = "summary.json", "history.csv", "config.yaml", "model.pt"
+FINISHED = ("ok", "diverged", "failed")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def experiment_dir(results: Path, name: str) -> Path:
+    return Path(results) / name
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    """The run's summary if it is finished (parses, has a known status), else None."""
+    try:
+        data = json.loads((Path(run_dir) / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("status") in FINISHED else None
+
+
+def run_state(run_dir: Path) -> str:
+    """done | failed | diverged | partial (files but no summary) | todo"""
+    summary = read_summary(run_dir)
+    if summary is not None:
+        return {"ok": "done"}.get(summary["status"], summary["status"])
+    return "partial" if Path(run_dir).is_dir() else "todo"
+
+
+def write_experiment(exp_dir: Path, exp) -> None:
+    """Record what was asked (the experiment as loaded, overrides applied)."""
+    info = {"schema": SCHEMA, "name": exp.name, "description": exp.description, "source": exp.source,
+            "base": exp.base, "spec": exp.spec.model_dump(mode="json")}
+    atomic_write_text(Path(exp_dir) / "experiment.json", json.dumps(info, indent=2, default=str))
+
+
+def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
+    """Write one finished run (any status). The summary goes last: its presence marks the
+    run as finished."""
+    import torch
+
+    run_dir = Path(exp_dir) / run.run_id
+    cfg = run.config.model_dump(mode="json")
+    atomic_write_text(run_dir / CONFIG, yaml.safe_dump(cfg, sort_keys=False))
+    atomic_write_text(run_dir / HISTORY, pd.DataFrame(result.history).to_csv(index=False))
+    if result.state_dict is not None:
+        buf = io.BytesIO()
+        torch.save({"state_dict": result.state_dict, "config": cfg, "meta": result.model_meta}, buf)
+        atomic_write_bytes(run_dir / WEIGHTS, buf.getvalue())
+    summary: dict[str, Any] = {
+        "schema": SCHEMA, "run_id": run.run_id, "experiment": experiment, "status": result.status,
+        "error": result.error, "traceback": result.traceback,
+        "task": run.config.task.name, "cell": run.config.model.cell, "seed": run.config.seed,
+        "varied": run.varied, "params": result.params, "hidden_size": result.hidden_size,
+        "metric": result.metric, "goal": result.goal, "target": result.target, "baseline": result.baseline,
+        "train": result.train, "val": result.val, "test": result.test,
+        "reached_target": result.reached_target, "time_to_target_s": result.time_to_target_s,
+        "epoch_to_target": result.epoch_to_target, "timing": result.timing, "env": result.env,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": cfg,
+    }
+    atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2, default=str))
+    return run_dir
+
+
+def load_runs(exp_dir: Path) -> pd.DataFrame:
+    """Every finished run of an experiment as one tidy DataFrame: one row per run,
+    nested fields flattened with dots (config.model.cell, test.mse, timing.epoch_time_s)."""
+    rows = []
+    for run_dir in sorted(p for p in Path(exp_dir).iterdir() if p.is_dir()):
+        summary = read_summary(run_dir)
+        if summary is not None:
+            summary.pop("traceback", None)
+            rows.append(summary)
+    if not rows:
+        return pd.DataFrame()
+    return pd.json_normalize(rows, sep=".")
+
+
+def load_history(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(Path(run_dir) / HISTORY)
+
+
+def write_runs_table(exp_dir: Path) -> Path | None:
+    """runs.csv (and runs.parquet when pyarrow is importable) beside the run folders."""
+    df = load_runs(exp_dir)
+    if df.empty:
+        return None
+    path = Path(exp_dir) / "runs.csv"
+    atomic_write_text(path, df.to_csv(index=False))
+    try:
+        import pyarrow  # noqa: F401
+
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write_bytes(Path(exp_dir) / "runs.parquet", buf.getvalue())
+    except ImportError:
+        pass
+    return path

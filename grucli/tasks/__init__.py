@@ -1,0 +1,33 @@
+"""The task registry: name -> Task(config class, build function). Adding a task is one
+module (config + build) plus one line here."""
+
+from __future__ import annotations
+
+from grucli.tasks.base import Split, Task, TaskConfig, TaskData
+from grucli.tasks.digits import SEQ_DIGITS
+from grucli.tasks.synthetic import ADDING, COPY, COUNTING, TEMPORAL_ORDER
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in [
+        ADDING,
+        COPY,
+        TEMPORAL_ORDER,
+        COUNTING,
+        SEQ_DIGITS,
+    ]
+}
+
+__all__ = ["TASKS", "Task", "TaskConfig", "TaskData", "Split", "build_task"]
+
+_CACHE: dict[str, TaskData] = {}
+
+
+def build_task(cfg: TaskConfig) -> TaskData:
+    """Build (or reuse, within this process) the data of a task config."""
+    key = cfg.model_dump_json()
+    if key not in _CACHE:
+        if len(_CACHE) >= 4:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = TASKS[cfg.name].build(cfg)
+    return _CACHE[key]

@@ -1,0 +1,92 @@
+"""What every task provides: a typed config (a pydantic model whose `name` is a Literal)
+and a `build(config) -> TaskData` function. Both are registered in `grucli.tasks`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TaskConfig(BaseModel):
+    """Keys shared by every task."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str  # registry name of the task
+    data_seed: int = 0  # seed of the data (generation and splits); the run seed drives init and batching
+
+
+class SyntheticConfig(TaskConfig):
+    """Generated tasks: sizes of the three splits."""
+
+    n_train: int = Field(10000, ge=1)  # training sequences
+    n_val: int = Field(1000, ge=1)  # validation sequences (early stopping, time-to-target)
+    n_test: int = Field(2000, ge=1)  # test sequences (final metrics)
+
+
+@dataclass
+class Split:
+    """One split, whole in memory. x: (N, T, I) float features or (N, T) long tokens.
+    y: (N, O) float, (N,) long class, or (N, T) long per-step classes (IGNORE = not scored).
+    lengths: (N,) true lengths when sequences are right-padded, else None.
+    score_mask: (N, T) bool, steps whose accuracy is reported (per-step tasks), else None."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    lengths: torch.Tensor | None = None
+    score_mask: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, idx) -> "Split":
+        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        return Split(self.x[idx], self.y[idx], pick(self.lengths), pick(self.score_mask))
+
+
+@dataclass
+class TaskData:
+    """Everything training needs from a task."""
+
+    train: Split
+    val: Split
+    test: Split
+    input_size: int  # features per step, or vocabulary size when `tokens`
+    output_size: int  # regression outputs or number of classes
+    head: Literal["last", "each"]  # predict from the last step, or at every step
+    objective: object  # an instance from grucli.objectives (loss + metrics)
+    metric: str  # primary metric name, e.g. "mse" or "accuracy"
+    goal: Literal["min", "max"]  # whether lower or higher `metric` is better
+    baseline: dict[str, float]  # the trivial baseline, per metric name
+    target: float | None = None  # value of `metric` that counts as "solved"
+    tokens: bool = False  # x holds token ids (embedded or one-hot by the model)
+    info: dict = field(default_factory=dict)  # free-form facts for `grucli tasks` and the report
+
+    def reached(self, value: float) -> bool:
+        if self.target is None or value != value:
+            return False
+        return value <= self.target if self.goal == "min" else value >= self.target
+
+
+@dataclass(frozen=True)
+class Task:
+    """A registry entry."""
+
+    name: str
+    config: type[TaskConfig]
+    build: Callable[[TaskConfig], TaskData]
+    kind: str  # e.g. "synthetic", "real"
+    summary: str  # one line for `grucli tasks`
+
+
+def split_sizes(cfg: SyntheticConfig) -> tuple[int, int, int]:
+    return cfg.n_train, cfg.n_val, cfg.n_test
+
+
+def three_way(full: Split, sizes: tuple[int, int, int]) -> tuple[Split, Split, Split]:
+    """Cut one generated Split into train/val/test by position."""
+    a, b, c = sizes
+    return full.take(slice(0, a)), full.take(slice(a, a + b)), full.take(slice(a + b, a + b + c))

@@ -1,0 +1,172 @@
+"""Synthetic long-dependency tasks. Each generator is seeded by `data_seed` through its own
+torch.Generator, so the same config always gives the same data. Difficulty grows with
+`seq_len` (or `max_n_test` for counting), which is a config key a grid can sweep."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from grucli.objectives import IGNORE, Classification, Regression
+from grucli.tasks.base import Split, SyntheticConfig, Task, TaskData, split_sizes, three_way
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- adding
+class AddingConfig(SyntheticConfig):
+    name: Literal["adding"] = "adding"
+    seq_len: int = Field(50, ge=2)  # T: steps per sequence
+
+
+def build_adding(cfg: AddingConfig) -> TaskData:
+    """Adding problem (Le et al. 2015 / uRNN form). Input (T, 2): a value in U[0,1] and a
+    marker; exactly two markers, one in each half. Target: the sum of the two marked
+    values. Predicting the constant 1 gives MSE = Var(u1 + u2) = 2/12 = 1/6."""
+    g, T = _gen(cfg.data_seed), cfg.seq_len
+    n = sum(split_sizes(cfg))
+    values = torch.rand(n, T, generator=g)  # (N, T)
+    half = T // 2
+    first = torch.randint(0, half, (n,), generator=g)
+    second = torch.randint(half, T, (n,), generator=g)
+    markers = torch.zeros(n, T)
+    rows = torch.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    x = torch.stack([values, markers], dim=-1)  # (N, T, 2)
+    y = (values[rows, first] + values[rows, second]).unsqueeze(-1)  # (N, 1)
+    train, val, test = three_way(Split(x, y), split_sizes(cfg))
+    return TaskData(
+        train, val, test, input_size=2, output_size=1, head="last", objective=Regression(),
+        metric="mse", goal="min", baseline={"mse": 1 / 6, "rmse": math.sqrt(1 / 6)}, target=0.01,
+        info={"seq_len": T, "baseline_rule": "always predict 1"},
+    )
+
+
+# --------------------------------------------------------------------------- copy
+class CopyConfig(SyntheticConfig):
+    name: Literal["copy"] = "copy"
+    seq_len: int = Field(50, ge=1)  # T: delay between the symbols and the delimiter
+    n_symbols: int = Field(8, ge=2)  # alphabet size of the symbols to copy
+    copy_len: int = Field(10, ge=1)  # number of symbols to remember
+
+
+def build_copy(cfg: CopyConfig) -> TaskData:
+    """Copy memory (Arjovsky et al. 2016). Tokens: 0 blank, 1..K symbols, K+1 delimiter.
+    Input: L symbols, T-1 blanks, the delimiter, L blanks (T + 2L steps). Target: blanks,
+    then the L symbols on the last L steps. The memoryless baseline predicts blank then a
+    uniform guess: CE = L ln K / (T + 2L), recall accuracy 1/K."""
+    g, T, K, L = _gen(cfg.data_seed), cfg.seq_len, cfg.n_symbols, cfg.copy_len
+    n = sum(split_sizes(cfg))
+    total = T + 2 * L
+    symbols = torch.randint(1, K + 1, (n, L), generator=g)  # (N, L)
+    x = torch.zeros(n, total, dtype=torch.long)  # (N, T+2L)
+    x[:, :L] = symbols
+    x[:, T + L - 1] = K + 1  # delimiter
+    y = torch.zeros(n, total, dtype=torch.long)
+    y[:, -L:] = symbols
+    recall = torch.zeros(n, total, dtype=torch.bool)
+    recall[:, -L:] = True
+    train, val, test = three_way(Split(x, y, score_mask=recall), split_sizes(cfg))
+    return TaskData(
+        train, val, test, input_size=K + 2, output_size=K + 2, head="each",
+        objective=Classification(K + 2), metric="accuracy", goal="max",
+        baseline={"ce": L * math.log(K) / total, "accuracy": 1 / K}, target=0.99, tokens=True,
+        info={"seq_len": total, "baseline_rule": "blank, then uniform over symbols"},
+    )
+
+
+# --------------------------------------------------------------------------- temporal order
+class TemporalOrderConfig(SyntheticConfig):
+    name: Literal["temporal_order"] = "temporal_order"
+    seq_len: int = Field(100, ge=12)  # T: steps per sequence
+    n_relevant: Literal[2, 3] = 2  # relevant X/Y symbols: 2 -> 4 classes, 3 -> 8 classes
+
+
+# Relevant symbol windows as fractions of T (Hochreiter & Schmidhuber 1997, 5.6:
+# t1 in [10, 20], t2 in [50, 60] for T ~ 100; with three: [10,20], [33,43], [66,76]).
+_WINDOWS = {2: [(0.1, 0.2), (0.5, 0.6)], 3: [(0.1, 0.2), (0.33, 0.43), (0.66, 0.76)]}
+_A, _B, _C, _D, _X, _Y, _END, _START = range(8)  # token ids
+
+
+def build_temporal_order(cfg: TemporalOrderConfig) -> TaskData:
+    """Temporal order (Hochreiter & Schmidhuber 1997, experiment 6). A start token, an end
+    token, distractors a-d, and 2 (or 3) relevant symbols X/Y at random positions inside
+    fixed windows. The class is the order of the relevant symbols (XX, XY, YX, YY, ...),
+    read from the last step. Classes are balanced, so the baseline accuracy is 1/classes."""
+    g, T, k = _gen(cfg.data_seed), cfg.seq_len, cfg.n_relevant
+    n = sum(split_sizes(cfg))
+    x = torch.randint(_A, _D + 1, (n, T), generator=g)  # distractors, (N, T)
+    x[:, 0], x[:, -1] = _START, _END
+    bits = torch.randint(0, 2, (n, k), generator=g)  # 0 -> X, 1 -> Y
+    rows = torch.arange(n)
+    for i, (lo, hi) in enumerate(_WINDOWS[k]):
+        a, b = max(1, int(lo * T)), max(int(lo * T) + 1, int(hi * T))
+        pos = torch.randint(a, min(b, T - 1), (n,), generator=g)
+        x[rows, pos] = _X + bits[:, i]
+    y = (bits * (2 ** torch.arange(k - 1, -1, -1))).sum(-1)  # binary code of the order, (N,)
+    classes = 2**k
+    train, val, test = three_way(Split(x, y), split_sizes(cfg))
+    return TaskData(
+        train, val, test, input_size=8, output_size=classes, head="last",
+        objective=Classification(classes), metric="accuracy", goal="max",
+        baseline={"accuracy": 1 / classes, "ce": math.log(classes)}, target=0.99, tokens=True,
+        info={"seq_len": T, "classes": classes, "baseline_rule": "uniform guess"},
+    )
+
+
+# --------------------------------------------------------------------------- counting a^n b^n
+class CountingConfig(SyntheticConfig):
+    name: Literal["counting"] = "counting"
+    max_n_train: int = Field(10, ge=2)  # N: train and validation strings have 1 <= n <= N
+    max_n_test: int = Field(30, ge=3)  # test strings have N < n <= max_n_test
+
+    @model_validator(mode="after")
+    def _test_beyond_train(self):
+        if self.max_n_test <= self.max_n_train:
+            raise ValueError("max_n_test must be larger than max_n_train")
+        return self
+
+
+def _anbn(g: torch.Generator, count: int, lo: int, hi: int) -> Split:
+    """Half positives a^n b^n, half near misses a^n b^m with m = n +- 1 or 2 (m >= 1),
+    n uniform in [lo, hi]. Tokens a=0, b=1, right-padded with 0; lengths say where each ends."""
+    n = torch.randint(lo, hi + 1, (count,), generator=g)
+    positive = torch.rand(count, generator=g) < 0.5
+    shift = torch.randint(1, 3, (count,), generator=g) * (torch.randint(0, 2, (count,), generator=g) * 2 - 1)
+    m = torch.where(positive, n, (n + shift).clamp(min=1))
+    m = torch.where(~positive & (m == n), n + 1, m)  # clamping may have landed on n
+    lengths = n + m
+    steps = torch.arange(int(lengths.max()))  # (T,)
+    x = ((steps[None, :] >= n[:, None]) & (steps[None, :] < lengths[:, None])).long()  # b where n <= t < n+m
+    return Split(x, (m == n).long(), lengths=lengths)
+
+
+def build_counting(cfg: CountingConfig) -> TaskData:
+    """Counting (Weiss et al. 2018): recognise a^n b^n. Trained and validated on n <= N,
+    tested on N < n <= max_n_test, so the test measures whether the cell learned to count
+    rather than memorised lengths. Variable lengths (packed). Classes are balanced: the
+    majority baseline is 0.5."""
+    g = _gen(cfg.data_seed)
+    train = _anbn(g, cfg.n_train, 1, cfg.max_n_train)
+    val = _anbn(g, cfg.n_val, 1, cfg.max_n_train)
+    test = _anbn(g, cfg.n_test, cfg.max_n_train + 1, cfg.max_n_test)
+    return TaskData(
+        train, val, test, input_size=2, output_size=2, head="last", objective=Classification(2),
+        metric="accuracy", goal="max", baseline={"accuracy": 0.5, "ce": math.log(2)}, target=0.95,
+        tokens=True,
+        info={"seq_len": 2 * cfg.max_n_test + 2, "baseline_rule": "majority class (balanced)"},
+    )
+
+
+ADDING = Task("adding", AddingConfig, build_adding, "synthetic", "sum of two marked values (regression, MSE)")
+COPY = Task("copy", CopyConfig, build_copy, "synthetic", "recall 10 symbols after a delay (per-step classification)")
+TEMPORAL_ORDER = Task("temporal_order", TemporalOrderConfig, build_temporal_order, "synthetic",
+                      "order of 2-3 relevant symbols among distractors (classification)")
+COUNTING = Task("counting", CountingConfig, build_counting, "synthetic",
+                "recognise a^n b^n, tested on n beyond training (classification, variable length)")

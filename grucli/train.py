@@ -1,0 +1,240 @@
+"""Train one run: config in, result out. Progress goes to a callback; nothing is printed.
+
+The loop never asks which cell or task it runs: the model wrapper handles cells and
+heads, the task's objective handles losses and metrics."""
+
+from __future__ import annotations
+
+import copy
+import math
+import resource
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import torch
+
+from grucli import environment, runtime
+from grucli.config import RunConfig
+from grucli.errors import GrucliError
+from grucli.models import SequenceModel, count_params, hidden_for_budget, model_params
+from grucli.tasks import Split, TaskData, build_task
+
+DEFAULT_HIDDEN = 64
+TRAIN_EVAL_CAP = 5000  # train metrics are computed on the first this-many training sequences
+
+
+class Callback:
+    """Override what you need. `on_start(total_steps)`, `on_step(step, loss)` after every
+    optimiser step, `on_epoch(row)` with the history row after each evaluation."""
+
+    def on_start(self, total_steps: int) -> None: ...
+
+    def on_step(self, step: int, loss: float) -> None: ...
+
+    def on_epoch(self, row: dict) -> None: ...
+
+
+@dataclass
+class RunResult:
+    status: str  # ok | diverged | failed
+    error: str | None = None
+    traceback: str | None = None
+    params: int | None = None
+    hidden_size: int | None = None
+    metric: str | None = None
+    goal: str | None = None
+    target: float | None = None
+    baseline: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    val: dict = field(default_factory=dict)
+    test: dict = field(default_factory=dict)
+    reached_target: bool = False
+    time_to_target_s: float | None = None
+    epoch_to_target: int | None = None
+    timing: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+    state_dict: dict | None = None
+    model_meta: dict = field(default_factory=dict)
+
+
+def build_model(cfg: RunConfig, data: TaskData) -> SequenceModel:
+    """The model a run trains; `param_budget` is resolved here, where the task's sizes are known."""
+    m = cfg.model
+    dims = dict(input_size=data.input_size, output_size=data.output_size, layers=m.num_layers,
+                bidirectional=m.bidirectional, vocab_size=data.input_size if data.tokens else None,
+                embed_dim=m.embed_dim)
+    hidden = m.hidden_size or (hidden_for_budget(m.param_budget, m.cell, **dims) if m.param_budget else DEFAULT_HIDDEN)
+    model = SequenceModel(m.cell, input_size=data.input_size, output_size=data.output_size, hidden_size=hidden,
+                          head=data.head, num_layers=m.num_layers, bidirectional=m.bidirectional,
+                          dropout=m.dropout, tokens=data.tokens, embed_dim=m.embed_dim, forget_bias=m.forget_bias)
+    assert count_params(model) == model_params(m.cell, hidden, **dims)
+    return model
+
+
+def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+def forward(model: SequenceModel, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model output and the matching targets; padded batches are cut to their longest sequence."""
+    x, y = batch.x, batch.y
+    if batch.lengths is not None:
+        T = int(batch.lengths.max())
+        x = x[:, :T]
+        if y.dim() == 2 and y.dtype == torch.long and y.shape[1] == batch.x.shape[1]:
+            y = y[:, :T]
+    return model(x, batch.lengths), y
+
+
+@torch.no_grad()
+def evaluate(model: SequenceModel, split: Split, data: TaskData, batch_size: int) -> dict[str, float]:
+    """Metrics over the whole split (exact, not an average of batch averages)."""
+    model.eval()
+    outs = [model(split.x[i:i + batch_size], None if split.lengths is None else split.lengths[i:i + batch_size])
+            for i in range(0, len(split), batch_size)]
+    model.train()
+    return data.objective.metrics(torch.cat(outs), split.y, split.score_mask)
+
+
+def _to(split: Split, device: torch.device) -> Split:
+    move = lambda t: None if t is None else t.to(device)  # noqa: E731
+    return Split(move(split.x), move(split.y), split.lengths, move(split.score_mask))
+
+
+def _better(a: float, b: float, goal: str) -> bool:
+    if a != a:
+        return False
+    return b != b or (a < b if goal == "min" else a > b)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+@torch.no_grad()
+def _latency_ms(model: SequenceModel, split: Split, batch_size: int, repeats: int = 5) -> float:
+    """Median forward time of one batch of `batch_size` test sequences, after a warm-up."""
+    model.eval()
+    batch = split.take(slice(0, batch_size))
+    times = []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        forward(model, batch)
+        if i:
+            times.append(time.perf_counter() - t0)
+    model.train()
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def train_run(cfg: RunConfig, callback: Callback | None = None, threads: int | None = None) -> RunResult:
+    """Train one run. Config and data errors raise GrucliError; any other exception is
+    caught and returned as status 'failed'; a non-finite loss stops with 'diverged'."""
+    cb = callback or Callback()
+    device = runtime.resolve_device(cfg.train.device)
+    n_threads = runtime.configure(threads or cfg.train.threads, device)
+    data = build_task(cfg.task)
+    result = RunResult(status="ok", metric=data.metric, goal=data.goal, target=data.target,
+                       baseline=dict(data.baseline), env=environment.describe(device, n_threads))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            _fit(cfg, data, device, cb, result)
+    except GrucliError:
+        raise
+    except Exception as e:  # recorded, the grid goes on
+        result.status = "failed"
+        result.error = f"{type(e).__name__}: {e}".splitlines()[0]
+        result.traceback = traceback.format_exc()
+    return result
+
+
+def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, result: RunResult) -> None:
+    t, wall0 = cfg.train, time.perf_counter()
+    model = build_model(cfg, data).to(device)
+    result.params, result.hidden_size = count_params(model), model.hidden
+    result.model_meta = {"hidden_size": model.hidden, "input_size": data.input_size,
+                         "output_size": data.output_size, "head": data.head, "tokens": data.tokens}
+    opt = make_optimizer(cfg, model.parameters())
+    train, val, test = (_to(s, device) for s in (data.train, data.val, data.test))
+    order_gen = torch.Generator().manual_seed(cfg.seed)
+    n, B = len(train), t.batch_size
+    steps_per_epoch = math.ceil(n / B)
+    total = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
+    cb.on_start(total)
+
+    step, seqs, train_time, best, best_state, since_best = 0, 0, 0.0, float("nan"), None, 0
+    epoch_times: list[float] = []
+    for epoch in range(1, t.epochs + 1):
+        perm = torch.randperm(n, generator=order_gen).to(device)
+        loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
+        for i in range(0, n, B):
+            batch = train.take(perm[i:i + B])
+            out, y = forward(model, batch)
+            loss = data.objective.loss(out, y)
+            value = loss.item()
+            if not math.isfinite(value):
+                result.status, result.error = "diverged", f"non-finite loss ({value}) at step {step + 1}"
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            opt.step()
+            step += 1
+            loss_sum += value * len(batch)
+            seen += len(batch)
+            seqs += len(batch)
+            cb.on_step(step, value)
+            if step >= total:
+                break
+        epoch_time = time.perf_counter() - t0
+        train_time += epoch_time
+        epoch_times.append(epoch_time)
+        if result.status == "diverged":
+            break
+        val_metrics = evaluate(model, val, data, t.eval_batch_size)
+        row = {"epoch": epoch, "step": step, "train_loss": loss_sum / max(seen, 1),
+               **{f"val_{k}": v for k, v in val_metrics.items()},
+               "epoch_time_s": epoch_time, "train_time_s": train_time, "wall_time_s": time.perf_counter() - wall0}
+        result.history.append(row)
+        cb.on_epoch(row)
+        score = val_metrics[data.metric]
+        if result.time_to_target_s is None and data.reached(score):
+            result.time_to_target_s, result.epoch_to_target = train_time, epoch
+        if _better(score, best, data.goal):
+            best, since_best = score, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+        if step >= total or (t.early_stopping and since_best >= t.early_stopping):
+            break
+        if t.stop_at_target and result.time_to_target_s is not None:
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)  # final metrics at the best validation epoch
+    if result.history:
+        result.val = evaluate(model, val, data, t.eval_batch_size)
+        result.test = evaluate(model, test, data, t.eval_batch_size)
+        result.train = evaluate(model, train.take(slice(0, TRAIN_EVAL_CAP)), data, t.eval_batch_size)
+        result.reached_target = data.reached(result.test[data.metric])
+    result.state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    latency = _latency_ms(model, test, B)
+    result.timing = {
+        "epochs": len(epoch_times), "steps": step, "train_time_s": train_time,
+        "epoch_time_s": sum(epoch_times) / len(epoch_times) if epoch_times else None,
+        "throughput_seq_s": seqs / train_time if train_time else None,
+        "latency_batch_ms": latency,
+        "latency_seq_ms": latency / min(B, len(test)),
+        "peak_memory_mb": _peak_memory_mb(device),
+        "total_time_s": time.perf_counter() - wall0,
+    }
