@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from grucli.commands import catalog, train
+from grucli.commands import catalog, compare, train
 
 app = typer.Typer(
     help="grucli: GRU vs LSTM vs RNN -- which one, for my task, at what cost? Train, compare and report.",
@@ -14,6 +14,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command("train")(train.train)
+app.command("compare")(compare.compare)
 app.command("tasks")(catalog.tasks)
 app.command("cells")(catalog.cells)
 

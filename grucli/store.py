@@ -75,6 +75,14 @@ def run_state(run_dir: Path) -> str:
     return "partial" if Path(run_dir).is_dir() else "todo"
 
 
+def clear_partial(run_dir: Path) -> None:
+    """Remove what a killed run left behind (files but no finished summary) before redoing it."""
+    import shutil
+
+    if Path(run_dir).is_dir() and read_summary(run_dir) is None:
+        shutil.rmtree(run_dir)
+
+
 def write_experiment(exp_dir: Path, exp) -> None:
     """Record what was asked (the experiment as loaded, overrides applied)."""
     info = {"schema": SCHEMA, "name": exp.name, "description": exp.description, "source": exp.source,

@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from grucli.errors import GrucliError
-from grucli.train import Callback
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output (not a terminal) gets a width that fits the comparison tables.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -67,26 +67,33 @@ def run_progress() -> Progress:
     )
 
 
-class ProgressCallback(Callback):
-    """Drives one rich progress bar from a training run's callbacks."""
+class ProgressReporter:
+    """Renders a grid: an overall bar (runs done / total, ETA), one bar per active run and
+    one line per finished run. Implements grucli.execute.Reporter."""
 
-    def __init__(self, progress: Progress, description: str, metric: str = "metric"):
-        self.progress, self.metric = progress, metric
-        self.task = progress.add_task(description, total=None, status="starting")
-        self.epoch_info = ""
+    def __init__(self, progress: Progress, total_runs: int):
+        self.progress = progress
+        self.overall = progress.add_task("[bold]runs", total=total_runs, status="")
+        self.bars: dict[str, int] = {}
 
-    def on_start(self, total_steps: int) -> None:
-        self.progress.update(self.task, total=total_steps)
+    def run_started(self, run) -> None:
+        self.bars[run.run_id] = self.progress.add_task(
+            f"  #{run.index} {run.config.model.cell}", total=None, status="queued")
 
-    def on_step(self, step: int, loss: float) -> None:
-        self.progress.update(self.task, completed=step, status=f"loss {loss:.4g}{self.epoch_info}")
+    def run_progress(self, run, step, total, info) -> None:
+        if run.run_id in self.bars:
+            self.progress.update(self.bars[run.run_id], completed=step, total=total, status=info)
 
-    def on_epoch(self, row: dict) -> None:
-        vals = [f"{k.removeprefix('val_')} {v:.4g}" for k, v in row.items() if k.startswith("val_")][:2]
-        self.epoch_info = f" | epoch {row['epoch']} val " + ", ".join(vals)
+    def run_finished(self, run, result) -> None:
+        bar = self.bars.pop(run.run_id, None)
+        if bar is not None:
+            self.progress.remove_task(bar)
+        self.progress.advance(self.overall)
+        self.progress.console.print(run_line(run, result))
 
-    def close(self) -> None:
-        self.progress.remove_task(self.task)
+    def run_skipped(self, run, why: str) -> None:
+        self.progress.advance(self.overall)
+        self.progress.console.print(f"[dim] skipped #{run.index} {run.run_id}: {why}[/]")
 
 
 def run_line(run, result) -> str:

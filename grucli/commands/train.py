@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 
 from grucli import execute, store
-from grucli.commands.common import (ProgressCallback, clean_errors, console, device_overrides, run_line,
-                                    run_progress)
+from grucli.commands.common import ProgressReporter, clean_errors, console, device_overrides, run_progress
 from grucli.config import load_experiment
 from grucli.grid import describe, expand
 
@@ -56,23 +55,11 @@ def train(
         console.print(f"[dim]{skipped} of {len(runs)} runs already finished in {exp_dir}; skipping them[/]")
     if not plan.todo:
         return
+    execute.check_data(plan.todo)  # bad data stops here, before anything is written
     store.write_experiment(exp_dir, exp)
-    failed = 0
     with run_progress() as progress:
-        bars = {}
-
-        def make_callback(run):
-            bars[run.run_id] = ProgressCallback(progress, f"#{run.index}/{len(runs)} {run.config.model.cell}")
-            return bars[run.run_id]
-
-        def on_done(run, result):
-            nonlocal failed
-            bars.pop(run.run_id).close()
-            failed += result.status == "failed"
-            console.print(run_line(run, result))
-            store.write_runs_table(exp_dir)
-
-        execute.run_in_process(plan.todo, exp_dir, exp.name, make_callback, on_done)
+        outcome = execute.run_grid(plan.todo, exp_dir, exp.name, executor="inline", retry_failed=retry_failed,
+                                   reporter=ProgressReporter(progress, len(plan.todo)))
     console.print(f"results: {exp_dir}  (runs.csv: one row per run; <run_id>/summary.json, history.csv)")
-    if failed:
+    if outcome.finished.get("failed"):
         raise typer.Exit(1)

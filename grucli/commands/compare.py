@@ -1,0 +1,94 @@
+"""`grucli compare`: run a whole comparison grid (in parallel, resumable) and show the
+comparison table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from grucli import execute, store
+from grucli.commands.common import (ProgressReporter, clean_errors, console, device_overrides, fmt,
+                                    run_progress)
+from grucli.commands.train import print_plan
+from grucli.config import load_experiment
+from grucli.errors import GrucliError
+from grucli.grid import expand
+from grucli.summary import comparison_rows
+
+
+def render_comparison(exp_dir: Path) -> None:
+    """One rich table per task and setting: cells side by side."""
+    tables = comparison_rows(store.load_runs(exp_dir))
+    if not tables:
+        console.print(f"no finished runs in {exp_dir}")
+        return
+    for task, setting, rows in tables:
+        title = f"{task}  " + "  ".join(f"{k}={v}" for k, v in setting.items())
+        metric = rows["metric"].iloc[0]
+        table = Table(title=title.strip(), title_justify="left")
+        for col in ("cell", "params", "s/epoch", "train seq/s", "infer ms/seq", f"test {metric} ± 95% CI",
+                    "n", "baseline", "reached", "diverged", "failed"):
+            table.add_column(col, justify="left" if col == "cell" else "right")
+        for r in rows.itertuples():
+            ci = "" if r.ci95 is None else f" ± {fmt(r.ci95, 2)}"
+            table.add_row(r.cell, fmt(r.params), fmt(r.epoch_time_s, 3), fmt(r.throughput_seq_s, 3),
+                          fmt(r.latency_seq_ms, 3), f"{fmt(r.mean)}{ci}", str(r.n), fmt(r.baseline),
+                          "-" if r.reached is None else f"{r.reached:.0%}", str(r.diverged), str(r.failed))
+        console.print(table)
+    console.print("[dim]mean ± half-width of the Student-t 95% interval over seeds; failed/diverged runs are "
+                  "counted, not averaged; no interval with one seed[/]")
+
+
+@clean_errors
+def compare(
+    experiment: Path = typer.Argument(..., help="Experiment YAML file with a grid (see experiments/long_dependency.yaml)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a key: --set train.epochs=5 (repeatable)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Parallel workers (default: usable cores)."),
+    executor: str = typer.Option("local", "--executor", "-e", help="local (process pool) | ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (with --executor ray)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List every run with its id and state; train nothing."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-run failed and diverged runs."),
+    show: bool = typer.Option(False, "--show", help="Only print the comparison table of what is finished."),
+    results: Path = typer.Option(Path("results"), "--results", "-o", help="Results root folder."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per worker (default 1)."),
+) -> None:
+    """Run a comparison grid of cells x settings x seeds, then print the comparison table.
+
+    Finished runs are skipped by run id, so the same command resumes after an interruption
+    (Ctrl-C or kill); a failed or diverged run is recorded and the grid goes on.
+
+    Example:
+
+        grucli compare experiments/long_dependency.yaml --jobs 2
+    """
+    if executor not in ("local", "ray"):
+        raise GrucliError(f"--executor {executor}: unknown executor; valid: local, ray")
+    exp = load_experiment(experiment, [*set_, *device_overrides(device, None)])
+    runs = expand(exp)
+    exp_dir = store.experiment_dir(results, exp.name)
+    if show:
+        render_comparison(exp_dir)
+        return
+    plan = execute.plan(runs, exp_dir, retry_failed)
+    if dry_run:
+        print_plan(plan)
+        return
+    execute.check_data(plan.todo)  # bad data stops here, before anything is written
+    done = len(runs) - len(plan.todo)
+    console.print(f"{exp.name}: {len(runs)} runs, {done} already finished, {len(plan.todo)} to run "
+                  f"({executor}, {jobs or 'all'} workers)")
+    if plan.todo:
+        store.write_experiment(exp_dir, exp)
+        with run_progress() as progress:
+            reporter = ProgressReporter(progress, len(plan.todo))
+            outcome = execute.run_grid(plan.todo, exp_dir, exp.name, executor=executor, jobs=jobs,
+                                       threads=threads or 1, address=address, retry_failed=retry_failed,
+                                       reporter=reporter)
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(outcome.finished.items()))
+        console.print(f"finished: {summary or 'nothing'}" + (f"; skipped {outcome.skipped}" if outcome.skipped else ""))
+    render_comparison(exp_dir)
+    console.print(f"results: {exp_dir}  (runs.csv: one row per run)")
