@@ -34,6 +34,7 @@ class ModelConfig(Strict):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # between stacked layers and before the head
     forget_bias: float = 1.0  # LSTM only: initial forget-gate bias (Jozefowicz et al. 2015 recommend 1.0)
     embed_dim: int | None = Field(None, ge=1)  # token tasks: learned embedding size; null = one-hot input
+    impl: Literal["auto", "torch", "fused", "reference"] = "auto"  # same model, different code: auto = fastest exact available
 
     @field_validator("cell")
     @classmethod
@@ -46,6 +47,9 @@ class ModelConfig(Strict):
     def _size(self):
         if self.hidden_size is not None and self.param_budget is not None:
             raise ValueError("set either hidden_size or param_budget, not both")
+        if self.impl != "auto" and self.impl not in CELLS[self.cell].impls:
+            raise ValueError(f"impl: cell '{self.cell}' has no '{self.impl}' implementation; "
+                             f"valid: auto, {', '.join(CELLS[self.cell].impls)}")
         return self
 
 

@@ -18,14 +18,39 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 @dataclass(frozen=True)
 class Cell:
-    """A registry entry. `make(input_size, hidden_size, num_layers, bidirectional, dropout)`
-    returns a module with torch's RNN interface: `forward(x_or_packed) -> (out, state)`."""
+    """A registry entry. `make(input_size, hidden_size, num_layers, bidirectional, dropout,
+    impl)` returns a module with torch's RNN interface: `forward(x_or_packed) -> (out, state)`.
+    Every implementation of a cell has the same parameter names and shapes (torch's)."""
 
     name: str
     gates: int  # G: blocks per weight matrix (1 RNN, 3 GRU, 4 LSTM)
-    make: Callable[..., nn.Module]
+    impls: dict[str, Callable[..., nn.Module]]  # impl name -> maker; "auto" = the first available
     final_h: Callable[[object], torch.Tensor] = lambda state: state  # state -> h_n (L*D, B, H)
     summary: str = ""
+
+    def resolve_impl(self, impl: str = "auto") -> str:
+        if impl != "auto":
+            return impl
+        return next(name for name in self.impls if impl_available(name))
+
+    def make(self, input_size, hidden_size, num_layers, bidirectional, dropout, impl: str = "auto") -> nn.Module:
+        impl = self.resolve_impl(impl)
+        if impl not in self.impls:
+            raise ValueError(f"cell '{self.name}' has no '{impl}' implementation; valid: auto, {', '.join(self.impls)}")
+        return self.impls[impl](input_size, hidden_size, num_layers, bidirectional, dropout)
+
+
+IMPLS = ("torch", "fused", "reference")  # model.impl values besides "auto"
+
+
+def impl_available(impl: str) -> bool:
+    """fused is only chosen by "auto" when its compiled kernels load (else it would run its
+    slower pure-PyTorch fallback)."""
+    if impl == "fused":
+        from grucli import fused
+
+        return fused.compiled_available()
+    return True
 
 
 def _torch_rnn(cls, **fixed):
@@ -36,13 +61,33 @@ def _torch_rnn(cls, **fixed):
     return make
 
 
+def _ours(module: str, cls: str):
+    """A maker for one of grucli's stacks (imported on first use)."""
+
+    def make(input_size, hidden_size, num_layers, bidirectional, dropout):
+        import importlib
+
+        stack = getattr(importlib.import_module(f"grucli.{module}"), cls)
+        return stack(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+                     dropout=dropout if num_layers > 1 else 0.0)
+
+    return make
+
+
 CELLS: dict[str, Cell] = {
     c.name: c
     for c in [
-        Cell("rnn", 1, _torch_rnn(nn.RNN, nonlinearity="tanh"), summary="Elman RNN, tanh (torch.nn.RNN)"),
-        Cell("rnn_relu", 1, _torch_rnn(nn.RNN, nonlinearity="relu"), summary="Elman RNN, ReLU (torch.nn.RNN)"),
-        Cell("gru", 3, _torch_rnn(nn.GRU), summary="GRU, reset gate after the hidden matmul (torch.nn.GRU)"),
-        Cell("lstm", 4, _torch_rnn(nn.LSTM), final_h=lambda state: state[0],
+        Cell("rnn", 1, {"fused": _ours("fused", "RNN"), "torch": _torch_rnn(nn.RNN, nonlinearity="tanh"),
+                        "reference": _ours("cells", "RNN")}, summary="Elman RNN, tanh (torch.nn.RNN)"),
+        Cell("rnn_relu", 1, {"fused": _ours("fused", "RNNReLU"), "torch": _torch_rnn(nn.RNN, nonlinearity="relu"),
+                             "reference": _ours("cells", "RNNReLU")}, summary="Elman RNN, ReLU (torch.nn.RNN)"),
+        Cell("gru", 3, {"fused": _ours("fused", "GRU"), "torch": _torch_rnn(nn.GRU),
+                        "reference": _ours("cells", "GRU")},
+             summary="GRU, reset gate after the hidden matmul (torch.nn.GRU)"),
+        Cell("gru_cho", 3, {"reference": _ours("cells", "GRUCho")},
+             summary="GRU, reset gate before the hidden matmul (Cho et al. 2014, d2l)"),
+        Cell("lstm", 4, {"fused": _ours("fused", "LSTM"), "torch": _torch_rnn(nn.LSTM),
+                         "reference": _ours("cells", "LSTM")}, final_h=lambda state: state[0],
              summary="LSTM without peepholes (torch.nn.LSTM)"),
     ]
 }
@@ -96,7 +141,8 @@ class SequenceModel(nn.Module):
 
     def __init__(self, cell: str, *, input_size: int, output_size: int, hidden_size: int, head: str,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 tokens: bool = False, embed_dim: int | None = None, forget_bias: float | None = None):
+                 tokens: bool = False, embed_dim: int | None = None, forget_bias: float | None = None,
+                 impl: str = "auto"):
         super().__init__()
         self.cell = CELLS[cell]
         self.head_kind = head
@@ -104,7 +150,7 @@ class SequenceModel(nn.Module):
         self.layers, self.dirs, self.hidden = num_layers, 2 if bidirectional else 1, hidden_size
         self.embed = nn.Embedding(input_size, embed_dim) if tokens and embed_dim else None
         rnn_in = embed_dim if self.embed is not None else input_size
-        self.rnn = self.cell.make(rnn_in, hidden_size, num_layers, bidirectional, dropout)
+        self.rnn = self.cell.make(rnn_in, hidden_size, num_layers, bidirectional, dropout, impl)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(self.dirs * hidden_size, output_size)
         if forget_bias is not None and self.cell.gates == 4:

@@ -68,7 +68,8 @@ def build_model(cfg: RunConfig, data: TaskData) -> SequenceModel:
     hidden = m.hidden_size or (hidden_for_budget(m.param_budget, m.cell, **dims) if m.param_budget else DEFAULT_HIDDEN)
     model = SequenceModel(m.cell, input_size=data.input_size, output_size=data.output_size, hidden_size=hidden,
                           head=data.head, num_layers=m.num_layers, bidirectional=m.bidirectional,
-                          dropout=m.dropout, tokens=data.tokens, embed_dim=m.embed_dim, forget_bias=m.forget_bias)
+                          dropout=m.dropout, tokens=data.tokens, embed_dim=m.embed_dim, forget_bias=m.forget_bias,
+                          impl=m.impl)
     assert count_params(model) == model_params(m.cell, hidden, **dims)
     return model
 

@@ -1,0 +1,44 @@
+"""Shared helper for the cell tests: run torch's module and one of grucli's on the same
+weights and inputs, return outputs, final states and every parameter's gradient."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+TORCH = {  # cell -> (torch class, kwargs)
+    "rnn": (nn.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
+    "gru": (nn.GRU, {}),
+    "lstm": (nn.LSTM, {}),
+}
+
+
+def run(module, x, lengths=None):
+    module.zero_grad()
+    z = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False) if lengths is not None else x
+    out, state = module(z)
+    if lengths is not None:
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    states = state if isinstance(state, tuple) else (state,)
+    # a loss that weighs every output and final-state element differently
+    loss = (out * torch.linspace(-1, 1, out.numel(), dtype=x.dtype).view_as(out)).sum()
+    loss = loss + sum((s * torch.linspace(1, 2, s.numel(), dtype=x.dtype).view_as(s)).sum() for s in states)
+    loss.backward()
+    return out.detach(), [s.detach() for s in states], {n: p.grad.clone() for n, p in module.named_parameters()}
+
+
+def compare(cell, ours_cls, *, layers, bidirectional, dtype, packed=False, I=5, H=7, B=3, T=6, seed=0):
+    """Max relative error of (outputs, states, gradients) of `ours_cls` vs torch."""
+    gen = torch.Generator().manual_seed(seed)
+    cls, kw = TORCH[cell]
+    ref = cls(I, H, num_layers=layers, bidirectional=bidirectional, batch_first=True, **kw).to(dtype)
+    ours = ours_cls(I, H, num_layers=layers, bidirectional=bidirectional).to(dtype)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(B, T, I, generator=gen, dtype=dtype)
+    lengths = torch.tensor([T, max(1, T // 2), 1] + [T] * (B - 3))[:B] if packed else None
+    a, b = run(ref, x, lengths), run(ours, x, lengths)
+    assert set(a[2]) == set(b[2])
+    rel = lambda u, v: ((u - v).abs().max() / u.abs().max().clamp_min(1e-12)).item()  # noqa: E731
+    return max([rel(a[0], b[0])] + [rel(u, v) for u, v in zip(a[1], b[1])] + [rel(a[2][n], b[2][n]) for n in a[2]])

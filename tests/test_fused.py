@@ -1,0 +1,96 @@
+"""Fused layers (model.impl: fused) against torch: outputs, final states, gradients; the
+hand-written backward by gradcheck; and impl switching on a tiny training run.
+
+The C++ kernels are built once per machine into a shared cache (the first test run waits
+~40 s for the build); every test here also runs the pure-PyTorch fallback kernels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from rnn_compare import compare
+
+from grucli import fused
+from grucli.train import train_run
+
+FUSED = {"rnn": fused.RNN, "rnn_relu": fused.RNNReLU, "gru": fused.GRU, "lstm": fused.LSTM}
+TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
+KERNELS = ["compiled", "python"]
+
+
+@pytest.fixture(params=KERNELS)
+def kernels(request, monkeypatch):
+    """Run the test with the compiled kernels and with the pure-PyTorch fallback."""
+    if request.param == "compiled":
+        if not fused.compiled_available():
+            pytest.skip("no C++ compiler: fused runs on its PyTorch fallback")
+        return request.param
+    monkeypatch.setattr(fused, "kernels", lambda: fused.python_kernels)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("cell", list(FUSED))
+def test_fused_matches_torch(kernels, cell, layers, bidirectional, dtype):
+    err = compare(cell, FUSED[cell], layers=layers, bidirectional=bidirectional, dtype=dtype, H=9, I=3, T=7)
+    assert err < TOL[dtype]
+
+
+@pytest.mark.parametrize("cell", list(FUSED))
+def test_fused_matches_torch_on_packed_sequences(kernels, cell):
+    err = compare(cell, FUSED[cell], layers=2, bidirectional=True, dtype=torch.float64, packed=True, B=4)
+    assert err < TOL[torch.float64]
+
+
+def _recurrence(cell, gi, h0, c0, w_hh, b_hh, mask, reverse):
+    k = fused.kernels()
+    if cell == "gru":
+        return fused.GRURecurrence.apply(gi, h0, w_hh, b_hh, mask, reverse, k)
+    if cell == "lstm":
+        return fused.LSTMRecurrence.apply(gi, h0, c0, w_hh, b_hh, mask, reverse, k)
+    return fused.RNNRecurrence.apply(gi, h0, w_hh, b_hh, mask, reverse, cell == "rnn_relu", k)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_fused_backward_passes_gradcheck(kernels, cell, reverse, masked):
+    gen = torch.Generator().manual_seed(1)
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    T, B, H = 4, 3, 5
+    d = dict(dtype=torch.float64, generator=gen)
+    gi = torch.randn(T, B, G * H, **d).requires_grad_()
+    h0, c0 = torch.randn(B, H, **d).requires_grad_(), torch.randn(B, H, **d).requires_grad_()
+    w_hh, b_hh = (0.5 * torch.randn(G * H, H, **d)).requires_grad_(), torch.randn(G * H, **d).requires_grad_()
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 0, 0]], dtype=torch.bool) if masked else None
+    f = lambda gi, h0, c0, w, b: _recurrence(cell, gi, h0, c0, w, b, mask, reverse)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (gi, h0, c0, w_hh, b_hh))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_switching_impl_changes_no_metric(tiny_run, cell):
+    results = {impl: train_run(tiny_run(model={"cell": cell, "hidden_size": 6, "impl": impl},
+                                        train={"epochs": 2, "max_steps": 4}))
+               for impl in ["torch", "fused", "reference"]}
+    base = results["torch"]
+    for impl, r in results.items():
+        assert r.status == "ok", r.error
+        assert r.params == base.params
+        for split in ("train", "val", "test"):
+            for key, value in base.__dict__[split].items():
+                assert r.__dict__[split][key] == pytest.approx(value, rel=1e-4, abs=1e-6), (impl, split, key)
+
+
+def test_fused_falls_back_without_a_compiler(monkeypatch):
+    monkeypatch.setenv("GRUCLI_NO_COMPILE", "1")
+    fused.compiled_kernels.cache_clear()
+    try:
+        assert fused.compiled_kernels() is None and fused.kernels() is fused.python_kernels
+        from grucli.models import CELLS
+
+        assert CELLS["gru"].resolve_impl("auto") == "torch"  # the fallback is exact but slower than torch
+    finally:
+        monkeypatch.delenv("GRUCLI_NO_COMPILE")
+        fused.compiled_kernels.cache_clear()
