@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from grucli.commands import catalog, compare, train
+from grucli.commands import inspect as inspect_cmd
 
 app = typer.Typer(
     help="grucli: GRU vs LSTM vs RNN -- which one, for my task, at what cost? Train, compare and report.",
@@ -17,6 +18,7 @@ app.command("train")(train.train)
 app.command("compare")(compare.compare)
 app.command("tasks")(catalog.tasks)
 app.command("cells")(catalog.cells)
+app.command("inspect")(inspect_cmd.inspect)
 
 
 def main() -> None:

@@ -1,0 +1,54 @@
+"""`grucli inspect`: gate activations, gate saturation and gradient flow of trained runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from grucli.commands.common import clean_errors, console, fmt
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table("gate", "mean", "share < 0.1", "share > 0.9", title=f"{summary['cell']} · layer {summary['layer']}")
+    for name, g in summary["gates"].items():
+        table.add_row(name, fmt(g["mean"], 3), fmt(g["share_lt_0.1"], 3), fmt(g["share_gt_0.9"], 3))
+    if summary["gates"]:
+        console.print(table)
+    grad = summary["gradient"]
+    console.print(f"{summary['cell']}: ‖∂L/∂h‖ first/last step: trained {fmt(grad['ratio'], 3)}, "
+                  f"at init {fmt(grad['ratio_init'], 3)}; mean ‖h_t‖ {fmt(summary['hidden']['mean_norm'], 3)}")
+
+
+@clean_errors
+def inspect(
+    path: Path = typer.Argument(..., help="A run folder results/<experiment>/<run_id> (or results/<experiment> with --compare)."),
+    samples: int = typer.Option(2, "--samples", "-n", help="Test sequences to draw gate traces for."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write figures and JSON here instead of <path>/inspect/."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Recurrent layer to inspect, 0-based (default: the last)."),
+    compare: bool = typer.Option(False, "--compare", help="PATH is an experiment: one run per cell, side by side on the same inputs."),
+) -> None:
+    """Look inside trained runs: gate traces over time (GRU z/r, LSTM f/i/o, ‖h_t‖) under the
+    input, gate saturation over the test set, and ‖∂L/∂h_t‖ back through time, trained vs
+    at initialisation. Writes PNG + SVG figures and inspect.json (compare.json with --compare)
+    into <path>/inspect/.
+
+    Example:
+
+        grucli inspect results/adding/<run_id> --samples 4 --out figs/
+        grucli inspect results/adding --compare
+    """
+    from grucli.inspect import inspect_compare, inspect_run
+
+    if compare:
+        result = inspect_compare(path, out, samples, layer)
+        same = "same test inputs" if result["same_task"] else "task configs differ: each run's own test inputs"
+        console.print(f"compared {', '.join(f'{c} ({r})' for c, r in result['runs'].items())}; {same}")
+        for summary in result["summaries"].values():
+            _print_summary(summary)
+    else:
+        result = inspect_run(path, out, samples, layer)
+        _print_summary(result)
+    console.print(f"figures and {'compare.json' if compare else 'inspect.json'}: {result['out_dir']}")
