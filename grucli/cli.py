@@ -6,6 +6,7 @@ import typer
 
 from grucli.commands import catalog, compare, train
 from grucli.commands import inspect as inspect_cmd
+from grucli.commands import bench as bench_cmd
 
 app = typer.Typer(
     help="grucli: GRU vs LSTM vs RNN -- which one, for my task, at what cost? Train, compare and report.",
@@ -18,6 +19,7 @@ app.command("train")(train.train)
 app.command("compare")(compare.compare)
 app.command("tasks")(catalog.tasks)
 app.command("cells")(catalog.cells)
+app.command("bench")(bench_cmd.bench)
 app.command("inspect")(inspect_cmd.inspect)
 
 

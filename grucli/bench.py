@@ -1,0 +1,271 @@
+"""`grucli bench`: how fast is each cell and implementation, and how close to the machine?
+
+For cells x sizes (H, T, B, layers) x implementations: parameters, gate FLOPs, training-step
+time (zero_grad, forward, MSE on the last step, backward, Adam step) and inference time
+(no_grad forward), sequences/s, achieved GFLOP/s and its share of the matmul peak measured
+in the same invocation, and the ratios GRU/LSTM, RNN/LSTM and impl/torch.
+
+Timing: every variant is built first, then measured in rounds; each round times every
+variant once, in a rotated order (variants interleaved, so a noisy neighbour hits all of
+them alike). Reported: the median over the rounds after `warmup` rounds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator, model_validator
+
+from grucli import runtime
+from grucli.config import Strict, format_validation_error, parse_yaml, unknown_key, unknown_name
+from grucli.errors import ConfigError
+from grucli.models import CELLS, IMPLS, SequenceModel, count_params
+
+
+class Size(Strict):
+    hidden: int = Field(ge=1)  # H: units per layer and direction
+    seq_len: int = Field(ge=1)  # T: steps per sequence
+    batch: int = Field(ge=1)  # B: sequences per step
+    layers: int = Field(1, ge=1)  # stacked layers
+
+    def label(self) -> str:
+        return f"H={self.hidden} T={self.seq_len} B={self.batch}" + (f" L={self.layers}" if self.layers > 1 else "")
+
+
+class BenchConfig(Strict):
+    """What `grucli bench` measures (a YAML file or CLI flags)."""
+
+    cells: list[str] = ["rnn", "gru", "lstm"]  # registry names (see `grucli cells`)
+    impls: list[str] = ["torch", "fused"]  # torch | fused | reference; a cell without the impl is skipped
+    sizes: list[Size] = [Size(hidden=128, seq_len=100, batch=64), Size(hidden=16, seq_len=20, batch=32)]
+    input_size: int = Field(32, ge=1)  # I: features per step
+    bidirectional: bool = False
+    repeats: int = Field(10, ge=1)  # measured rounds (the median is reported)
+    warmup: int = Field(2, ge=0)  # rounds run first and discarded
+    threads: int = Field(1, ge=1)  # torch intra-op threads
+    flush_denormal: bool = True  # grucli's default on CPU; false measures what flushing saves
+    inference: bool = True  # also time a no_grad forward
+    seed: int = 0
+
+    @field_validator("cells")
+    @classmethod
+    def _cells(cls, v):
+        for c in v:
+            if c not in CELLS:
+                raise ValueError(unknown_name("cell", c, CELLS))
+        return v
+
+    @field_validator("impls")
+    @classmethod
+    def _impls(cls, v):
+        for i in v:
+            if i not in IMPLS:
+                raise ValueError(unknown_name("impl", i, IMPLS))
+        return v
+
+    @model_validator(mode="after")
+    def _nonempty(self):
+        if not (self.cells and self.impls and self.sizes):
+            raise ValueError("cells, impls and sizes must each list at least one value")
+        return self
+
+
+def load_bench_config(path: str | Path | None = None, **overrides) -> BenchConfig:
+    """A BenchConfig from an optional YAML file, with CLI values (not None) on top."""
+    raw: dict = {}
+    source = str(path) if path else "bench options"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{source}: bench file not found")
+        raw = parse_yaml(path.read_text(), source) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected a mapping of keys at the top level")
+        for key in raw:
+            if key not in BenchConfig.model_fields:
+                raise ConfigError(f"{source}: {unknown_key(str(key), BenchConfig.model_fields)}")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return BenchConfig(**raw)
+    except Exception as e:
+        msg = format_validation_error(e) if hasattr(e, "errors") else str(e)
+        raise ConfigError(f"{source}: {msg}") from None
+
+
+def sizes_product(hidden, seq_len, batch, layers) -> list[dict]:
+    """CLI flags -> the cartesian product of sizes."""
+    return [dict(hidden=h, seq_len=t, batch=b, layers=n) for h, t, b, n in itertools.product(hidden, seq_len, batch, layers)]
+
+
+# --------------------------------------------------------------------------- counting
+def gate_flops(cell: str, size: Size, input_size: int, bidirectional: bool = False) -> int:
+    """Multiply-adds x 2 of the gate pre-activations for one forward pass over a batch:
+    2 * G * H * (I_layer + H) * B * T per layer and direction. A training step does about 3x
+    this (forward, and two products in the backward: dh and dW)."""
+    G, H, d = CELLS[cell].gates, size.hidden, 2 if bidirectional else 1
+    total = 0
+    for layer in range(size.layers):
+        i = input_size if layer == 0 else d * H
+        total += d * 2 * G * H * (i + H) * size.batch * size.seq_len
+    return total
+
+
+def matmul_peak_gflops(n: int = 512, repeats: int = 5) -> float:
+    """This machine's matmul rate now, at the current thread count (best of `repeats`)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+# --------------------------------------------------------------------------- timing
+class Variant:
+    """One (cell, impl, size): a model, its optimiser and one batch of data."""
+
+    def __init__(self, cell: str, impl: str, size: Size, cfg: BenchConfig):
+        self.cell, self.impl, self.size = cell, impl, size
+        gen = torch.Generator().manual_seed(cfg.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.model = SequenceModel(cell, input_size=cfg.input_size, output_size=1, hidden_size=size.hidden,
+                                       head="last", num_layers=size.layers, bidirectional=cfg.bidirectional, impl=impl)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.x = torch.randn(size.batch, size.seq_len, cfg.input_size, generator=gen)  # (B, T, I)
+        self.y = torch.randn(size.batch, 1, generator=gen)  # (B, 1)
+        self.train_s: list[float] = []
+        self.infer_s: list[float] = []
+
+    def train_step(self) -> float:
+        t0 = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(self.model(self.x), self.y)
+        loss.backward()
+        self.opt.step()
+        return time.perf_counter() - t0
+
+    @torch.no_grad()
+    def inference(self) -> float:
+        self.model.eval()
+        t0 = time.perf_counter()
+        self.model(self.x)
+        dt = time.perf_counter() - t0
+        self.model.train()
+        return dt
+
+
+def variants_of(cfg: BenchConfig) -> list[tuple[str, str, Size]]:
+    return [(c, i, s) for s in cfg.sizes for c in cfg.cells for i in cfg.impls if i in CELLS[c].impls]
+
+
+def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
+    """Measure every variant; returns (one row per variant, matmul peak GFLOP/s).
+    `on_round(done, total)` is called after each round (for a progress bar)."""
+    threads = runtime.configure(cfg.threads, torch.device("cpu"))
+    torch.set_flush_denormal(cfg.flush_denormal)
+    variants = [Variant(c, i, s, cfg) for c, i, s in variants_of(cfg)]
+    peak = matmul_peak_gflops()
+    rounds = cfg.warmup + cfg.repeats
+    for r in range(rounds):
+        k = r % len(variants)
+        for v in variants[k:] + variants[:k]:  # rotated: no variant always runs first
+            t_train = v.train_step()
+            t_infer = v.inference() if cfg.inference else float("nan")
+            if r >= cfg.warmup:
+                v.train_s.append(t_train)
+                v.infer_s.append(t_infer)
+        if on_round:
+            on_round(r + 1, rounds)
+    peak = max(peak, matmul_peak_gflops())  # measured before and after; the better one
+    rows = []
+    for v in variants:
+        s = v.size
+        flops = gate_flops(v.cell, s, cfg.input_size, cfg.bidirectional)
+        train_ms = 1e3 * statistics.median(v.train_s)
+        infer_ms = 1e3 * statistics.median(v.infer_s) if cfg.inference else float("nan")
+        gflops = 3 * flops / (train_ms / 1e3) / 1e9
+        rows.append({
+            "cell": v.cell, "impl": v.impl, "hidden": s.hidden, "seq_len": s.seq_len, "batch": s.batch,
+            "layers": s.layers, "bidirectional": cfg.bidirectional, "input_size": cfg.input_size,
+            "params": count_params(v.model), "gate_gflop_fwd": flops / 1e9,
+            "train_step_ms": train_ms, "train_step_ms_min": 1e3 * min(v.train_s),
+            "inference_ms": infer_ms, "train_seq_s": s.batch / (train_ms / 1e3),
+            "inference_seq_s": s.batch / (infer_ms / 1e3), "train_gflop_s": gflops,
+            "peak_share": gflops / peak, "repeats": cfg.repeats, "threads": threads,
+            "flush_denormal": cfg.flush_denormal,
+        })
+    add_ratios(rows)
+    return rows, peak
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """In place: impl/torch for the same cell and size; GRU/LSTM and RNN/LSTM for the same
+    impl and size; and the same two over grucli's fastest implementation of each cell."""
+    key = lambda r: (r["hidden"], r["seq_len"], r["batch"], r["layers"])  # noqa: E731
+    by = {(r["cell"], r["impl"], key(r)): r for r in rows}
+    best: dict[tuple, dict] = {}
+    for r in rows:
+        b = best.get((r["cell"], key(r)))
+        if b is None or r["train_step_ms"] < b["train_step_ms"]:
+            best[(r["cell"], key(r))] = r
+    for r in rows:
+        k = key(r)
+        t = by.get((r["cell"], "torch", k))
+        lstm = by.get(("lstm", r["impl"], k))
+        for what in ("train", "inference"):
+            col = "train_step_ms" if what == "train" else "inference_ms"
+            r[f"{what}_vs_torch"] = r[col] / t[col] if t else None
+            r[f"{what}_vs_lstm"] = r[col] / lstm[col] if lstm else None
+        fastest_lstm = best.get(("lstm", k))
+        r["fastest"] = best[(r["cell"], k)] is r
+        r["fastest_vs_fastest_lstm"] = (r["train_step_ms"] / fastest_lstm["train_step_ms"]
+                                        if r["fastest"] and fastest_lstm else None)
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Training-step time per size, one bar per cell x impl (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = list(dict.fromkeys((r["hidden"], r["seq_len"], r["batch"], r["layers"]) for r in rows))
+    labels = list(dict.fromkeys(f"{r['cell']}/{r['impl']}" for r in rows))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(sizes) * max(1, len(labels)) / 3), 4))
+    width = 0.8 / len(labels)
+    for j, label in enumerate(labels):
+        xs, ys = [], []
+        for i, s in enumerate(sizes):
+            r = next((r for r in rows if f"{r['cell']}/{r['impl']}" == label
+                      and (r["hidden"], r["seq_len"], r["batch"], r["layers"]) == s), None)
+            if r:
+                xs.append(i + j * width)
+                ys.append(r["train_step_ms"])
+        ax.bar(xs, ys, width, label=label)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(sizes))])
+    ax.set_xticklabels([f"H={h} T={t}\nB={b} L={n}" for h, t, b, n in sizes])
+    ax.set_yscale("log")
+    ax.set_ylabel("training step (ms, median)")
+    ax.set_title(f"grucli bench: {rows[0]['threads']} thread(s)")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,76 @@
+"""`grucli bench`: time cells x sizes x implementations; table, CSV and plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from grucli import bench as lib
+from grucli.commands.common import clean_errors, console, fmt
+
+
+def _ints(text: Optional[str]) -> Optional[list[int]]:
+    return None if text is None else [int(v) for v in text.split(",") if v.strip()]
+
+
+def _names(text: Optional[str]) -> Optional[list[str]]:
+    return None if text is None else [v.strip() for v in text.split(",") if v.strip()]
+
+
+@clean_errors
+def bench(
+    config: Optional[Path] = typer.Argument(None, help="Optional bench YAML (see benchmarks/bench.yaml)."),
+    cells: Optional[str] = typer.Option(None, "--cells", help="Comma-separated cells, e.g. rnn,gru,lstm."),
+    impls: Optional[str] = typer.Option(None, "--impls", help="Comma-separated impls: torch,fused,reference."),
+    hidden: Optional[str] = typer.Option(None, "--hidden", "-H", help="Hidden sizes, e.g. 16,128."),
+    seq_len: Optional[str] = typer.Option(None, "--seq-len", "-T", help="Sequence lengths, e.g. 20,100."),
+    batch: Optional[str] = typer.Option(None, "--batch", "-B", help="Batch sizes, e.g. 32,64."),
+    layers: Optional[str] = typer.Option(None, "--layers", "-L", help="Layer counts, e.g. 1,2."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="Measured rounds (median reported)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Discarded rounds before measuring."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (default 1)."),
+    no_flush_denormal: bool = typer.Option(False, "--no-flush-denormal", help="Measure without flushing denormals."),
+    out: Path = typer.Option(Path("results/bench"), "--out", "-o", help="Folder for bench.csv and bench.png."),
+) -> None:
+    """Time a training step and an inference pass for every cell x size x implementation.
+
+    Sizes from --hidden/--seq-len/--batch/--layers form a cartesian product (and replace the
+    YAML's sizes). Ratios compare variants measured in the same invocation.
+
+    Example:
+
+        grucli bench --cells gru,lstm --impls torch,fused -H 16,128 -T 20,100 -B 32,64
+    """
+    sizes = None
+    if any(v is not None for v in (hidden, seq_len, batch, layers)):
+        base = lib.load_bench_config(config).sizes[0]
+        sizes = lib.sizes_product(_ints(hidden) or [base.hidden], _ints(seq_len) or [base.seq_len],
+                                  _ints(batch) or [base.batch], _ints(layers) or [base.layers])
+    cfg = lib.load_bench_config(config, cells=_names(cells), impls=_names(impls), sizes=sizes, repeats=repeats,
+                                warmup=warmup, threads=threads, flush_denormal=False if no_flush_denormal else None)
+    n = len(lib.variants_of(cfg))
+    console.print(f"[dim]{n} variants x {cfg.warmup}+{cfg.repeats} rounds, {cfg.threads} thread(s); "
+                  "building fused kernels on first use may take ~40 s once[/]")
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("measuring", total=cfg.warmup + cfg.repeats)
+        rows, peak = lib.run_bench(cfg, on_round=lambda done, total: progress.update(task, completed=done))
+    table = Table("cell", "impl", "size", "params", "train ms", "infer ms", "seq/s", "GFLOP/s", "% peak",
+                  "train/torch", "infer/torch", "vs lstm", title=f"matmul peak {peak:.0f} GFLOP/s")
+    for r in rows:
+        size = f"H={r['hidden']} T={r['seq_len']} B={r['batch']}" + (f" L={r['layers']}" if r["layers"] > 1 else "")
+        table.add_row(r["cell"], r["impl"] + (" *" if r["fastest"] else ""), size, str(r["params"]),
+                      fmt(r["train_step_ms"], 3), fmt(r["inference_ms"], 3), fmt(r["train_seq_s"], 3),
+                      fmt(r["train_gflop_s"], 3), fmt(100 * r["peak_share"], 2), fmt(r["train_vs_torch"], 2),
+                      fmt(r["inference_vs_torch"], 2), fmt(r["train_vs_lstm"], 2))
+    console.print(table)
+    fastest = [r for r in rows if r["fastest_vs_fastest_lstm"] is not None and r["cell"] != "lstm"]
+    for r in fastest:
+        console.print(f"fastest {r['cell']} ({r['impl']}) / fastest lstm, H={r['hidden']} T={r['seq_len']} "
+                      f"B={r['batch']}: {r['fastest_vs_fastest_lstm']:.2f}")
+    csv = lib.write_csv(rows, out / "bench.csv")
+    png = lib.plot(rows, out / "bench.png")
+    console.print(f"* = fastest impl of the cell at that size. wrote {csv} and {png}")

@@ -1,0 +1,55 @@
+"""grucli bench: the pure parts (FLOPs, ratios, config) and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from grucli import bench
+from grucli.cli import app
+from grucli.errors import ConfigError
+
+
+def test_gate_flops_closed_form():
+    size = bench.Size(hidden=4, seq_len=3, batch=2, layers=2)
+    # layer 0: 2*G*H*(I+H)*B*T, layer 1 reads H (unidirectional)
+    assert bench.gate_flops("gru", size, 5) == 2 * 3 * 4 * (5 + 4) * 2 * 3 + 2 * 3 * 4 * (4 + 4) * 2 * 3
+    assert bench.gate_flops("gru", size, 5) / bench.gate_flops("lstm", size, 5) == pytest.approx(0.75)
+
+
+def test_ratios():
+    rows = [{"cell": c, "impl": i, "hidden": 8, "seq_len": 5, "batch": 2, "layers": 1, "train_step_ms": t,
+             "inference_ms": t / 2} for c, i, t in [("gru", "torch", 4.0), ("gru", "fused", 1.0),
+                                                    ("lstm", "torch", 2.0), ("lstm", "fused", 2.5)]]
+    bench.add_ratios(rows)
+    by = {(r["cell"], r["impl"]): r for r in rows}
+    assert by["gru", "fused"]["train_vs_torch"] == 0.25
+    assert by["gru", "torch"]["train_vs_lstm"] == 2.0
+    assert by["gru", "fused"]["fastest"] and by["lstm", "torch"]["fastest"]
+    assert by["gru", "fused"]["fastest_vs_fastest_lstm"] == 0.5
+
+
+def test_bench_config_rejects_unknown_keys_and_names(tmp_path):
+    path = tmp_path / "b.yaml"
+    path.write_text("cells: [gru]\nrepeat: 3\n")
+    with pytest.raises(ConfigError, match="did you mean 'repeats'"):
+        bench.load_bench_config(path)
+    with pytest.raises(ConfigError, match="unknown cell 'gur'"):
+        bench.load_bench_config(None, cells=["gur"])
+
+
+def test_shipped_bench_yaml_loads():
+    cfg = bench.load_bench_config("benchmarks/bench.yaml")
+    assert {s.hidden for s in cfg.sizes} == {16, 128}
+
+
+def test_grucli_bench_runs_in_seconds_and_writes_csv(tmp_path):
+    out = tmp_path / "bench"
+    r = CliRunner().invoke(app, ["bench", "--cells", "gru,lstm", "--impls", "torch,reference", "-H", "4",
+                                 "-T", "3", "-B", "2", "--repeats", "2", "--warmup", "1", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out / "bench.csv")
+    assert len(df) == 4 and {"train_step_ms", "inference_ms", "peak_share", "train_vs_torch"} <= set(df.columns)
+    assert (out / "bench.png").is_file()
+    assert "gru" in r.output
