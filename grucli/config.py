@@ -79,7 +79,8 @@ def _task_union():
 TaskUnion = _task_union()
 
 # Keys that change where/how fast a run executes but not what it computes: left out of run ids.
-EXECUTION_KEYS = {("train", "device"), ("train", "threads")}
+# A data file's path is one of them: its content hash (task.content_sha256) stands for the data.
+EXECUTION_KEYS = {("train", "device"), ("train", "threads"), ("task", "path")}
 
 
 class RunConfig(Strict):
@@ -176,6 +177,7 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
         if not isinstance(raw[section], dict):
             raise ConfigError(f"{source}: {section}: expected a mapping, got {type(raw[section]).__name__}")
     raw = apply_overrides(raw, overrides, source)
+    raw = resolve_paths(raw, path.parent)
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ConfigError(f"{source}: name: must be a folder-safe name (letters, digits, _ . -), got {name!r}")
@@ -221,6 +223,26 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
                 zips.append(group)
         if raw.get("zip") is not None:
             raw["zip"] = zips
+    return raw
+
+
+def resolve_paths(raw: dict, folder: Path) -> dict:
+    """Data files (`task.path` in the task, a grid, a zip group or an include entry) are
+    relative to the experiment file: make them absolute, so runs find them from any
+    working directory. (The run id leaves the path out and hashes the file's content.)"""
+
+    def fix(value):
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return str((folder / value).resolve()) if isinstance(value, str) and value else value
+
+    def fix_in(entry, key):
+        return {**entry, key: fix(entry[key])} if isinstance(entry, dict) and key in entry else entry
+
+    raw = {**raw, "task": fix_in(raw.get("task"), "path"), "grid": fix_in(raw.get("grid"), "task.path")}
+    for section in ("zip", "include"):
+        if isinstance(raw.get(section), list):
+            raw[section] = [fix_in(entry, "task.path") for entry in raw[section]]
     return raw
 
 

@@ -62,3 +62,45 @@ def macro_f1(pred: torch.Tensor, true: torch.Tensor, n_classes: int) -> float:
         if tp + fp + fn:
             f1s.append(2 * tp / (2 * tp + fp + fn))
     return sum(f1s) / len(f1s) if f1s else float("nan")
+
+
+class NextToken(Classification):
+    """Per-step next-token prediction (character language models). Adds bits per
+    character: bpc = ce / ln 2 (ce in nats per scored step)."""
+
+    kind = "next_token"
+
+    def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
+        m = super().metrics(out, y, score_mask)
+        return {"bpc": m["ce"] / math.log(2), **m}
+
+
+class Forecast:
+    """Forecasting `H` steps of a series from a scaled window.
+
+    y: (B, H + 1) -- the H future values on the ORIGINAL scale, then the window's anchor a
+    (its last observed value, or the train mean with global scaling). The model predicts
+    z = (future - a) / scale, trained with MSE on z. Metrics are on the original scale:
+    rmse, mae and mase = mae / `mase_scale` (the mean absolute one-step change on the
+    training part, Hyndman & Koehler 2006)."""
+
+    kind = "forecast"
+
+    def __init__(self, scale: float, mase_scale: float):
+        self.scale, self.mase_scale = scale, mase_scale
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        future, anchor = y[:, :-1], y[:, -1:]  # (B, H), (B, 1)
+        return F.mse_loss(out.reshape(future.shape), (future - anchor) / self.scale)
+
+    def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
+        future, anchor = y[:, :-1].double(), y[:, -1:].double()
+        pred = out.reshape(future.shape).double() * self.scale + anchor  # (B, H), original scale
+        return forecast_errors(pred, future, self.mase_scale)
+
+
+def forecast_errors(pred: torch.Tensor, true: torch.Tensor, mase_scale: float) -> dict[str, float]:
+    """rmse, mae, mase of point forecasts on the original scale (shared with the baselines)."""
+    err = pred.double() - true.double()
+    mae = float(err.abs().mean())
+    return {"rmse": math.sqrt(float((err**2).mean())), "mae": mae, "mase": mae / mase_scale}

@@ -163,7 +163,8 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
     model = build_model(cfg, data).to(device)
     result.params, result.hidden_size = count_params(model), model.hidden
     result.model_meta = {"hidden_size": model.hidden, "input_size": data.input_size,
-                         "output_size": data.output_size, "head": data.head, "tokens": data.tokens}
+                         "output_size": data.output_size, "head": data.head, "tokens": data.tokens,
+                         "vocab": data.info.get("vocab")}  # token tasks: id -> token, to decode (grucli sample)
     opt = make_optimizer(cfg, model.parameters())
     train, val, test = (_to(s, device) for s in (data.train, data.val, data.test))
     order_gen = torch.Generator().manual_seed(cfg.seed)

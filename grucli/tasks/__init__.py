@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.digits import SEQ_DIGITS
+from grucli.tasks.forecast import FORECAST
+from grucli.tasks.sentiment import SENTIMENT
 from grucli.tasks.synthetic import ADDING, COPY, COUNTING, TEMPORAL_ORDER
+from grucli.tasks.text import CHAR_LM
+from grucli.tasks.uea import UEA
+from grucli.tasks.user_files import CSV_CLASSIFY, CSV_FORECAST
 
 TASKS: dict[str, Task] = {
     t.name: t
@@ -15,10 +20,16 @@ TASKS: dict[str, Task] = {
         TEMPORAL_ORDER,
         COUNTING,
         SEQ_DIGITS,
+        FORECAST,
+        UEA,
+        SENTIMENT,
+        CHAR_LM,
+        CSV_FORECAST,
+        CSV_CLASSIFY,
     ]
 }
 
-__all__ = ["TASKS", "Task", "TaskConfig", "TaskData", "Split", "build_task"]
+__all__ = ["TASKS", "Task", "TaskConfig", "TaskData", "Split", "build_task", "prepare_tasks"]
 
 _CACHE: dict[str, TaskData] = {}
 
@@ -31,3 +42,14 @@ def build_task(cfg: TaskConfig) -> TaskData:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = TASKS[cfg.name].build(cfg)
     return _CACHE[key]
+
+
+def prepare_tasks(configs) -> None:
+    """Pre-flight: build every distinct task config once, so bad data (DataError) stops a
+    command before anything is written to results/ (real data sets land in the disk cache)."""
+    seen = set()
+    for cfg in configs:
+        key = cfg.model_dump_json()
+        if key not in seen:
+            seen.add(key)
+            build_task(cfg)

@@ -80,6 +80,9 @@ class Task:
     build: Callable[[TaskConfig], TaskData]
     kind: str  # e.g. "synthetic", "real"
     summary: str  # one line for `grucli tasks`
+    source: str = "generated"  # where the data come from (package file, user file)
+    sizes: str = ""  # how big the data are, e.g. "2,284 weekly points"
+    baseline: str = ""  # the trivial baseline the metric is shown beside
 
 
 def split_sizes(cfg: SyntheticConfig) -> tuple[int, int, int]:
