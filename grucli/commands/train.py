@@ -11,7 +11,6 @@ from grucli import execute, store
 from grucli.commands.common import ProgressReporter, clean_errors, console, device_overrides, run_progress
 from grucli.config import load_experiment
 from grucli.grid import describe, expand
-from grucli.tasks import prepare_tasks
 
 STATE_STYLE = {"done": "green", "failed": "red", "diverged": "yellow", "partial": "magenta", "todo": "dim"}
 
@@ -57,7 +56,6 @@ def train(
     if not plan.todo:
         return
     execute.check_data(plan.todo)  # bad data stops here, before anything is written
-    prepare_tasks(run.config.task for run in plan.todo)  # bad data stops here, before results/ is touched
     store.write_experiment(exp_dir, exp)
     with run_progress() as progress:
         outcome = execute.run_grid(plan.todo, exp_dir, exp.name, executor="inline", retry_failed=retry_failed,

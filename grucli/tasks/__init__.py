@@ -29,7 +29,7 @@ TASKS: dict[str, Task] = {
     ]
 }
 
-__all__ = ["TASKS", "Task", "TaskConfig", "TaskData", "Split", "build_task", "prepare_tasks"]
+__all__ = ["TASKS", "Task", "TaskConfig", "TaskData", "Split", "build_task"]
 
 _CACHE: dict[str, TaskData] = {}
 
@@ -43,13 +43,3 @@ def build_task(cfg: TaskConfig) -> TaskData:
         _CACHE[key] = TASKS[cfg.name].build(cfg)
     return _CACHE[key]
 
-
-def prepare_tasks(configs) -> None:
-    """Pre-flight: build every distinct task config once, so bad data (DataError) stops a
-    command before anything is written to results/ (real data sets land in the disk cache)."""
-    seen = set()
-    for cfg in configs:
-        key = cfg.model_dump_json()
-        if key not in seen:
-            seen.add(key)
-            build_task(cfg)
