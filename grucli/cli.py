@@ -7,6 +7,7 @@ import typer
 from grucli.commands import catalog, compare, train
 from grucli.commands import inspect as inspect_cmd
 from grucli.commands import bench as bench_cmd
+from grucli.commands import sample as sample_cmd
 
 app = typer.Typer(
     help="grucli: GRU vs LSTM vs RNN -- which one, for my task, at what cost? Train, compare and report.",
@@ -21,6 +22,7 @@ app.command("tasks")(catalog.tasks)
 app.command("cells")(catalog.cells)
 app.command("bench")(bench_cmd.bench)
 app.command("inspect")(inspect_cmd.inspect)
+app.command("sample")(sample_cmd.sample)
 
 
 def main() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from grucli.commands.common import clean_errors, console
 from grucli.models import CELLS
 from grucli.tasks import TASKS
+
+HIDDEN_KEYS = {"name", "content_sha256"}  # set by the registry / the loader, never by hand
 
 
 @clean_errors
@@ -17,10 +20,12 @@ def tasks() -> None:
 
         grucli tasks
     """
-    table = Table("task", "kind", "what it is", "keys (defaults)")
+    table = Table("task", "kind", "what it is / data", "baseline", "keys (defaults)")
     for name, task in TASKS.items():
-        keys = ", ".join(f"{k}={f.default}" for k, f in task.config.model_fields.items() if k != "name")
-        table.add_row(name, task.kind, task.summary, keys)
+        keys = ", ".join(f"{k}={'(required)' if f.is_required() else f.default}"
+                         for k, f in task.config.model_fields.items() if k not in HIDDEN_KEYS)
+        data = f"{task.summary}\n[dim]data: {escape(task.source)}" + (f"; {escape(task.sizes)}" if task.sizes else "") + "[/]"
+        table.add_row(name, task.kind, data, task.baseline, keys)
     console.print(table)
 
 

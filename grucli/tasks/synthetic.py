@@ -164,9 +164,13 @@ def build_counting(cfg: CountingConfig) -> TaskData:
     )
 
 
-ADDING = Task("adding", AddingConfig, build_adding, "synthetic", "sum of two marked values (regression, MSE)")
-COPY = Task("copy", CopyConfig, build_copy, "synthetic", "recall 10 symbols after a delay (per-step classification)")
+ADDING = Task("adding", AddingConfig, build_adding, "synthetic", "sum of two marked values (regression, MSE)",
+              baseline="predict 1: MSE 1/6")
+COPY = Task("copy", CopyConfig, build_copy, "synthetic", "recall 10 symbols after a delay (per-step classification)",
+            baseline="blank, then uniform: accuracy 1/8")
 TEMPORAL_ORDER = Task("temporal_order", TemporalOrderConfig, build_temporal_order, "synthetic",
-                      "order of 2-3 relevant symbols among distractors (classification)")
+                      "order of 2-3 relevant symbols among distractors (classification)",
+                      baseline="uniform guess: 1/4 (1/8)")
 COUNTING = Task("counting", CountingConfig, build_counting, "synthetic",
-                "recognise a^n b^n, tested on n beyond training (classification, variable length)")
+                "recognise a^n b^n, tested on n beyond training (classification, variable length)",
+                baseline="majority class: 0.5")
