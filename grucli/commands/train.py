@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from grucli import execute, store
+from grucli import execute, runtime, store
 from grucli.commands.common import ProgressReporter, clean_errors, console, device_overrides, run_progress
 from grucli.config import load_experiment
 from grucli.grid import describe, expand
@@ -56,6 +56,8 @@ def train(
     if not plan.todo:
         return
     execute.check_data(plan.todo)  # bad data stops here, before anything is written
+    for device in {r.config.train.device for r in plan.todo}:
+        runtime.resolve_device(device)  # and so does cuda on a machine without it (this process trains)
     store.write_experiment(exp_dir, exp)
     with run_progress() as progress:
         outcome = execute.run_grid(plan.todo, exp_dir, exp.name, executor="inline", retry_failed=retry_failed,
