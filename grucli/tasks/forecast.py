@@ -128,6 +128,7 @@ SERIES = {
 class ForecastConfig(WindowConfig):
     name: Literal["forecast"] = "forecast"
     dataset: str = "co2"  # bundled series: co2 (weekly), sunspots (yearly), elnino (monthly)
+    horizon: int = Field(4, ge=1)  # steps predicted after each window (4 weeks of co2)
 
     @field_validator("dataset")
     @classmethod
