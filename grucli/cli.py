@@ -8,6 +8,7 @@ from grucli.commands import catalog, compare, train
 from grucli.commands import inspect as inspect_cmd
 from grucli.commands import bench as bench_cmd
 from grucli.commands import sample as sample_cmd
+from grucli.commands import report as report_cmd
 
 app = typer.Typer(
     help="grucli: GRU vs LSTM vs RNN -- which one, for my task, at what cost? Train, compare and report.",
@@ -23,6 +24,7 @@ app.command("cells")(catalog.cells)
 app.command("bench")(bench_cmd.bench)
 app.command("inspect")(inspect_cmd.inspect)
 app.command("sample")(sample_cmd.sample)
+app.command("report")(report_cmd.report)
 
 
 def main() -> None:

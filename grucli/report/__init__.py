@@ -1,0 +1,143 @@
+"""`grucli report`: results folders -> tables, figures, report.md and report.html.
+
+    collect (read run folders, note problems) -> tables (pure) -> plots (registry)
+    -> compose (document blocks) -> render (Markdown, self-contained HTML)
+
+Reads only: it never trains and never writes inside run folders. Output goes to
+`<experiment>/report/` (or `--out`):
+
+    report.md, report.html     the report (HTML: images embedded, sortable tables)
+    tables/*.csv               summary, params, head_to_head, runs, not_averaged
+    figures/*.png, *.svg       every figure, PNG for the report and SVG for papers
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from grucli.errors import GrucliError
+from grucli.report import compose, plots, tables
+from grucli.report.collect import collect, experiment_dirs
+from grucli.report.render import Block, Heading, Para, Table, to_html, to_markdown
+from grucli.store import atomic_write_text
+
+FORMATS = ("md", "html")
+
+
+@dataclass
+class ReportOutput:
+    out: Path
+    files: list[Path] = field(default_factory=list)  # report.md / report.html, first
+    tables: list[Path] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    runs: int = 0
+    plots: dict[str, list[str]] = field(default_factory=dict)  # task -> selected plot names
+
+
+def default_out(paths: list[Path]) -> Path:
+    """<experiment>/report for one experiment; <shared parent>/report for several."""
+    dirs = experiment_dirs(paths)
+    if len(dirs) == 1:
+        return dirs[0] / "report"
+    parents = {d.parent for d in dirs}
+    if len(parents) == 1:
+        return parents.pop() / "report"
+    raise GrucliError("these experiments live in different folders: say where the report goes with --out DIR")
+
+
+def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str, ...] = FORMATS,
+                 figure_formats: tuple[str, ...] = ("png", "svg")) -> ReportOutput:
+    """Read the experiment folders in `paths`, write the report into `out` (default:
+    `default_out`). Problems with single runs become notes; raises GrucliError only when
+    there is nothing to report."""
+    for f in formats:
+        if f not in FORMATS:
+            raise GrucliError(f"unknown report format '{f}'; valid: {', '.join(FORMATS)}")
+    col = collect(paths)
+    if col.runs.empty:
+        raise GrucliError(f"{', '.join(map(str, paths))}: no run folders to report on")
+    out = Path(out) if out is not None else default_out(paths)
+    res = ReportOutput(out=out, notes=col.notes, runs=len(col.runs))
+    table_dir, fig_dir = _fresh(out / "tables", ("csv",)), _fresh(out / "figures", ("png", "svg"))
+
+    views = tables.task_views(col.runs)
+    summaries = {v.task: tables.summary_table(v) for v in views}
+    params = {v.task: tables.params_table(v) for v in views}
+    h2h = {v.task: tables.head_to_head(v) for v in views}
+    excluded = tables.not_averaged(col.runs)
+    for name, frame in (("summary", _concat(summaries)), ("params", _concat(params)),
+                        ("head_to_head", _concat(h2h)), ("not_averaged", excluded), ("runs", col.runs)):
+        path = table_dir / f"{name}.csv"
+        atomic_write_text(path, frame.to_csv(index=False))
+        res.tables.append(path)
+
+    figures: dict[str, list] = {}
+    for v in views:
+        res.plots[v.task] = plots.select(v, col.histories)
+        figures[v.task] = []
+        for drawn in plots.draw(v, col.histories):
+            saved = plots.save(drawn, fig_dir, ("png", *[f for f in figure_formats if f != "png"]))
+            res.figures += list(saved.values())
+            drawn.png = saved["png"]
+            figures[v.task].append(drawn)
+
+    res.notes = compose.notes(col, views, summaries)
+    blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures)
+    title = f"grucli report: {', '.join(e['name'] for e in col.experiments)}"
+    if "md" in formats:
+        atomic_write_text(out / "report.md", to_markdown(blocks, out))
+        res.files.append(out / "report.md")
+    if "html" in formats:
+        atomic_write_text(out / "report.html", to_html(blocks, title))
+        res.files.append(out / "report.html")
+    return res
+
+
+def _document(col, notes, views, summaries, params, h2h, excluded, figures) -> list[Block]:
+    blocks: list[Block] = [*compose.header(col), *compose.what_was_run(col)]
+    if notes:
+        blocks += [Heading(2, "Notes"), compose.Bullets(notes)]
+    blocks.append(Heading(2, "Head-to-head verdicts"))
+    for v in views:
+        blocks += compose.verdicts(v, h2h[v.task])
+    blocks.append(Para(compose.METHOD))
+    blocks.append(Heading(2, "Tables"))
+    for v in views:
+        blocks.append(Heading(3, f"{v.task}: summary per setting and cell"))
+        blocks.append(Table(compose.summary_display(summaries[v.task], v),
+                            f"test {v.metric}: mean ± 95% CI over n ok seeds "
+                            f"({'lower' if v.goal == 'min' else 'higher'} is better); target "
+                            f"{compose.num(v.target)}; timing mean ± 95% CI"))
+        if len(params[v.task]):
+            blocks += [Heading(3, f"{v.task}: parameters"),
+                       Table(compose.params_display(params[v.task]),
+                             "exact trainable parameters and the ratio to the LSTM of the same size")]
+        if len(h2h[v.task]):
+            blocks += [Heading(3, f"{v.task}: head-to-head details"), Table(compose.h2h_display(h2h[v.task]))]
+    blocks.append(Heading(2, "Figures"))
+    for v in views:
+        if figures[v.task]:
+            blocks += [Heading(3, v.task), *compose.figure_blocks(figures[v.task])]
+        else:
+            blocks.append(Para(f"**{v.task}**: no figures (no finished runs)."))
+    blocks.append(Heading(2, "Runs not averaged in"))
+    blocks.append(Table(compose.excluded_display(excluded)) if len(excluded) else Para("None: every run finished ok."))
+    return blocks
+
+
+def _fresh(folder: Path, exts: tuple[str, ...]) -> Path:
+    """Create `folder`, removing files this report wrote there before (stale figures)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for ext in exts:
+        for old in folder.glob(f"*.{ext}"):
+            old.unlink()
+    return folder
+
+
+def _concat(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames.values() if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,192 @@
+"""Read result folders for the report, tolerating what training can leave behind.
+
+Unlike `store.load_runs` (finished runs only), this keeps every run folder as a row with a
+`state`: ok | diverged | failed | in progress (no summary.json yet) | unreadable (a corrupt
+or foreign summary). Whatever could not be read becomes a note that names the run; the
+report is then built from the rest. Only reads: nothing here writes or trains.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from grucli import store
+from grucli.errors import GrucliError
+
+RUN_ID = re.compile(r"^[0-9a-f]{12}$")
+RUN_FILES = (store.SUMMARY, store.CONFIG, store.HISTORY)
+OK, DIVERGED, FAILED, IN_PROGRESS, UNREADABLE = "ok", "diverged", "failed", "in progress", "unreadable"
+# The summary keys the report needs; older or foreign summaries missing one are set aside.
+REQUIRED = ("status", "metric", "goal", "config")
+
+
+@dataclass
+class Collection:
+    runs: pd.DataFrame  # one row per run folder: experiment, run_id, state, task, cell, seed, config.*, test.*, timing.*
+    histories: dict[str, pd.DataFrame] = field(default_factory=dict)  # run_id -> history.csv
+    experiments: list[dict] = field(default_factory=list)  # experiment.json (+ name, path), one per folder
+    notes: list[str] = field(default_factory=list)  # problems, each naming the run
+
+
+def experiment_dirs(paths: list[Path]) -> list[Path]:
+    """Each given folder is an experiment (holds run folders or experiment.json) or a
+    results root whose sub-folders are experiments."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise GrucliError(f"{path}: no such results folder")
+        if _is_experiment(path):
+            out.append(path)
+            continue
+        subs = sorted(p for p in path.iterdir() if p.is_dir() and _is_experiment(p))
+        if not subs:
+            raise GrucliError(f"{path}: no runs here (expected results/<experiment>/ holding run folders)")
+        out.extend(subs)
+    return list(dict.fromkeys(p.resolve() for p in out))
+
+
+def _is_experiment(path: Path) -> bool:
+    return (path / "experiment.json").is_file() or any(_is_run_dir(p) for p in path.iterdir())
+
+
+def _is_run_dir(path: Path) -> bool:
+    if not path.is_dir() or path.name.startswith("."):
+        return False
+    return bool(RUN_ID.match(path.name)) or any((path / f).exists() for f in RUN_FILES)
+
+
+def collect(paths: list[Path]) -> Collection:
+    """Every run of every experiment folder in `paths` (see `experiment_dirs`)."""
+    rows: list[dict] = []
+    col = Collection(pd.DataFrame())
+    for exp_dir in experiment_dirs(paths):
+        info = _read_experiment(exp_dir, col.notes)
+        col.experiments.append(info)
+        for run_dir in sorted(p for p in exp_dir.iterdir() if _is_run_dir(p)):
+            row = _read_run(run_dir, info["name"], col.notes)
+            if row["state"] in (OK, DIVERGED):
+                hist = _read_history(run_dir, info["name"], col.notes)
+                if hist is not None:
+                    col.histories[_key(row)] = hist
+            rows.append(row)
+    runs = pd.DataFrame([_flatten(r) for r in rows])
+    dup = runs.duplicated("run_id", keep="first") & runs["state"].eq(OK) if not runs.empty else []
+    if len(runs) and dup.any():
+        col.notes.append(f"{int(dup.sum())} run(s) appear in more than one folder (same run id): counted once")
+        runs = runs[~dup]
+    if len(runs):
+        runs["key"] = runs["experiment"] + "/" + runs["run_id"]
+    col.runs = runs.reset_index(drop=True)
+    return col
+
+
+def _key(row: dict) -> str:
+    return f"{row['experiment']}/{row['run_id']}"
+
+
+def _read_experiment(exp_dir: Path, notes: list[str]) -> dict:
+    info: dict[str, Any] = {}
+    path = exp_dir / "experiment.json"
+    if path.exists():
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            notes.append(f"{exp_dir.name}: experiment.json is unreadable ({_short(e)}); grid taken from the runs")
+    else:
+        notes.append(f"{exp_dir.name}: no experiment.json; grid taken from the runs")
+    info = info if isinstance(info, dict) else {}
+    return {**info, "name": exp_dir.name, "path": str(exp_dir)}
+
+
+def _read_run(run_dir: Path, experiment: str, notes: list[str]) -> dict:
+    row: dict[str, Any] = {"experiment": experiment, "run_id": run_dir.name, "run_dir": str(run_dir)}
+    where = f"run {experiment}/{run_dir.name}"
+    summary_path = run_dir / store.SUMMARY
+    if not summary_path.exists():
+        row["state"] = IN_PROGRESS
+        cfg = _read_config(run_dir)
+        if cfg:
+            row.update(config=cfg, task=cfg.get("task", {}).get("name"), cell=cfg.get("model", {}).get("cell"),
+                       seed=cfg.get("seed"))
+        return row
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (OSError, ValueError) as e:
+        notes.append(f"{where}: summary.json is unreadable ({_short(e)}); left out")
+        return {**row, "state": UNREADABLE, "error": "summary.json unreadable"}
+    if not isinstance(summary, dict):
+        notes.append(f"{where}: summary.json is not a JSON object; left out")
+        return {**row, "state": UNREADABLE, "error": "summary.json not an object"}
+    missing = [k for k in REQUIRED if k not in summary]
+    if summary.get("status") not in store.FINISHED:
+        missing = missing or ["status"]
+    if missing:
+        version = f"schema {summary['schema']}" if "schema" in summary else "no schema field: an older grucli"
+        notes.append(f"{where}: summary.json lacks {', '.join(missing)} ({version}); left out")
+        return {**row, "state": UNREADABLE, "error": f"summary.json lacks {', '.join(missing)}"}
+    if summary.get("schema", 0) > store.SCHEMA:
+        notes.append(f"{where}: written by a newer grucli (schema {summary['schema']}); read as far as possible")
+    summary.pop("traceback", None)
+    cfg = summary["config"] if isinstance(summary["config"], dict) else {}
+    summary.setdefault("task", cfg.get("task", {}).get("name"))
+    summary.setdefault("cell", cfg.get("model", {}).get("cell"))
+    summary.setdefault("seed", cfg.get("seed"))
+    state = summary["status"]
+    value = (summary.get("test") or {}).get(summary["metric"])
+    if state == OK and not _finite(value):
+        notes.append(f"{where}: status ok but no finite test {summary['metric']}; shown as unreadable, left out")
+        state, summary["error"] = UNREADABLE, f"no test {summary['metric']}"
+    base = (summary.get("baseline") or {}).get(summary["metric"])
+    return {**summary, **row, "state": state, "value": value if _finite(value) else None, "baseline_value": base}
+
+
+def _read_config(run_dir: Path) -> dict | None:
+    try:
+        cfg = yaml.safe_load((run_dir / store.CONFIG).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def _read_history(run_dir: Path, experiment: str, notes: list[str]) -> pd.DataFrame | None:
+    where = f"run {experiment}/{run_dir.name}"
+    try:
+        hist = pd.read_csv(run_dir / store.HISTORY)
+    except FileNotFoundError:
+        notes.append(f"{where}: history.csv missing; left out of the learning curves")
+        return None
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        notes.append(f"{where}: history.csv is unreadable ({_short(e)}); left out of the learning curves")
+        return None
+    if "epoch" not in hist.columns or hist.empty:
+        notes.append(f"{where}: history.csv has no epoch rows; left out of the learning curves")
+        return None
+    return hist
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """{"test": {"mse": 1}} -> {"test.mse": 1}; lists become tuples so they can be grouped."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k not in ("baseline_value",):
+            out.update(_flatten(v, f"{key}."))
+        else:
+            out[key] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _short(e: Exception) -> str:
+    return str(e).splitlines()[0][:120] if str(e) else type(e).__name__

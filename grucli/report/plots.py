@@ -1,0 +1,313 @@
+"""The report's figures, chosen by which axes actually vary.
+
+Every plot is one entry of `PLOTS`: a name, a test of whether it says anything for this
+task's runs, and a function drawing it. Adding a plot is one function plus one line there.
+Figures use matplotlib's object API on the Agg canvas (no pyplot, no global backend state)
+and one colour per cell across every figure.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from grucli.store import atomic_write_bytes
+from grucli.report.tables import TaskView, setting_label, short
+
+# Okabe-Ito colour-blind-safe palette, one fixed colour per cell in every figure.
+CELL_COLOURS = {"gru": "#D55E00", "lstm": "#0072B2", "rnn": "#009E73", "rnn_relu": "#CC79A7"}
+SPARE_COLOURS = ["#E69F00", "#56B4E9", "#F0E442", "#000000"]
+CELL_MARKERS = {"gru": "o", "lstm": "s", "rnn": "^", "rnn_relu": "v"}
+MAX_PANELS = 6  # settings shown side by side before a figure keeps only the first ones
+STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
+         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+         "svg.fonttype": "none"}
+
+
+@dataclass
+class Drawn:
+    name: str  # file stem, e.g. adding_difficulty_seq_len
+    figure: Figure
+    caption: str
+    png: Path | None = None  # set once saved
+
+
+@dataclass(frozen=True)
+class Plot:
+    name: str
+    applies: Callable[[TaskView, dict], bool]  # (view, histories) -> worth drawing?
+    draw: Callable[[TaskView, dict], list[Drawn]]
+
+
+def colour(cell: str) -> str:
+    if cell in CELL_COLOURS:
+        return CELL_COLOURS[cell]
+    return SPARE_COLOURS[sum(map(ord, cell)) % len(SPARE_COLOURS)]
+
+
+def _new(ncols: int = 1, nrows: int = 1, width: float = 5.2, height: float = 3.6):
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _metric_label(view: TaskView) -> str:
+    arrow = "lower is better" if view.goal == "min" else "higher is better"
+    return f"{view.metric} ({arrow})"
+
+
+def _maybe_log_y(ax, values, view: TaskView) -> None:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)])
+    if view.goal == "min" and len(v) and (v > 0).all() and v.max() / v.min() > 30:
+        ax.set_yscale("log")
+
+
+def _ci(values: pd.Series) -> tuple[float, float]:
+    from grucli.stats import describe
+
+    d = describe(values)
+    return d.mean, (d.ci or 0.0)
+
+
+def _panels(view: TaskView, keys: list[str]):
+    """[(label, runs)] per combination of `keys` (at most MAX_PANELS), ok runs only."""
+    ok = view.ok
+    if not keys:
+        return [("", ok)], False
+    groups = [(setting_label(keys, v if isinstance(v, tuple) else (v,)), g)
+              for v, g in ok.groupby(keys, dropna=False, sort=True)]
+    return groups[:MAX_PANELS], len(groups) > MAX_PANELS
+
+
+def _legend(fig, axes) -> None:
+    handles, labels = {}, []
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside right upper", frameon=False)
+
+
+# --------------------------------------------------------------------------- learning curves
+def _val_column(view: TaskView) -> str:
+    return f"val_{view.metric}"
+
+
+def _curves_apply(view: TaskView, histories: dict) -> bool:
+    col = _val_column(view)
+    return any(k in histories and col in histories[k] for k in view.ok["key"])
+
+
+def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
+    col = _val_column(view)
+    panels, cut = _panels(view, view.settings)
+    fig, axes = _new(2, len(panels), height=3.0)
+    every = []
+    for row, (label, runs) in enumerate(panels):
+        ax_e, ax_t = axes[row]
+        for cell, g in runs.groupby("cell"):
+            hs = [histories[k][["epoch", "wall_time_s", col]] for k in g["key"] if k in histories and col in histories[k]]
+            if not hs:
+                continue
+            by_epoch = pd.concat(hs).groupby("epoch")
+            mean, lo, hi = by_epoch[col].mean(), by_epoch[col].min(), by_epoch[col].max()
+            wall = by_epoch["wall_time_s"].mean()
+            every += list(mean)
+            kw = dict(color=colour(cell), marker=CELL_MARKERS.get(cell, "o"), markersize=3, lw=1.6)
+            ax_e.plot(mean.index, mean, label=f"{cell}", **kw)
+            ax_e.fill_between(mean.index, lo, hi, color=colour(cell), alpha=0.18, lw=0)
+            ax_t.plot(wall, mean, label=f"{cell}", **kw)
+            ax_t.fill_between(wall, lo, hi, color=colour(cell), alpha=0.18, lw=0)
+        suffix = f" — {label}" if label else ""
+        ax_e.set(title=f"{view.task}: validation {view.metric} by epoch{suffix}", xlabel="epoch",
+                 ylabel=f"validation {_metric_label(view)}")
+        ax_t.set(title=f"{view.task}: by wall-clock time{suffix}", xlabel="wall-clock time since start (s)",
+                 ylabel=f"validation {view.metric}")
+        ax_e.xaxis.set_major_locator(MaxNLocator(integer=True))
+        for ax in (ax_e, ax_t):
+            _maybe_log_y(ax, every, view)
+    _legend(fig, axes)
+    more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
+    return [Drawn(f"{view.task}_learning_curves", fig,
+                  f"{view.task}: validation {view.metric} per epoch (left) and against mean wall-clock time "
+                  f"(right); line = mean over seeds, band = range over seeds.{more}")]
+
+
+# --------------------------------------------------------------------------- difficulty
+def _task_knobs(view: TaskView) -> list[str]:
+    return [c for c in view.settings if c.startswith("config.task.")
+            and pd.api.types.is_numeric_dtype(view.ok[c]) and view.ok[c].nunique() > 1]
+
+
+def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
+    out = []
+    for knob in _task_knobs(view):
+        others = [c for c in view.settings if c != knob]
+        panels, cut = _panels(view, others)
+        fig, axes = _new(len(panels), 1)
+        every = []
+        for ax, (label, runs) in zip(axes[0], panels):
+            for cell, g in runs.groupby("cell"):
+                pts = sorted((x, *_ci(gx["value"])) for x, gx in g.groupby(knob))
+                xs, ms, cis = zip(*pts)
+                every += ms
+                ax.errorbar(xs, ms, yerr=cis, color=colour(cell), marker=CELL_MARKERS.get(cell, "o"),
+                            capsize=3, lw=1.6, label=cell)
+            base = runs.groupby(knob)["baseline_value"].first().dropna()
+            if len(base):
+                ax.plot(base.index, base.values, ls="--", color="0.35", lw=1.2, label="trivial baseline")
+                every += list(base.values)
+            if view.target is not None:
+                ax.axhline(view.target, ls=":", color="0.5", lw=1.0, label="target")
+            _maybe_log_y(ax, every, view)
+            ax.set(title=f"{view.task}: test {view.metric} vs {short(knob)}" + (f"\n{label}" if label else ""),
+                   xlabel=short(knob), ylabel=f"test {_metric_label(view)}")
+        _legend(fig, axes)
+        more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
+        out.append(Drawn(f"{view.task}_difficulty_{short(knob).split('.')[-1]}", fig,
+                         f"{view.task}: test {view.metric} as {short(knob)} grows; mean over seeds with 95% CI "
+                         f"error bars, trivial baseline dashed, target dotted.{more}"))
+    return out
+
+
+# --------------------------------------------------------------------------- size
+def _size_applies(view: TaskView, histories: dict) -> bool:
+    ok = view.ok
+    return "params" in ok and not ok.empty and (ok.groupby("cell")["params"].nunique() > 1).any()
+
+
+def size(view: TaskView, histories: dict) -> list[Drawn]:
+    others = [c for c in view.settings if not c.startswith("config.model.")]
+    panels, cut = _panels(view, others)
+    fig, axes = _new(len(panels), 1)
+    for ax, (label, runs) in zip(axes[0], panels):
+        for cell, g in runs.groupby("cell"):
+            pts = sorted((p, *_ci(gp["value"])) for p, gp in g.groupby("params"))
+            xs, ms, cis = zip(*pts)
+            ax.errorbar(xs, ms, yerr=cis, color=colour(cell), marker=CELL_MARKERS.get(cell, "o"), capsize=3,
+                        lw=1.6, label=cell)
+        base = runs["baseline_value"].dropna()
+        if len(base):
+            ax.axhline(base.iloc[0], ls="--", color="0.35", lw=1.2, label="trivial baseline")
+        ax.set_xscale("log")
+        _maybe_log_y(ax, runs["value"].tolist(), view)
+        ax.set(title=f"{view.task}: test {view.metric} vs model size" + (f"\n{label}" if label else ""),
+               xlabel="trainable parameters (log scale)", ylabel=f"test {_metric_label(view)}")
+    _legend(fig, axes)
+    more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
+    return [Drawn(f"{view.task}_size", fig, f"{view.task}: test {view.metric} against exact parameter count per "
+                                            f"cell; mean with 95% CI error bars.{more}")]
+
+
+# --------------------------------------------------------------------------- cost
+def _has_timing(view: TaskView, histories: dict) -> bool:
+    return "timing.epoch_time_s" in view.ok and view.ok["timing.epoch_time_s"].notna().any()
+
+
+def cost(view: TaskView, histories: dict) -> list[Drawn]:
+    groups = list(view.groups(by_cell=False))[: MAX_PANELS * 2]
+    cells = view.cells
+    fig, axes = _new(2, 1, width=max(4.6, 1.1 * len(groups) * max(len(cells), 1) / 2 + 2.5))
+    quantities = [("timing.epoch_time_s", "train time per epoch (s)"),
+                  ("timing.latency_batch_ms", "inference latency per batch (ms)")]
+    width = 0.8 / max(len(cells), 1)
+    for ax, (col, label) in zip(axes[0], quantities):
+        for i, cell in enumerate(cells):
+            ms, cis = [], []
+            for _, _, g in groups:
+                m, ci = _ci(g.loc[(g["state"] == "ok") & (g["cell"] == cell), col]) if col in g else (math.nan, 0)
+                ms.append(m)
+                cis.append(ci)
+            xs = np.arange(len(groups)) + (i - (len(cells) - 1) / 2) * width
+            lower = [min(c, m) if m == m else 0 for c, m in zip(cis, ms)]  # a time is never below 0
+            ax.bar(xs, ms, width, yerr=[lower, cis], capsize=3, color=colour(cell), label=cell,
+                   error_kw={"lw": 1, "ecolor": "0.2"})
+        ax.set_xticks(np.arange(len(groups)))
+        ax.set_xticklabels([setting_label(view.settings, v).replace(", ", "\n") for v, _, _ in groups],
+                           fontsize=8, rotation=0 if len(groups) <= 4 else 30)
+        ax.set(title=f"{view.task}: {label.split(' (')[0]}", ylabel=label)
+        ax.grid(axis="x", visible=False)
+    _legend(fig, axes)
+    return [Drawn(f"{view.task}_cost", fig, f"{view.task}: training and inference cost per cell and setting; "
+                                            "bars = mean over seeds, error bars = 95% CI.")]
+
+
+def pareto(view: TaskView, histories: dict) -> list[Drawn]:
+    panels, cut = _panels(view, view.settings)
+    fig, axes = _new(min(len(panels), 3), math.ceil(len(panels) / 3), width=4.6, height=3.6)
+    flat = list(np.ravel(axes))
+    for ax, (label, runs) in zip(flat, panels):
+        means = []
+        for cell, g in runs.groupby("cell"):
+            ax.scatter(g["timing.train_time_s"], g["value"], color=colour(cell), alpha=0.3, s=14, lw=0)
+            m = (g["timing.train_time_s"].mean(), g["value"].mean())
+            means.append(m)
+            ax.scatter(*m, color=colour(cell), marker=CELL_MARKERS.get(cell, "o"), s=54, edgecolor="white",
+                       lw=0.6, label=cell, zorder=3)
+        front, best = [], None
+        for t, v in sorted(means):
+            if best is None or (v < best if view.goal == "min" else v > best):
+                best = v
+                front.append((t, v))
+        if len(front) > 1:
+            ax.step(*zip(*front), where="post", color="0.3", lw=1, label="Pareto front", zorder=2)
+        base = runs["baseline_value"].dropna()
+        if len(base):
+            ax.axhline(base.iloc[0], ls="--", color="0.35", lw=1.2, label="trivial baseline")
+        ax.set_xscale("log")
+        _maybe_log_y(ax, [*runs["value"], *base], view)
+        ax.set(title=f"{view.task}: test {view.metric} vs training time" + (f"\n{label}" if label else ""),
+               xlabel="total training time (s, log scale)", ylabel=f"test {_metric_label(view)}")
+    for ax in flat[len(panels):]:
+        ax.set_visible(False)
+    _legend(fig, axes)
+    more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
+    return [Drawn(f"{view.task}_pareto", fig,
+                  f"{view.task}: who gets there cheapest. Small dots = runs, large markers = mean per cell; the "
+                  f"step line joins the means that no cheaper mean beats.{more}")]
+
+
+# --------------------------------------------------------------------------- registry
+PLOTS: dict[str, Plot] = {p.name: p for p in [
+    Plot("learning_curves", _curves_apply, learning_curves),
+    Plot("difficulty", lambda v, h: bool(_task_knobs(v)), difficulty),
+    Plot("size", _size_applies, size),
+    Plot("cost", _has_timing, cost),
+    Plot("pareto", _has_timing, pareto),
+]}
+
+
+def select(view: TaskView, histories: dict) -> list[str]:
+    """Names of the plots that say something for this task's runs."""
+    if view.ok.empty:
+        return []
+    return [name for name, p in PLOTS.items() if p.applies(view, histories)]
+
+
+def draw(view: TaskView, histories: dict) -> list[Drawn]:
+    with matplotlib.rc_context(STYLE):
+        return [d for name in select(view, histories) for d in PLOTS[name].draw(view, histories)]
+
+
+def save(drawn: Drawn, folder: Path, formats=("png", "svg")) -> dict[str, Path]:
+    """Write the figure as PNG (150 dpi, for the report) and SVG (for papers)."""
+    paths = {}
+    with matplotlib.rc_context(STYLE):
+        for ext in formats:
+            buf = io.BytesIO()
+            drawn.figure.savefig(buf, format=ext, dpi=150 if ext == "png" else None)
+            path = Path(folder) / f"{drawn.name}.{ext}"
+            atomic_write_bytes(path, buf.getvalue())
+            paths[ext] = path
+    return paths

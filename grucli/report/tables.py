@@ -1,0 +1,216 @@
+"""The report's tables: pure functions from the collected runs to DataFrames.
+
+A *setting* is one combination of the config keys that vary within a task (seq_len,
+hidden_size, ...), found from the runs themselves, so several experiments and older runs
+without a `varied` field group the same way. Only runs with state ok are averaged; the
+others are counted beside them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import pandas as pd
+
+from grucli import stats
+from grucli.report.collect import DIVERGED, FAILED, IN_PROGRESS, OK
+
+CELL_ORDER = ["gru", "lstm", "rnn", "rnn_relu"]  # head-to-head pairs follow this order: gru vs lstm first
+# Keys that never define a setting: the cell is the compared axis, the seed is averaged
+# over, device and threads change speed, not what is computed.
+NOT_SETTINGS = {"config.model.cell", "config.seed", "config.task.name", "config.train.device", "config.train.threads"}
+
+
+@dataclass
+class Quantity:
+    """One thing compared head-to-head: a runs column, its label, which way is good."""
+
+    column: str
+    label: str
+    goal: str  # min | max
+    word: str  # the verdict: "gru better", "gru faster"
+
+
+TIMING = [
+    Quantity("timing.epoch_time_s", "train time per epoch (s)", "min", "faster"),
+    Quantity("timing.latency_batch_ms", "inference latency (ms/batch)", "min", "faster"),
+]
+
+
+@dataclass
+class TaskView:
+    """All runs of one task, with what the report needs to read them."""
+
+    task: str
+    metric: str
+    goal: str
+    target: float | None
+    settings: list[str]  # config.* columns that vary within this task (besides the cell)
+    runs: pd.DataFrame  # every run folder of the task, any state
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.runs[self.runs["state"] == OK]
+
+    @property
+    def cells(self) -> list[str]:
+        return order_cells(self.runs["cell"].dropna().unique())
+
+    @property
+    def quantities(self) -> list[Quantity]:
+        return [Quantity("value", f"test {self.metric}", self.goal, "better"), *TIMING]
+
+    def groups(self, by_cell: bool = True):
+        """((setting values), cell or None, runs) per setting (and cell), settings sorted."""
+        keys = [*self.settings, "cell"] if by_cell else list(self.settings)
+        if not keys:
+            yield (), None, self.runs
+            return
+        for values, g in self.runs.groupby(keys, dropna=False, sort=True):
+            values = values if isinstance(values, tuple) else (values,)
+            yield (values[:-1] if by_cell else values), (values[-1] if by_cell else None), g
+
+
+def order_cells(cells) -> list[str]:
+    return sorted(cells, key=lambda c: (CELL_ORDER.index(c) if c in CELL_ORDER else len(CELL_ORDER), c))
+
+
+def short(column: str) -> str:
+    """config.task.seq_len -> task.seq_len"""
+    return column.removeprefix("config.")
+
+
+def setting_label(settings: list[str], values) -> str:
+    return ", ".join(f"{short(c)}={_plain(v)}" for c, v in zip(settings, values)) or "all runs"
+
+
+def _plain(v):
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def setting_columns(runs: pd.DataFrame) -> list[str]:
+    """config.* columns whose value varies across the runs, except the cell and keys that
+    only follow the cell (zipped with it, e.g. a hidden size chosen per cell). Grid order
+    first (from `varied.*`), then alphabetical."""
+    cols = [c for c in runs.columns if c.startswith("config.") and c not in NOT_SETTINGS]
+    cells = runs["cell"].nunique()
+    keep = []
+    for c in cols:
+        if runs[c].nunique(dropna=False) < 2:
+            continue
+        follows_cell = cells > 1 and (runs.groupby("cell")[c].nunique(dropna=False) <= 1).all()
+        if not follows_cell:
+            keep.append(c)
+    grid_order = [f"config.{c.removeprefix('varied.')}" for c in runs.columns if c.startswith("varied.")]
+    return sorted(keep, key=lambda c: (grid_order.index(c) if c in grid_order else len(grid_order), c))
+
+
+def task_views(runs: pd.DataFrame) -> list[TaskView]:
+    """One view per task among the readable runs (unreadable rows have no task)."""
+    views = []
+    if runs.empty or "task" not in runs.columns:
+        return views
+    for task, df in runs[runs["task"].notna()].groupby("task", sort=True):
+        finished = df[df["state"].isin([OK, DIVERGED, FAILED])]
+        if finished.empty:
+            metric, goal, target = "metric", "min", None
+        else:
+            first = finished.iloc[0]
+            metric, goal, target = first["metric"], first["goal"], first.get("target")
+        df = df.dropna(axis=1, how="all")
+        views.append(TaskView(task, metric, goal, _num(target), setting_columns(df), df))
+    return views
+
+
+# --------------------------------------------------------------------------- tables
+def summary_table(view: TaskView) -> pd.DataFrame:
+    """One row per setting x cell: size, cost, metric mean +- 95% CI over ok seeds, the
+    baseline beside it, target share, and the runs that were not averaged in."""
+    rows = []
+    for values, cell, g in view.groups():
+        ok = g[g["state"] == OK]
+        m = stats.describe(ok["value"]) if "value" in ok else stats.describe([])
+        row = {"task": view.task, **{short(c): _plain(v) for c, v in zip(view.settings, values)}, "cell": cell,
+               "hidden_size": _first(ok, "hidden_size"), "params": _first(ok, "params"),
+               "runs": len(g), "ok": len(ok), "diverged": _count(g, DIVERGED), "failed": _count(g, FAILED),
+               "in_progress": _count(g, IN_PROGRESS),
+               "metric": view.metric, "goal": view.goal, "mean": m.mean, "ci95": m.ci, "sd": m.sd, "n": m.n,
+               "baseline": _first(g, "baseline_value"), "target": view.target,
+               "reached_target": int(ok["reached_target"].fillna(False).astype(bool).sum()) if "reached_target" in ok else 0}
+        for col in ("timing.epoch_time_s", "timing.throughput_seq_s", "timing.latency_batch_ms",
+                    "timing.latency_seq_ms", "timing.peak_memory_mb", "timing.train_time_s"):
+            d = stats.describe(ok[col]) if col in ok else stats.describe([])
+            name = col.removeprefix("timing.")
+            row[name], row[f"{name}_ci95"] = d.mean, d.ci
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def params_table(view: TaskView) -> pd.DataFrame:
+    """Exact parameter count per cell and model size, and its ratio to the LSTM of the same
+    size (GRU/LSTM = 3/4 at equal hidden size: 3 gate blocks against 4)."""
+    model_keys = [c for c in view.settings if c.startswith("config.model.")]
+    ok = view.runs[view.runs["state"].isin([OK, DIVERGED, FAILED]) & view.runs.get("params", pd.Series()).notna()]
+    if ok.empty:
+        return pd.DataFrame()
+    rows = []
+    for values, g in ok.groupby(model_keys, dropna=False, sort=True) if model_keys else [((), ok)]:
+        values = values if isinstance(values, tuple) else (values,)
+        per_cell = {cell: sorted(set(cg["params"].astype(int))) for cell, cg in g.groupby("cell")}
+        lstm = per_cell.get("lstm")
+        for cell in order_cells(per_cell):
+            counts = per_cell[cell]
+            rows.append({"task": view.task, **{short(c): _plain(v) for c, v in zip(model_keys, values)}, "cell": cell,
+                         "hidden_size": _first(g[g["cell"] == cell], "hidden_size"),
+                         "params": counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
+                         "ratio_to_lstm": counts[0] / lstm[0] if lstm and len(counts) == 1 == len(lstm) else None})
+    return pd.DataFrame(rows)
+
+
+def head_to_head(view: TaskView) -> pd.DataFrame:
+    """For each setting and each pair of cells (gru vs lstm, then each vs rnn), every
+    quantity: means, difference a - b with its Welch CI, Welch and Mann-Whitney p, Hedges g,
+    and a verdict word only where Welch's test is significant."""
+    rows = []
+    for values, _, g in view.groups(by_cell=False):
+        ok = g[g["state"] == OK]
+        for a, b in itertools.combinations(order_cells(ok["cell"].unique()), 2):
+            for q in view.quantities:
+                if q.column not in ok:
+                    continue
+                c = stats.compare(ok.loc[ok["cell"] == a, q.column], ok.loc[ok["cell"] == b, q.column])
+                rows.append({"task": view.task, "setting": setting_label(view.settings, values),
+                             "a": a, "b": b, "quantity": q.label, "goal": q.goal,
+                             "n_a": c.n_a, "n_b": c.n_b, "mean_a": c.mean_a, "mean_b": c.mean_b,
+                             "diff": c.diff, "diff_lo": c.diff_lo, "diff_hi": c.diff_hi, "df": c.df,
+                             "p_welch": c.p_welch, "p_rank": c.p_rank, "hedges_g": c.hedges_g,
+                             "verdict": stats.verdict(c, a, b, q.goal, q.word)})
+    return pd.DataFrame(rows)
+
+
+def not_averaged(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every run that is not in the means: diverged, failed, in progress, unreadable."""
+    if runs.empty:
+        return pd.DataFrame()
+    rest = runs[runs["state"] != OK]
+    cols = [c for c in ("experiment", "run_id", "state", "task", "cell", "seed", "error") if c in rest]
+    return rest[cols].reset_index(drop=True)
+
+
+def _first(df: pd.DataFrame, col: str):
+    if col not in df or df[col].dropna().empty:
+        return None
+    return _plain(df[col].dropna().iloc[0])
+
+
+def _count(df: pd.DataFrame, state: str) -> int:
+    return int((df["state"] == state).sum())
+
+
+def _num(v) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if v != v else v

@@ -1,0 +1,176 @@
+"""grucli report: tables, plot selection, robustness, and the files it writes. Results
+folders are written by tests/synthetic_results.py (no training), except one tiny real run."""
+
+import json
+import re
+
+import pandas as pd
+import pytest
+from synthetic_results import write_experiment, write_run
+from typer.testing import CliRunner
+
+from grucli.cli import app
+from grucli.report import build_report, plots, tables
+from grucli.report.collect import collect
+
+PNG_ONLY = ("png",)  # SVG doubles the drawing time; the CLI test covers it
+
+
+def views_of(*dirs):
+    return tables.task_views(collect(list(dirs)).runs)
+
+
+def test_plot_selection_follows_what_varies(tmp_path):
+    swept = write_experiment(tmp_path, "swept", seq_lens=(10, 20, 40))
+    (view,) = views_of(swept)
+    assert view.settings == ["config.task.seq_len"]
+    col = collect([swept])
+    assert plots.select(view, col.histories) == ["learning_curves", "difficulty", "cost", "pareto"]
+
+    flat = write_experiment(tmp_path, "flat", seq_lens=(10,))
+    (view,) = views_of(flat)
+    assert view.settings == []
+    assert "difficulty" not in plots.select(view, collect([flat]).histories)
+
+    sized = write_experiment(tmp_path, "sized", seq_lens=(10,), hidden_sizes=(16, 32, 64))
+    (view,) = views_of(sized)
+    assert view.settings == ["config.model.hidden_size"]
+    assert "size" in plots.select(view, collect([sized]).histories)
+    assert "difficulty" not in plots.select(view, collect([sized]).histories)
+
+
+def test_summary_params_and_head_to_head(tmp_path):
+    (view,) = views_of(write_experiment(tmp_path))
+    s = tables.summary_table(view)
+    assert len(s) == 6 and set(s["n"]) == {3}
+    row = s[(s["cell"] == "lstm") & (s["task.seq_len"] == 10)].iloc[0]
+    assert row["mean"] == pytest.approx(0.02 * (1 + 0.05))  # seeds 0, 1, 2 -> factor 1.00, 1.05, 1.10
+    assert row["baseline"] == pytest.approx(1 / 6) and row["params"] == 1297
+
+    p = tables.params_table(view).set_index("cell")
+    assert p.loc["gru", "ratio_to_lstm"] == pytest.approx(977 / 1297)
+    assert p.loc["lstm", "ratio_to_lstm"] == 1.0
+
+    h = tables.head_to_head(view)
+    pairs = h[["a", "b"]].drop_duplicates().values.tolist()
+    assert pairs == [["gru", "lstm"], ["gru", "rnn"], ["lstm", "rnn"]]  # gru vs lstm first
+    mse = h[(h["quantity"] == "test mse") & (h["setting"] == "task.seq_len=10")].set_index(["a", "b"])
+    assert mse.loc[("gru", "lstm"), "verdict"] == "lstm better"
+    assert mse.loc[("gru", "rnn"), "verdict"] == "gru better"
+    assert mse.loc[("lstm", "rnn"), "p_welch"] < 0.001
+    speed = h[(h["quantity"] == "train time per epoch (s)") & (h["a"] == "gru") & (h["b"] == "lstm")]
+    assert set(speed["verdict"]) == {"gru faster"}
+
+
+def test_report_files_from_synthetic_folder(tmp_path):
+    exp = write_experiment(tmp_path)
+    res = build_report([exp], figure_formats=PNG_ONLY)
+    out = exp / "report"
+    assert res.out == out and res.runs == 18 and res.notes == []
+    md = (out / "report.md").read_text()
+    order = [md.index(h) for h in ("## What was run", "## Head-to-head verdicts", "## Tables", "## Figures")]
+    assert order == sorted(order)
+    assert "3 seed(s)" in md and "Test CPU" in md and "torch 2.13.0+cpu" in md
+    assert "lstm better" in md
+    for name in ("summary", "params", "head_to_head", "runs", "not_averaged"):
+        assert (out / "tables" / f"{name}.csv").exists()
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert pngs == ["adding_cost.png", "adding_difficulty_seq_len.png", "adding_learning_curves.png",
+                    "adding_pareto.png"]
+    for name in pngs:
+        assert f"(figures/{name})" in md
+    html = (out / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == len(pngs)
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing fetched from the network
+    assert "<script>" in html and 'class="sortable"' in html
+
+
+def test_one_seed_says_no_interval(tmp_path):
+    exp = write_experiment(tmp_path, seeds=1, seq_lens=(10,))
+    res = build_report([exp], formats=("md",), figure_formats=PNG_ONLY)
+    assert any("one seed" in n and "no confidence intervals" in n for n in res.notes)
+    s = pd.read_csv(exp / "report" / "tables" / "summary.csv")
+    assert s["ci95"].isna().all() and set(s["n"]) == {1}
+    h = pd.read_csv(exp / "report" / "tables" / "head_to_head.csv")
+    assert h["verdict"].str.startswith("not testable").all()
+
+
+def test_one_cell_has_no_head_to_head(tmp_path):
+    exp = write_experiment(tmp_path, cells=("gru",))
+    res = build_report([exp], formats=("md",), figure_formats=PNG_ONLY)
+    assert any("only one cell (gru): no head-to-head" in n for n in res.notes)
+    md = (exp / "report" / "report.md").read_text()
+    assert "no head-to-head" in md
+    assert (exp / "report" / "tables" / "head_to_head.csv").read_text().strip() == ""
+
+
+def test_broken_and_unfinished_runs_are_named_and_never_averaged(tmp_path):
+    exp = write_experiment(tmp_path, seq_lens=(10,))
+    ids = sorted(p.name for p in exp.iterdir() if p.is_dir())  # rnn seeds 0-2, gru 0-2, lstm 0-2
+    (exp / ids[0] / "summary.json").write_text("{not json")  # rnn: corrupt
+    old = json.loads((exp / ids[4] / "summary.json").read_text())
+    for key in ("schema", "metric", "goal"):
+        old.pop(key)
+    (exp / ids[4] / "summary.json").write_text(json.dumps(old))  # gru: an older grucli's summary
+    (exp / ids[8] / "summary.json").unlink()  # lstm: still in progress, config.yaml and history only
+    (exp / ids[3] / "history.csv").unlink()  # gru: finished, history lost
+    write_run(exp, "ffffffffffff", "lstm", 10, 7, status="diverged")
+    write_run(exp, "eeeeeeeeeeee", "gru", 10, 8, status="failed")
+
+    res = build_report([exp], formats=("md", "html"), figure_formats=PNG_ONLY)
+    text = "\n".join(res.notes)
+    assert f"synth/{ids[0]}: summary.json is unreadable" in text
+    assert f"synth/{ids[4]}: summary.json lacks metric, goal (no schema field: an older grucli)" in text
+    assert f"synth/{ids[3]}: history.csv missing" in text
+    assert "1 run(s) in progress" in text and "2 run(s) diverged or failed" in text
+
+    s = pd.read_csv(exp / "report" / "tables" / "summary.csv").set_index("cell")
+    assert s.loc["rnn", "n"] == 2
+    assert s.loc["gru", "n"] == 2 and s.loc["gru", "failed"] == 1
+    assert s.loc["lstm", "n"] == 2 and s.loc["lstm", "diverged"] == 1 and s.loc["lstm", "in_progress"] == 1
+    excluded = pd.read_csv(exp / "report" / "tables" / "not_averaged.csv")
+    assert set(excluded["state"]) == {"unreadable", "in progress", "diverged", "failed"}
+    assert (exp / "report" / "report.html").exists()
+
+
+def test_cli_several_experiments_into_one_report(tmp_path):
+    a = write_experiment(tmp_path / "r", "a", cells=("gru",), seq_lens=(10,), seeds=2)
+    b = write_experiment(tmp_path / "r", "b", cells=("lstm",), seq_lens=(10,), seeds=2)
+    out = tmp_path / "combined"
+    result = CliRunner().invoke(app, ["report", str(a), str(b), "--out", str(out), "--format", "html"])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.html").exists() and not (out / "report.md").exists()
+    assert list((out / "figures").glob("*.svg"))
+    h = pd.read_csv(out / "tables" / "head_to_head.csv")
+    assert h[["a", "b"]].drop_duplicates().values.tolist() == [["gru", "lstm"]]  # compared across experiments
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "no such results folder" in result.output
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "no runs here" in result.output
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--format", "pdf"])
+    assert result.exit_code == 2 and "--format pdf" in result.output
+
+
+def test_report_from_a_real_tiny_training(tmp_path):
+    exp_file = tmp_path / "tiny.yaml"
+    exp_file.write_text(
+        "name: tiny\ntask: {name: adding, seq_len: 5, n_train: 64, n_val: 32, n_test: 32}\n"
+        "model: {hidden_size: 8}\ntrain: {epochs: 2, batch_size: 32, threads: 1}\n"
+        "seeds: 2\ngrid: {model.cell: [gru, lstm]}\n")
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", str(exp_file), "--results", str(tmp_path / "results")])
+    assert trained.exit_code == 0, trained.output
+    exp = tmp_path / "results" / "tiny"
+    before = {p: p.stat().st_mtime for p in exp.rglob("*") if p.is_file()}
+    result = runner.invoke(app, ["report", str(exp), "--format", "md"])
+    assert result.exit_code == 0, result.output
+    assert all(p.stat().st_mtime == t for p, t in before.items())  # report only reads the runs
+    s = pd.read_csv(exp / "report" / "tables" / "summary.csv")
+    assert sorted(s["cell"]) == ["gru", "lstm"] and set(s["n"]) == {2}
+    p = pd.read_csv(exp / "report" / "tables" / "params.csv").set_index("cell")
+    assert p.loc["gru", "ratio_to_lstm"] == pytest.approx(0.75, abs=0.02)
+    assert (exp / "report" / "figures" / "adding_learning_curves.png").exists()
