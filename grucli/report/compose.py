@@ -38,6 +38,12 @@ def pm(mean, ci) -> str:
     return num(mean) if ci is None or (isinstance(ci, float) and math.isnan(ci)) else f"{num(mean)} ± {num(ci, 2)}"
 
 
+def p_text(p) -> str:
+    """`p = 0.034` or `p < 0.001`"""
+    text = p_value(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def p_value(p) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return "–"
@@ -130,9 +136,9 @@ def verdicts(view: TaskView, h2h: pd.DataFrame) -> list[Block]:
         row = {"setting": setting, "comparison": f"{a} vs {b}"}
         for r in g.itertuples():
             if r.verdict.endswith(("better", "faster")):
-                text = f"{r.verdict} (p = {p_value(r.p_welch)}, g = {r.hedges_g:+.2f})"
+                text = f"{r.verdict} ({p_text(r.p_welch)}, g = {r.hedges_g:+.2f})"
             elif r.verdict == "no significant difference":
-                text = f"no significant difference (p = {p_value(r.p_welch)})"
+                text = f"no significant difference ({p_text(r.p_welch)})"
             else:
                 text = r.verdict
             row[r.quantity] = text

@@ -55,10 +55,10 @@ def colour(cell: str) -> str:
     return SPARE_COLOURS[sum(map(ord, cell)) % len(SPARE_COLOURS)]
 
 
-def _new(ncols: int = 1, nrows: int = 1, width: float = 5.2, height: float = 3.6):
+def _new(ncols: int = 1, nrows: int = 1, width: float = 5.2, height: float = 3.6, sharey: bool = False):
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey)
     return fig, axes
 
 
@@ -68,7 +68,10 @@ def _metric_label(view: TaskView) -> str:
 
 
 def _maybe_log_y(ax, values, view: TaskView) -> None:
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)])
+    """Log y for an error-type metric spanning decades; decided once per task (test values
+    and baseline) so every panel and figure of the task uses the same scale."""
+    v = np.asarray([x for x in [*view.ok["value"], *view.ok["baseline_value"], *values]
+                    if x is not None and np.isfinite(x)], dtype=float)
     if view.goal == "min" and len(v) and (v > 0).all() and v.max() / v.min() > 30:
         ax.set_yscale("log")
 
@@ -155,7 +158,7 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
     for knob in _task_knobs(view):
         others = [c for c in view.settings if c != knob]
         panels, cut = _panels(view, others)
-        fig, axes = _new(len(panels), 1)
+        fig, axes = _new(len(panels), 1, sharey=True)
         every = []
         for ax, (label, runs) in zip(axes[0], panels):
             for cell, g in runs.groupby("cell"):
@@ -190,7 +193,7 @@ def _size_applies(view: TaskView, histories: dict) -> bool:
 def size(view: TaskView, histories: dict) -> list[Drawn]:
     others = [c for c in view.settings if not c.startswith("config.model.")]
     panels, cut = _panels(view, others)
-    fig, axes = _new(len(panels), 1)
+    fig, axes = _new(len(panels), 1, sharey=True)
     for ax, (label, runs) in zip(axes[0], panels):
         for cell, g in runs.groupby("cell"):
             pts = sorted((p, *_ci(gp["value"])) for p, gp in g.groupby("params"))
@@ -218,11 +221,12 @@ def _has_timing(view: TaskView, histories: dict) -> bool:
 def cost(view: TaskView, histories: dict) -> list[Drawn]:
     groups = list(view.groups(by_cell=False))[: MAX_PANELS * 2]
     cells = view.cells
-    fig, axes = _new(2, 1, width=max(4.6, 1.1 * len(groups) * max(len(cells), 1) / 2 + 2.5))
+    bars = len(groups) * max(len(cells), 1)
+    fig, axes = _new(1, 2, width=min(max(5.0, 0.32 * bars + 2.0), 13.0), height=3.2)
     quantities = [("timing.epoch_time_s", "train time per epoch (s)"),
                   ("timing.latency_batch_ms", "inference latency per batch (ms)")]
     width = 0.8 / max(len(cells), 1)
-    for ax, (col, label) in zip(axes[0], quantities):
+    for ax, (col, label) in zip(axes[:, 0], quantities):
         for i, cell in enumerate(cells):
             ms, cis = [], []
             for _, _, g in groups:
@@ -235,7 +239,7 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
                    error_kw={"lw": 1, "ecolor": "0.2"})
         ax.set_xticks(np.arange(len(groups)))
         ax.set_xticklabels([setting_label(view.settings, v).replace(", ", "\n") for v, _, _ in groups],
-                           fontsize=8, rotation=0 if len(groups) <= 4 else 30)
+                           fontsize=8, rotation=0 if len(groups) <= 6 else 30, ha="center" if len(groups) <= 6 else "right")
         ax.set(title=f"{view.task}: {label.split(' (')[0]}", ylabel=label)
         ax.grid(axis="x", visible=False)
     _legend(fig, axes)
@@ -245,7 +249,7 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
 
 def pareto(view: TaskView, histories: dict) -> list[Drawn]:
     panels, cut = _panels(view, view.settings)
-    fig, axes = _new(min(len(panels), 3), math.ceil(len(panels) / 3), width=4.6, height=3.6)
+    fig, axes = _new(min(len(panels), 3), math.ceil(len(panels) / 3), width=4.6, height=3.6, sharey=True)
     flat = list(np.ravel(axes))
     for ax, (label, runs) in zip(flat, panels):
         means = []
