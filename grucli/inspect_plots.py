@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -50,7 +51,8 @@ def _draw_input(ax, cax, sample: SampleTrace, vocab: int | None) -> None:
     L = len(sample.x)
     ax.set_xlim(0.5, L + 0.5)
     if sample.tokens:
-        cmap = "tab10" if vocab <= 10 else "tab20"
+        palette = matplotlib.colormaps["tab10" if vocab <= 10 else "tab20"]
+        cmap = ListedColormap(palette.colors[:vocab]) if vocab <= 20 else "viridis"
         im = ax.imshow(sample.x[None, :], aspect="auto", cmap=cmap, vmin=-0.5, vmax=vocab - 0.5,
                        extent=(0.5, L + 0.5, 0, 1), interpolation="nearest")
         if L <= 70:
@@ -166,21 +168,24 @@ def _hist_panel(ax, name: str, edges: np.ndarray, share: np.ndarray, stats: dict
 
 
 def _hist_row(fig, axes, insp: Inspection) -> None:
-    names = [*insp.rule.gates, "h"]
-    for ax, name in zip(axes, names):
-        stats = insp.summary["hidden"] if name == "h" else insp.summary["gates"][name]
-        _hist_panel(ax, name, *insp.hists[name], stats)
-    for ax in axes[len(names):]:
+    """Gates from the left, h in the last axis (so rows of different cells line up)."""
+    gates = insp.rule.gates
+    for ax, name in zip(axes, gates):
+        _hist_panel(ax, name, *insp.hists[name], insp.summary["gates"][name])
+    _hist_panel(axes[-1], "h", *insp.hists["h"], insp.summary["hidden"])
+    for ax in axes[len(gates):-1]:
         ax.axis("off")
 
 
 def saturation(insp: Inspection) -> Figure:
     """Histograms of each gate's values (and of h) over every valid step of the test set."""
     n = len(insp.rule.gates) + 1
-    fig = Figure(figsize=(3.3 * n + 0.5, 3.4), layout="constrained")
+    fig = Figure(figsize=(max(3.3 * n + 0.5, 7.0), 3.4), layout="constrained")
     _hist_row(fig, fig.subplots(1, n, squeeze=False)[0], insp)
     dirs = " (both directions pooled)" if len(insp.directions) > 1 else ""
-    fig.suptitle(f"Gate saturation over {insp.summary['test_sequences']} test sequences{dirs}, shaded: < 0.1 and > 0.9\n"
+    what = "Gate saturation" if insp.rule.gates else "Hidden-state values (this cell has no gates)"
+    shaded = ", shaded: < 0.1 and > 0.9" if insp.rule.gates else ""
+    fig.suptitle(f"{what} over {insp.summary['test_sequences']} test sequences{dirs}{shaded}\n"
                  f"{insp.run.label} · layer {insp.layer}", fontsize=10)
     return fig
 
@@ -244,7 +249,9 @@ def compare_saturation(insps: list[Inspection]) -> Figure:
     grid = fig.subplots(len(insps), cols, squeeze=False)
     for row, insp in zip(grid, insps):
         _hist_row(fig, row, insp)
-        row[0].set_ylabel(f"{insp.run.cfg.model.cell}\nshare of values", fontsize=10)
+        for ax in row:
+            if ax.axison:
+                ax.set_title(f"{insp.run.cfg.model.cell}: {ax.get_title()}", fontsize=9)
     fig.suptitle("Gate saturation over the test set, one row per cell (shaded: < 0.1 and > 0.9)", fontsize=10)
     return fig
 
