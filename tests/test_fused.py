@@ -44,13 +44,13 @@ def test_fused_matches_torch_on_packed_sequences(kernels, cell):
     assert err < TOL[torch.float64]
 
 
-def _recurrence(cell, gi, h0, c0, w_hh, b_hh, mask, reverse):
+def _layer(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, reverse):
     k = fused.kernels()
     if cell == "gru":
-        return fused.GRURecurrence.apply(gi, h0, w_hh, b_hh, mask, reverse, k)
+        return fused.GRULayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k)
     if cell == "lstm":
-        return fused.LSTMRecurrence.apply(gi, h0, c0, w_hh, b_hh, mask, reverse, k)
-    return fused.RNNRecurrence.apply(gi, h0, w_hh, b_hh, mask, reverse, cell == "rnn_relu", k)
+        return fused.LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k)
+    return fused.RNNLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, cell == "rnn_relu", k)
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -59,14 +59,15 @@ def _recurrence(cell, gi, h0, c0, w_hh, b_hh, mask, reverse):
 def test_fused_backward_passes_gradcheck(kernels, cell, reverse, masked):
     gen = torch.Generator().manual_seed(1)
     G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
-    T, B, H = 4, 3, 5
+    T, B, H, I = 4, 3, 5, 2
     d = dict(dtype=torch.float64, generator=gen)
-    gi = torch.randn(T, B, G * H, **d).requires_grad_()
+    x = torch.randn(B, T, I, **d).transpose(0, 1).requires_grad_()  # (T, B, I), batch-first storage
     h0, c0 = torch.randn(B, H, **d).requires_grad_(), torch.randn(B, H, **d).requires_grad_()
-    w_hh, b_hh = (0.5 * torch.randn(G * H, H, **d)).requires_grad_(), torch.randn(G * H, **d).requires_grad_()
+    w_ih, w_hh = (0.5 * torch.randn(G * H, I, **d)).requires_grad_(), (0.5 * torch.randn(G * H, H, **d)).requires_grad_()
+    b_ih, b_hh = torch.randn(G * H, **d).requires_grad_(), torch.randn(G * H, **d).requires_grad_()
     mask = torch.tensor([[1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 0, 0]], dtype=torch.bool) if masked else None
-    f = lambda gi, h0, c0, w, b: _recurrence(cell, gi, h0, c0, w, b, mask, reverse)  # noqa: E731
-    assert torch.autograd.gradcheck(f, (gi, h0, c0, w_hh, b_hh))
+    f = lambda *a: _layer(cell, *a, mask, reverse)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x, h0, c0, w_ih, w_hh, b_ih, b_hh))
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

@@ -1,12 +1,14 @@
 // grucli fused recurrent kernels (model.impl: fused). Built on first use by grucli/fused.py
 // with torch.utils.cpp_extension.load_inline and cached per machine.
 //
-// One layer, one direction, time-major. The input projection gi = x W_ih^T + b_ih for all
-// steps is computed outside (one matmul, autograd handles its backward). Per step here:
-// one matmul h W_hh^T + b_hh, then ONE pass over the gate buffer doing all gate arithmetic
-// (vectorised sigmoid/tanh through the Sleef functions libtorch already exports). The
-// backward through time is hand-written: one matmul per step for dh, then the weight
-// gradient dW_hh as a single (G*H, T*B) x (T*B, H) matmul at the end.
+// One layer, one direction. gi = x W_ih^T for all steps is computed by the caller (one
+// matmul, no bias) and may be strided (T, B, G*H) -- e.g. a batch-first buffer seen
+// time-major. Per step here: one matmul gh = h W_hh^T (no bias: biases are added in the
+// gate pass, addmm's broadcast-bias path is ~2x slower at these sizes), then ONE pass over
+// the gate buffer doing all gate arithmetic (vectorised sigmoid/tanh through the Sleef
+// functions libtorch already exports). The backward through time is hand-written: one gate
+// pass and one matmul per step; it returns the gate-preactivation gradients, from which the
+// caller forms the weight gradients as a few large matmuls.
 //
 // out[t] always holds the state after step t; a masked (padded) step copies the previous
 // state, so the last processed step holds every sequence's final state.
@@ -16,11 +18,19 @@
 #include <cmath>
 #include <cstring>
 
-#ifdef GRUCLI_AVX2
+#if defined(GRUCLI_AVX512)
+#include <immintrin.h>
+extern "C" {
+__m512 Sleef_expf16_u10(__m512);
+__m512 Sleef_tanhf16_u35(__m512);
+__m512d Sleef_expd8_u10(__m512d);
+__m512d Sleef_tanhd8_u10(__m512d);
+}
+#elif defined(GRUCLI_AVX2)
 #include <immintrin.h>
 extern "C" {
 __m256 Sleef_expf8_u10(__m256);
-__m256 Sleef_tanhf8_u10(__m256);
+__m256 Sleef_tanhf8_u35(__m256);
 __m256d Sleef_expd4_u10(__m256d);
 __m256d Sleef_tanhd4_u10(__m256d);
 }
@@ -39,7 +49,38 @@ template <typename T> void tanh_(T* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
 }
 
-#ifdef GRUCLI_AVX2
+#if defined(GRUCLI_AVX512)
+template <> void sigmoid_<float>(float* x, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.f), zero = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 v = _mm512_loadu_ps(x + i);
+    v = _mm512_div_ps(one, _mm512_add_ps(one, Sleef_expf16_u10(_mm512_sub_ps(zero, v))));
+    _mm512_storeu_ps(x + i, v);
+  }
+  for (; i < n; ++i) x[i] = sigm(x[i]);
+}
+template <> void tanh_<float>(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, Sleef_tanhf16_u35(_mm512_loadu_ps(x + i)));
+  for (; i < n; ++i) x[i] = std::tanh(x[i]);
+}
+template <> void sigmoid_<double>(double* x, int64_t n) {
+  const __m512d one = _mm512_set1_pd(1.), zero = _mm512_setzero_pd();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m512d v = _mm512_loadu_pd(x + i);
+    v = _mm512_div_pd(one, _mm512_add_pd(one, Sleef_expd8_u10(_mm512_sub_pd(zero, v))));
+    _mm512_storeu_pd(x + i, v);
+  }
+  for (; i < n; ++i) x[i] = sigm(x[i]);
+}
+template <> void tanh_<double>(double* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm512_storeu_pd(x + i, Sleef_tanhd8_u10(_mm512_loadu_pd(x + i)));
+  for (; i < n; ++i) x[i] = std::tanh(x[i]);
+}
+#elif defined(GRUCLI_AVX2)
 template <> void sigmoid_<float>(float* x, int64_t n) {
   const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps();
   int64_t i = 0;
@@ -52,7 +93,7 @@ template <> void sigmoid_<float>(float* x, int64_t n) {
 }
 template <> void tanh_<float>(float* x, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, Sleef_tanhf8_u10(_mm256_loadu_ps(x + i)));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, Sleef_tanhf8_u35(_mm256_loadu_ps(x + i)));
   for (; i < n; ++i) x[i] = std::tanh(x[i]);
 }
 template <> void sigmoid_<double>(double* x, int64_t n) {
@@ -82,59 +123,134 @@ inline const bool* mask_ptr(const c10::optional<Tensor>& mask) {
   return mask.has_value() && mask->defined() ? mask->data_ptr<bool>() : nullptr;
 }
 
-// Previous states for every step, in time order: (T, B, H).
-Tensor previous(const Tensor& out, const Tensor& h0, bool reverse) {
-  int64_t T = out.size(0);
-  if (T == 1) return h0.unsqueeze(0);
-  return reverse ? at::cat({out.slice(0, 1, T), h0.unsqueeze(0)}) : at::cat({h0.unsqueeze(0), out.slice(0, 0, T - 1)});
+// A zero-or-empty tensor with the sizes and strides of `like`.
+Tensor like_strided(const Tensor& like, bool zero) {
+  auto t = at::empty_strided(like.sizes(), like.strides(), like.options());
+  return zero ? t.zero_() : t;
+}
+
+// Row kernels: one sequence, one step. __restrict__ lets the compiler vectorise them.
+template <typename S>
+inline void add_(S* __restrict__ d, const S* __restrict__ go, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) d[j] += go[j];
+}
+
+template <typename S>
+inline void gru_row_forward(const S* __restrict__ x, const S* __restrict__ gh, const S* __restrict__ bi,
+                            const S* __restrict__ bh, const S* __restrict__ hp, S* __restrict__ g,
+                            S* __restrict__ gn, S* __restrict__ o, int64_t H) {
+  for (int64_t j = 0; j < 2 * H; ++j) g[j] = (x[j] + bi[j]) + (gh[j] + bh[j]);
+  sigmoid_(g, 2 * H);  // r, z
+  for (int64_t j = 0; j < H; ++j) {
+    gn[j] = gh[2 * H + j] + bh[2 * H + j];
+    g[2 * H + j] = (x[2 * H + j] + bi[2 * H + j]) + g[j] * gn[j];
+  }
+  tanh_(g + 2 * H, H);  // n
+  for (int64_t j = 0; j < H; ++j) o[j] = (S(1) - g[H + j]) * g[2 * H + j] + g[H + j] * hp[j];
+}
+
+template <typename S>
+inline void gru_row_backward(const S* __restrict__ g, const S* __restrict__ gn, const S* __restrict__ hp,
+                             const S* __restrict__ d, S* __restrict__ dd, S* __restrict__ di,
+                             S* __restrict__ dg, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const S r = g[j], z = g[H + j], n = g[2 * H + j], dhj = d[j];
+    const S dn = dhj * (S(1) - z) * (S(1) - n * n);  // through tanh
+    const S dz = dhj * (hp[j] - n) * z * (S(1) - z);
+    const S dr = dn * gn[j] * r * (S(1) - r);
+    dd[j] = dhj * z;
+    di[j] = dr;
+    di[H + j] = dz;
+    di[2 * H + j] = dn;
+    dg[j] = dr;
+    dg[H + j] = dz;
+    dg[2 * H + j] = dn * r;
+  }
+}
+
+template <typename S>
+inline void lstm_row_forward(const S* __restrict__ x, const S* __restrict__ gh, const S* __restrict__ bi,
+                             const S* __restrict__ bh, const S* __restrict__ cp, S* __restrict__ g,
+                             S* __restrict__ c, S* __restrict__ tc, S* __restrict__ o, int64_t H) {
+  for (int64_t j = 0; j < 4 * H; ++j) g[j] = (x[j] + bi[j]) + (gh[j] + bh[j]);
+  sigmoid_(g, 2 * H);  // i, f
+  tanh_(g + 2 * H, H);  // g
+  sigmoid_(g + 3 * H, H);  // o
+  for (int64_t j = 0; j < H; ++j) tc[j] = c[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j];
+  tanh_(tc, H);
+  for (int64_t j = 0; j < H; ++j) o[j] = g[3 * H + j] * tc[j];
+}
+
+template <typename S>
+inline void lstm_row_backward(const S* __restrict__ g, const S* __restrict__ tc, const S* __restrict__ cp,
+                              const S* __restrict__ d, S* __restrict__ dcb, S* __restrict__ dg, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const S i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j], dhj = d[j];
+    const S dcj = dcb[j] + dhj * o * (S(1) - tc[j] * tc[j]);
+    dg[j] = dcj * gg * i * (S(1) - i);
+    dg[H + j] = dcj * cp[j] * f * (S(1) - f);
+    dg[2 * H + j] = dcj * i * (S(1) - gg * gg);
+    dg[3 * H + j] = dhj * tc[j] * o * (S(1) - o);
+    dcb[j] = dcj * f;
+  }
+}
+
+template <typename S>
+inline void rnn_row_forward(const S* __restrict__ x, const S* __restrict__ gh, const S* __restrict__ bi,
+                            const S* __restrict__ bh, S* __restrict__ o, int64_t H, bool relu) {
+  for (int64_t j = 0; j < H; ++j) o[j] = (x[j] + bi[j]) + (gh[j] + bh[j]);
+  if (relu) {
+    for (int64_t j = 0; j < H; ++j) o[j] = o[j] > S(0) ? o[j] : S(0);
+  } else {
+    tanh_(o, H);
+  }
+}
+
+template <typename S>
+inline void rnn_row_backward(const S* __restrict__ h, const S* __restrict__ d, S* __restrict__ dg, int64_t H,
+                             bool relu) {
+  if (relu) {
+    for (int64_t j = 0; j < H; ++j) dg[j] = h[j] > S(0) ? d[j] : S(0);
+  } else {
+    for (int64_t j = 0; j < H; ++j) dg[j] = d[j] * (S(1) - h[j] * h[j]);
+  }
 }
 
 }  // namespace
 
 // ------------------------------------------------------------------------------------ GRU
-// gates (r, z, n) as torch: r = s(gi_r + gh_r), z = s(gi_z + gh_z),
-// n = tanh(gi_n + r * gh_n), h = (1 - z) * n + z * h_prev, with gh = h_prev W_hh^T + b_hh.
-std::vector<Tensor> gru_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_hh, c10::optional<Tensor> mask,
-                                bool reverse) {
-  const int64_t T = gi.size(0), B = gi.size(1), H = h0.size(1);
+// gates (r, z, n) as torch: r = s(gi_r + b_ir + gh_r + b_hr), z likewise,
+// n = tanh(gi_n + b_in + r * (gh_n + b_hn)), h = (1 - z) * n + z * h_prev, gh = h_prev W_hh^T.
+// save=false (inference): the gates are kept for one step only.
+// Returns out (T, B, H), h_n, and for the backward: gates (r, z, n), gh_n + b_hn.
+std::vector<Tensor> gru_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+                                c10::optional<Tensor> mask, bool reverse, bool save) {
+  const int64_t T = gi.size(0), B = gi.size(1), H = h0.size(1), sT = gi.stride(0), sB = gi.stride(1);
   auto out = at::empty({T, B, H}, gi.options());
-  auto gates = at::empty({T, B, 3 * H}, gi.options());  // activated r, z, n
-  auto ghn = at::empty({T, B, H}, gi.options());        // gh_n, needed for dr
+  auto gates = at::empty({save ? T : 1, B, 3 * H}, gi.options());
+  auto ghn = at::empty({save ? T : 1, B, H}, gi.options());
   auto gh = at::empty({B, 3 * H}, gi.options());
-  auto wt = w_hh.t();
+  auto wt = w_hh.t().contiguous();
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "gru_forward", [&] {
     using S = scalar_t;
+    const S *x0 = gi.data_ptr<S>(), *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
+    S *out0 = out.data_ptr<S>(), *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
       Tensor hprev = s == 0 ? h0 : out[steps.at(s - 1)];
-      at::cpu::addmm_out(gh, b_hh, hprev, wt);
+      at::cpu::mm_out(gh, hprev, wt);
       const S* hp0 = hprev.data_ptr<S>();
-      const S* gh0 = gh.data_ptr<S>();
       for (int64_t b = 0; b < B; ++b) {
-        const int64_t row = t * B + b;
-        const S* hp = hp0 + b * H;
-        S* o = out.data_ptr<S>() + row * H;
+        const int64_t row = t * B + b, srow = save ? row : b;
+        S* o = out0 + row * H;
         if (m && !m[row]) {
-          std::memcpy(o, hp, H * sizeof(S));
+          std::memcpy(o, hp0 + b * H, H * sizeof(S));
           continue;
         }
-        const S* x = gi.data_ptr<S>() + row * 3 * H;
-        const S* g_h = gh0 + b * 3 * H;
-        S* g = gates.data_ptr<S>() + row * 3 * H;
-        S* gn = ghn.data_ptr<S>() + row * H;
-        for (int64_t j = 0; j < 2 * H; ++j) g[j] = x[j] + g_h[j];
-        sigmoid_(g, 2 * H);
-        for (int64_t j = 0; j < H; ++j) {
-          gn[j] = g_h[2 * H + j];
-          g[2 * H + j] = x[2 * H + j] + g[j] * gn[j];
-        }
-        tanh_(g + 2 * H, H);
-        for (int64_t j = 0; j < H; ++j) {
-          const S z = g[H + j];
-          o[j] = (S(1) - z) * g[2 * H + j] + z * hp[j];
-        }
+        gru_row_forward(x0 + t * sT + b * sB, gh0 + b * 3 * H, bi, bh, hp0 + b * H, g0 + srow * 3 * H,
+                        gn0 + srow * H, o, H);
       }
     }
   });
@@ -142,12 +258,14 @@ std::vector<Tensor> gru_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_hh, 
   return {out, h_last, gates, ghn};
 }
 
-std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates,
-                                 Tensor ghn, Tensor out, Tensor h0, Tensor w_hh, c10::optional<Tensor> mask,
-                                 bool reverse) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
+// Returns dgi (strided like gi), dgh (T, B, 3H) (the gradients of x W_ih^T and h W_hh^T),
+// dh0.
+std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gi,
+                                 Tensor gates, Tensor ghn, Tensor out, Tensor h0, Tensor w_hh,
+                                 c10::optional<Tensor> mask, bool reverse) {
+  const int64_t T = out.size(0), B = out.size(1), H = out.size(2), sT = gi.stride(0), sB = gi.stride(1);
   const bool* m = mask_ptr(mask);
-  auto dgi = m ? at::zeros({T, B, 3 * H}, out.options()) : at::empty({T, B, 3 * H}, out.options());
+  auto dgi = like_strided(gi, m != nullptr);
   auto dgh = m ? at::zeros({T, B, 3 * H}, out.options()) : at::empty({T, B, 3 * H}, out.options());
   auto dh = grad_h.has_value() && grad_h->defined() ? grad_h->clone() : at::zeros({B, H}, out.options());
   auto dhd = at::empty({B, H}, out.options());  // dL/dh_prev through the direct (z * h_prev) path
@@ -155,94 +273,61 @@ std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<T
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "gru_backward", [&] {
     using S = scalar_t;
+    const S *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>(), *go0 = has_go ? grad_out->data_ptr<S>() : nullptr;
+    S *d0 = dh.data_ptr<S>(), *dd0 = dhd.data_ptr<S>(), *di0 = dgi.data_ptr<S>(), *dg0 = dgh.data_ptr<S>();
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = steps.at(s);
       const S* hp0 = (s == 0 ? h0 : out[steps.at(s - 1)]).data_ptr<S>();
-      S* d0 = dh.data_ptr<S>();
-      S* dd0 = dhd.data_ptr<S>();
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b;
-        S* d = d0 + b * H;
-        S* dd = dd0 + b * H;
-        if (has_go) {
-          const S* go = grad_out->data_ptr<S>() + row * H;
-          for (int64_t j = 0; j < H; ++j) d[j] += go[j];
-        }
+        S *d = d0 + b * H, *dd = dd0 + b * H;
+        if (has_go) add_(d, go0 + row * H, H);
         if (m && !m[row]) {
           std::memcpy(dd, d, H * sizeof(S));
           continue;
         }
-        const S* g = gates.data_ptr<S>() + row * 3 * H;
-        const S* gn = ghn.data_ptr<S>() + row * H;
-        const S* hp = hp0 + b * H;
-        S* di = dgi.data_ptr<S>() + row * 3 * H;
-        S* dg = dgh.data_ptr<S>() + row * 3 * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const S r = g[j], z = g[H + j], n = g[2 * H + j], dhj = d[j];
-          const S dn = dhj * (S(1) - z) * (S(1) - n * n);  // through tanh
-          const S dz = dhj * (hp[j] - n) * z * (S(1) - z);
-          const S dr = dn * gn[j] * r * (S(1) - r);
-          dd[j] = dhj * z;
-          di[j] = dr;
-          di[H + j] = dz;
-          di[2 * H + j] = dn;
-          dg[j] = dr;
-          dg[H + j] = dz;
-          dg[2 * H + j] = dn * r;
-        }
+        gru_row_backward(g0 + row * 3 * H, gn0 + row * H, hp0 + b * H, d, dd, di0 + t * sT + b * sB,
+                         dg0 + row * 3 * H, H);
       }
       at::cpu::addmm_out(dh, dhd, dgh[t], w_hh);  // dh_prev = direct + dgh W_hh
     }
   });
-  auto dgh2 = dgh.view({T * B, 3 * H});
-  auto dw = at::cpu::mm(dgh2.t(), previous(out, h0, reverse).view({T * B, H}));
-  auto db = dgh2.sum(0);
-  return {dgi, dh, dw, db};
+  return {dgi, dgh, dh};
 }
 
 // ----------------------------------------------------------------------------------- LSTM
 // gates (i, f, g, o) as torch: c = f * c_prev + i * g, h = o * tanh(c).
-std::vector<Tensor> lstm_forward(Tensor gi, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_hh,
-                                 c10::optional<Tensor> mask, bool reverse) {
-  const int64_t T = gi.size(0), B = gi.size(1), H = h0.size(1);
+std::vector<Tensor> lstm_forward(Tensor gi, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+                                 c10::optional<Tensor> mask, bool reverse, bool save) {
+  const int64_t T = gi.size(0), B = gi.size(1), H = h0.size(1), sT = gi.stride(0), sB = gi.stride(1);
   auto out = at::empty({T, B, H}, gi.options());
   auto cs = at::empty({T, B, H}, gi.options());
-  auto tcs = at::empty({T, B, H}, gi.options());       // tanh(c)
-  auto gates = at::empty({T, B, 4 * H}, gi.options());  // activated i, f, g, o
+  auto tcs = at::empty({save ? T : 1, B, H}, gi.options());       // tanh(c)
+  auto gates = at::empty({save ? T : 1, B, 4 * H}, gi.options());  // activated i, f, g, o
   auto gh = at::empty({B, 4 * H}, gi.options());
-  auto wt = w_hh.t();
+  auto wt = w_hh.t().contiguous();
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "lstm_forward", [&] {
     using S = scalar_t;
+    const S *x0 = gi.data_ptr<S>(), *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
+    S *out0 = out.data_ptr<S>(), *cs0 = cs.data_ptr<S>(), *g0 = gates.data_ptr<S>(), *tc0 = tcs.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
       Tensor hprev = s == 0 ? h0 : out[steps.at(s - 1)];
-      const S* cp0 = (s == 0 ? c0 : cs[steps.at(s - 1)]).data_ptr<S>();
-      at::cpu::addmm_out(gh, b_hh, hprev, wt);
+      const S* cp0 = s == 0 ? c0.data_ptr<S>() : cs0 + steps.at(s - 1) * B * H;
+      at::cpu::mm_out(gh, hprev, wt);
       const S* hp0 = hprev.data_ptr<S>();
-      const S* gh0 = gh.data_ptr<S>();
       for (int64_t b = 0; b < B; ++b) {
-        const int64_t row = t * B + b;
-        S* o = out.data_ptr<S>() + row * H;
-        S* c = cs.data_ptr<S>() + row * H;
-        const S* cp = cp0 + b * H;
+        const int64_t row = t * B + b, srow = save ? row : b;
+        S *o = out0 + row * H, *c = cs0 + row * H;
         if (m && !m[row]) {
           std::memcpy(o, hp0 + b * H, H * sizeof(S));
-          std::memcpy(c, cp, H * sizeof(S));
+          std::memcpy(c, cp0 + b * H, H * sizeof(S));
           continue;
         }
-        const S* x = gi.data_ptr<S>() + row * 4 * H;
-        const S* g_h = gh0 + b * 4 * H;
-        S* g = gates.data_ptr<S>() + row * 4 * H;
-        S* tc = tcs.data_ptr<S>() + row * H;
-        for (int64_t j = 0; j < 4 * H; ++j) g[j] = x[j] + g_h[j];
-        sigmoid_(g, 2 * H);
-        tanh_(g + 2 * H, H);
-        sigmoid_(g + 3 * H, H);
-        for (int64_t j = 0; j < H; ++j) tc[j] = c[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j];
-        tanh_(tc, H);
-        for (int64_t j = 0; j < H; ++j) o[j] = g[3 * H + j] * tc[j];
+        lstm_row_forward(x0 + t * sT + b * sB, gh0 + b * 4 * H, bi, bh, cp0 + b * H, g0 + srow * 4 * H, c,
+                         tc0 + srow * H, o, H);
       }
     }
   });
@@ -251,12 +336,14 @@ std::vector<Tensor> lstm_forward(Tensor gi, Tensor h0, Tensor c0, Tensor w_hh, T
   return {out, h_last, c_last, gates, cs, tcs};
 }
 
+// Returns dG (strided like gi; the gradient of both x W_ih^T and h W_hh^T), dh0, dc0.
 std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h,
-                                  c10::optional<Tensor> grad_c, Tensor gates, Tensor cs, Tensor tcs, Tensor out,
-                                  Tensor h0, Tensor c0, Tensor w_hh, c10::optional<Tensor> mask, bool reverse) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
+                                  c10::optional<Tensor> grad_c, Tensor gi, Tensor gates, Tensor cs, Tensor tcs,
+                                  Tensor out, Tensor h0, Tensor c0, Tensor w_hh, c10::optional<Tensor> mask,
+                                  bool reverse) {
+  const int64_t T = out.size(0), B = out.size(1), H = out.size(2), sT = gi.stride(0), sB = gi.stride(1);
   const bool* m = mask_ptr(mask);
-  auto dG = m ? at::zeros({T, B, 4 * H}, out.options()) : at::empty({T, B, 4 * H}, out.options());
+  auto dG = like_strided(gi, m != nullptr);
   auto dh = grad_h.has_value() && grad_h->defined() ? grad_h->clone() : at::zeros({B, H}, out.options());
   auto dc = grad_c.has_value() && grad_c->defined() ? grad_c->clone() : at::zeros({B, H}, out.options());
   auto dhd = at::zeros({B, H}, out.options());  // masked rows pass dh through
@@ -264,77 +351,55 @@ std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "lstm_backward", [&] {
     using S = scalar_t;
+    const S *g0 = gates.data_ptr<S>(), *tc0 = tcs.data_ptr<S>(), *cs0 = cs.data_ptr<S>();
+    const S* go0 = has_go ? grad_out->data_ptr<S>() : nullptr;
+    S *d0 = dh.data_ptr<S>(), *dc0 = dc.data_ptr<S>(), *dd0 = dhd.data_ptr<S>(), *dG0 = dG.data_ptr<S>();
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = steps.at(s);
-      const S* cp0 = (s == 0 ? c0 : cs[steps.at(s - 1)]).data_ptr<S>();
+      const S* cp0 = s == 0 ? c0.data_ptr<S>() : cs0 + steps.at(s - 1) * B * H;
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b;
-        S* d = dh.data_ptr<S>() + b * H;
-        S* dcb = dc.data_ptr<S>() + b * H;
-        S* dd = dhd.data_ptr<S>() + b * H;
-        if (has_go) {
-          const S* go = grad_out->data_ptr<S>() + row * H;
-          for (int64_t j = 0; j < H; ++j) d[j] += go[j];
-        }
+        S *d = d0 + b * H, *dd = dd0 + b * H;
+        if (has_go) add_(d, go0 + row * H, H);
         if (m && !m[row]) {
           std::memcpy(dd, d, H * sizeof(S));
           continue;
         }
         if (m) std::memset(dd, 0, H * sizeof(S));
-        const S* g = gates.data_ptr<S>() + row * 4 * H;
-        const S* tc = tcs.data_ptr<S>() + row * H;
-        const S* cp = cp0 + b * H;
-        S* dg = dG.data_ptr<S>() + row * 4 * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const S i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j], dhj = d[j];
-          const S dcj = dcb[j] + dhj * o * (S(1) - tc[j] * tc[j]);
-          dg[j] = dcj * gg * i * (S(1) - i);
-          dg[H + j] = dcj * cp[j] * f * (S(1) - f);
-          dg[2 * H + j] = dcj * i * (S(1) - gg * gg);
-          dg[3 * H + j] = dhj * tc[j] * o * (S(1) - o);
-          dcb[j] = dcj * f;
-        }
+        lstm_row_backward(g0 + row * 4 * H, tc0 + row * H, cp0 + b * H, d, dc0 + b * H, dG0 + t * sT + b * sB, H);
       }
       at::cpu::addmm_out(dh, dhd, dG[t], w_hh);
     }
   });
-  auto dG2 = dG.view({T * B, 4 * H});
-  auto dw = at::cpu::mm(dG2.t(), previous(out, h0, reverse).view({T * B, H}));
-  auto db = dG2.sum(0);
-  return {dG, dh, dc, dw, db};
+  return {dG, dh, dc};
 }
 
 // ------------------------------------------------------------------------------------ RNN
-// h = phi(gi + h_prev W_hh^T + b_hh), phi = tanh or relu.
-std::vector<Tensor> rnn_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_hh, c10::optional<Tensor> mask,
-                                bool reverse, bool relu) {
-  const int64_t T = gi.size(0), B = gi.size(1), H = h0.size(1);
+// h = phi(gi + b_ih + h_prev W_hh^T + b_hh), phi = tanh or relu.
+std::vector<Tensor> rnn_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+                                c10::optional<Tensor> mask, bool reverse, bool relu) {
+  const int64_t T = gi.size(0), B = gi.size(1), H = h0.size(1), sT = gi.stride(0), sB = gi.stride(1);
   auto out = at::empty({T, B, H}, gi.options());
-  auto wt = w_hh.t();
+  auto gh = at::empty({B, H}, gi.options());
+  auto wt = w_hh.t().contiguous();
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "rnn_forward", [&] {
     using S = scalar_t;
+    const S *x0 = gi.data_ptr<S>(), *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
+    S* out0 = out.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
       Tensor hprev = s == 0 ? h0 : out[steps.at(s - 1)];
-      Tensor o_t = out[t];
-      at::cpu::addmm_out(o_t, b_hh, hprev, wt);
+      at::cpu::mm_out(gh, hprev, wt);
       const S* hp0 = hprev.data_ptr<S>();
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b;
-        S* o = out.data_ptr<S>() + row * H;
         if (m && !m[row]) {
-          std::memcpy(o, hp0 + b * H, H * sizeof(S));
+          std::memcpy(out0 + row * H, hp0 + b * H, H * sizeof(S));
           continue;
         }
-        const S* x = gi.data_ptr<S>() + row * H;
-        for (int64_t j = 0; j < H; ++j) o[j] += x[j];
-        if (relu) {
-          for (int64_t j = 0; j < H; ++j) o[j] = o[j] > S(0) ? o[j] : S(0);
-        } else {
-          tanh_(o, H);
-        }
+        rnn_row_forward(x0 + t * sT + b * sB, gh0 + b * H, bi, bh, out0 + row * H, H, relu);
       }
     }
   });
@@ -342,45 +407,35 @@ std::vector<Tensor> rnn_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_hh, 
   return {out, h_last};
 }
 
-std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor out,
-                                 Tensor h0, Tensor w_hh, c10::optional<Tensor> mask, bool reverse, bool relu) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
+std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gi,
+                                 Tensor out, Tensor h0, Tensor w_hh, c10::optional<Tensor> mask, bool reverse,
+                                 bool relu) {
+  const int64_t T = out.size(0), B = out.size(1), H = out.size(2), sT = gi.stride(0), sB = gi.stride(1);
   const bool* m = mask_ptr(mask);
-  auto dG = m ? at::zeros({T, B, H}, out.options()) : at::empty({T, B, H}, out.options());
+  auto dG = like_strided(gi, m != nullptr);
   auto dh = grad_h.has_value() && grad_h->defined() ? grad_h->clone() : at::zeros({B, H}, out.options());
   auto dhd = at::zeros({B, H}, out.options());
   const bool has_go = grad_out.has_value() && grad_out->defined();
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "rnn_backward", [&] {
     using S = scalar_t;
+    const S *out0 = out.data_ptr<S>(), *go0 = has_go ? grad_out->data_ptr<S>() : nullptr;
+    S *d0 = dh.data_ptr<S>(), *dd0 = dhd.data_ptr<S>(), *dG0 = dG.data_ptr<S>();
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = steps.at(s);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b;
-        S* d = dh.data_ptr<S>() + b * H;
-        S* dd = dhd.data_ptr<S>() + b * H;
-        if (has_go) {
-          const S* go = grad_out->data_ptr<S>() + row * H;
-          for (int64_t j = 0; j < H; ++j) d[j] += go[j];
-        }
+        S *d = d0 + b * H, *dd = dd0 + b * H;
+        if (has_go) add_(d, go0 + row * H, H);
         if (m && !m[row]) {
           std::memcpy(dd, d, H * sizeof(S));
           continue;
         }
         if (m) std::memset(dd, 0, H * sizeof(S));
-        const S* h = out.data_ptr<S>() + row * H;
-        S* dg = dG.data_ptr<S>() + row * H;
-        if (relu) {
-          for (int64_t j = 0; j < H; ++j) dg[j] = h[j] > S(0) ? d[j] : S(0);
-        } else {
-          for (int64_t j = 0; j < H; ++j) dg[j] = d[j] * (S(1) - h[j] * h[j]);
-        }
+        rnn_row_backward(out0 + row * H, d, dG0 + t * sT + b * sB, H, relu);
       }
       at::cpu::addmm_out(dh, dhd, dG[t], w_hh);
     }
   });
-  auto dG2 = dG.view({T * B, H});
-  auto dw = at::cpu::mm(dG2.t(), previous(out, h0, reverse).view({T * B, H}));
-  auto db = dG2.sum(0);
-  return {dG, dh, dw, db};
+  return {dG, dh};
 }
