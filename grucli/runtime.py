@@ -11,6 +11,21 @@ import torch
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
+def tune_malloc() -> bool:
+    """The same two glibc settings as MALLOC_ENV, applied to this running process with
+    mallopt (so `grucli train` and `grucli bench` get them without a re-exec). Measured: the
+    fused GRU step at H=128, T=100, B=64 spent ~1/4 of its CPU time first-touching freshly
+    mmapped buffers. Returns False where there is no glibc (a no-op)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -37,4 +52,5 @@ def configure(threads: int | None, device: torch.device) -> int:
         torch.set_num_threads(n)
     if device.type == "cpu":
         torch.set_flush_denormal(True)
+    tune_malloc()
     return n
