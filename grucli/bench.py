@@ -7,7 +7,9 @@ in the same invocation, and the ratios GRU/LSTM, RNN/LSTM and impl/torch.
 
 Timing: every variant is built first, then measured in rounds; each round times every
 variant once, in a rotated order (variants interleaved, so a noisy neighbour hits all of
-them alike). Reported: the median over the rounds after `warmup` rounds.
+them alike). Reported: the median over the rounds after `warmup` rounds, of wall time and
+of process CPU time. On a machine shared with other jobs the CPU time is the steadier
+measure of the work a variant does (wall time also counts waiting for a core).
 """
 
 from __future__ import annotations
@@ -141,25 +143,24 @@ class Variant:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.x = torch.randn(size.batch, size.seq_len, cfg.input_size, generator=gen)  # (B, T, I)
         self.y = torch.randn(size.batch, 1, generator=gen)  # (B, 1)
-        self.train_s: list[float] = []
-        self.infer_s: list[float] = []
+        self.times: dict[str, list[float]] = {k: [] for k in ("train", "train_cpu", "inference", "inference_cpu")}
 
-    def train_step(self) -> float:
-        t0 = time.perf_counter()
+    def train_step(self) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
         self.opt.zero_grad(set_to_none=True)
         loss = F.mse_loss(self.model(self.x), self.y)
         loss.backward()
         self.opt.step()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     @torch.no_grad()
-    def inference(self) -> float:
+    def inference(self) -> tuple[float, float]:
         self.model.eval()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         self.model(self.x)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         self.model.train()
-        return dt
+        return dt, dc
 
 
 def variants_of(cfg: BenchConfig) -> list[tuple[str, str, Size]]:
@@ -178,10 +179,10 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
         k = r % len(variants)
         for v in variants[k:] + variants[:k]:  # rotated: no variant always runs first
             t_train = v.train_step()
-            t_infer = v.inference() if cfg.inference else float("nan")
+            t_infer = v.inference() if cfg.inference else (float("nan"), float("nan"))
             if r >= cfg.warmup:
-                v.train_s.append(t_train)
-                v.infer_s.append(t_infer)
+                for name, value in zip(v.times, (*t_train, *t_infer)):
+                    v.times[name].append(value)
         if on_round:
             on_round(r + 1, rounds)
     peak = max(peak, matmul_peak_gflops())  # measured before and after; the better one
@@ -189,21 +190,27 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
     for v in variants:
         s = v.size
         flops = gate_flops(v.cell, s, cfg.input_size, cfg.bidirectional)
-        train_ms = 1e3 * statistics.median(v.train_s)
-        infer_ms = 1e3 * statistics.median(v.infer_s) if cfg.inference else float("nan")
+        ms = {k: 1e3 * statistics.median(t) for k, t in v.times.items()}
+        train_ms, infer_ms = ms["train"], ms["inference"]
         gflops = 3 * flops / (train_ms / 1e3) / 1e9
         rows.append({
             "cell": v.cell, "impl": v.impl, "hidden": s.hidden, "seq_len": s.seq_len, "batch": s.batch,
             "layers": s.layers, "bidirectional": cfg.bidirectional, "input_size": cfg.input_size,
             "params": count_params(v.model), "gate_gflop_fwd": flops / 1e9,
-            "train_step_ms": train_ms, "train_step_ms_min": 1e3 * min(v.train_s),
-            "inference_ms": infer_ms, "train_seq_s": s.batch / (train_ms / 1e3),
+            "train_step_ms": train_ms, "train_step_ms_min": 1e3 * min(v.times["train"]),
+            "train_cpu_ms": ms["train_cpu"], "inference_ms": infer_ms, "inference_cpu_ms": ms["inference_cpu"],
+            "train_seq_s": s.batch / (train_ms / 1e3),
             "inference_seq_s": s.batch / (infer_ms / 1e3), "train_gflop_s": gflops,
-            "peak_share": gflops / peak, "repeats": cfg.repeats, "threads": threads,
+            "peak_share": gflops / peak, "cpu_peak_share": 3 * flops / (ms["train_cpu"] / 1e3) / 1e9 / peak,
+            "repeats": cfg.repeats, "threads": threads,
             "flush_denormal": cfg.flush_denormal,
         })
     add_ratios(rows)
     return rows, peak
+
+
+RATIO_OF = {"train": "train_step_ms", "inference": "inference_ms", "train_cpu": "train_cpu_ms",
+            "inference_cpu": "inference_cpu_ms"}  # ratio name -> column
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -220,10 +227,9 @@ def add_ratios(rows: list[dict]) -> None:
         k = key(r)
         t = by.get((r["cell"], "torch", k))
         lstm = by.get(("lstm", r["impl"], k))
-        for what in ("train", "inference"):
-            col = "train_step_ms" if what == "train" else "inference_ms"
-            r[f"{what}_vs_torch"] = r[col] / t[col] if t else None
-            r[f"{what}_vs_lstm"] = r[col] / lstm[col] if lstm else None
+        for what, col in RATIO_OF.items():
+            r[f"{what}_vs_torch"] = r[col] / t[col] if t and col in t else None
+            r[f"{what}_vs_lstm"] = r[col] / lstm[col] if lstm and col in lstm else None
         fastest_lstm = best.get(("lstm", k))
         r["fastest"] = best[(r["cell"], k)] is r
         r["fastest_vs_fastest_lstm"] = (r["train_step_ms"] / fastest_lstm["train_step_ms"]

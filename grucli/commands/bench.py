@@ -58,14 +58,16 @@ def bench(
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("measuring", total=cfg.warmup + cfg.repeats)
         rows, peak = lib.run_bench(cfg, on_round=lambda done, total: progress.update(task, completed=done))
-    table = Table("cell", "impl", "size", "params", "train ms", "infer ms", "seq/s", "GFLOP/s", "% peak",
-                  "train/torch", "infer/torch", "vs lstm", title=f"matmul peak {peak:.0f} GFLOP/s")
+    table = Table("cell", "impl", "size", "params", "train ms", "cpu ms", "infer ms", "seq/s", "GFLOP/s",
+                  "% peak", "train/torch", "(cpu)", "infer/torch", "(cpu)", "vs lstm",
+                  title=f"medians; wall and CPU time; matmul peak {peak:.0f} GFLOP/s")
     for r in rows:
         size = f"H={r['hidden']} T={r['seq_len']} B={r['batch']}" + (f" L={r['layers']}" if r["layers"] > 1 else "")
         table.add_row(r["cell"], r["impl"] + (" *" if r["fastest"] else ""), size, str(r["params"]),
-                      fmt(r["train_step_ms"], 3), fmt(r["inference_ms"], 3), fmt(r["train_seq_s"], 3),
-                      fmt(r["train_gflop_s"], 3), fmt(100 * r["peak_share"], 2), fmt(r["train_vs_torch"], 2),
-                      fmt(r["inference_vs_torch"], 2), fmt(r["train_vs_lstm"], 2))
+                      fmt(r["train_step_ms"], 3), fmt(r["train_cpu_ms"], 3), fmt(r["inference_ms"], 3),
+                      fmt(r["train_seq_s"], 3), fmt(r["train_gflop_s"], 3), fmt(100 * r["peak_share"], 2),
+                      fmt(r["train_vs_torch"], 2), fmt(r["train_cpu_vs_torch"], 2), fmt(r["inference_vs_torch"], 2),
+                      fmt(r["inference_cpu_vs_torch"], 2), fmt(r["train_vs_lstm"], 2))
     console.print(table)
     fastest = [r for r in rows if r["fastest_vs_fastest_lstm"] is not None and r["cell"] != "lstm"]
     for r in fastest:
