@@ -89,6 +89,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         model.load_state_dict(ckpt["state_dict"])
     except Exception as e:  # corrupt file, wrong keys or shapes
         raise GrucliError(f"{weights}: cannot load the weights ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise GrucliError(f"{weights}: the weights hold NaN or inf (the run diverged); nothing to inspect")
     return LoadedRun(run_dir, cfg, data, model.eval(), summary)
 
 
@@ -159,43 +161,34 @@ def sample_traces(model: SequenceModel, split: Split, layer: int, n: int) -> lis
 @torch.no_grad()
 def gate_statistics(model: SequenceModel, split: Split, layer: int) -> tuple[dict, dict, dict]:
     """Over every valid step of every test sequence (both directions pooled): per gate the
-    mean and the shares below LOW / above HIGH, hidden-state statistics, and histograms."""
+    mean and the shares below LOW / above HIGH; for h the mean norm, mean |h| and the share
+    |h| > HIGH; and a histogram of each (bin edges, share of values per bin)."""
     rule = rule_for(model.cell.name)
-    names = (*rule.gates, "h")
-    count, total, low, high, hist = 0, Counter(), Counter(), Counter(), {}
-    norm_sum, steps = 0.0, 0
-    h_range = None if model.cell.name == "rnn_relu" else (-1.0, 1.0)
+    ranges: dict[str, tuple[float, float] | None] = {g: (0.0, 1.0) for g in rule.gates}
+    ranges["h"] = None if model.cell.name == "rnn_relu" else (-1.0, 1.0)  # relu: set on the first chunk
+    n, steps, norm_sum = 0, 0, 0.0
+    sums, low, high, counts = Counter(), Counter(), Counter(), {}
     for i in range(0, len(split), CHUNK):
         x, _, lengths = _cut(split.take(slice(i, i + CHUNK)))
         for tr in run_stack(model, x, lengths)[layer]:
-            valid = tr.valid  # (B, T)
-            steps += int(valid.sum())
-            norm_sum += float(tr.out.norm(dim=-1)[valid].sum())
-            for g in names:
-                v = (tr.out if g == "h" else tr.gates[g])[valid].flatten()  # values at valid steps
-                if g == "h":
-                    if h_range is None:  # relu: unbounded; fix the range on the first chunk
-                        h_range = (0.0, max(float(v.max()), 1e-6) * 1.05)
-                    lo, hi = h_range
-                    v = v.clamp(lo, hi)
-                    a = v.abs()
-                    low[g] += int((a < LOW).sum())
-                    high[g] += int((a > HIGH).sum())
-                    total[g] += float(a.sum())
-                else:
-                    lo, hi = 0.0, 1.0
-                    low[g] += int((v < LOW).sum())
-                    high[g] += int((v > HIGH).sum())
-                    total[g] += float(v.sum())
-                counts = torch.histc(v, bins=BINS, min=lo, max=hi).numpy()
-                hist[g] = (np.linspace(lo, hi, BINS + 1), hist.get(g, (None, 0))[1] + counts)
-            count += int(valid.sum()) * tr.out.shape[-1]
-    n_values = max(count, 1)  # values per quantity (steps x units x directions)
-    gates = {g: {"mean": total[g] / n_values, "share_lt_0.1": low[g] / n_values, "share_gt_0.9": high[g] / n_values}
-             for g in rule.gates}
-    hidden = {"mean_norm": norm_sum / max(steps, 1), "mean_abs": total["h"] / n_values,
-              "share_abs_gt_0.9": high["h"] / n_values}
-    return gates, hidden, {g: (edges, c / max(c.sum(), 1)) for g, (edges, c) in hist.items()}
+            steps += int(tr.valid.sum())
+            n += int(tr.valid.sum()) * tr.out.shape[-1]
+            norm_sum += float(tr.out.norm(dim=-1)[tr.valid].sum())
+            for g in ranges:
+                v = (tr.out if g == "h" else tr.gates[g])[tr.valid].flatten()  # values at valid steps
+                if ranges[g] is None:
+                    ranges[g] = (0.0, max(float(v.max()), 1e-6) * 1.05)
+                lo, hi = ranges[g]
+                a = v.abs()  # gates are positive
+                sums[g] += float(a.sum())
+                low[g] += int((a < LOW).sum())
+                high[g] += int((a > HIGH).sum())
+                counts[g] = counts.get(g, 0) + torch.histc(v.clamp(lo, hi), BINS, lo, hi).numpy()
+    n = max(n, 1)
+    gates = {g: {"mean": sums[g] / n, "share_lt_0.1": low[g] / n, "share_gt_0.9": high[g] / n} for g in rule.gates}
+    hidden = {"mean_norm": norm_sum / max(steps, 1), "mean_abs": sums["h"] / n, "share_abs_gt_0.9": high["h"] / n}
+    hists = {g: (np.linspace(*ranges[g], BINS + 1), c / max(c.sum(), 1)) for g, c in counts.items()}
+    return gates, hidden, hists
 
 
 def gradient_flow(model: SequenceModel, data: TaskData, layer: int, n: int = GRAD_SEQUENCES) -> tuple[list, list]:
