@@ -41,7 +41,7 @@ def report(
     with console.status("building the report"):
         res = build_report(dirs, out, FORMAT_CHOICES[format_])
     for note in res.notes:
-        err_console.print(f"[yellow]note:[/] {escape(note)}")
+        err_console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     plots = "; ".join(f"{task}: {', '.join(names) or 'none'}" for task, names in res.plots.items())
     console.print(f"{res.runs} run folders -> {len(res.tables)} tables, {len(res.figures)} figure files ({plots})")
     for path in res.files:

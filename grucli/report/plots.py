@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -83,14 +84,21 @@ def _ci(values: pd.Series) -> tuple[float, float]:
     return d.mean, (d.ci or 0.0)
 
 
-def _panels(view: TaskView, keys: list[str]):
-    """[(label, runs)] per combination of `keys` (at most MAX_PANELS), ok runs only."""
+def _panels(view: TaskView, keys: list[str], keep: Callable[[pd.DataFrame], bool] | None = None):
+    """[(label, runs)] per combination of `keys` (at most MAX_PANELS) whose runs pass
+    `keep`, ok runs only; and whether some were cut."""
     ok = view.ok
     if not keys:
-        return [("", ok)], False
-    groups = [(setting_label(keys, v if isinstance(v, tuple) else (v,)), g)
-              for v, g in ok.groupby(keys, dropna=False, sort=True)]
+        return ([("", ok)] if keep is None or keep(ok) else []), False
+    groups = [(_panel_title(keys, v if isinstance(v, tuple) else (v,)), g)
+              for v, g in ok.groupby(keys, dropna=False, sort=True) if keep is None or keep(g)]
     return groups[:MAX_PANELS], len(groups) > MAX_PANELS
+
+
+def _panel_title(keys: list[str], values, width: int = 46, lines: int = 3) -> str:
+    """A setting label that fits over one panel: long values shortened, wrapped, capped."""
+    wrapped = textwrap.wrap(setting_label(keys, values, max_value=22), width)
+    return "\n".join(wrapped[:lines]) + (" …" if len(wrapped) > lines else "")
 
 
 def _legend(fig, axes) -> None:
@@ -132,7 +140,7 @@ def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
             ax_e.fill_between(mean.index, lo, hi, color=colour(cell), alpha=0.18, lw=0)
             ax_t.plot(wall, mean, label=f"{cell}", **kw)
             ax_t.fill_between(wall, lo, hi, color=colour(cell), alpha=0.18, lw=0)
-        suffix = f" — {label}" if label else ""
+        suffix = f"\n{label}" if label else ""
         ax_e.set(title=f"{view.task}: validation {view.metric} by epoch{suffix}", xlabel="epoch",
                  ylabel=f"validation {_metric_label(view)}")
         ax_t.set(title=f"{view.task}: by wall-clock time{suffix}", xlabel="wall-clock time since start (s)",
@@ -149,15 +157,23 @@ def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
 
 # --------------------------------------------------------------------------- difficulty
 def _task_knobs(view: TaskView) -> list[str]:
+    """Numeric task keys swept with at least two values while everything else is fixed."""
     return [c for c in view.settings if c.startswith("config.task.")
-            and pd.api.types.is_numeric_dtype(view.ok[c]) and view.ok[c].nunique() > 1]
+            and pd.api.types.is_numeric_dtype(view.ok[c]) and _panels(view, _others(view, c), _sweeps(c))[0]]
+
+
+def _others(view: TaskView, key: str) -> list[str]:
+    return [c for c in view.settings if c != key]
+
+
+def _sweeps(key: str) -> Callable[[pd.DataFrame], bool]:
+    return lambda runs: runs[key].nunique() > 1
 
 
 def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
     out = []
     for knob in _task_knobs(view):
-        others = [c for c in view.settings if c != knob]
-        panels, cut = _panels(view, others)
+        panels, cut = _panels(view, _others(view, knob), _sweeps(knob))
         fig, axes = _new(len(panels), 1, sharey=True)
         every = []
         for ax, (label, runs) in zip(axes[0], panels):
@@ -187,12 +203,15 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
 # --------------------------------------------------------------------------- size
 def _size_applies(view: TaskView, histories: dict) -> bool:
     ok = view.ok
-    return "params" in ok and not ok.empty and (ok.groupby("cell")["params"].nunique() > 1).any()
+    if "params" not in ok or ok.empty:
+        return False
+    others = [c for c in view.settings if not c.startswith("config.model.")]
+    return bool(_panels(view, others, lambda runs: (runs.groupby("cell")["params"].nunique() > 1).any())[0])
 
 
 def size(view: TaskView, histories: dict) -> list[Drawn]:
     others = [c for c in view.settings if not c.startswith("config.model.")]
-    panels, cut = _panels(view, others)
+    panels, cut = _panels(view, others, lambda runs: (runs.groupby("cell")["params"].nunique() > 1).any())
     fig, axes = _new(len(panels), 1, sharey=True)
     for ax, (label, runs) in zip(axes[0], panels):
         for cell, g in runs.groupby("cell"):
@@ -238,7 +257,7 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
             ax.bar(xs, ms, width, yerr=[lower, cis], capsize=3, color=colour(cell), label=cell,
                    error_kw={"lw": 1, "ecolor": "0.2"})
         ax.set_xticks(np.arange(len(groups)))
-        ax.set_xticklabels([setting_label(view.settings, v).replace(", ", "\n") for v, _, _ in groups],
+        ax.set_xticklabels([setting_label(view.settings, v, max_value=16).replace(", ", "\n") for v, _, _ in groups],
                            fontsize=8, rotation=0 if len(groups) <= 6 else 30, ha="center" if len(groups) <= 6 else "right")
         ax.set(title=f"{view.task}: {label.split(' (')[0]}", ylabel=label)
         ax.grid(axis="x", visible=False)

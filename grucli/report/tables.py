@@ -81,8 +81,17 @@ def short(column: str) -> str:
     return column.removeprefix("config.")
 
 
-def setting_label(settings: list[str], values) -> str:
-    return ", ".join(f"{short(c)}={_plain(v)}" for c, v in zip(settings, values)) or "all runs"
+def setting_label(settings: list[str], values, max_value: int | None = None) -> str:
+    """`task.seq_len=100, model.hidden_size=64`; values longer than `max_value` characters
+    (paths, hashes) keep their start and end."""
+    def value(v):
+        text = "unset" if v is None or (isinstance(v, float) and v != v) else str(_plain(v))
+        if max_value and len(text) > max_value:
+            keep = max(max_value // 2 - 1, 3)
+            text = f"{text[:keep]}…{text[-keep:]}"
+        return text
+
+    return ", ".join(f"{short(c)}={value(v)}" for c, v in zip(settings, values)) or "all runs"
 
 
 def _plain(v):
