@@ -145,6 +145,22 @@ def test_tanh_rnn_gradient_vanishes_with_distance_while_keeping_gru_does_not():
     assert g[0] / g[-1] > 0.5  # nearly flat
 
 
+def test_init_model_is_the_model_training_started_from():
+    """With a learning rate too small to move anything, the trained weights are the initial
+    ones: init_model must rebuild exactly those."""
+    from grucli.config import RunConfig
+    from grucli.inspect import init_model
+    from grucli.tasks import build_task
+    from grucli.train import train_run
+
+    cfg = RunConfig(task={"name": "adding", "seq_len": 5, "n_train": 16, "n_val": 8, "n_test": 8},
+                    model={"cell": "lstm", "hidden_size": 3},
+                    train={"optimizer": "sgd", "lr": 1e-30, "epochs": 1, "batch_size": 16, "threads": 1}, seed=7)
+    result = train_run(cfg)
+    init = init_model(cfg, build_task(cfg.task)).state_dict()
+    assert all(torch.allclose(init[k], v, rtol=0, atol=1e-12) for k, v in result.state_dict.items())
+
+
 # --------------------------------------------------------------------------- the command
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
