@@ -1,0 +1,181 @@
+"""The results folder: atomic writes, run states, what a run folder holds, and a tidy
+table that pandas can read without grucli."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from grucli import execute, store
+from grucli.config import RunConfig, load_experiment
+from grucli.grid import expand, run_id
+from grucli.models import SequenceModel
+from grucli.objectives import Regression
+from grucli.train import RunResult, train_run
+
+
+@pytest.fixture
+def grid_runs(write_yaml, tiny_experiment):
+    """Two tiny runs (gru, lstm) on adding."""
+    exp = load_experiment(write_yaml(tiny_experiment(name="store", grid={"model.cell": ["gru", "lstm"]})))
+    return expand(exp)
+
+
+def leftovers(folder):
+    return [p for p in folder.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------- atomic writes
+def test_atomic_write_replaces_content_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / "sub" / "a.json"
+    store.atomic_write_text(path, "one")
+    store.atomic_write_text(path, "two")
+    assert path.read_text() == "two"
+    assert [p.name for p in path.parent.iterdir()] == ["a.json"]
+
+
+@pytest.mark.parametrize("fail_at", ["fsync", "replace"])
+def test_failed_write_keeps_the_old_file_and_cleans_up(tmp_path, monkeypatch, fail_at):
+    path = tmp_path / "summary.json"
+    store.atomic_write_text(path, "old")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, fail_at, broken)
+    with pytest.raises(OSError, match="disk full"):
+        store.atomic_write_text(path, "new")
+    monkeypatch.undo()
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+# --------------------------------------------------------------------------- run states
+def test_run_states(tmp_path):
+    run_dir = tmp_path / "abc"
+    assert store.run_state(run_dir) == "todo"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("seed: 0\n")
+    assert store.run_state(run_dir) == "partial", "files but no summary"
+    (run_dir / "summary.json").write_text('{"status": "ok", "test": {"ms')
+    assert store.run_state(run_dir) == "partial", "a truncated summary does not count"
+    (run_dir / "summary.json").write_text('{"status": "running"}')
+    assert store.run_state(run_dir) == "partial", "an unknown status does not count"
+    for status, state in [("ok", "done"), ("failed", "failed"), ("diverged", "diverged")]:
+        (run_dir / "summary.json").write_text(json.dumps({"status": status}))
+        assert store.run_state(run_dir) == state
+
+
+def test_plan_retrains_partial_and_todo_runs_only(tmp_path, grid_runs):
+    gru, lstm = grid_runs
+    (tmp_path / gru.run_id).mkdir()
+    (tmp_path / gru.run_id / "history.csv").write_text("epoch\n1\n")
+    plan = execute.plan(grid_runs, tmp_path)
+    assert plan.states == {gru.run_id: "partial", lstm.run_id: "todo"}
+    assert [r.run_id for r in plan.todo] == [gru.run_id, lstm.run_id]
+    for run, status in [(gru, "ok"), (lstm, "failed")]:
+        store.atomic_write_text(tmp_path / run.run_id / "summary.json", json.dumps({"status": status}))
+    assert execute.plan(grid_runs, tmp_path).todo == []
+    assert [r.run_id for r in execute.plan(grid_runs, tmp_path, retry_failed=True).todo] == [lstm.run_id]
+
+
+# --------------------------------------------------------------------------- a run folder
+@pytest.fixture
+def stored(tmp_path, grid_runs):
+    """Both runs trained and written; returns (experiment folder, runs, results)."""
+    exp_dir = tmp_path / "results" / "store"
+    results = []
+    for run in grid_runs:
+        result = train_run(run.config)
+        store.write_run(exp_dir, run, result, "store")
+        results.append(result)
+    return exp_dir, grid_runs, results
+
+
+def test_run_folder_files(stored):
+    exp_dir, runs, results = stored
+    for run, result in zip(runs, results):
+        run_dir = exp_dir / run.run_id
+        assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml", "history.csv", "model.pt", "summary.json"]
+        # config.yaml is the fully resolved config: it validates and hashes back to the folder name
+        cfg = RunConfig(**yaml.safe_load((run_dir / "config.yaml").read_text()))
+        assert cfg == run.config and run_id(cfg) == run.run_id
+        history = pd.read_csv(run_dir / "history.csv")
+        assert len(history) == len(result.history)
+        assert {"epoch", "train_loss", "val_mse", "epoch_time_s", "train_time_s", "wall_time_s"} <= set(history)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["status"] == "ok" and summary["run_id"] == run.run_id
+        assert summary["params"] == result.params and summary["test"] == pytest.approx(result.test)
+        assert summary["cell"] == run.config.model.cell and summary["config"]["model"]["cell"] == summary["cell"]
+        for key in ("metric", "baseline", "timing", "env", "reached_target", "time_to_target_s"):
+            assert key in summary
+    assert leftovers(exp_dir) == []
+
+
+def test_saved_weights_rebuild_the_model(stored):
+    exp_dir, runs, results = stored
+    saved = torch.load(exp_dir / runs[1].run_id / "model.pt", weights_only=True)
+    meta, cfg = saved["meta"], saved["config"]
+    model = SequenceModel(cfg["model"]["cell"], input_size=meta["input_size"], output_size=meta["output_size"],
+                          hidden_size=meta["hidden_size"], head=meta["head"], tokens=meta["tokens"])
+    model.load_state_dict(saved["state_dict"])
+    assert all(torch.equal(v, results[1].state_dict[k]) for k, v in model.state_dict().items())
+
+
+def test_failed_and_diverged_runs_are_stored_with_their_status(tmp_path, grid_runs, monkeypatch):
+    gru, lstm = grid_runs
+    failed = RunResult(status="failed", error="RuntimeError: boom", traceback="Traceback ...\nRuntimeError: boom")
+    store.write_run(tmp_path, gru, failed, "store")
+    monkeypatch.setattr(Regression, "loss", lambda self, out, y: out.sum() * float("nan"))
+    store.write_run(tmp_path, lstm, train_run(lstm.config), "store")
+    assert store.run_state(tmp_path / gru.run_id) == "failed"
+    assert store.run_state(tmp_path / lstm.run_id) == "diverged"
+    assert not (tmp_path / gru.run_id / "model.pt").exists()
+    summary = json.loads((tmp_path / gru.run_id / "summary.json").read_text())
+    assert summary["error"] == "RuntimeError: boom" and "Traceback" in summary["traceback"]
+
+
+# --------------------------------------------------------------------------- the tidy table
+def test_load_runs_is_one_flat_row_per_finished_run(stored):
+    exp_dir, runs, results = stored
+    (exp_dir / "deadbeef0000").mkdir()  # a partial run is not a row
+    (exp_dir / "deadbeef0000" / "config.yaml").write_text("seed: 0\n")
+    df = store.load_runs(exp_dir)
+    assert len(df) == 2
+    assert sorted(df["run_id"]) == sorted(r.run_id for r in runs)
+    for column in ("config.model.cell", "config.task.seq_len", "test.mse", "timing.epoch_time_s", "params",
+                   "status", "seed", "env.torch"):
+        assert column in df.columns, column
+    assert "traceback" not in df.columns
+    row = df.set_index("run_id").loc[runs[1].run_id]
+    assert row["config.model.cell"] == "lstm"
+    assert row["test.mse"] == pytest.approx(results[1].test["mse"])
+
+
+def test_load_runs_of_an_empty_folder(tmp_path):
+    assert store.load_runs(tmp_path).empty
+
+
+def test_runs_csv_is_readable_with_pandas_alone(stored):
+    exp_dir, runs, results = stored
+    path = store.write_runs_table(exp_dir)
+    assert path == exp_dir / "runs.csv"
+    code = (
+        "import json, sys\n"
+        "import pandas as pd\n"
+        "runs = pd.read_csv(sys.argv[1])\n"
+        "assert 'grucli' not in sys.modules and 'torch' not in sys.modules\n"
+        "print(json.dumps({r: m for r, m in zip(runs['run_id'], runs['test.mse'])}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                         cwd=exp_dir)
+    assert out.returncode == 0, out.stderr
+    by_id = json.loads(out.stdout)
+    assert by_id == pytest.approx({r.run_id: res.test["mse"] for r, res in zip(runs, results)})

@@ -1,0 +1,187 @@
+"""Training one run: reproducible numbers, what a result holds, stopping rules, and
+divergence / failure recorded in the result instead of raised."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from grucli import train as train_mod
+from grucli.errors import GrucliError
+from grucli.models import count_params
+from grucli.objectives import Classification, Regression
+from grucli.tasks import build_task
+from grucli.train import Callback, build_model, train_run
+
+TIME_KEYS = {"epoch_time_s", "train_time_s", "wall_time_s"}
+
+
+def untimed(history):
+    return [{k: v for k, v in row.items() if k not in TIME_KEYS} for row in history]
+
+
+@pytest.mark.parametrize("task,model", [
+    ("adding", {"cell": "lstm", "num_layers": 2, "dropout": 0.3}),  # dropout draws from the run's RNG
+    ("counting", {"cell": "gru"}),  # variable lengths, packed
+])
+def test_same_config_and_seed_give_identical_results(tiny_run, task, model):
+    cfg = tiny_run(task, model=model, train={"epochs": 2, "max_steps": None})
+    a, b = train_run(cfg), train_run(cfg)
+    assert a.status == b.status == "ok"
+    assert (a.train, a.val, a.test) == (b.train, b.val, b.test)
+    assert untimed(a.history) == untimed(b.history) and len(a.history) == 2
+    assert a.state_dict.keys() == b.state_dict.keys()
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+
+
+def test_other_seed_gives_other_weights(tiny_run):
+    a = train_run(tiny_run("adding", seed=0))
+    b = train_run(tiny_run("adding", seed=1))
+    assert any(not torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    assert a.test != b.test
+
+
+def test_training_leaves_the_global_rng_alone(tiny_run):
+    cfg = tiny_run("adding", model={"dropout": 0.2, "num_layers": 2})
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    train_run(cfg)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_result_holds_metrics_params_history_and_timing(tiny_run):
+    cfg = tiny_run("adding", train={"epochs": 3, "max_steps": None})  # 64 sequences / 32 = 2 steps per epoch
+    r = train_run(cfg)
+    assert r.status == "ok" and r.error is None
+    data = build_task(cfg.task)
+    assert r.params == count_params(build_model(cfg, data)) and r.hidden_size == 4
+    assert (r.metric, r.goal, r.target) == ("mse", "min", 0.01)
+    assert r.baseline["mse"] == pytest.approx(1 / 6)
+    for split in (r.train, r.val, r.test):
+        assert set(split) >= {"mse", "rmse", "mae"} and math.isfinite(split["mse"])
+    assert [row["epoch"] for row in r.history] == [1, 2, 3]
+    assert [row["step"] for row in r.history] == [2, 4, 6]
+    assert set(r.history[0]) >= {"train_loss", "val_mse"} | TIME_KEYS
+    times = [row["train_time_s"] for row in r.history]
+    assert times == sorted(times) and times[0] > 0
+    t = r.timing
+    assert (t["epochs"], t["steps"]) == (3, 6)
+    for key in ("train_time_s", "epoch_time_s", "throughput_seq_s", "latency_batch_ms", "latency_seq_ms",
+                "peak_memory_mb", "total_time_s"):
+        assert t[key] > 0, key
+    assert t["throughput_seq_s"] == pytest.approx(3 * 64 / t["train_time_s"])
+    assert t["latency_seq_ms"] == pytest.approx(t["latency_batch_ms"] / 32)
+    assert r.env["threads"] == 1 and r.env["device"] == "cpu"
+    assert {"torch", "python", "grucli", "cpu"} <= set(r.env)
+
+
+def test_final_metrics_are_from_the_best_validation_epoch(tiny_run):
+    r = train_run(tiny_run("adding", train={"epochs": 4, "max_steps": None, "lr": 0.05}))
+    best = min(row["val_mse"] for row in r.history)
+    assert r.val["mse"] == pytest.approx(best)
+
+
+def test_max_steps_caps_training(tiny_run):
+    r = train_run(tiny_run("adding", train={"epochs": 5, "max_steps": 3}))
+    assert r.timing["steps"] == 3 and r.timing["epochs"] == 2
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(tiny_run):
+    # lr so small that the weights cannot change in float32: validation never improves after epoch 1
+    r = train_run(tiny_run("adding", train={"epochs": 10, "max_steps": None, "optimizer": "sgd", "lr": 1e-20,
+                                            "early_stopping": 2}))
+    assert len(r.history) == 3
+
+
+def test_callback_sees_every_step_and_epoch(tiny_run):
+    seen = {"start": [], "steps": [], "epochs": []}
+
+    class Spy(Callback):
+        def on_start(self, total_steps):
+            seen["start"].append(total_steps)
+
+        def on_step(self, step, loss):
+            seen["steps"].append(step)
+
+        def on_epoch(self, row):
+            seen["epochs"].append(row)
+
+    r = train_run(tiny_run("adding", train={"epochs": 2, "max_steps": None}), Spy())
+    assert seen["start"] == [4] and seen["steps"] == [1, 2, 3, 4]
+    assert seen["epochs"] == r.history
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
+def test_every_optimizer_trains(tiny_run, optimizer):
+    r = train_run(tiny_run("adding", train={"optimizer": optimizer, "momentum": 0.5 if optimizer != "adam" else 0}))
+    assert r.status == "ok" and math.isfinite(r.test["mse"])
+
+
+# --------------------------------------------------------------------------- divergence and failure
+def test_huge_learning_rate_is_recorded_as_diverged(tiny_run):
+    cfg = tiny_run("adding", train={"optimizer": "sgd", "lr": 1e12, "grad_clip": None, "epochs": 5, "max_steps": None})
+    r = train_run(cfg)
+    assert r.status == "diverged"
+    assert "non-finite" in r.error
+    assert r.timing["steps"] < 10  # stopped, did not run all 5 epochs
+
+
+@pytest.mark.parametrize("task,objective", [("adding", Regression), ("copy", Classification)])
+def test_nan_loss_is_recorded_as_diverged(tiny_run, monkeypatch, task, objective):
+    monkeypatch.setattr(objective, "loss", lambda self, out, y: out.sum() * float("nan"))
+    r = train_run(tiny_run(task))
+    assert r.status == "diverged" and "nan" in r.error
+    assert r.history == [] and r.test == {}
+    assert r.timing["steps"] == 0
+
+
+def test_exception_is_recorded_as_failed_not_raised(tiny_run, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("optimiser exploded")
+
+    monkeypatch.setattr(train_mod, "make_optimizer", boom)
+    r = train_run(tiny_run("adding"))
+    assert r.status == "failed"
+    assert r.error == "RuntimeError: optimiser exploded"
+    assert "Traceback" in r.traceback and "optimiser exploded" in r.traceback
+
+
+def test_exception_in_the_forward_pass_is_recorded(tiny_run, monkeypatch):
+    from grucli.models import SequenceModel
+
+    def broken(self, x, lengths=None):
+        raise ValueError("shape mismatch somewhere")
+
+    monkeypatch.setattr(SequenceModel, "forward", broken)
+    r = train_run(tiny_run("counting"))
+    assert r.status == "failed" and "shape mismatch" in r.error
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_is_a_user_error(tiny_run):
+    with pytest.raises(GrucliError, match="cuda"):
+        train_run(tiny_run("adding", train={"device": "cuda"}))
+
+
+# --------------------------------------------------------------------------- convergence (slow)
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_cells_solve_adding_at_t50_reproducibly(cell):
+    """The issue's bar: test MSE < 0.01 at T=50 (baseline 1/6). A few minutes per cell on 2 free cores."""
+    from grucli.config import RunConfig
+
+    cfg = RunConfig(task={"name": "adding", "seq_len": 50, "n_train": 10000, "n_val": 1000, "n_test": 1000},
+                    model={"cell": cell, "hidden_size": 64},
+                    train={"lr": 3e-3, "batch_size": 64, "epochs": 15, "early_stopping": 3})
+    r = train_run(cfg)
+    assert r.status == "ok"
+    assert r.test["mse"] < 0.01 < r.baseline["mse"], r.history
+    assert r.reached_target
+
+    short = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1, "max_steps": 40})})
+    a, b = train_run(short), train_run(short)
+    assert (a.val, a.test) == (b.val, b.test)
+    assert untimed(a.history) == untimed(b.history)
