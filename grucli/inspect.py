@@ -147,13 +147,15 @@ def resolve_layer(model: SequenceModel, layer: int | None) -> int:
 
 @torch.no_grad()
 def sample_traces(model: SequenceModel, split: Split, layer: int, n: int) -> list[SampleTrace]:
+    """The first n test sequences, cut to their own lengths."""
     x, _, lengths = _cut(split.take(slice(0, n)))
     traces = run_stack(model, x, lengths)[layer]
+    names = rule_for(model.cell.name).gates
     out = []
     for b in range(len(x)):
         L = int(lengths[b]) if lengths is not None else x.shape[1]
         out.append(SampleTrace(index=b, x=x[b, :L].numpy(), tokens=model.tokens,
-                               gates=[{g: tr.gates[g][b, :L].numpy() for g in rule_for(model.cell.name).gates} for tr in traces],
+                               gates=[{g: tr.gates[g][b, :L].numpy() for g in names} for tr in traces],
                                h=[tr.out[b, :L].numpy() for tr in traces]))
     return out
 

@@ -212,6 +212,8 @@ def gradient_flow(insp: Inspection) -> Figure:
     ax.set_yscale("log")
     _integer_time(ax)
     where = "loss on the last step" if insp.run.model.head_kind == "last" else "loss on every step"
+    if insp.run.data.test.lengths is not None:
+        where += "; lengths vary: mean over the sequences that reach t"
     ax.set_xlabel(f"time step t ({where})")
     ax.set_ylabel("mean ‖∂L/∂h_t‖ (log scale)")
     ax.legend(fontsize=8)

@@ -24,11 +24,14 @@ def _print_summary(summary: dict) -> None:
 
 @clean_errors
 def inspect(
-    path: Path = typer.Argument(..., help="A run folder results/<experiment>/<run_id> (or results/<experiment> with --compare)."),
+    path: Path = typer.Argument(..., help="A run folder results/<experiment>/<run_id> "
+                                "(or results/<experiment> with --compare)."),
     samples: int = typer.Option(2, "--samples", "-n", help="Test sequences to draw gate traces for."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write figures and JSON here instead of <path>/inspect/."),
-    layer: Optional[int] = typer.Option(None, "--layer", help="Recurrent layer to inspect, 0-based (default: the last)."),
-    compare: bool = typer.Option(False, "--compare", help="PATH is an experiment: one run per cell, side by side on the same inputs."),
+    layer: Optional[int] = typer.Option(None, "--layer",
+                                        help="Recurrent layer to inspect, 0-based (default: the last)."),
+    compare: bool = typer.Option(False, "--compare",
+                                 help="PATH is an experiment: one run per cell, side by side on the same inputs."),
 ) -> None:
     """Look inside trained runs: gate traces over time (GRU z/r, LSTM f/i/o, ‖h_t‖) under the
     input, gate saturation over the test set, and ‖∂L/∂h_t‖ back through time, trained vs
