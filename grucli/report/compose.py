@@ -68,12 +68,28 @@ def what_was_run(col: Collection) -> list[Block]:
         src = f" from `{exp['source']}`" if exp.get("source") else ""
         desc = f" — {exp['description']}" if exp.get("description") else ""
         items.append(f"**{exp['name']}**{desc}{src}: grid {grid or 'none (one point)'}"
-                     f"{'; ' + zips if zips else ''}; {seeds_text}; {len(mine)} run folder(s): {counts or 'none'}.")
+                     f"{'; ' + zips if zips else ''}; {seeds_text}; {len(mine)} run folder(s): {counts or 'none'}."
+                     + _found(mine))
     blocks: list[Block] = [Heading(2, "What was run"), Bullets(items)]
     env = _environment(runs)
     if env:
         blocks.append(Bullets(env))
     return blocks
+
+
+def _found(runs: pd.DataFrame) -> str:
+    """What the run folders hold, which can differ from experiment.json (it records the
+    last invocation; --set overrides and earlier grids leave other runs behind)."""
+    parts = []
+    for col, name in (("task", "tasks"), ("cell", "cells"), ("seed", "seeds")):
+        if col in runs and runs[col].notna().any():
+            values = sorted(runs[col].dropna().unique(), key=lambda v: (str(type(v)), v))
+            parts.append(f"{name} {', '.join(str(_int(v)) for v in values)}")
+    return f" Run folders hold: {'; '.join(parts)}." if parts else ""
+
+
+def _int(v):
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 def _environment(runs: pd.DataFrame) -> list[str]:
@@ -87,7 +103,7 @@ def _environment(runs: pd.DataFrame) -> list[str]:
     machines = runs.dropna(subset=[c for c in ("env.cpu",) if c in runs]) if "env.cpu" in runs else pd.DataFrame()
     if len(machines):
         keys = [c for c in ("env.cpu", "env.host", "env.device", "env.threads") if c in machines]
-        combos = machines[keys].drop_duplicates().astype(str).values.tolist()
+        combos = machines[keys].drop_duplicates().map(lambda v: str(_int(v))).values.tolist()
         items.append("Machine: " + "; ".join(
             f"{c[0]} (host `{c[1]}`, {c[2]}, {c[3]} torch thread(s))" if len(c) == 4 else ", ".join(c)
             for c in combos))

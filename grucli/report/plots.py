@@ -115,6 +115,13 @@ def _val_column(view: TaskView) -> str:
     return f"val_{view.metric}"
 
 
+def _clock(hist: pd.DataFrame) -> pd.DataFrame:
+    """Seconds of training at each epoch's end: `train_time_s` (leaves out evaluation and
+    the first run's start-up, which would shift one cell's curve), else `wall_time_s`."""
+    source = "train_time_s" if "train_time_s" in hist else "wall_time_s" if "wall_time_s" in hist else None
+    return hist.assign(clock=hist[source] if source else float("nan"))
+
+
 def _curves_apply(view: TaskView, histories: dict) -> bool:
     col = _val_column(view)
     return any(k in histories and col in histories[k] for k in view.ok["key"])
@@ -128,12 +135,13 @@ def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
     for row, (label, runs) in enumerate(panels):
         ax_e, ax_t = axes[row]
         for cell, g in runs.groupby("cell"):
-            hs = [histories[k][["epoch", "wall_time_s", col]] for k in g["key"] if k in histories and col in histories[k]]
+            hs = [_clock(histories[k])[["epoch", "clock", col]] for k in g["key"]
+                  if k in histories and col in histories[k]]
             if not hs:
                 continue
             by_epoch = pd.concat(hs).groupby("epoch")
             mean, lo, hi = by_epoch[col].mean(), by_epoch[col].min(), by_epoch[col].max()
-            wall = by_epoch["wall_time_s"].mean()
+            wall = by_epoch["clock"].mean()
             every += list(mean)
             kw = dict(color=colour(cell), marker=CELL_MARKERS.get(cell, "o"), markersize=3, lw=1.6)
             ax_e.plot(mean.index, mean, label=f"{cell}", **kw)
@@ -143,7 +151,7 @@ def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
         suffix = f"\n{label}" if label else ""
         ax_e.set(title=f"{view.task}: validation {view.metric} by epoch{suffix}", xlabel="epoch",
                  ylabel=f"validation {_metric_label(view)}")
-        ax_t.set(title=f"{view.task}: by wall-clock time{suffix}", xlabel="wall-clock time since start (s)",
+        ax_t.set(title=f"{view.task}: by training time{suffix}", xlabel="training wall-clock time (s)",
                  ylabel=f"validation {view.metric}")
         ax_e.xaxis.set_major_locator(MaxNLocator(integer=True))
         for ax in (ax_e, ax_t):
@@ -151,8 +159,9 @@ def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
     _legend(fig, axes)
     more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
     return [Drawn(f"{view.task}_learning_curves", fig,
-                  f"{view.task}: validation {view.metric} per epoch (left) and against mean wall-clock time "
-                  f"(right); line = mean over seeds, band = range over seeds.{more}")]
+                  f"{view.task}: validation {view.metric} per epoch (left) and against mean training wall-clock "
+                  "time, evaluation and start-up excluded (right); "
+                  f"line = mean over seeds, band = range over seeds.{more}")]
 
 
 # --------------------------------------------------------------------------- difficulty
