@@ -204,13 +204,19 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
             raise ConfigError(f"--set {key}: {unknown_key(parts[0], EXPERIMENT_KEYS)}")
         if len(parts) == 1:
             raw[key] = value
+            if key in SECTIONS:  # the whole section is fixed: its grid axes go
+                raw = _drop_axes(raw, lambda k: k == key or k.startswith(key + "."))
             continue
-        if parts[0] not in ("task", "model", "train"):
+        if parts[0] not in SECTIONS:
             raise ConfigError(f"--set {key}: only task.*, model.*, train.* and top-level keys can be set")
         raw[parts[0]] = set_dotted(dict(raw.get(parts[0]) or {}), parts[1:], value, parts[0])
         grid = dict(raw.get("grid") or {})
         if key in grid:
             grid.pop(key)
+        if isinstance(grid.get(parts[0]), list) and len(parts) == 2:  # a grid over whole sections
+            grid[parts[0]] = [{k: v for k, v in entry.items() if k != parts[1]} if isinstance(entry, dict) else entry
+                              for entry in grid[parts[0]]]
+        if raw.get("grid") is not None:
             raw["grid"] = grid
         zips = []
         for group in raw.get("zip") or []:
@@ -224,6 +230,33 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
         if raw.get("zip") is not None:
             raw["zip"] = zips
     return raw
+
+
+SECTIONS = ("task", "model", "train")
+
+
+def _drop_axes(raw: dict, drop) -> dict:
+    """Remove grid axes and zip keys whose dotted key satisfies `drop`."""
+    if isinstance(raw.get("grid"), dict):
+        raw["grid"] = {k: v for k, v in raw["grid"].items() if not drop(k)}
+    if isinstance(raw.get("zip"), list):
+        groups = [{k: v for k, v in g.items() if not drop(k)} if isinstance(g, dict) else g for g in raw["zip"]]
+        raw["zip"] = [g for g in groups if g]
+    return raw
+
+
+def merge_section(section: str, base: dict, value: dict) -> dict:
+    """A grid value for a whole section (`grid: {task: [{name: copy, ...}, ...]}`) is laid
+    over the base section. When it switches to another task, only the base keys that task
+    also has are kept (e.g. n_train), so tasks with different keys can share one grid."""
+    if not isinstance(value, dict):
+        raise TypeError(f"a grid value for '{section}' must be a mapping, got {value!r}")
+    if section == "task":
+        name = value.get("name", base.get("name"))
+        if name in TASKS and name != base.get("name"):
+            fields = TASKS[name].config.model_fields
+            base = {k: v for k, v in base.items() if k in fields}
+    return {**base, **value}
 
 
 def resolve_paths(raw: dict, folder: Path) -> dict:
@@ -240,6 +273,8 @@ def resolve_paths(raw: dict, folder: Path) -> dict:
         return {**entry, key: fix(entry[key])} if isinstance(entry, dict) and key in entry else entry
 
     raw = {**raw, "task": fix_in(raw.get("task"), "path"), "grid": fix_in(raw.get("grid"), "task.path")}
+    if isinstance(raw["grid"], dict) and isinstance(raw["grid"].get("task"), list):
+        raw["grid"] = {**raw["grid"], "task": [fix_in(entry, "path") for entry in raw["grid"]["task"]]}
     for section in ("zip", "include"):
         if isinstance(raw.get(section), list):
             raw[section] = [fix_in(entry, "task.path") for entry in raw[section]]

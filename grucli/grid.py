@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from grucli.config import EXECUTION_KEYS, Experiment, RunConfig, parse_run, set_dotted
+from grucli.config import EXECUTION_KEYS, SECTIONS, Experiment, RunConfig, merge_section, parse_run, set_dotted
 from grucli.errors import ConfigError
 
 
@@ -70,11 +70,17 @@ def expand(exp: Experiment) -> list[Run]:
     seen: set[str] = set()
     for point in grid_points(exp):
         raw = copy.deepcopy(exp.base)
-        for key, value in point.items():
+        for key, value in sorted(point.items(), key=lambda kv: "." in kv[0]):  # whole sections first
             section, *rest = key.split(".")
-            if section not in ("task", "model", "train") or not rest:
-                raise ConfigError(f"{exp.source}: grid key '{key}' must start with task., model. or train.")
-            raw[section] = set_dotted(raw[section], rest, value, section)
+            if section not in SECTIONS:
+                raise ConfigError(f"{exp.source}: grid key '{key}' must be task, model, train or start with one")
+            if rest:
+                raw[section] = set_dotted(raw[section], rest, value, section)
+                continue
+            try:
+                raw[section] = merge_section(section, raw[section], value)
+            except TypeError as e:
+                raise ConfigError(f"{exp.source}: grid.{key}: {e}") from None
         where = exp.source if not point else f"{exp.source} [grid point {_label(point)}]"
         for seed in exp.spec.seed_list():
             cfg = parse_run({**raw, "seed": seed}, where)
@@ -87,7 +93,15 @@ def expand(exp: Experiment) -> list[Run]:
 
 
 def _label(point: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in point.items())
+    return " ".join(f"{k}={_short(v)}" for k, v in point.items())
+
+
+def _short(value: Any) -> str:
+    """`copy(seq_len=10,copy_len=5)` for a whole-section value, str(value) otherwise."""
+    if not isinstance(value, dict):
+        return str(value)
+    rest = ",".join(f"{k}={v}" for k, v in value.items() if k != "name")
+    return f"{value.get('name', '')}({rest})"
 
 
 def describe(run: Run) -> str:

@@ -13,7 +13,8 @@ CELL_KEY = "varied.model.cell"
 def setting_columns(df: pd.DataFrame) -> list[str]:
     """Varied grid keys that define a setting: every `varied.*` column except the cell and
     keys that only follow the cell (zipped with it, e.g. hidden_size per cell)."""
-    cols = [c for c in df.columns if c.startswith("varied.") and c not in (CELL_KEY, "varied.task.name")]
+    cols = [c for c in df.columns if c.startswith("varied.") and c not in (CELL_KEY, "varied.task.name")
+            and df[c].nunique(dropna=False) > 1]
     keep = []
     for c in cols:
         per_cell = df.groupby("cell")[c].nunique(dropna=False)
@@ -32,7 +33,7 @@ def comparison_rows(df: pd.DataFrame) -> list[tuple[str, dict, pd.DataFrame]]:
     settings = setting_columns(df)
     out = []
     for (task, *values), group in df.groupby(["task", *settings], dropna=False, sort=True):
-        setting = {c.removeprefix("varied."): v for c, v in zip(settings, values)}
+        setting = {c.removeprefix("varied."): _plain(v) for c, v in zip(settings, values) if not pd.isna(v)}
         metric = group["metric"].dropna().iloc[0] if group["metric"].notna().any() else None
         rows = []
         for cell, runs in group.groupby("cell", sort=False):
@@ -56,6 +57,11 @@ def comparison_rows(df: pd.DataFrame) -> list[tuple[str, dict, pd.DataFrame]]:
             })
         out.append((task, setting, pd.DataFrame(rows)))
     return out
+
+
+def _plain(value):
+    """5.0 -> 5 (a column with gaps turns integers into floats)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _mean(df: pd.DataFrame, col: str):
