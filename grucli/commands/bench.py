@@ -72,7 +72,7 @@ def bench(
     fastest = [r for r in rows if r["fastest_vs_fastest_lstm"] is not None and r["cell"] != "lstm"]
     for r in fastest:
         console.print(f"fastest {r['cell']} ({r['impl']}) / fastest lstm, H={r['hidden']} T={r['seq_len']} "
-                      f"B={r['batch']}: {r['fastest_vs_fastest_lstm']:.2f}")
+                      f"B={r['batch']}: {r['fastest_vs_fastest_lstm']:.2f} (by {r['fastest_by']})")
     csv = lib.write_csv(rows, out / "bench.csv")
     png = lib.plot(rows, out / "bench.png")
     console.print(f"* = fastest impl of the cell at that size. wrote {csv} and {png}")
