@@ -3,6 +3,7 @@ folders are written by tests/synthetic_results.py (no training), except one tiny
 
 import json
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -38,6 +39,16 @@ def test_plot_selection_follows_what_varies(tmp_path):
     assert "size" in plots.select(view, collect([sized]).histories)
     assert "difficulty" not in plots.select(view, collect([sized]).histories)
 
+    # seq_len and hidden_size change together (as in a zip): neither is swept with the other fixed
+    zipped = write_experiment(tmp_path, "zipped", seq_lens=(10, 20), hidden_sizes=(16, 32))
+    for run in zipped.iterdir():
+        cfg = (run / "config.yaml").read_text() if run.is_dir() else ""
+        if ("seq_len: 10" in cfg) != ("hidden_size: 16" in cfg):
+            shutil.rmtree(run)
+    (view,) = views_of(zipped)
+    assert view.settings == ["config.task.seq_len", "config.model.hidden_size"]
+    assert plots.select(view, collect([zipped]).histories) == ["learning_curves", "cost", "pareto"]
+
 
 def test_summary_params_and_head_to_head(tmp_path):
     (view,) = views_of(write_experiment(tmp_path))
@@ -70,7 +81,7 @@ def test_report_files_from_synthetic_folder(tmp_path):
     md = (out / "report.md").read_text()
     order = [md.index(h) for h in ("## What was run", "## Head-to-head verdicts", "## Tables", "## Figures")]
     assert order == sorted(order)
-    assert "3 seed(s)" in md and "Test CPU" in md and "torch 2.13.0+cpu" in md
+    assert "3 seeds (0–2)" in md and "Test CPU" in md and "torch 2.13.0+cpu" in md
     assert "lstm better" in md
     for name in ("summary", "params", "head_to_head", "runs", "not_averaged"):
         assert (out / "tables" / f"{name}.csv").exists()
@@ -131,6 +142,22 @@ def test_broken_and_unfinished_runs_are_named_and_never_averaged(tmp_path):
     excluded = pd.read_csv(exp / "report" / "tables" / "not_averaged.csv")
     assert set(excluded["state"]) == {"unreadable", "in progress", "diverged", "failed"}
     assert (exp / "report" / "report.html").exists()
+
+
+def test_nothing_finished_yet(tmp_path):
+    exp = write_experiment(tmp_path, cells=("gru", "lstm"), seq_lens=(10,), seeds=1)
+    for run in (p for p in exp.iterdir() if p.is_dir()):
+        (run / "summary.json").unlink()
+    res = build_report([exp], formats=("md",))
+    assert res.plots == {"adding": []} and res.figures == []
+    assert any("no finished runs yet" in n for n in res.notes)
+    assert any("2 run(s) in progress" in n for n in res.notes)
+
+
+def test_panel_titles_shorten_long_values():
+    label = tables.setting_label(["config.task.path", "config.model.hidden_size"],
+                                 ["/very/long/path/to/some/data/file.csv", float("nan")], max_value=16)
+    assert label == "task.path=/very/l…ile.csv, model.hidden_size=unset"
 
 
 def test_cli_several_experiments_into_one_report(tmp_path):

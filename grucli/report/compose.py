@@ -60,7 +60,7 @@ def what_was_run(col: Collection) -> list[Block]:
         grid = " × ".join(f"`{k}` ∈ {{{', '.join(map(str, v))}}}" for k, v in (spec.get("grid") or {}).items())
         zips = "; ".join(" with ".join(f"`{k}`" for k in z) + " zipped" for z in spec.get("zip") or [])
         seeds = spec.get("seeds")
-        seeds_text = (f"{seeds} seed(s) (0–{seeds - 1})" if isinstance(seeds, int)
+        seeds_text = ("1 seed (0)" if seeds == 1 else f"{seeds} seeds (0–{seeds - 1})" if isinstance(seeds, int)
                       else f"seeds {seeds}" if seeds else f"seeds {sorted(mine['seed'].dropna().unique().tolist())}"
                       if "seed" in mine else "seeds unknown")
         counts = ", ".join(f"{int((mine['state'] == s).sum())} {s}" for s in STATES
@@ -125,7 +125,9 @@ def notes(col: Collection, views: list[TaskView], summaries: dict[str, pd.DataFr
     out = list(col.notes)
     for view in views:
         s = summaries[view.task]
-        if len(s) and s["n"].max() <= 1:
+        if len(s) and s["n"].max() == 0:
+            out.append(f"{view.task}: no finished runs yet: nothing to average, test or plot.")
+        elif len(s) and s["n"].max() == 1:
             out.append(f"{view.task}: one seed per setting: no confidence intervals and no tests (run more seeds).")
         elif len(s) and (s["n"] == 1).any():
             out.append(f"{view.task}: some settings have one finished seed: no interval or test there.")
