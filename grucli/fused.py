@@ -132,7 +132,7 @@ def _py_gru_backward(grad_out, grad_h, gi, gates, ghn, out, h0, w_hh, mask, reve
             di, dg, direct = di * keep, dg * keep, torch.where(keep, direct, dh)
         dgi[t], dgh[t] = di, dg
         dh = torch.addmm(direct, dg, w_hh)
-    return [dgi, dgh, dh]
+    return [dgh, dgi[:, :, 2 * H:], dh]
 
 
 def _py_lstm_forward(gi, h0, c0, w_hh, b_ih, b_hh, mask, reverse, save=True):
@@ -220,20 +220,31 @@ def _project(x, w_ih):
     return torch.mm(x2d, w_ih.t()).view(T, B, -1), x2d
 
 
-def _weight_grads(ctx, dgi, dgh, x2d, out, h0, w_ih, same):
-    """dx, dW_ih, dW_hh, db_ih, db_hh from the gate-preactivation gradients (T, B, G*H)."""
-    T, B, GH = dgi.shape
-    dgi2d = dgi.reshape(T * B, GH)
-    dx = (dgi2d @ w_ih).view(T, B, -1) if ctx.needs_input_grad[0] else None
-    dw_ih = x2d.t() @ dgi2d  # (I, G*H)
-    db_ih = dgi2d.sum(0)
-    dgh2d = dgi2d if same else dgh.reshape(T * B, GH)
+def _col_sum(m2d):
+    return m2d.new_ones(m2d.shape[0]) @ m2d  # faster than m2d.sum(0) for (T*B, G*H)
+
+
+def _weight_grads(ctx, dgh, dn, x2d, out, h0, w_ih):
+    """dx, dW_ih, dW_hh, db_ih, db_hh from dgh (T, B, G*H), the gradient of h W_hh^T. For
+    LSTM and RNN (dn None) it is also the gradient of x W_ih^T; for GRU that one is
+    (dgh_r, dgh_z, dn)."""
+    T, B, GH = dgh.shape
     H = out.shape[2]
+    dgh2d = dgh.reshape(T * B, GH)
+    db_hh = _col_sum(dgh2d)
+    if dn is None:
+        dw_ih = x2d.t() @ dgh2d  # (I, G*H)
+        db_ih = db_hh
+        dx = (dgh2d @ w_ih).view(T, B, -1) if ctx.needs_input_grad[0] else None
+    else:
+        dn2d, drz = dn.reshape(T * B, H), dgh2d[:, :2 * H]
+        dw_ih = torch.cat([x2d.t() @ drz, x2d.t() @ dn2d], 1)
+        db_ih = torch.cat([db_hh[:2 * H], _col_sum(dn2d)])
+        dx = torch.addmm(drz @ w_ih[:2 * H], dn2d, w_ih[2 * H:]).view(T, B, -1) if ctx.needs_input_grad[0] else None
     if ctx.reverse:  # step t read h_{t+1}; the last step read h0
         dw_hh = h0.t() @ dgh2d[(T - 1) * B:] + out[1:].reshape(-1, H).t() @ dgh2d[:(T - 1) * B]
     else:
         dw_hh = h0.t() @ dgh2d[:B] + out[:-1].reshape(-1, H).t() @ dgh2d[B:]
-    db_hh = db_ih if same else dgh2d.sum(0)
     return dx, dw_ih.t(), dw_hh.t(), db_ih, db_hh
 
 
@@ -253,9 +264,9 @@ class GRULayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_h):
         x2d, gi, gates, ghn, out, h0, w_ih, w_hh = ctx.saved_tensors
-        dgi, dgh, dh0 = ctx.k.gru_backward(_c(grad_out), _c(grad_h), gi, gates, ghn, out, h0, w_hh.contiguous(),
-                                           ctx.mask, ctx.reverse)
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dgi, dgh, x2d, out, h0, w_ih, same=False)
+        dgh, dn, dh0 = ctx.k.gru_backward(_c(grad_out), _c(grad_h), gi, gates, ghn, out, h0, w_hh.contiguous(),
+                                          ctx.mask, ctx.reverse)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dgh, dn, x2d, out, h0, w_ih)
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
 
 
@@ -277,7 +288,7 @@ class LSTMLayer(torch.autograd.Function):
         x2d, gi, gates, cs, tcs, out, h0, c0, w_ih, w_hh = ctx.saved_tensors
         dG, dh0, dc0 = ctx.k.lstm_backward(_c(grad_out), _c(grad_h), _c(grad_c), gi, gates, cs, tcs, out, h0, c0,
                                            w_hh.contiguous(), ctx.mask, ctx.reverse)
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, None, x2d, out, h0, w_ih, same=True)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, None, x2d, out, h0, w_ih)
         return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
 
 
@@ -298,7 +309,7 @@ class RNNLayer(torch.autograd.Function):
         x2d, gi, out, h0, w_ih, w_hh = ctx.saved_tensors
         dG, dh0 = ctx.k.rnn_backward(_c(grad_out), _c(grad_h), gi, out, h0, w_hh.contiguous(), ctx.mask,
                                      ctx.reverse, ctx.relu)
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, None, x2d, out, h0, w_ih, same=True)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, None, x2d, out, h0, w_ih)
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
 
 

@@ -151,7 +151,7 @@ inline void gru_row_forward(const S* __restrict__ x, const S* __restrict__ gh, c
 
 template <typename S>
 inline void gru_row_backward(const S* __restrict__ g, const S* __restrict__ gn, const S* __restrict__ hp,
-                             const S* __restrict__ d, S* __restrict__ dd, S* __restrict__ di,
+                             const S* __restrict__ d, S* __restrict__ dd, S* __restrict__ dn_out,
                              S* __restrict__ dg, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
     const S r = g[j], z = g[H + j], n = g[2 * H + j], dhj = d[j];
@@ -159,9 +159,7 @@ inline void gru_row_backward(const S* __restrict__ g, const S* __restrict__ gn, 
     const S dz = dhj * (hp[j] - n) * z * (S(1) - z);
     const S dr = dn * gn[j] * r * (S(1) - r);
     dd[j] = dhj * z;
-    di[j] = dr;
-    di[H + j] = dz;
-    di[2 * H + j] = dn;
+    dn_out[j] = dn;
     dg[j] = dr;
     dg[H + j] = dz;
     dg[2 * H + j] = dn * r;
@@ -258,14 +256,15 @@ std::vector<Tensor> gru_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_ih, 
   return {out, h_last, gates, ghn};
 }
 
-// Returns dgi (strided like gi), dgh (T, B, 3H) (the gradients of x W_ih^T and h W_hh^T),
-// dh0.
+// Returns dgh (T, B, 3H), the gradient of h W_hh^T (before b_hh), dn (T, B, H), and dh0.
+// The gradient of x W_ih^T is (dgh_r, dgh_z, dn): it shares the r and z blocks, so it is
+// never written out.
 std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gi,
                                  Tensor gates, Tensor ghn, Tensor out, Tensor h0, Tensor w_hh,
                                  c10::optional<Tensor> mask, bool reverse) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2), sT = gi.stride(0), sB = gi.stride(1);
+  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
   const bool* m = mask_ptr(mask);
-  auto dgi = like_strided(gi, m != nullptr);
+  auto dn = m ? at::zeros({T, B, H}, out.options()) : at::empty({T, B, H}, out.options());
   auto dgh = m ? at::zeros({T, B, 3 * H}, out.options()) : at::empty({T, B, 3 * H}, out.options());
   auto dh = grad_h.has_value() && grad_h->defined() ? grad_h->clone() : at::zeros({B, H}, out.options());
   auto dhd = at::empty({B, H}, out.options());  // dL/dh_prev through the direct (z * h_prev) path
@@ -274,7 +273,7 @@ std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<T
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "gru_backward", [&] {
     using S = scalar_t;
     const S *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>(), *go0 = has_go ? grad_out->data_ptr<S>() : nullptr;
-    S *d0 = dh.data_ptr<S>(), *dd0 = dhd.data_ptr<S>(), *di0 = dgi.data_ptr<S>(), *dg0 = dgh.data_ptr<S>();
+    S *d0 = dh.data_ptr<S>(), *dd0 = dhd.data_ptr<S>(), *dn0 = dn.data_ptr<S>(), *dg0 = dgh.data_ptr<S>();
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = steps.at(s);
       const S* hp0 = (s == 0 ? h0 : out[steps.at(s - 1)]).data_ptr<S>();
@@ -286,13 +285,12 @@ std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<T
           std::memcpy(dd, d, H * sizeof(S));
           continue;
         }
-        gru_row_backward(g0 + row * 3 * H, gn0 + row * H, hp0 + b * H, d, dd, di0 + t * sT + b * sB,
-                         dg0 + row * 3 * H, H);
+        gru_row_backward(g0 + row * 3 * H, gn0 + row * H, hp0 + b * H, d, dd, dn0 + row * H, dg0 + row * 3 * H, H);
       }
       at::cpu::addmm_out(dh, dhd, dgh[t], w_hh);  // dh_prev = direct + dgh W_hh
     }
   });
-  return {dgi, dgh, dh};
+  return {dgh, dn, dh};
 }
 
 // ----------------------------------------------------------------------------------- LSTM
