@@ -57,8 +57,8 @@ def test_gru_beats_the_majority_class_on_tweets():
 
 
 def test_gru_char_model_beats_the_unigram_baseline():
-    r = train({"name": "char_lm", "max_chars": 120_000}, {"hidden_size": 96, "embed_dim": 16},
-              batch_size=32, epochs=3)
+    r = train({"name": "char_lm", "max_chars": 120_000, "seq_len": 50}, {"hidden_size": 96, "embed_dim": 16},
+              batch_size=16, epochs=4, lr=5e-3)
     assert r.test["bpc"] < r.baseline["bpc"] - 1.0
 
 
