@@ -201,3 +201,23 @@ def test_report_from_a_real_tiny_training(tmp_path):
     p = pd.read_csv(exp / "report" / "tables" / "params.csv").set_index("cell")
     assert p.loc["gru", "ratio_to_lstm"] == pytest.approx(0.75, abs=0.02)
     assert (exp / "report" / "figures" / "adding_learning_curves.png").exists()
+
+
+def test_inspect_outputs_get_their_section(tmp_path):
+    from matplotlib.figure import Figure
+
+    exp = write_experiment(tmp_path, cells=("gru", "lstm"), seq_lens=(10,), seeds=1)
+    run = next(p for p in sorted(exp.iterdir()) if p.is_dir())
+    (run / "inspect").mkdir()
+    (run / "inspect" / "inspect.json").write_text(json.dumps({
+        "schema": 1, "layer": 0, "gates": {"z": {"mean": 0.8, "share_lt_0.1": 0.05, "share_gt_0.9": 0.4}},
+        "hidden": {"mean_norm": 1.5}, "gradient": {"ratio": 0.01, "ratio_init": 0.001}}))
+    (exp / "inspect").mkdir()
+    Figure(figsize=(2, 1)).savefig(exp / "inspect" / "compare_gradient_flow.png")
+    res = build_report([exp], figure_formats=PNG_ONLY)
+    md = (res.out / "report.md").read_text()
+    assert "## Inside the cells (grucli inspect)" in md
+    assert "0.8 [5% \\| 40%]" in md and "(../inspect/compare_gradient_flow.png)" in md
+    html = (res.out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(list((res.out / "figures").glob("*.png"))) + 1
+    assert pd.read_csv(res.out / "tables" / "inspect.csv")["grad_ratio"].tolist() == [0.01]

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from grucli.errors import GrucliError
-from grucli.report import compose, plots, tables
+from grucli.report import compose, inspected, plots, tables
 from grucli.report.collect import collect, experiment_dirs
-from grucli.report.render import Block, Heading, Para, Table, to_html, to_markdown
+from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
 from grucli.store import atomic_write_text
 
 FORMATS = ("md", "html")
@@ -69,8 +69,12 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
     params = {v.task: tables.params_table(v) for v in views}
     h2h = {v.task: tables.head_to_head(v) for v in views}
     excluded = tables.not_averaged(col.runs)
+    insp = inspected.collect_inspect(col.runs, col.experiments)
     for name, frame in (("summary", _concat(summaries)), ("params", _concat(params)),
-                        ("head_to_head", _concat(h2h)), ("not_averaged", excluded), ("runs", col.runs)):
+                        ("head_to_head", _concat(h2h)), ("not_averaged", excluded), ("runs", col.runs),
+                        ("inspect", insp.rows)):
+        if name == "inspect" and frame.empty:
+            continue
         path = table_dir / f"{name}.csv"
         atomic_write_text(path, frame.to_csv(index=False))
         res.tables.append(path)
@@ -86,7 +90,7 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
             figures[v.task].append(drawn)
 
     res.notes = compose.notes(col, views, summaries)
-    blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures)
+    blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures, insp)
     title = f"grucli report: {', '.join(e['name'] for e in col.experiments)}"
     if "md" in formats:
         atomic_write_text(out / "report.md", to_markdown(blocks, out))
@@ -97,7 +101,7 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
     return res
 
 
-def _document(col, notes, views, summaries, params, h2h, excluded, figures) -> list[Block]:
+def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp) -> list[Block]:
     blocks: list[Block] = [*compose.header(col), *compose.what_was_run(col)]
     if notes:
         blocks += [Heading(2, "Notes"), compose.Bullets(notes)]
@@ -124,6 +128,14 @@ def _document(col, notes, views, summaries, params, h2h, excluded, figures) -> l
             blocks += [Heading(3, v.task), *compose.figure_blocks(figures[v.task])]
         else:
             blocks.append(Para(f"**{v.task}**: no figures (no finished runs)."))
+    if len(insp.rows) or insp.figures:
+        blocks += [Heading(2, "Inside the cells (grucli inspect)"),
+                   Para("Gradient ratio: ‖∂L/∂h‖ at the first step over the last (< 1: the gradient shrinks "
+                        "going back in time), for the trained weights and at initialisation. Gates: mean "
+                        "activation and the shares below 0.1 and above 0.9 over the test set.")]
+        if len(insp.rows):
+            blocks.append(Table(inspected.display(insp.rows, compose.num)))
+        blocks += [Image(png, caption) for png, caption in insp.figures]
     blocks.append(Heading(2, "Runs not averaged in"))
     blocks.append(Table(compose.excluded_display(excluded)) if len(excluded) else Para("None: every run finished ok."))
     return blocks

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,7 @@ def to_markdown(blocks: list[Block], base: Path) -> str:
         elif isinstance(b, Table):
             out.append(_md_table(b))
         elif isinstance(b, Image):
-            rel = Path(b.png).relative_to(base).as_posix()
+            rel = Path(os.path.relpath(b.png, base)).as_posix()
             out.append(f"![{b.caption}]({rel})\n\n*{b.caption}*")
     return "\n\n".join(out) + "\n"
 

@@ -1,0 +1,82 @@
+"""What `grucli inspect` left in the results folders, for the report's "Inside the cells"
+section: per-run gate and gradient numbers (<run_dir>/inspect/inspect.json) and the
+side-by-side figures of an experiment (<experiment>/inspect/compare_*.png).
+
+Read as plain JSON (the results folder is the interface), so the report never imports
+torch. Absent or unreadable inspect files simply leave the section out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from grucli.report.collect import OK
+
+INSPECT_DIR, SUMMARY_FILE, SCHEMA = "inspect", "inspect.json", 1
+CAPTIONS = {"gates": "gate activations over time, one run per cell on the same test input",
+            "saturation": "distribution of each gate over the test set (share < 0.1 and > 0.9)",
+            "gradient_flow": "mean ‖∂L/∂h_t‖ against t, trained and at initialisation"}
+
+
+@dataclass
+class Inspected:
+    rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per inspected run
+    figures: list[tuple[Path, str]] = field(default_factory=list)  # (png, caption) per compare figure
+
+
+def collect_inspect(runs: pd.DataFrame, experiments: list[dict]) -> Inspected:
+    out = Inspected()
+    for exp in experiments:
+        for png in sorted((Path(exp["path"]) / INSPECT_DIR).glob("compare_*.png")):
+            kind = next((k for k in CAPTIONS if png.stem.startswith(f"compare_{k}")), None)
+            out.figures.append((png, f"{exp['name']}: {CAPTIONS.get(kind, png.stem)} ({png.stem}, grucli inspect)"))
+    rows = []
+    finished = runs[runs["state"] == OK] if len(runs) else runs
+    for r in finished.itertuples():
+        data = _read(Path(r.run_dir) / INSPECT_DIR / SUMMARY_FILE)
+        if data is None:
+            continue
+        grad = data.get("gradient") or {}
+        gates = data.get("gates") or {}
+        rows.append({"experiment": r.experiment, "run_id": r.run_id, "task": r.task, "cell": r.cell, "seed": r.seed,
+                     "layer": data.get("layer"), "grad_ratio": grad.get("ratio"), "grad_ratio_init": grad.get("ratio_init"),
+                     "hidden_mean_norm": (data.get("hidden") or {}).get("mean_norm"),
+                     **{f"gate_{g}_{k}": v.get(k) for g, v in gates.items() if isinstance(v, dict)
+                        for k in ("mean", "share_lt_0.1", "share_gt_0.9")}})
+    out.rows = pd.DataFrame(rows)
+    return out
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+
+
+def display(rows: pd.DataFrame, num) -> pd.DataFrame:
+    """Per run: gradient ratio trained and at init, ‖h‖, each gate's mean [share < 0.1 | > 0.9]."""
+    if rows.empty:
+        return rows
+    gates = sorted({c.split("_")[1] for c in rows.columns if c.startswith("gate_")})
+
+    def gate_text(row, g):
+        mean = row.get(f"gate_{g}_mean")
+        if mean is None or mean != mean:
+            return "–"
+        lo, hi = row.get(f"gate_{g}_share_lt_0.1"), row.get(f"gate_{g}_share_gt_0.9")
+        return f"{num(mean)} [{lo:.0%} | {hi:.0%}]"
+
+    out = pd.DataFrame({"run": rows["experiment"] + "/" + rows["run_id"], "cell": rows["cell"],
+                        "seed": rows["seed"].map(num), "layer": rows["layer"].map(num),
+                        "grad ratio (trained)": rows["grad_ratio"].map(num),
+                        "grad ratio (init)": rows["grad_ratio_init"].map(num),
+                        "mean ‖h‖": rows["hidden_mean_norm"].map(num)})
+    for g in gates:
+        out[f"gate {g}: mean [<0.1 | >0.9]"] = [gate_text(r, g) for r in rows.to_dict("records")]
+    return out
