@@ -34,8 +34,12 @@ class WindowConfig(TaskConfig):
     stride: int = Field(1, ge=1)  # steps between the starts of consecutive windows
     val_frac: float = Field(0.15, gt=0, lt=0.5)  # share of the series (by time) for validation
     test_frac: float = Field(0.15, gt=0, lt=0.5)  # the last share of the series, for test
-    scaling: Literal["window", "global"] = "window"  # window: relative to each window's last value (follows trends); global: minus the train mean. Both divide by the train std
-    gaps: Literal["interpolate", "drop"] = "interpolate"  # missing values: interpolate inputs (targets on a gap are skipped), or drop windows touching a gap
+    # window: values relative to each window's last one (follows trends); global: minus the
+    # train mean. Both divide by the train standard deviation.
+    scaling: Literal["window", "global"] = "window"
+    # missing values: interpolate inputs and skip windows whose targets hit a gap, or drop
+    # every window touching a gap
+    gaps: Literal["interpolate", "drop"] = "interpolate"
 
 
 def _fill(series: np.ndarray) -> np.ndarray:
@@ -59,7 +63,8 @@ def windowed_forecast(series: np.ndarray, cfg: WindowConfig, season: int | None,
     starts = np.arange(0, max(n - W - H + 1, 0), cfg.stride)
     first = starts + W  # index of each window's first target
     gap_sum = np.concatenate([[0], np.cumsum(gap)])
-    in_gap = gap_sum[first + H] - gap_sum[first] > 0 if cfg.gaps == "interpolate" else gap_sum[first + H] - gap_sum[starts] > 0
+    scored_from = first if cfg.gaps == "interpolate" else starts  # where a gap disqualifies a window
+    in_gap = gap_sum[first + H] - gap_sum[scored_from] > 0
     parts = {"train": (first + H <= b1), "val": (first >= b1) & (first + H <= b2), "test": first >= b2}
     need = {"train": b1, "val": b2 - b1, "test": n - b2}
     picked = {}
@@ -97,7 +102,8 @@ def windowed_forecast(series: np.ndarray, cfg: WindowConfig, season: int | None,
         train, val, test, input_size=1, output_size=H, head="last", objective=Forecast(scale, mase_scale),
         metric="rmse", goal="min", baseline=baseline,
         info={"seq_len": W, "points": n, "gaps": int(gap.sum()), "season": m, "source": source,
-              "windows": {p: len(picked[p]) for p in picked}, "baseline_rule": "naive: last value; snaive: one season earlier",
+              "windows": {p: len(picked[p]) for p in picked},
+              "baseline_rule": "naive: last value; snaive: one season earlier",
               **(info or {})},
     )
 

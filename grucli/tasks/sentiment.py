@@ -70,7 +70,8 @@ def text_classification(texts: list[str], labels: list[str], cfg: TextConfig, so
 
 class SentimentConfig(TextConfig):
     name: Literal["sentiment"] = "sentiment"
-    min_confidence: float = Field(0.0, ge=0, le=1)  # keep tweets whose annotators' confidence is at least this (5,460 have none: kept only at 0)
+    # keep tweets whose annotators' confidence is at least this (5,460 have none: kept only at 0)
+    min_confidence: float = Field(0.0, ge=0, le=1)
     max_texts: int | None = Field(None, ge=10)  # use a seeded random subset of this many tweets (quick runs)
 
 

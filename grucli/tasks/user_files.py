@@ -24,7 +24,7 @@ class CsvForecastConfig(WindowConfig, UserFileConfig):
     name: Literal["csv_forecast"] = "csv_forecast"
     path: str  # CSV file, relative to the experiment file; rows in time order
     column: str  # the numeric column to forecast; empty cells are gaps
-    season: int | None = Field(None, ge=2)  # seasonal period in rows (12 for monthly data): adds the seasonal-naive baseline
+    season: int | None = Field(None, ge=2)  # rows per season (12 for monthly data): adds the seasonal-naive baseline
 
 
 @disk_cached
@@ -39,7 +39,9 @@ class CsvClassifyConfig(TextConfig, UserFileConfig):
     path: str  # CSV file, relative to the experiment file; one example per row
     label: str  # the column holding each row's class
     text: str | None = None  # a text column to classify (tokenised by `unit`); null = numeric columns
-    columns: list[str] | None = None  # numeric columns, in step order; null = every column but the label (empty trailing cells end a shorter sequence)
+    # numeric columns in step order; null = every column but the label. Empty trailing
+    # cells end a shorter sequence.
+    columns: list[str] | None = None
 
 
 @disk_cached
