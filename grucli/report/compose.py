@@ -57,7 +57,7 @@ def what_was_run(col: Collection) -> list[Block]:
     for exp in col.experiments:
         mine = runs[runs["experiment"] == exp["name"]] if len(runs) else runs
         spec = exp.get("spec") or {}
-        grid = " × ".join(f"`{k}` ∈ {{{', '.join(map(str, v))}}}" for k, v in (spec.get("grid") or {}).items())
+        grid = " × ".join(f"`{k}` ∈ {{{', '.join(map(_grid_value, v))}}}" for k, v in (spec.get("grid") or {}).items())
         zips = "; ".join(" with ".join(f"`{k}`" for k in z) + " zipped" for z in spec.get("zip") or [])
         seeds = spec.get("seeds")
         seeds_text = ("1 seed (0)" if seeds == 1 else f"{seeds} seeds (0–{seeds - 1})" if isinstance(seeds, int)
@@ -75,6 +75,14 @@ def what_was_run(col: Collection) -> list[Block]:
     if env:
         blocks.append(Bullets(env))
     return blocks
+
+
+def _grid_value(v) -> str:
+    """A grid value; a whole section reads `adding(seq_len=10)`."""
+    if isinstance(v, dict):
+        rest = ", ".join(f"{k}={x}" for k, x in v.items() if k != "name")
+        return f"{v.get('name', '')}({rest})" if "name" in v else f"({rest})"
+    return str(v)
 
 
 def _found(runs: pd.DataFrame) -> str:
@@ -156,7 +164,8 @@ def verdicts(view: TaskView, h2h: pd.DataFrame) -> list[Block]:
             if r.verdict.endswith(("better", "faster")):
                 text = f"{r.verdict} ({p_text(r.p_welch)}, g = {r.hedges_g:+.2f})"
             elif r.verdict == "no significant difference":
-                text = f"no significant difference ({p_text(r.p_welch)})"
+                identical = r.p_welch is None or r.p_welch != r.p_welch
+                text = f"no significant difference ({'identical values' if identical else p_text(r.p_welch)})"
             else:
                 text = r.verdict
             row[r.quantity] = text
