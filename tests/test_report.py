@@ -221,3 +221,17 @@ def test_inspect_outputs_get_their_section(tmp_path):
     html = (res.out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(list((res.out / "figures").glob("*.png"))) + 1
     assert pd.read_csv(res.out / "tables" / "inspect.csv")["grad_ratio"].tolist() == [0.01]
+
+
+def test_rebuilding_removes_stale_figures_but_nothing_else(tmp_path):
+    exp = write_experiment(tmp_path, seq_lens=(10, 20), seeds=2)
+    out = tmp_path / "out"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "mine.png").write_bytes(b"not the report's")
+    build_report([exp], out, formats=("md",), figure_formats=PNG_ONLY)
+    assert (out / "figures" / "adding_difficulty_seq_len.png").exists()
+    for run in [p for p in exp.iterdir() if p.is_dir() and "seq_len: 20" in (p / "config.yaml").read_text()]:
+        shutil.rmtree(run)  # seq_len no longer varies: no difficulty plot
+    build_report([exp], out, formats=("md",), figure_formats=PNG_ONLY)
+    assert not (out / "figures" / "adding_difficulty_seq_len.png").exists()
+    assert (out / "figures" / "mine.png").read_bytes() == b"not the report's"

@@ -9,10 +9,12 @@ Reads only: it never trains and never writes inside run folders. Output goes to
     report.md, report.html     the report (HTML: images embedded, sortable tables)
     tables/*.csv               summary, params, head_to_head, runs, not_averaged
     figures/*.png, *.svg       every figure, PNG for the report and SVG for papers
+    .grucli-report.json        what this report wrote: the next build removes exactly those
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to
 from grucli.store import atomic_write_text
 
 FORMATS = ("md", "html")
+MANIFEST = ".grucli-report.json"  # the files the last report wrote into its folder
 
 
 @dataclass
@@ -62,7 +65,9 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
         raise GrucliError(f"{', '.join(map(str, paths))}: no run folders to report on")
     out = Path(out) if out is not None else default_out(paths)
     res = ReportOutput(out=out, notes=col.notes, runs=len(col.runs))
-    table_dir, fig_dir = _fresh(out / "tables", ("csv",)), _fresh(out / "figures", ("png", "svg"))
+    _remove_previous(out)
+    table_dir, fig_dir = out / "tables", out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
 
     views = tables.task_views(col.runs)
     summaries = {v.task: tables.summary_table(v) for v in views}
@@ -98,6 +103,8 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
     if "html" in formats:
         atomic_write_text(out / "report.html", to_html(blocks, title))
         res.files.append(out / "report.html")
+    written = [p.relative_to(out).as_posix() for p in [*res.files, *res.tables, *res.figures]]
+    atomic_write_text(out / MANIFEST, json.dumps(written, indent=0))
     return res
 
 
@@ -141,13 +148,17 @@ def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp
     return blocks
 
 
-def _fresh(folder: Path, exts: tuple[str, ...]) -> Path:
-    """Create `folder`, removing files this report wrote there before (stale figures)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for ext in exts:
-        for old in folder.glob(f"*.{ext}"):
-            old.unlink()
-    return folder
+def _remove_previous(out: Path) -> None:
+    """Delete what the previous report in `out` wrote (listed in its manifest), so no stale
+    figure survives; never anything else in that folder."""
+    try:
+        previous = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return
+    for rel in previous if isinstance(previous, list) else []:
+        path = out / str(rel)
+        if path.resolve().is_relative_to(out.resolve()) and path.is_file():
+            path.unlink()
 
 
 def _concat(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
