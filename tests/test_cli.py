@@ -4,6 +4,7 @@ dry runs, clean one-line errors that write nothing, and help text on every comma
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -59,7 +60,7 @@ def test_tiny_grid_on_each_task_writes_complete_run_folders_then_resumes(write_y
         assert sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) == RUN_FILES
         summary = json.loads((d / "summary.json").read_text())
         assert summary["status"] == "ok", summary.get("error")
-        assert summary["task"] == task and summary["test"][summary["metric"]] == summary["test"][summary["metric"]]
+        assert summary["task"] == task and math.isfinite(summary["test"][summary["metric"]])
         cells.add(summary["cell"])
         assert len(pd.read_csv(d / "history.csv")) >= 1
     assert cells == {"rnn", "gru", "lstm"}

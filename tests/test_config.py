@@ -52,8 +52,7 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize("changes,key,text", [c[1:] for c in BAD_VALUES], ids=[c[0] for c in BAD_VALUES])
 def test_bad_value_names_file_and_key_path(write_yaml, tiny_experiment, changes, key, text):
-    task = "counting" if "max_n_test" in str(changes) else "adding"
-    exp = tiny_experiment(task)
+    exp = tiny_experiment("counting" if "max_n_test" in changes.get("task", {}) else "adding")
     for section, value in changes.items():
         if isinstance(value, dict) and isinstance(exp.get(section), dict):
             exp[section].update(value)
