@@ -45,11 +45,11 @@ IMPLS = ("torch", "fused", "reference")  # model.impl values besides "auto"
 
 def impl_available(impl: str) -> bool:
     """fused is only chosen by "auto" when its compiled kernels load (else it would run its
-    slower pure-PyTorch fallback)."""
+    slower pure-PyTorch fallback) and no GPU is visible (its kernels are CPU only)."""
     if impl == "fused":
         from grucli import fused
 
-        return fused.compiled_available()
+        return not torch.cuda.is_available() and fused.compiled_available()
     return True
 
 
