@@ -70,7 +70,7 @@ def test_fused_backward_passes_gradcheck(kernels, cell, reverse, masked):
     assert torch.autograd.gradcheck(f, (x, h0, c0, w_ih, w_hh, b_ih, b_hh))
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_switching_impl_changes_no_metric(tiny_run, cell):
     results = {impl: train_run(tiny_run(model={"cell": cell, "hidden_size": 6, "impl": impl},
                                         train={"epochs": 2, "max_steps": 4}))
