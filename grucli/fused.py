@@ -1,13 +1,14 @@
 """Fused CPU recurrent layers (model.impl: fused): same models and weights as torch's, faster.
 
 Where nn.GRU's time goes on CPU (issue 6): per-op dispatch (5-11 us per small elementwise op)
-and a backward through autograd's many small nodes. Here, per layer and direction:
+and a backward through autograd's many small nodes. Here, per layer and direction, one
+autograd Function (GRULayer, LSTMLayer, RNNLayer) whose C++ kernels do:
 
-    gi = x W_ih^T + b_ih                      one matmul for all T steps (autograd does its backward)
-    out, h_n = Recurrence.apply(gi, h0, W_hh, b_hh)
-        forward, per step:  gh = h W_hh^T + b_hh (one matmul), then one C++ pass over the gates
-        backward, per step: one C++ pass for the gate gradients, one matmul for dh_prev;
-                            dW_hh as one (G*H, T*B) x (T*B, H) matmul at the end
+    forward, per step:  gi = x_t W_ih^T (one matmul per chunk of a few steps, read back from
+                        cache), gh = h W_hh^T (one matmul), then one pass over the gates
+                        (biases, sigmoid/tanh, state update)
+    backward, per step: one pass for the gate gradients, one matmul for dh_prev;
+                        then dW_ih, dW_hh, db and dx as a few large matmuls in Python
 
 The kernels live in grucli/csrc/fused_rnn.cpp, compiled on first use with
 torch.utils.cpp_extension.load_inline into a cache folder (~30-60 s once per machine and
@@ -99,7 +100,8 @@ def _previous(out, h0, reverse):
     return torch.cat([out[1:], h0[None]]) if reverse else torch.cat([h0[None], out[:-1]])
 
 
-def _py_gru_forward(gi, h0, w_hh, b_ih, b_hh, mask, reverse, save=True):
+def _py_gru_forward(x, w_ih, h0, w_hh, b_ih, b_hh, mask, reverse, save=True):
+    gi = x @ w_ih.t()
     T, H = gi.shape[0], h0.shape[1]
     out, gates, ghn = gi.new_empty(T, *h0.shape), gi.new_empty(gi.shape), gi.new_empty(T, *h0.shape)
     h = h0
@@ -113,7 +115,7 @@ def _py_gru_forward(gi, h0, w_hh, b_ih, b_hh, mask, reverse, save=True):
     return [out, h.clone(), gates, ghn]
 
 
-def _py_gru_backward(grad_out, grad_h, gi, gates, ghn, out, h0, w_hh, mask, reverse):
+def _py_gru_backward(grad_out, grad_h, gates, ghn, out, h0, w_hh, mask, reverse):
     T, B, H = out.shape
     dgi, dgh = out.new_zeros(T, B, 3 * H), out.new_zeros(T, B, 3 * H)
     dh = grad_h.clone() if grad_h is not None else out.new_zeros(B, H)
@@ -135,7 +137,8 @@ def _py_gru_backward(grad_out, grad_h, gi, gates, ghn, out, h0, w_hh, mask, reve
     return [dgh, dgi[:, :, 2 * H:], dh]
 
 
-def _py_lstm_forward(gi, h0, c0, w_hh, b_ih, b_hh, mask, reverse, save=True):
+def _py_lstm_forward(x, w_ih, h0, c0, w_hh, b_ih, b_hh, mask, reverse, save=True):
+    gi = x @ w_ih.t()
     T, H = gi.shape[0], h0.shape[1]
     out, cs, tcs, gates = (gi.new_empty(T, *h0.shape), gi.new_empty(T, *h0.shape), gi.new_empty(T, *h0.shape),
                            gi.new_empty(gi.shape))
@@ -151,7 +154,7 @@ def _py_lstm_forward(gi, h0, c0, w_hh, b_ih, b_hh, mask, reverse, save=True):
     return [out, h.clone(), c.clone(), gates, cs, tcs]
 
 
-def _py_lstm_backward(grad_out, grad_h, grad_c, gi, gates, cs, tcs, out, h0, c0, w_hh, mask, reverse):
+def _py_lstm_backward(grad_out, grad_h, grad_c, gates, cs, tcs, out, h0, c0, w_hh, mask, reverse):
     T, B, H = out.shape
     dG = out.new_zeros(T, B, 4 * H)
     dh = grad_h.clone() if grad_h is not None else out.new_zeros(B, H)
@@ -174,7 +177,8 @@ def _py_lstm_backward(grad_out, grad_h, grad_c, gi, gates, cs, tcs, out, h0, c0,
     return [dG, dh, dc]
 
 
-def _py_rnn_forward(gi, h0, w_hh, b_ih, b_hh, mask, reverse, relu):
+def _py_rnn_forward(x, w_ih, h0, w_hh, b_ih, b_hh, mask, reverse, relu):
+    gi = x @ w_ih.t()
     act = torch.relu if relu else torch.tanh
     out, h = gi.new_empty(gi.shape[0], *h0.shape), h0
     for t in _order(gi.shape[0], reverse):
@@ -183,7 +187,7 @@ def _py_rnn_forward(gi, h0, w_hh, b_ih, b_hh, mask, reverse, relu):
     return [out, h.clone()]
 
 
-def _py_rnn_backward(grad_out, grad_h, gi, out, h0, w_hh, mask, reverse, relu):
+def _py_rnn_backward(grad_out, grad_h, out, h0, w_hh, mask, reverse, relu):
     T, B, H = out.shape
     dG = out.new_zeros(T, B, H)
     dh = grad_h.clone() if grad_h is not None else out.new_zeros(B, H)
@@ -206,18 +210,13 @@ python_kernels = SimpleNamespace(
 
 
 # --------------------------------------------------------------- autograd Functions
-# Each Function covers one layer and direction: input projection, recurrence, and all
-# weight gradients. Weight gradients are formed as (inputs^T @ grads)^T: MKL is ~4x faster
+# Each Function covers one layer and direction: input projection (inside the kernels, a few
+# steps at a time), recurrence, and all weight gradients. Weight gradients are formed as (inputs^T @ grads)^T: MKL is ~4x faster
 # in that layout than torch autograd's grads^T @ inputs at (T*B, 3H) x (T*B, I) sizes.
 def _c(t):
     return None if t is None else t.contiguous()
 
 
-def _project(x, w_ih):
-    """gi = x W_ih^T for all T steps as one matmul (no bias; the kernels add it): (T, B, G*H)."""
-    T, B, I = x.shape
-    x2d = x.contiguous().view(T * B, I)
-    return torch.mm(x2d, w_ih.t()).view(T, B, -1), x2d
 
 
 def _col_sum(m2d):
@@ -230,6 +229,7 @@ def _weight_grads(ctx, dgh, dn, x2d, out, h0, w_ih):
     (dgh_r, dgh_z, dn)."""
     T, B, GH = dgh.shape
     H = out.shape[2]
+    x2d = x2d.view(T * B, -1)  # (T*B, I)
     dgh2d = dgh.reshape(T * B, GH)
     db_hh = _col_sum(dgh2d)
     if dn is None:
@@ -253,20 +253,19 @@ class GRULayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k):
-        gi, x2d = _project(x, w_ih)
-        h0 = h0.contiguous()
-        out, h_n, gates, ghn = k.gru_forward(gi, h0, w_hh.contiguous(), b_ih, b_hh, mask, reverse,
+        x, h0 = x.contiguous(), h0.contiguous()
+        out, h_n, gates, ghn = k.gru_forward(x, w_ih, h0, w_hh.contiguous(), b_ih, b_hh, mask, reverse,
                                              any(ctx.needs_input_grad))
-        ctx.save_for_backward(x2d, gi, gates, ghn, out, h0, w_ih, w_hh)
+        ctx.save_for_backward(x, gates, ghn, out, h0, w_ih, w_hh)
         ctx.mask, ctx.reverse, ctx.k = mask, reverse, k
         return out, h_n
 
     @staticmethod
     def backward(ctx, grad_out, grad_h):
-        x2d, gi, gates, ghn, out, h0, w_ih, w_hh = ctx.saved_tensors
-        dgh, dn, dh0 = ctx.k.gru_backward(_c(grad_out), _c(grad_h), gi, gates, ghn, out, h0, w_hh.contiguous(),
+        x, gates, ghn, out, h0, w_ih, w_hh = ctx.saved_tensors
+        dgh, dn, dh0 = ctx.k.gru_backward(_c(grad_out), _c(grad_h), gates, ghn, out, h0, w_hh.contiguous(),
                                           ctx.mask, ctx.reverse)
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dgh, dn, x2d, out, h0, w_ih)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dgh, dn, x, out, h0, w_ih)
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
 
 
@@ -275,20 +274,19 @@ class LSTMLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k):
-        gi, x2d = _project(x, w_ih)
-        h0, c0 = h0.contiguous(), c0.contiguous()
-        out, h_n, c_n, gates, cs, tcs = k.lstm_forward(gi, h0, c0, w_hh.contiguous(), b_ih, b_hh, mask, reverse,
+        x, h0, c0 = x.contiguous(), h0.contiguous(), c0.contiguous()
+        out, h_n, c_n, gates, cs, tcs = k.lstm_forward(x, w_ih, h0, c0, w_hh.contiguous(), b_ih, b_hh, mask, reverse,
                                                        any(ctx.needs_input_grad))
-        ctx.save_for_backward(x2d, gi, gates, cs, tcs, out, h0, c0, w_ih, w_hh)
+        ctx.save_for_backward(x, gates, cs, tcs, out, h0, c0, w_ih, w_hh)
         ctx.mask, ctx.reverse, ctx.k = mask, reverse, k
         return out, h_n, c_n
 
     @staticmethod
     def backward(ctx, grad_out, grad_h, grad_c):
-        x2d, gi, gates, cs, tcs, out, h0, c0, w_ih, w_hh = ctx.saved_tensors
-        dG, dh0, dc0 = ctx.k.lstm_backward(_c(grad_out), _c(grad_h), _c(grad_c), gi, gates, cs, tcs, out, h0, c0,
+        x, gates, cs, tcs, out, h0, c0, w_ih, w_hh = ctx.saved_tensors
+        dG, dh0, dc0 = ctx.k.lstm_backward(_c(grad_out), _c(grad_h), _c(grad_c), gates, cs, tcs, out, h0, c0,
                                            w_hh.contiguous(), ctx.mask, ctx.reverse)
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, None, x2d, out, h0, w_ih)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, None, x, out, h0, w_ih)
         return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
 
 
@@ -297,19 +295,18 @@ class RNNLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, relu, k):
-        gi, x2d = _project(x, w_ih)
-        h0 = h0.contiguous()
-        out, h_n = k.rnn_forward(gi, h0, w_hh.contiguous(), b_ih, b_hh, mask, reverse, relu)
-        ctx.save_for_backward(x2d, gi, out, h0, w_ih, w_hh)
+        x, h0 = x.contiguous(), h0.contiguous()
+        out, h_n = k.rnn_forward(x, w_ih, h0, w_hh.contiguous(), b_ih, b_hh, mask, reverse, relu)
+        ctx.save_for_backward(x, out, h0, w_ih, w_hh)
         ctx.mask, ctx.reverse, ctx.relu, ctx.k = mask, reverse, relu, k
         return out, h_n
 
     @staticmethod
     def backward(ctx, grad_out, grad_h):
-        x2d, gi, out, h0, w_ih, w_hh = ctx.saved_tensors
-        dG, dh0 = ctx.k.rnn_backward(_c(grad_out), _c(grad_h), gi, out, h0, w_hh.contiguous(), ctx.mask,
+        x, out, h0, w_ih, w_hh = ctx.saved_tensors
+        dG, dh0 = ctx.k.rnn_backward(_c(grad_out), _c(grad_h), out, h0, w_hh.contiguous(), ctx.mask,
                                      ctx.reverse, ctx.relu)
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, None, x2d, out, h0, w_ih)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dG, None, x, out, h0, w_ih)
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
 
 

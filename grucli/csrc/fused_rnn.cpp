@@ -1,9 +1,8 @@
 // grucli fused recurrent kernels (model.impl: fused). Built on first use by grucli/fused.py
 // with torch.utils.cpp_extension.load_inline and cached per machine.
 //
-// One layer, one direction. gi = x W_ih^T for all steps is computed by the caller (one
-// matmul, no bias) and may be strided (T, B, G*H) -- e.g. a batch-first buffer seen
-// time-major. Per step here: one matmul gh = h W_hh^T (no bias: biases are added in the
+// One layer, one direction, time-major. The input projection x W_ih^T is one matmul per
+// chunk of a few steps (see Projection), computed just before they run. Per step here: one matmul gh = h W_hh^T (no bias: biases are added in the
 // gate pass, addmm's broadcast-bias path is ~2x slower at these sizes), then ONE pass over
 // the gate buffer doing all gate arithmetic (vectorised sigmoid/tanh through the Sleef
 // functions libtorch already exports). The backward through time is hand-written: one gate
@@ -16,6 +15,7 @@
 #include <ATen/ops/addmm_cpu_dispatch.h>
 #include <ATen/ops/mm_cpu_dispatch.h>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 
 #if defined(GRUCLI_AVX512)
@@ -123,11 +123,29 @@ inline const bool* mask_ptr(const c10::optional<Tensor>& mask) {
   return mask.has_value() && mask->defined() ? mask->data_ptr<bool>() : nullptr;
 }
 
-// A zero-or-empty tensor with the sizes and strides of `like`.
-Tensor like_strided(const Tensor& like, bool zero) {
-  auto t = at::empty_strided(like.sizes(), like.strides(), like.options());
-  return zero ? t.zero_() : t;
-}
+// The input projection x W_ih^T, computed a few steps at a time just before those steps run,
+// so each chunk is read back from cache (~512 KB) instead of a (T, B, G*H) buffer in memory.
+struct Projection {
+  Tensor x2d, wt, buf;  // (T*B, I), (I, G*H), (C*B, G*H)
+  int64_t T, B, GH, C, lo = 0, hi = 0;
+  bool reverse;
+  Projection(const Tensor& x, const Tensor& w_ih, bool reverse_)
+      : T(x.size(0)), B(x.size(1)), GH(w_ih.size(0)), reverse(reverse_) {
+    x2d = x.reshape({T * B, x.size(2)});
+    wt = w_ih.t().contiguous();
+    C = std::max<int64_t>(1, std::min<int64_t>(T, (int64_t(1) << 17) / std::max<int64_t>(1, B * GH)));
+    buf = at::empty({C * B, GH}, x.options());
+  }
+  template <typename S> const S* step(int64_t t) {  // gi for step t: (B, G*H)
+    if (t < lo || t >= hi) {
+      lo = reverse ? std::max<int64_t>(0, t - C + 1) : t;
+      hi = reverse ? t + 1 : std::min(T, t + C);
+      Tensor out = buf.narrow(0, 0, (hi - lo) * B);
+      at::cpu::mm_out(out, x2d.narrow(0, lo * B, (hi - lo) * B), wt);
+    }
+    return buf.data_ptr<S>() + (t - lo) * B * GH;
+  }
+};
 
 // Row kernels: one sequence, one step. __restrict__ lets the compiler vectorise them.
 template <typename S>
@@ -221,25 +239,27 @@ inline void rnn_row_backward(const S* __restrict__ h, const S* __restrict__ d, S
 // n = tanh(gi_n + b_in + r * (gh_n + b_hn)), h = (1 - z) * n + z * h_prev, gh = h_prev W_hh^T.
 // save=false (inference): the gates are kept for one step only.
 // Returns out (T, B, H), h_n, and for the backward: gates (r, z, n), gh_n + b_hn.
-std::vector<Tensor> gru_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
                                 c10::optional<Tensor> mask, bool reverse, bool save) {
-  const int64_t T = gi.size(0), B = gi.size(1), H = h0.size(1), sT = gi.stride(0), sB = gi.stride(1);
-  auto out = at::empty({T, B, H}, gi.options());
-  auto gates = at::empty({save ? T : 1, B, 3 * H}, gi.options());
-  auto ghn = at::empty({save ? T : 1, B, H}, gi.options());
-  auto gh = at::empty({B, 3 * H}, gi.options());
+  const int64_t T = x.size(0), B = x.size(1), H = h0.size(1);
+  Projection proj(x, w_ih, reverse);
+  auto out = at::empty({T, B, H}, x.options());
+  auto gates = at::empty({save ? T : 1, B, 3 * H}, x.options());
+  auto ghn = at::empty({save ? T : 1, B, H}, x.options());
+  auto gh = at::empty({B, 3 * H}, x.options());
   auto wt = w_hh.t().contiguous();
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
-  AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "gru_forward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward", [&] {
     using S = scalar_t;
-    const S *x0 = gi.data_ptr<S>(), *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
     S *out0 = out.data_ptr<S>(), *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
       Tensor hprev = s == 0 ? h0 : out[steps.at(s - 1)];
       at::cpu::mm_out(gh, hprev, wt);
       const S* hp0 = hprev.data_ptr<S>();
+      const S* xg = proj.step<S>(t);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b, srow = save ? row : b;
         S* o = out0 + row * H;
@@ -247,7 +267,7 @@ std::vector<Tensor> gru_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_ih, 
           std::memcpy(o, hp0 + b * H, H * sizeof(S));
           continue;
         }
-        gru_row_forward(x0 + t * sT + b * sB, gh0 + b * 3 * H, bi, bh, hp0 + b * H, g0 + srow * 3 * H,
+        gru_row_forward(xg + b * 3 * H, gh0 + b * 3 * H, bi, bh, hp0 + b * H, g0 + srow * 3 * H,
                         gn0 + srow * H, o, H);
       }
     }
@@ -259,8 +279,7 @@ std::vector<Tensor> gru_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_ih, 
 // Returns dgh (T, B, 3H), the gradient of h W_hh^T (before b_hh), dn (T, B, H), and dh0.
 // The gradient of x W_ih^T is (dgh_r, dgh_z, dn): it shares the r and z blocks, so it is
 // never written out.
-std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gi,
-                                 Tensor gates, Tensor ghn, Tensor out, Tensor h0, Tensor w_hh,
+std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates, Tensor ghn, Tensor out, Tensor h0, Tensor w_hh,
                                  c10::optional<Tensor> mask, bool reverse) {
   const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
   const bool* m = mask_ptr(mask);
@@ -295,20 +314,21 @@ std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<T
 
 // ----------------------------------------------------------------------------------- LSTM
 // gates (i, f, g, o) as torch: c = f * c_prev + i * g, h = o * tanh(c).
-std::vector<Tensor> lstm_forward(Tensor gi, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
                                  c10::optional<Tensor> mask, bool reverse, bool save) {
-  const int64_t T = gi.size(0), B = gi.size(1), H = h0.size(1), sT = gi.stride(0), sB = gi.stride(1);
-  auto out = at::empty({T, B, H}, gi.options());
-  auto cs = at::empty({T, B, H}, gi.options());
-  auto tcs = at::empty({save ? T : 1, B, H}, gi.options());       // tanh(c)
-  auto gates = at::empty({save ? T : 1, B, 4 * H}, gi.options());  // activated i, f, g, o
-  auto gh = at::empty({B, 4 * H}, gi.options());
+  const int64_t T = x.size(0), B = x.size(1), H = h0.size(1);
+  Projection proj(x, w_ih, reverse);
+  auto out = at::empty({T, B, H}, x.options());
+  auto cs = at::empty({T, B, H}, x.options());
+  auto tcs = at::empty({save ? T : 1, B, H}, x.options());       // tanh(c)
+  auto gates = at::empty({save ? T : 1, B, 4 * H}, x.options());  // activated i, f, g, o
+  auto gh = at::empty({B, 4 * H}, x.options());
   auto wt = w_hh.t().contiguous();
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
-  AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "lstm_forward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
     using S = scalar_t;
-    const S *x0 = gi.data_ptr<S>(), *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
     S *out0 = out.data_ptr<S>(), *cs0 = cs.data_ptr<S>(), *g0 = gates.data_ptr<S>(), *tc0 = tcs.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
@@ -316,6 +336,7 @@ std::vector<Tensor> lstm_forward(Tensor gi, Tensor h0, Tensor c0, Tensor w_hh, T
       const S* cp0 = s == 0 ? c0.data_ptr<S>() : cs0 + steps.at(s - 1) * B * H;
       at::cpu::mm_out(gh, hprev, wt);
       const S* hp0 = hprev.data_ptr<S>();
+      const S* xg = proj.step<S>(t);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b, srow = save ? row : b;
         S *o = out0 + row * H, *c = cs0 + row * H;
@@ -324,7 +345,7 @@ std::vector<Tensor> lstm_forward(Tensor gi, Tensor h0, Tensor c0, Tensor w_hh, T
           std::memcpy(c, cp0 + b * H, H * sizeof(S));
           continue;
         }
-        lstm_row_forward(x0 + t * sT + b * sB, gh0 + b * 4 * H, bi, bh, cp0 + b * H, g0 + srow * 4 * H, c,
+        lstm_row_forward(xg + b * 4 * H, gh0 + b * 4 * H, bi, bh, cp0 + b * H, g0 + srow * 4 * H, c,
                          tc0 + srow * H, o, H);
       }
     }
@@ -334,14 +355,14 @@ std::vector<Tensor> lstm_forward(Tensor gi, Tensor h0, Tensor c0, Tensor w_hh, T
   return {out, h_last, c_last, gates, cs, tcs};
 }
 
-// Returns dG (strided like gi; the gradient of both x W_ih^T and h W_hh^T), dh0, dc0.
+// Returns dG (T, B, 4H), the gradient of both x W_ih^T and h W_hh^T, dh0, dc0.
 std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h,
-                                  c10::optional<Tensor> grad_c, Tensor gi, Tensor gates, Tensor cs, Tensor tcs,
+                                  c10::optional<Tensor> grad_c, Tensor gates, Tensor cs, Tensor tcs,
                                   Tensor out, Tensor h0, Tensor c0, Tensor w_hh, c10::optional<Tensor> mask,
                                   bool reverse) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2), sT = gi.stride(0), sB = gi.stride(1);
+  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
   const bool* m = mask_ptr(mask);
-  auto dG = like_strided(gi, m != nullptr);
+  auto dG = m ? at::zeros({T, B, 4 * H}, out.options()) : at::empty({T, B, 4 * H}, out.options());
   auto dh = grad_h.has_value() && grad_h->defined() ? grad_h->clone() : at::zeros({B, H}, out.options());
   auto dc = grad_c.has_value() && grad_c->defined() ? grad_c->clone() : at::zeros({B, H}, out.options());
   auto dhd = at::zeros({B, H}, out.options());  // masked rows pass dh through
@@ -364,7 +385,7 @@ std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<
           continue;
         }
         if (m) std::memset(dd, 0, H * sizeof(S));
-        lstm_row_backward(g0 + row * 4 * H, tc0 + row * H, cp0 + b * H, d, dc0 + b * H, dG0 + t * sT + b * sB, H);
+        lstm_row_backward(g0 + row * 4 * H, tc0 + row * H, cp0 + b * H, d, dc0 + b * H, dG0 + row * 4 * H, H);
       }
       at::cpu::addmm_out(dh, dhd, dG[t], w_hh);
     }
@@ -374,30 +395,32 @@ std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<
 
 // ------------------------------------------------------------------------------------ RNN
 // h = phi(gi + b_ih + h_prev W_hh^T + b_hh), phi = tanh or relu.
-std::vector<Tensor> rnn_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
                                 c10::optional<Tensor> mask, bool reverse, bool relu) {
-  const int64_t T = gi.size(0), B = gi.size(1), H = h0.size(1), sT = gi.stride(0), sB = gi.stride(1);
-  auto out = at::empty({T, B, H}, gi.options());
-  auto gh = at::empty({B, H}, gi.options());
+  const int64_t T = x.size(0), B = x.size(1), H = h0.size(1);
+  Projection proj(x, w_ih, reverse);
+  auto out = at::empty({T, B, H}, x.options());
+  auto gh = at::empty({B, H}, x.options());
   auto wt = w_hh.t().contiguous();
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
-  AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "rnn_forward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
     using S = scalar_t;
-    const S *x0 = gi.data_ptr<S>(), *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
     S* out0 = out.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
       Tensor hprev = s == 0 ? h0 : out[steps.at(s - 1)];
       at::cpu::mm_out(gh, hprev, wt);
       const S* hp0 = hprev.data_ptr<S>();
+      const S* xg = proj.step<S>(t);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b;
         if (m && !m[row]) {
           std::memcpy(out0 + row * H, hp0 + b * H, H * sizeof(S));
           continue;
         }
-        rnn_row_forward(x0 + t * sT + b * sB, gh0 + b * H, bi, bh, out0 + row * H, H, relu);
+        rnn_row_forward(xg + b * H, gh0 + b * H, bi, bh, out0 + row * H, H, relu);
       }
     }
   });
@@ -405,12 +428,11 @@ std::vector<Tensor> rnn_forward(Tensor gi, Tensor h0, Tensor w_hh, Tensor b_ih, 
   return {out, h_last};
 }
 
-std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gi,
-                                 Tensor out, Tensor h0, Tensor w_hh, c10::optional<Tensor> mask, bool reverse,
+std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor out, Tensor h0, Tensor w_hh, c10::optional<Tensor> mask, bool reverse,
                                  bool relu) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2), sT = gi.stride(0), sB = gi.stride(1);
+  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
   const bool* m = mask_ptr(mask);
-  auto dG = like_strided(gi, m != nullptr);
+  auto dG = m ? at::zeros({T, B, H}, out.options()) : at::empty({T, B, H}, out.options());
   auto dh = grad_h.has_value() && grad_h->defined() ? grad_h->clone() : at::zeros({B, H}, out.options());
   auto dhd = at::zeros({B, H}, out.options());
   const bool has_go = grad_out.has_value() && grad_out->defined();
@@ -430,7 +452,7 @@ std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<T
           continue;
         }
         if (m) std::memset(dd, 0, H * sizeof(S));
-        rnn_row_backward(out0 + row * H, d, dG0 + t * sT + b * sB, H, relu);
+        rnn_row_backward(out0 + row * H, d, dG0 + row * H, H, relu);
       }
       at::cpu::addmm_out(dh, dhd, dG[t], w_hh);
     }
