@@ -11,7 +11,7 @@ autograd Function (GRULayer, LSTMLayer, RNNLayer) whose C++ kernels do:
                         then dW_ih, dW_hh, db and dx as a few large matmuls in Python
 
 The kernels live in grucli/csrc/fused_rnn.cpp, compiled on first use with
-torch.utils.cpp_extension.load_inline into a cache folder (~30-60 s once per machine and
+torch.utils.cpp_extension.load_inline into a cache folder (~40-90 s once per machine and
 torch version; a file lock keeps parallel workers from building at the same time). Without
 a compiler the same algorithm runs in plain PyTorch (`python_kernels`): exact, but slower
 than torch's own modules, so model.impl=auto then picks torch.
