@@ -162,7 +162,8 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
     t, wall0 = cfg.train, time.perf_counter()
     model = build_model(cfg, data).to(device)
     result.params, result.hidden_size = count_params(model), model.hidden
-    result.model_meta = {"hidden_size": model.hidden, "input_size": data.input_size,
+    result.model_meta = {"hidden_size": model.hidden, "impl": model.cell.resolve_impl(cfg.model.impl),
+                         "input_size": data.input_size,
                          "output_size": data.output_size, "head": data.head, "tokens": data.tokens,
                          "vocab": data.info.get("vocab")}  # token tasks: id -> token, to decode (grucli sample)
     opt = make_optimizer(cfg, model.parameters())
