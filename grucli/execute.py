@@ -52,13 +52,19 @@ def _redo_states(retry_failed: bool) -> set[str]:
     return {"todo", "partial"} | ({"failed", "diverged"} if retry_failed else set())
 
 
-def check_data(runs: Iterable[Run]) -> None:
-    """Build the data of every distinct task config once, so that a missing or malformed
-    data file stops the command (GrucliError) before anything is written."""
+def prepare(runs: Iterable[Run]) -> None:
+    """Before anything is written: build the data of every distinct task config once (a
+    missing or malformed data file stops the command with a GrucliError) and resolve each
+    cell's implementation (model.impl=auto compiles the fused kernels on first use on a
+    machine, so workers later only load them)."""
+    from grucli.models import CELLS
     from grucli.tasks import build_task
 
+    runs = list(runs)
     for task in {r.config.task.model_dump_json(): r.config.task for r in runs}.values():
         build_task(task)
+    for cell, impl in {(r.config.model.cell, r.config.model.impl) for r in runs}:
+        CELLS[cell].resolve_impl(impl)
 
 
 def estimated_cost(run: Run) -> float:

@@ -77,7 +77,8 @@ def compare(
     if dry_run:
         print_plan(plan)
         return
-    execute.check_data(plan.todo)  # bad data stops here, before anything is written
+    with console.status("preparing data and kernels (the fused kernels compile once per machine, ~1 min)"):
+        execute.prepare(plan.todo)  # bad data stops here, before anything is written
     done = len(runs) - len(plan.todo)
     console.print(f"{exp.name}: {len(runs)} runs, {done} already finished, {len(plan.todo)} to run "
                   f"({executor}, {jobs or 'all'} workers)")

@@ -55,7 +55,8 @@ def train(
         console.print(f"[dim]{skipped} of {len(runs)} runs already finished in {exp_dir}; skipping them[/]")
     if not plan.todo:
         return
-    execute.check_data(plan.todo)  # bad data stops here, before anything is written
+    with console.status("preparing data and kernels (the fused kernels compile once per machine, ~1 min)"):
+        execute.prepare(plan.todo)  # bad data stops here, before anything is written
     for device in {r.config.train.device for r in plan.todo}:
         runtime.resolve_device(device)  # and so does cuda on a machine without it (this process trains)
     store.write_experiment(exp_dir, exp)
