@@ -294,6 +294,7 @@ def run_grid(todo: Iterable[Run], exp_dir: Path, experiment: str, *, executor: s
     redo = _redo_states(retry_failed)
     lock_dir = exp_dir / LOCK_DIR
     lock_dir.mkdir(parents=True, exist_ok=True)
+    store.remove_stale_temps(exp_dir)  # left by a writer that was killed
     try:
         while queue or locks:
             while queue and len(locks) < ex.slots:

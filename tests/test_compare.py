@@ -205,3 +205,20 @@ def test_longest_runs_start_first(tmp_path):
     exp = exp.model_copy(update={"spec": exp.spec.model_copy(update={"grid": {"task.seq_len": [5, 50, 20]}})})
     order = sorted(expand(exp), key=execute.estimated_cost, reverse=True)
     assert [r.config.task.seq_len for r in order] == [50, 20, 5]
+
+
+def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
+    """A temp file named for a dead process on this host goes; a live writer's stays."""
+    exp_dir = tmp_path / "exp"
+    (exp_dir / "abc").mkdir(parents=True)
+    store.atomic_write_text(exp_dir / "runs.csv", "x\n")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = store._host()
+    stale = [exp_dir / f".runs.csv.{host}.{dead.pid}.k2j3.tmp", exp_dir / "abc" / f".summary.json.{host}.{dead.pid}.x.tmp"]
+    live = exp_dir / f".runs.csv.{host}.{os.getpid()}.zz.tmp"
+    for p in [*stale, live]:
+        p.write_text("half")
+    assert store.remove_stale_temps(exp_dir) == 2
+    assert live.exists() and not any(p.exists() for p in stale)
+    assert (exp_dir / "runs.csv").read_text() == "x\n"
