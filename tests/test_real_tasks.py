@@ -193,7 +193,8 @@ def test_char_lm_on_a_text_file_chunks_vocab_and_unigram_baseline(tmp_path):
     data = fresh(build_char_lm, CharLMConfig(path=str(path), seq_len=10, val_frac=0.1, test_frac=0.1))
     assert data.head == "each" and data.tokens and data.metric == "bpc"
     assert data.info["vocab"][2:] == ["a", "b"]
-    assert data.train.x.shape == (16, 10)  # 160 train characters -> 16 chunks of 10 (the last one 9 long)
+    assert data.train.x.shape == (15, 10) and data.train.lengths is None  # 160 characters: 15 full chunks
+    assert data.test.x.shape == (2, 10) and data.test.lengths.tolist() == [10, 9]  # test scores every character
     assert torch.equal(data.train.x[0, 1:], data.train.y[0, :-1])  # y is x shifted by one
     # add-one smoothed unigram over {<unk>: 1, a: 81, b: 81}: about 1 bit per character
     assert data.baseline["bpc"] == pytest.approx(-math.log2(81 / 163), rel=1e-6)
