@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from grucli import train as train_mod
+from grucli.config import RunConfig
 from grucli.errors import GrucliError
 from grucli.models import count_params
 from grucli.objectives import Classification, Regression
@@ -170,12 +171,11 @@ def test_unavailable_device_is_a_user_error(tiny_run):
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_gated_cells_solve_adding_at_t50_reproducibly(cell):
-    """The issue's bar: test MSE < 0.01 at T=50 (baseline 1/6). A few minutes per cell on 2 free cores."""
-    from grucli.config import RunConfig
-
+    """The issue's bar: test MSE < 0.01 at T=50 (baseline 1/6). LSTM sits on the 1/6 plateau for a
+    few epochs before it breaks through, so no early stopping: train until validation reaches the target."""
     cfg = RunConfig(task={"name": "adding", "seq_len": 50, "n_train": 10000, "n_val": 1000, "n_test": 1000},
                     model={"cell": cell, "hidden_size": 64},
-                    train={"lr": 3e-3, "batch_size": 64, "epochs": 15, "early_stopping": 3})
+                    train={"lr": 3e-3, "batch_size": 32, "epochs": 30, "stop_at_target": True})
     r = train_run(cfg)
     assert r.status == "ok"
     assert r.test["mse"] < 0.01 < r.baseline["mse"], r.history
