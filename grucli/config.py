@@ -20,7 +20,8 @@ DEFAULT_HIDDEN = 64
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML is already typed, so `true` is not 1 and "8" is not 8 (an int still fills a float)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ModelConfig(Strict):
@@ -47,6 +48,8 @@ class ModelConfig(Strict):
     def _size(self):
         if self.hidden_size is not None and self.param_budget is not None:
             raise ValueError("set either hidden_size or param_budget, not both")
+        if self.hidden_size is None and self.param_budget is None:  # resolved here, so the run id sees it
+            object.__setattr__(self, "hidden_size", DEFAULT_HIDDEN)
         if self.impl != "auto" and self.impl not in CELLS[self.cell].impls:
             raise ValueError(f"impl: cell '{self.cell}' has no '{self.impl}' implementation; "
                              f"valid: auto, {', '.join(CELLS[self.cell].impls)}")

@@ -20,7 +20,6 @@ from grucli.errors import GrucliError
 from grucli.models import SequenceModel, count_params, hidden_for_budget, model_params
 from grucli.tasks import Split, TaskData, build_task
 
-DEFAULT_HIDDEN = 64
 TRAIN_EVAL_CAP = 5000  # train metrics are computed on the first this-many training sequences
 
 
@@ -65,7 +64,7 @@ def build_model(cfg: RunConfig, data: TaskData) -> SequenceModel:
     dims = dict(input_size=data.input_size, output_size=data.output_size, layers=m.num_layers,
                 bidirectional=m.bidirectional, vocab_size=data.input_size if data.tokens else None,
                 embed_dim=m.embed_dim)
-    hidden = m.hidden_size or (hidden_for_budget(m.param_budget, m.cell, **dims) if m.param_budget else DEFAULT_HIDDEN)
+    hidden = m.hidden_size or hidden_for_budget(m.param_budget, m.cell, **dims)  # config sets one of them
     model = SequenceModel(m.cell, input_size=data.input_size, output_size=data.output_size, hidden_size=hidden,
                           head=data.head, num_layers=m.num_layers, bidirectional=m.bidirectional,
                           dropout=m.dropout, tokens=data.tokens, embed_dim=m.embed_dim, forget_bias=m.forget_bias,

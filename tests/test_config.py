@@ -65,8 +65,6 @@ def test_bad_value_names_file_and_key_path(write_yaml, tiny_experiment, changes,
     assert text in message
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: pydantic's lax mode reads `true` as 1 for an int key; "
-                   "ConfigDict(strict=True) on config.Strict and tasks.base.TaskConfig would reject it")
 @pytest.mark.parametrize("changes,key", [({"model": {"hidden_size": True}}, "model.hidden_size"),
                                          ({"seeds": True}, "seeds")])
 def test_a_boolean_is_not_an_integer(write_yaml, tiny_experiment, changes, key):

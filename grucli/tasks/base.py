@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class TaskConfig(BaseModel):
     """Keys shared by every task."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # as grucli.config.Strict
 
     name: str  # registry name of the task
     data_seed: int = 0  # seed of the data (generation and splits); the run seed drives init and batching
