@@ -275,12 +275,18 @@ def resolve_paths(raw: dict, folder: Path) -> dict:
     def fix_in(entry, key):
         return {**entry, key: fix(entry[key])} if isinstance(entry, dict) and key in entry else entry
 
-    raw = {**raw, "task": fix_in(raw.get("task"), "path"), "grid": fix_in(raw.get("grid"), "task.path")}
-    if isinstance(raw["grid"], dict) and isinstance(raw["grid"].get("task"), list):
-        raw["grid"] = {**raw["grid"], "task": [fix_in(entry, "path") for entry in raw["grid"]["task"]]}
+    def fix_point(entry):  # a grid, zip group or include entry: dotted task.path or whole task sections
+        entry = fix_in(entry, "task.path")
+        if isinstance(entry, dict) and "task" in entry:
+            tasks = entry["task"]
+            fixed = [fix_in(t, "path") for t in tasks] if isinstance(tasks, list) else fix_in(tasks, "path")
+            entry = {**entry, "task": fixed}
+        return entry
+
+    raw = {**raw, "task": fix_in(raw.get("task"), "path"), "grid": fix_point(raw.get("grid"))}
     for section in ("zip", "include"):
         if isinstance(raw.get(section), list):
-            raw[section] = [fix_in(entry, "task.path") for entry in raw[section]]
+            raw[section] = [fix_point(entry) for entry in raw[section]]
     return raw
 
 

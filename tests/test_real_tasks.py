@@ -382,3 +382,16 @@ def test_sample_refuses_a_run_that_is_not_a_character_model(tmp_path, rows_csv):
     run_dir = next(p for p in (results / "cls").iterdir() if p.is_dir())
     res = runner.invoke(app, ["sample", str(run_dir)])
     assert res.exit_code == 2 and "not a per-step token model" in res.output
+
+
+def test_paths_inside_whole_task_sections_are_resolved(tmp_path, series_csv):
+    folder = tmp_path / "p"
+    (folder / "d").mkdir(parents=True)
+    shutil.copy(series_csv, folder / "d" / "one.csv")
+    section = {"name": "csv_forecast", "path": "d/one.csv", "column": "y"}
+    exp = folder / "exp.yaml"
+    exp.write_text(yaml.safe_dump({"name": "s", "task": {"name": "adding"},
+                                   "zip": [{"task": [section], "model.hidden_size": [8]}],
+                                   "include": [{"task": section}]}))
+    expected = str((folder / "d" / "one.csv").resolve())
+    assert {r.config.task.path for r in expand(load_experiment(exp))} == {expected}
