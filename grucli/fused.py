@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -52,6 +53,18 @@ def _simd_flags() -> list[str]:
     return []
 
 
+def _flags() -> list[str]:
+    return ["-O3", "-std=c++17", *_simd_flags()]
+
+
+def build_dir() -> Path:
+    """Where the extension is built and cached: keyed by the source, torch's version, the
+    environment (its torch headers) and the compiler flags."""
+    key = hashlib.sha256("\n".join([SOURCE.read_text(), torch.__version__, sys.prefix, *_flags()]).encode())
+    root = Path(os.environ.get("GRUCLI_FUSED_CACHE", Path.home() / ".cache" / "grucli" / "extensions"))
+    return root / f"grucli_fused_{key.hexdigest()[:12]}"
+
+
 @functools.lru_cache(maxsize=1)
 def compiled_kernels():
     """The compiled extension, built once per machine (None if it cannot be built)."""
@@ -61,14 +74,14 @@ def compiled_kernels():
         from filelock import FileLock
         from torch.utils.cpp_extension import load_inline
 
-        source = SOURCE.read_text()
-        flags = ["-O3", "-std=c++17", *_simd_flags()]
-        key = hashlib.sha256("\n".join([source, torch.__version__, *flags]).encode()).hexdigest()[:12]
-        name = f"grucli_fused_{key}"
-        root = Path(os.environ.get("GRUCLI_FUSED_CACHE", Path.home() / ".cache" / "grucli" / "extensions"))
-        build = root / name
+        source, flags, build = SOURCE.read_text(), _flags(), build_dir()
+        name, root = build.name, build.parent
         build.mkdir(parents=True, exist_ok=True)
         with FileLock(str(root / f"{name}.lock")):
+            # torch's own build lock is a plain file that a killed build leaves behind, and a
+            # later load_inline would wait on it forever. Holding our OS lock, no other grucli
+            # process is building here, so such a file is stale.
+            (build / "lock").unlink(missing_ok=True)
             return load_inline(name=name, cpp_sources=[source], functions=FUNCTIONS, extra_cflags=flags,
                                build_directory=str(build), verbose=False)
     except Exception as e:  # no compiler, no headers, ...: fall back, but say why once
