@@ -71,7 +71,7 @@ class TrainConfig(Strict):
     stop_at_target: bool = False  # stop as soon as the validation metric reaches the task's target
     eval_batch_size: int = Field(1000, ge=1)  # sequences per forward pass when evaluating
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda if available, else cpu
-    threads: int | None = Field(None, ge=1)  # torch intra-op threads; null = 1 inside a worker pool, else all cores
+    threads: int | None = Field(None, ge=1)  # torch intra-op threads; null = 1 (more only helps large models)
 
 
 def _task_union():

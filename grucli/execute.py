@@ -161,7 +161,7 @@ class _Pool:
     start), one run per worker at a time."""
 
     def __init__(self, jobs: int, threads: int | None, reporter: Reporter):
-        self.slots, self.threads, self.reporter = jobs, threads or 1, reporter
+        self.slots, self.threads, self.reporter = jobs, threads, reporter
         self.ctx = mp.get_context("spawn")
         self.queue = self.ctx.Queue()
         os.environ.update(runtime.MALLOC_ENV)  # inherited by the workers at spawn
@@ -228,7 +228,7 @@ class _Ray:
             import ray
         except ImportError:
             raise GrucliError('the ray executor needs Ray: pip install -e ".[ray]"') from None
-        self.ray, self.threads = ray, threads or 1
+        self.ray, self.threads = ray, threads
         if not ray.is_initialized():
             env = {"env_vars": dict(runtime.MALLOC_ENV)}
             try:

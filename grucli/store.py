@@ -32,6 +32,7 @@ SCHEMA = 1
 SUMMARY, HISTORY, CONFIG, WEIGHTS = "summary.json", "history.csv", "config.yaml", "model.pt"
 FINISHED = ("ok", "diverged", "failed")
 TMP_SUFFIX = ".tmp"
+HISTORY_COLUMNS = ("epoch", "step", "train_loss", "epoch_time_s", "train_time_s", "wall_time_s")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -131,7 +132,8 @@ def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
     run_dir = Path(exp_dir) / run.run_id
     cfg = run.config.model_dump(mode="json")
     atomic_write_text(run_dir / CONFIG, yaml.safe_dump(cfg, sort_keys=False))
-    atomic_write_text(run_dir / HISTORY, pd.DataFrame(result.history).to_csv(index=False))
+    history = pd.DataFrame(result.history, columns=None if result.history else list(HISTORY_COLUMNS))
+    atomic_write_text(run_dir / HISTORY, history.to_csv(index=False))  # header even if it diverged at once
     if result.state_dict is not None:
         buf = io.BytesIO()
         torch.save({"state_dict": result.state_dict, "config": cfg, "meta": result.model_meta}, buf)

@@ -42,7 +42,7 @@ def comparison_rows(df: pd.DataFrame) -> list[tuple[str, dict, pd.DataFrame]]:
             mean, half, n = mean_ci(values_)
             rows.append({
                 "cell": cell,
-                "params": _median(ok, "params"),
+                "params": _median(runs, "params"),
                 "epoch_time_s": _mean(ok, "timing.epoch_time_s"),
                 "throughput_seq_s": _mean(ok, "timing.throughput_seq_s"),
                 "latency_seq_ms": _mean(ok, "timing.latency_seq_ms"),

@@ -222,3 +222,15 @@ def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     assert store.remove_stale_temps(exp_dir) == 2
     assert live.exists() and not any(p.exists() for p in stale)
     assert (exp_dir / "runs.csv").read_text() == "x\n"
+
+
+def test_address_without_ray_and_missing_cuda_are_clean_errors(tmp_path):
+    exp = write_exp(tmp_path)
+    for extra in (["--address", "127.0.0.1:1"], ["--device", "cuda"]):
+        import torch
+
+        if extra[0] == "--device" and torch.cuda.is_available():
+            continue
+        res = runner.invoke(app, ["compare", str(exp), "--results", str(tmp_path / "r"), *extra])
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert not (tmp_path / "r").exists()

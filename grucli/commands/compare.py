@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from grucli import execute, store
+from grucli import execute, runtime, store
 from grucli.commands.common import (ProgressReporter, clean_errors, console, device_overrides, fmt,
                                     run_progress)
 from grucli.commands.train import print_plan
@@ -54,7 +54,7 @@ def compare(
     show: bool = typer.Option(False, "--show", help="Only print the comparison table of what is finished."),
     results: Path = typer.Option(Path("results"), "--results", "-o", help="Results root folder."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per worker (default 1)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per worker (overrides train.threads; default 1)."),
 ) -> None:
     """Run a comparison grid of cells x settings x seeds, then print the comparison table.
 
@@ -67,6 +67,8 @@ def compare(
     """
     if executor not in ("local", "ray"):
         raise GrucliError(f"--executor {executor}: unknown executor; valid: local, ray")
+    if address and executor != "ray":
+        raise GrucliError("--address is the address of a Ray cluster: use it with --executor ray")
     exp = load_experiment(experiment, [*set_, *device_overrides(device, None)])
     runs = expand(exp)
     exp_dir = store.experiment_dir(results, exp.name)
@@ -79,15 +81,19 @@ def compare(
         return
     with console.status("preparing data and kernels (the fused kernels compile once per machine, ~1 min)"):
         execute.prepare(plan.todo)  # bad data stops here, before anything is written
+    if executor == "local":  # runs train on this machine: cuda must be here (Ray nodes may have GPUs)
+        for dev in {r.config.train.device for r in plan.todo}:
+            runtime.resolve_device(dev)
     done = len(runs) - len(plan.todo)
+    workers = "cluster" if executor == "ray" and address else f"{jobs or runtime.usable_cores()} workers"
     console.print(f"{exp.name}: {len(runs)} runs, {done} already finished, {len(plan.todo)} to run "
-                  f"({executor}, {jobs or 'all'} workers)")
+                  f"({executor}, {workers})")
     if plan.todo:
         store.write_experiment(exp_dir, exp)
         with run_progress() as progress:
             reporter = ProgressReporter(progress, len(plan.todo))
             outcome = execute.run_grid(plan.todo, exp_dir, exp.name, executor=executor, jobs=jobs,
-                                       threads=threads or 1, address=address, retry_failed=retry_failed,
+                                       threads=threads, address=address, retry_failed=retry_failed,
                                        reporter=reporter)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(outcome.finished.items()))
         console.print(f"finished: {summary or 'nothing'}" + (f"; skipped {outcome.skipped}" if outcome.skipped else ""))

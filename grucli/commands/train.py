@@ -17,12 +17,14 @@ STATE_STYLE = {"done": "green", "failed": "red", "diverged": "yellow", "partial"
 
 def print_plan(plan) -> None:
     """Hydra-style listing: one line per run with its id and state."""
+    todo = {r.run_id for r in plan.todo}
     for run in plan.runs:
         state = plan.states[run.run_id]
-        label = "to run" if state in ("todo", "partial") else state
+        label = "to run" if state in ("todo", "partial") else state + (" -> to run" if run.run_id in todo else "")
         console.print(f"#{run.index:<3} {describe(run)} -> {run.run_id}  [{STATE_STYLE[state]}]{label}[/]")
-    done = sum(s == "done" for s in plan.states.values())
-    console.print(f"{len(plan.runs)} runs: {done} done, {len(plan.todo)} to run")
+    counts = [f"{sum(s == k for s in plan.states.values())} {k}" for k in ("done", "failed", "diverged")]
+    console.print(f"{len(plan.runs)} runs: {', '.join(c for c in counts if not c.startswith('0 ') or 'done' in c)}, "
+                  f"{len(plan.todo)} to run")
 
 
 @clean_errors
@@ -32,7 +34,7 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="List every run with its id and state; train nothing."),
     results: Path = typer.Option(Path("results"), "--results", "-o", help="Results root folder."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (overrides train.threads)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads (overrides train.threads; default 1)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also re-run failed and diverged runs."),
 ) -> None:
     """Train one configuration or every run of a YAML grid, one after another.
