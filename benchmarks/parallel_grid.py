@@ -1,7 +1,7 @@
 """Wall time of the same small grid with 1 worker vs N workers, measured side by side.
 
-    python benchmarks/parallel_grid.py            # 1 vs 2 workers, 12 runs
-    python benchmarks/parallel_grid.py --jobs 2 --runs 24
+    python benchmarks/parallel_grid.py            # 1 vs 2 workers, 24 runs
+    python benchmarks/parallel_grid.py --jobs 2 --runs 12   # a smaller grid: start-up weighs more
 
 Each configuration trains into its own temporary results folder (nothing is reused), with
 one torch thread per worker, as `grucli compare` does. Target on 2 cores: ratio >= 1.7.
@@ -20,9 +20,9 @@ from grucli.grid import expand
 
 GRID = """
 name: bench_grid
-task: {{name: adding, seq_len: 50, n_train: 2000, n_val: 200, n_test: 200}}
+task: {{name: adding, seq_len: 50, n_train: 10000, n_val: 200, n_test: 200}}
 model: {{cell: gru, hidden_size: 32}}
-train: {{epochs: 2, batch_size: 32}}
+train: {{epochs: 3, batch_size: 32}}
 grid:
   model.cell: [rnn, gru, lstm]
 seeds: {seeds}
@@ -45,14 +45,14 @@ def wall_time(jobs: int, runs_per_cell: int, root: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=2, help="workers of the parallel configuration")
-    ap.add_argument("--runs", type=int, default=12, help="runs in the grid (a multiple of 3 cells)")
+    ap.add_argument("--runs", type=int, default=24, help="runs in the grid (a multiple of 3 cells)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         seeds = max(1, args.runs // 3)
         serial = wall_time(1, seeds, root)
         parallel = wall_time(args.jobs, seeds, root)
-    print(f"grid: {3 * seeds} runs (rnn/gru/lstm x {seeds} seeds, adding T=50, H=32, 2 epochs)")
+    print(f"grid: {3 * seeds} runs (rnn/gru/lstm x {seeds} seeds, adding T=50, H=32, 10k sequences x 3 epochs)")
     print(f"1 worker : {serial:7.1f} s")
     print(f"{args.jobs} workers: {parallel:7.1f} s")
     print(f"speed-up : {serial / parallel:7.2f}x  (target on 2 cores: >= 1.7x)")

@@ -68,15 +68,18 @@ def prepare(runs: Iterable[Run]) -> None:
 
 
 def estimated_cost(run: Run) -> float:
-    """A rough relative cost (steps x sequence length x recurrent width^2) used to start
-    long runs first. Only ordering depends on it."""
+    """A rough relative cost (steps x sequence length x gate blocks x recurrent width^2)
+    used to start long runs first. Only ordering depends on it."""
     cfg = run.config
     t = cfg.task
     length = getattr(t, "seq_len", None) or getattr(t, "window", None) or 64
     n = getattr(t, "n_train", None) or 1000
     h = cfg.model.hidden_size or (cfg.model.param_budget or 64**2 * 4) ** 0.5
     steps = cfg.train.max_steps or cfg.train.epochs * n / cfg.train.batch_size
-    return steps * length * h * h * cfg.model.num_layers * (2 if cfg.model.bidirectional else 1)
+    from grucli.models import CELLS
+
+    gates = CELLS[cfg.model.cell].gates
+    return steps * length * gates * h * h * cfg.model.num_layers * (2 if cfg.model.bidirectional else 1)
 
 
 class Reporter:
@@ -157,14 +160,17 @@ def _worker_train(run: Run, threads: int) -> RunResult:
 
 
 class _Pool:
-    """A pool of worker processes (spawned, with the malloc environment set before they
-    start), one run per worker at a time."""
+    """A pool of worker processes, one run per worker at a time (the malloc environment is
+    set before they start; runtime.configure also applies it in-process)."""
 
     def __init__(self, jobs: int, threads: int | None, reporter: Reporter):
         self.slots, self.threads, self.reporter = jobs, threads, reporter
-        self.ctx = mp.get_context("spawn")
+        # forkserver: one clean process imports torch and grucli once, and each worker is a
+        # fork of it (no second import; never a fork of this multi-threaded driver)
+        self.ctx = mp.get_context("forkserver")
+        self.ctx.set_forkserver_preload(["grucli.train", "grucli.execute"])
         self.queue = self.ctx.Queue()
-        os.environ.update(runtime.MALLOC_ENV)  # inherited by the workers at spawn
+        os.environ.update(runtime.MALLOC_ENV)  # inherited by the fork server and its workers
         self.pool = self._new_pool()
         self.inflight: dict[cf.Future, Run] = {}
         self.by_id: dict[str, Run] = {}
