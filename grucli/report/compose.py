@@ -198,6 +198,8 @@ def summary_display(s: pd.DataFrame, view: TaskView) -> pd.DataFrame:
     out[f"test {view.metric} (mean ± 95% CI)"] = [pm(m, c) for m, c in zip(s["mean"], s["ci95"])]
     out["n"] = s["n"]
     out["baseline"] = s["baseline"].map(num)
+    for col in [c for c in s.columns if c.startswith("baseline_")]:  # e.g. the seasonal-naive forecast
+        out[f"{col.removeprefix('baseline_')} baseline"] = s[col].map(num)
     out["reached target"] = [f"{r}/{n}" for r, n in zip(s["reached_target"], s["n"])]
     out["diverged"], out["failed"], out["in progress"] = s["diverged"], s["failed"], s["in_progress"]
     for col, label in (("epoch_time_s", "train s/epoch"), ("throughput_seq_s", "throughput seq/s"),

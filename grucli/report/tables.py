@@ -147,6 +147,9 @@ def summary_table(view: TaskView) -> pd.DataFrame:
                "metric": view.metric, "goal": view.goal, "mean": m.mean, "ci95": m.ci, "sd": m.sd, "n": m.n,
                "baseline": _first(g, "baseline_value"), "target": view.target,
                "reached_target": int(ok["reached_target"].fillna(False).astype(bool).sum()) if "reached_target" in ok else 0}
+        for col in g.columns:  # further baselines of the same metric, e.g. forecast's baseline.snaive_rmse
+            if col.startswith("baseline.") and col.endswith(f"_{view.metric}"):
+                row[f"baseline_{col.removeprefix('baseline.').removesuffix('_' + view.metric)}"] = _first(g, col)
         for col in ("timing.epoch_time_s", "timing.throughput_seq_s", "timing.latency_batch_ms",
                     "timing.latency_seq_ms", "timing.peak_memory_mb", "timing.train_time_s"):
             d = stats.describe(ok[col]) if col in ok else stats.describe([])
