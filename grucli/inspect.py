@@ -334,6 +334,8 @@ def inspect_compare(exp_dir: str | Path, out: str | Path | None = None, samples:
     }
     result = _clean({"schema": SCHEMA, "experiment": exp_dir.name, "same_task": same_task,
                      "runs": {c: d.name for c, d in chosen.items()},
+                     "task": insps[0].run.cfg.task.model_dump(mode="json") if same_task else None,
+                     "seeds": {i.run.cfg.model.cell: i.run.cfg.seed for i in insps},
                      "summaries": {i.run.cfg.model.cell: i.summary for i in insps}, "figures": figures,
                      "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     store.atomic_write_text(out_dir / COMPARE_FILE, json.dumps(result, indent=2))

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+
+from grucli.colours import colour as cell_colour  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -261,9 +263,10 @@ def compare_saturation(insps: list[Inspection]) -> Figure:
 def compare_gradient_flow(insps: list[Inspection]) -> Figure:
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    for insp, colour in zip(insps, ("tab:red", "tab:purple", "tab:blue", "tab:green", "tab:orange", "tab:brown")):
+    for insp in insps:
         g = insp.summary["gradient"]
         cell = insp.run.cfg.model.cell
+        colour = cell_colour(cell)
         ax.plot(_steps(len(insp.grad["trained"][0])), _positive(insp.grad["trained"][0]), "-", color=colour,
                 label=f"{cell} trained (first/last {_fmt_ratio(g['ratio'])})")
         ax.plot(_steps(len(insp.grad["init"][0])), _positive(insp.grad["init"][0]), "--", color=colour,

@@ -48,7 +48,12 @@ def inspect(
     if compare:
         result = inspect_compare(path, out, samples, layer)
         same = "same test inputs" if result["same_task"] else "task configs differ: each run's own test inputs"
-        console.print(f"compared {', '.join(f'{c} ({r})' for c, r in result['runs'].items())}; {same}")
+        seeds = result["seeds"]
+        runs = ", ".join(f"{c} ({r}, seed {seeds[c]})" for c, r in result["runs"].items())
+        console.print(f"compared {runs}; {same}")
+        if result.get("task"):
+            task = ", ".join(f"{k}={v}" for k, v in result["task"].items() if v is not None)
+            console.print(f"task: {task}")
         for summary in result["summaries"].values():
             _print_summary(summary)
     else:

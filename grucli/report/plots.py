@@ -22,12 +22,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from grucli.colours import colour
 from grucli.store import atomic_write_bytes
 from grucli.report.tables import TaskView, setting_label, short
 
-# Okabe-Ito colour-blind-safe palette, one fixed colour per cell in every figure.
-CELL_COLOURS = {"gru": "#D55E00", "lstm": "#0072B2", "rnn": "#009E73", "rnn_relu": "#CC79A7"}
-SPARE_COLOURS = ["#E69F00", "#56B4E9", "#F0E442", "#000000"]
 CELL_MARKERS = {"gru": "o", "lstm": "s", "rnn": "^", "rnn_relu": "v"}
 MAX_PANELS = 6  # settings shown side by side before a figure keeps only the first ones
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
@@ -48,12 +46,6 @@ class Plot:
     name: str
     applies: Callable[[TaskView, dict], bool]  # (view, histories) -> worth drawing?
     draw: Callable[[TaskView, dict], list[Drawn]]
-
-
-def colour(cell: str) -> str:
-    if cell in CELL_COLOURS:
-        return CELL_COLOURS[cell]
-    return SPARE_COLOURS[sum(map(ord, cell)) % len(SPARE_COLOURS)]
 
 
 def _new(ncols: int = 1, nrows: int = 1, width: float = 5.2, height: float = 3.6, sharey: bool = False):
