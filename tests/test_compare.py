@@ -234,3 +234,21 @@ def test_address_without_ray_and_missing_cuda_are_clean_errors(tmp_path):
         res = runner.invoke(app, ["compare", str(exp), "--results", str(tmp_path / "r"), *extra])
         assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
         assert not (tmp_path / "r").exists()
+
+
+def test_report_builds_from_a_real_compare_run(tmp_path):
+    """compare writes, report reads: the tables and figures of a tiny real grid."""
+    exp = write_exp(tmp_path)
+    exp.write_text(exp.read_text().replace("  model.cell: [rnn, gru, lstm]\n",
+                                           "  model.cell: [rnn, gru, lstm]\n  task.seq_len: [6, 10]\n"))
+    results = tmp_path / "r"
+    res = runner.invoke(app, ["compare", str(exp), "--jobs", "2", "--results", str(results)])
+    assert res.exit_code == 0, res.output
+    rep = runner.invoke(app, ["report", str(results / "tiny"), "--format", "both"])
+    assert rep.exit_code == 0, rep.output
+    out = results / "tiny" / "report"
+    md = (out / "report.md").read_text()
+    assert all(cell in md for cell in ("rnn", "gru", "lstm")) and "gru vs lstm" in md
+    figures = {p.name for p in (out / "figures").glob("*.png")}
+    assert any("difficulty" in name for name in figures)  # seq_len varies -> the difficulty plot
+    assert (out / "report.html").stat().st_size > 10_000
