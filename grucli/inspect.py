@@ -128,13 +128,8 @@ class Inspection:
 
 def _cut(split: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """x, y, lengths with padding beyond the longest sequence removed (as grucli.train.forward)."""
-    x, y = split.x, split.y
-    if split.lengths is not None:
-        T = int(split.lengths.max())
-        x = x[:, :T]
-        if y.dim() == 2 and y.dtype == torch.long and y.shape[1] == split.x.shape[1]:
-            y = y[:, :T]
-    return x, y, split.lengths
+    split = split.trim()
+    return split.x, split.y, split.lengths
 
 
 def resolve_layer(model: SequenceModel, layer: int | None) -> int:

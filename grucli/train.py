@@ -84,13 +84,8 @@ def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
 
 def forward(model: SequenceModel, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
     """Model output and the matching targets; padded batches are cut to their longest sequence."""
-    x, y = batch.x, batch.y
-    if batch.lengths is not None:
-        T = int(batch.lengths.max())
-        x = x[:, :T]
-        if y.dim() == 2 and y.dtype == torch.long and y.shape[1] == batch.x.shape[1]:
-            y = y[:, :T]
-    return model(x, batch.lengths), y
+    batch = batch.trim()
+    return model(batch.x, batch.lengths), batch.y
 
 
 @torch.no_grad()

@@ -42,6 +42,16 @@ class Split:
     def __len__(self) -> int:
         return len(self.x)
 
+    def trim(self) -> "Split":
+        """The same sequences with the padding beyond the longest one cut off (per-step
+        targets and masks too); unpadded splits come back as they are."""
+        if self.lengths is None:
+            return self
+        T, full = int(self.lengths.max()), self.x.shape[1]
+        per_step = self.y.dim() == 2 and self.y.dtype == torch.long and self.y.shape[1] == full
+        mask = None if self.score_mask is None else self.score_mask[:, :T]
+        return Split(self.x[:, :T], self.y[:, :T] if per_step else self.y, self.lengths, mask)
+
     def take(self, idx) -> "Split":
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
         return Split(self.x[idx], self.y[idx], pick(self.lengths), pick(self.score_mask))
