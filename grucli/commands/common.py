@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
 
 import typer
@@ -67,14 +68,20 @@ def run_progress() -> Progress:
     )
 
 
+EPOCH_RE = re.compile(r"epoch \d+")
+
+
 class ProgressReporter:
     """Renders a grid: an overall bar (runs done / total, ETA), one bar per active run and
-    one line per finished run. Implements grucli.execute.Reporter."""
+    one line per finished run. Implements grucli.execute.Reporter. When the output is not a
+    terminal (a log file, CI), bars cannot render: each run's epochs are logged as lines."""
 
     def __init__(self, progress: Progress, total_runs: int):
         self.progress = progress
         self.overall = progress.add_task("[bold]runs", total=total_runs, status="")
         self.bars: dict[str, int] = {}
+        self.log_epochs = not progress.console.is_terminal
+        self.last_epoch: dict[str, str] = {}
 
     def run_started(self, run) -> None:
         self.bars[run.run_id] = self.progress.add_task(
@@ -83,6 +90,10 @@ class ProgressReporter:
     def run_progress(self, run, step, total, info) -> None:
         if run.run_id in self.bars:
             self.progress.update(self.bars[run.run_id], completed=step, total=total, status=info)
+        epoch = EPOCH_RE.search(info)
+        if self.log_epochs and epoch and self.last_epoch.get(run.run_id) != epoch.group(0):
+            self.last_epoch[run.run_id] = epoch.group(0)
+            self.progress.console.print(f"[dim]  #{run.index} {run.config.model.cell} step {step}/{total}: {info}[/]")
 
     def run_finished(self, run, result) -> None:
         bar = self.bars.pop(run.run_id, None)
