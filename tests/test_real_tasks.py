@@ -33,10 +33,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    """Every test gets its own empty disk cache."""
-    monkeypatch.setenv("GRUCLI_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def _own_cache(cache_in_tmp):
+    """Every test gets its own empty disk cache (the conftest fixture, for the whole module)."""
 
 
 def fresh(build, cfg):

@@ -4,26 +4,15 @@ optional extra that ships the data set is absent."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pandas as pd
 import pytest
+from optional_extras import needs
 
 from grucli.config import RunConfig
 from grucli.train import train_run
 
-pytestmark = pytest.mark.slow
-
-
-def needs(package: str):
-    return pytest.mark.skipif(importlib.util.find_spec(package) is None,
-                              reason=f"{package} (optional extra) not installed: pip install 'grucli[real]'")
-
-
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRUCLI_CACHE", str(tmp_path / "cache"))
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("cache_in_tmp")]
 
 
 def train(task: dict, model: dict, **train_cfg):
