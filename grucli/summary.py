@@ -36,7 +36,7 @@ def comparison_rows(df: pd.DataFrame) -> list[tuple[str, dict, pd.DataFrame]]:
         setting = {c.removeprefix("varied."): _plain(v) for c, v in zip(settings, values) if not pd.isna(v)}
         metric = group["metric"].dropna().iloc[0] if group["metric"].notna().any() else None
         rows = []
-        for cell, runs in group.groupby("cell", sort=False):
+        for cell, runs in sorted(group.groupby("cell"), key=lambda kv: _cell_rank(kv[0])):
             ok = runs[runs["status"] == "ok"]
             values_ = ok.get(f"test.{metric}", pd.Series(dtype=float)).tolist() if metric else []
             mean, half, n = mean_ci(values_)
@@ -57,6 +57,14 @@ def comparison_rows(df: pd.DataFrame) -> list[tuple[str, dict, pd.DataFrame]]:
             })
         out.append((task, setting, pd.DataFrame(rows)))
     return out
+
+
+def _cell_rank(cell: str) -> tuple:
+    """Rows in the registry's order (rnn, rnn_relu, gru, ..., lstm) in every table."""
+    from grucli.models import CELLS
+
+    names = list(CELLS)
+    return (names.index(cell) if cell in names else len(names), cell)
 
 
 def _plain(value):
