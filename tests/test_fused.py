@@ -15,17 +15,26 @@ from grucli.train import train_run
 
 FUSED = {"rnn": fused.RNN, "rnn_relu": fused.RNNReLU, "gru": fused.GRU, "lstm": fused.LSTM}
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
-KERNELS = ["compiled", "python"]
+KERNELS = ["compiled", "compiled-chunked", "compiled-aten", "python"]
 
 
 @pytest.fixture(params=KERNELS)
 def kernels(request, monkeypatch):
-    """Run the test with the compiled kernels and with the pure-PyTorch fallback."""
-    if request.param == "compiled":
-        if not fused.compiled_available():
-            pytest.skip("no C++ compiler: fused runs on its PyTorch fallback")
+    """Run the test with the compiled kernels; with them on chunks of one and two steps (the
+    weight gradients are accumulated chunk by chunk, the first step's h_prev is h0); with
+    their matrix products through ATen instead of the BLAS symbols; and with the
+    pure-PyTorch fallback."""
+    if request.param == "python":
+        monkeypatch.setattr(fused, "kernels", lambda: fused.python_kernels)
         return request.param
-    monkeypatch.setattr(fused, "kernels", lambda: fused.python_kernels)
+    if not fused.compiled_available():
+        pytest.skip("no C++ compiler: fused runs on its PyTorch fallback")
+    k = fused.compiled_kernels()
+    if request.param == "compiled-chunked":
+        monkeypatch.setattr(fused, "CHUNK", 1)  # one step per chunk
+    if request.param == "compiled-aten":
+        k.set_direct_blas(False)
+        request.addfinalizer(lambda: k.set_direct_blas(True))
     return request.param
 
 
@@ -68,6 +77,32 @@ def test_fused_backward_passes_gradcheck(kernels, cell, reverse, masked):
     mask = torch.tensor([[1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 0, 0]], dtype=torch.bool) if masked else None
     f = lambda *a: _layer(cell, *a, mask, reverse)  # noqa: E731
     assert torch.autograd.gradcheck(f, (x, h0, c0, w_ih, w_hh, b_ih, b_hh))
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_chunks_of_several_steps_give_the_same_gradients(monkeypatch, cell, steps):
+    """T=5 in chunks of 2 (2+2+1) or 3 (3+2): chunks that mix the h0 step with stored states,
+    both directions, padded steps included; against the one-chunk result."""
+    if not fused.compiled_available():
+        pytest.skip("no C++ compiler: fused runs on its PyTorch fallback")
+    gen = torch.Generator().manual_seed(2)
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    T, B, H, I = 5, 3, 4, 2
+    d = dict(dtype=torch.float64, generator=gen)
+    args = [torch.randn(T, B, I, **d), torch.randn(B, H, **d), torch.randn(B, H, **d), 0.5 * torch.randn(G * H, I, **d),
+            0.5 * torch.randn(G * H, H, **d), torch.randn(G * H, **d), torch.randn(G * H, **d)]
+    mask = torch.tensor([[1, 1, 1], [1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 0, 0]], dtype=torch.bool)
+    for reverse in (False, True):
+        grads = []
+        for budget in (steps * B * G * H, 10**6):
+            monkeypatch.setattr(fused, "CHUNK", budget)
+            leaves = [a.clone().requires_grad_() for a in args]
+            outs = _layer(cell, *leaves, mask, reverse)
+            sum((o * torch.linspace(-1, 2, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in outs).backward()
+            grads.append([a.grad for a in leaves if a.grad is not None])
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

@@ -1,22 +1,34 @@
 // grucli fused recurrent kernels (model.impl: fused). Built on first use by grucli/fused.py
 // with torch.utils.cpp_extension.load_inline and cached per machine.
 //
-// One layer, one direction, time-major. The input projection x W_ih^T is one matmul per
-// chunk of a few steps (see Projection), computed just before they run. Per step here: one matmul gh = h W_hh^T (no bias: biases are added in the
-// gate pass, addmm's broadcast-bias path is ~2x slower at these sizes), then ONE pass over
-// the gate buffer doing all gate arithmetic (vectorised sigmoid/tanh through the Sleef
-// functions libtorch already exports). The backward through time is hand-written: one gate
-// pass and one matmul per step; it returns the gate-preactivation gradients, from which the
-// caller forms the weight gradients as a few large matmuls.
+// One layer, one direction, time-major, raw pointers throughout (no ATen op per step).
+// Forward, per step: one matmul gh = h W_hh^T (no bias: biases are added in the gate pass),
+// then ONE pass over the gate buffer doing all gate arithmetic (vectorised sigmoid/tanh
+// through the Sleef functions libtorch already exports). The input projection x W_ih^T is
+// one matmul per chunk of a few steps, computed just before they run, so it is read back
+// from cache.
+// Backward, per step: one pass for the gate gradients and one matmul for dh_prev. Every
+// chunk of a few steps, while its gate gradients are still in cache, the weight gradients
+// (dW_ih, dW_hh, biases) are accumulated with one matmul each, and dx is formed. Nothing of
+// size (T, B, G*H) is written in the backward.
 //
 // out[t] always holds the state after step t; a masked (padded) step copies the previous
 // state, so the last processed step holds every sequence's final state.
+//
+// Matrix products go straight to the BLAS libtorch links (sgemm_/dgemm_, looked up as weak
+// symbols); where libtorch has none, the same products run through ATen on tensor views.
 
-#include <ATen/ops/addmm_cpu_dispatch.h>
-#include <ATen/ops/mm_cpu_dispatch.h>
 #include <cmath>
 #include <algorithm>
+#include <climits>
 #include <cstring>
+
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+            const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*, const int*,
+            const double*, const int*, const double*, double*, const int*) __attribute__((weak));
+}
 
 #if defined(GRUCLI_AVX512)
 #include <immintrin.h>
@@ -113,6 +125,57 @@ template <> void tanh_<double>(double* x, int64_t n) {
 }
 #endif
 
+// ------------------------------------------------------------------------------ matmul
+bool direct_blas = true;  // false: always the ATen path (tests exercise both)
+
+template <typename S> struct Blas;
+template <> struct Blas<float> {
+  static bool available() { return sgemm_ != nullptr; }
+  static void gemm(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+                   const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+                   const int* ldc) {
+    sgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+};
+template <> struct Blas<double> {
+  static bool available() { return dgemm_ != nullptr; }
+  static void gemm(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+                   const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+                   const int* ldc) {
+    dgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+};
+
+template <typename S> Tensor view(const S* p, int64_t rows, int64_t cols, int64_t ld) {
+  return at::from_blob(const_cast<S*>(p), {rows, cols}, {ld, 1},
+                       at::TensorOptions().dtype(c10::CppTypeToScalarType<S>::value));
+}
+
+// Row-major C (M x N, leading dimension ldc) = op(A) op(B) + beta C, with op(A) M x K and
+// op(B) K x N. A is stored M x K (or K x M if ta) with leading dimension lda; B likewise.
+template <typename S>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb,
+          S beta, S* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  const int64_t big = std::max({M, N, K, lda, ldb, ldc});
+  if (direct_blas && Blas<S>::available() && big < INT_MAX) {
+    // column-major BLAS sees each row-major matrix transposed: C^T = op(B)^T op(A)^T
+    const int m = int(N), n = int(M), k = int(K), la = int(lda), lb = int(ldb), lc = int(ldc);
+    const S one = 1;
+    Blas<S>::gemm(tb ? "T" : "N", ta ? "T" : "N", &m, &n, &k, &one, B, &lb, A, &la, &beta, C, &lc);
+    return;
+  }
+  Tensor a = ta ? view(A, K, M, lda).t() : view(A, M, K, lda);
+  Tensor b = tb ? view(B, N, K, ldb).t() : view(B, K, N, ldb);
+  Tensor c = view(C, M, N, ldc);
+  if (K == 0) {
+    c.mul_(beta);
+    return;
+  }
+  c.addmm_(a, b, beta, 1);
+}
+
+// ------------------------------------------------------------------------------ layout
 struct Steps {  // processing order of one direction
   int64_t T;
   bool reverse;
@@ -123,27 +186,76 @@ inline const bool* mask_ptr(const c10::optional<Tensor>& mask) {
   return mask.has_value() && mask->defined() ? mask->data_ptr<bool>() : nullptr;
 }
 
-// The input projection x W_ih^T, computed a few steps at a time just before those steps run,
-// so each chunk is read back from cache (~512 KB) instead of a (T, B, G*H) buffer in memory.
-struct Projection {
-  Tensor x2d, wt, buf;  // (T*B, I), (I, G*H), (C*B, G*H)
-  int64_t T, B, GH, C, lo = 0, hi = 0;
-  bool reverse;
-  Projection(const Tensor& x, const Tensor& w_ih, bool reverse_)
-      : T(x.size(0)), B(x.size(1)), GH(w_ih.size(0)), reverse(reverse_) {
-    x2d = x.reshape({T * B, x.size(2)});
-    wt = w_ih.t().contiguous();
-    C = std::max<int64_t>(1, std::min<int64_t>(T, (int64_t(1) << 17) / std::max<int64_t>(1, B * GH)));
-    buf = at::empty({C * B, GH}, x.options());
+inline bool given(const c10::optional<Tensor>& t) { return t.has_value() && t->defined(); }
+
+// A window of C consecutive time steps [lo, hi), visited in descending or ascending t.
+// C is chosen so that a (C*B, width) buffer holds about `budget` elements (~cache-sized).
+struct Chunk {
+  int64_t T, C, lo = 0, hi = 0;
+  bool descending;
+  Chunk(int64_t T_, int64_t rows_per_step, int64_t budget, bool descending_)
+      : T(T_), C(std::max<int64_t>(1, std::min<int64_t>(T_, budget / std::max<int64_t>(1, rows_per_step)))),
+        descending(descending_) {}
+  bool contains(int64_t t) const { return t >= lo && t < hi; }
+  void start(int64_t t) {  // the window whose first visited step is t
+    lo = descending ? std::max<int64_t>(0, t - C + 1) : t;
+    hi = descending ? t + 1 : std::min(T, t + C);
   }
-  template <typename S> const S* step(int64_t t) {  // gi for step t: (B, G*H)
-    if (t < lo || t >= hi) {
-      lo = reverse ? std::max<int64_t>(0, t - C + 1) : t;
-      hi = reverse ? t + 1 : std::min(T, t + C);
-      Tensor out = buf.narrow(0, 0, (hi - lo) * B);
-      at::cpu::mm_out(out, x2d.narrow(0, lo * B, (hi - lo) * B), wt);
+};
+
+// The input projection x W_ih^T, computed a chunk of steps at a time just before those
+// steps run, into a cache-sized buffer instead of a (T, B, G*H) array in memory.
+template <typename S> struct Projection {
+  const S *x, *w;  // (T, B, I), (GH, I)
+  int64_t B, I, GH;
+  Chunk chunk;
+  S* buf;  // (C*B, GH)
+  Projection(const S* x_, const S* w_, int64_t T, int64_t B_, int64_t I_, int64_t GH_, bool reverse,
+             int64_t budget, S* buf_)
+      : x(x_), w(w_), B(B_), I(I_), GH(GH_), chunk(T, B_ * GH_, budget, reverse), buf(buf_) {}
+  static int64_t rows(int64_t T, int64_t B, int64_t GH, int64_t budget) {
+    return Chunk(T, B * GH, budget, false).C * B;
+  }
+  const S* step(int64_t t) {  // gi for step t: (B, GH)
+    if (!chunk.contains(t)) {
+      chunk.start(t);
+      gemm<S>(false, true, (chunk.hi - chunk.lo) * B, GH, I, x + chunk.lo * B * I, I, w, I, S(0), buf, GH);
     }
-    return buf.data_ptr<S>() + (t - lo) * B * GH;
+    return buf + (t - chunk.lo) * B * GH;
+  }
+};
+
+// The weight gradients of one layer and direction, accumulated chunk by chunk in the
+// backward: dW_hh += dG^T h_prev, dW_ih += dI^T x, db_hh += colsum dG, db_ih += colsum dI,
+// dx = dI W_ih. dG is the gradient of h W_hh^T, dI that of x W_ih^T (the same buffer for
+// LSTM and RNN; GRU's differs in the n block).
+template <typename S> struct WeightGrads {
+  const S *x, *w_ih, *out, *h0;  // (T, B, I), (GH, I), (T, B, H), (B, H)
+  int64_t T, B, I, H, GH;
+  bool reverse;
+  S *dw_ih, *dw_hh, *db_ih, *db_hh, *dx;  // dx may be null
+
+  void add(int64_t lo, int64_t hi, const S* dG, const S* dI) {  // rows of times lo..hi-1
+    const int64_t n = (hi - lo) * B;
+    // h_prev of step t: out[t-1] (forward) or out[t+1] (reverse); h0 for the first step
+    const int64_t first = reverse ? T - 1 : 0;
+    int64_t a = lo, b = hi;  // the times whose h_prev is a row of out
+    if (first >= lo && first < hi) {
+      gemm<S>(true, false, GH, H, B, dG + (first - lo) * B * GH, GH, h0, H, S(1), dw_hh, H);
+      if (reverse) b = hi - 1; else a = lo + 1;
+    }
+    if (b > a) {
+      const S* hp = out + (reverse ? a + 1 : a - 1) * B * H;
+      gemm<S>(true, false, GH, H, (b - a) * B, dG + (a - lo) * B * GH, GH, hp, H, S(1), dw_hh, H);
+    }
+    gemm<S>(true, false, GH, I, n, dI, GH, x + lo * B * I, I, S(1), dw_ih, I);
+    for (int64_t r = 0; r < n; ++r) {
+      const S *g = dG + r * GH, *gi = dI + r * GH;
+      for (int64_t j = 0; j < GH; ++j) db_hh[j] += g[j];
+      if (dI != dG)
+        for (int64_t j = 0; j < GH; ++j) db_ih[j] += gi[j];
+    }
+    if (dx) gemm<S>(false, false, n, I, GH, dI, GH, w_ih, I, S(0), dx + lo * B * I, I);
   }
 };
 
@@ -167,20 +279,20 @@ inline void gru_row_forward(const S* __restrict__ x, const S* __restrict__ gh, c
   for (int64_t j = 0; j < H; ++j) o[j] = (S(1) - g[H + j]) * g[2 * H + j] + g[H + j] * hp[j];
 }
 
-template <typename S>
+template <typename S>  // dg: gradient of h W_hh^T (r, z, dn * r); di: of x W_ih^T (r, z, dn)
 inline void gru_row_backward(const S* __restrict__ g, const S* __restrict__ gn, const S* __restrict__ hp,
-                             const S* __restrict__ d, S* __restrict__ dd, S* __restrict__ dn_out,
-                             S* __restrict__ dg, int64_t H) {
+                             const S* __restrict__ d, S* __restrict__ dd, S* __restrict__ dg,
+                             S* __restrict__ di, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
     const S r = g[j], z = g[H + j], n = g[2 * H + j], dhj = d[j];
     const S dn = dhj * (S(1) - z) * (S(1) - n * n);  // through tanh
     const S dz = dhj * (hp[j] - n) * z * (S(1) - z);
     const S dr = dn * gn[j] * r * (S(1) - r);
     dd[j] = dhj * z;
-    dn_out[j] = dn;
-    dg[j] = dr;
-    dg[H + j] = dz;
+    dg[j] = di[j] = dr;
+    dg[H + j] = di[H + j] = dz;
     dg[2 * H + j] = dn * r;
+    di[2 * H + j] = dn;
   }
 }
 
@@ -232,6 +344,38 @@ inline void rnn_row_backward(const S* __restrict__ h, const S* __restrict__ d, S
   }
 }
 
+// Shapes shared by the entry points below.
+struct Dims {
+  int64_t T, B, I, H;
+};
+inline Dims dims(const Tensor& x, const Tensor& h0) { return {x.size(0), x.size(1), x.size(2), h0.size(1)}; }
+
+// The (B, H) state gradient carried backward through time, and its scratch twin: each step
+// writes dL/dh_prev into `next`, then the two swap.
+template <typename S> struct Carry {
+  Tensor a, b;
+  S *cur, *next;
+  Carry(const c10::optional<Tensor>& grad_h, int64_t B, int64_t H, const at::TensorOptions& o)
+      : a(given(grad_h) ? grad_h->contiguous().clone() : at::zeros({B, H}, o)), b(at::empty({B, H}, o)),
+        cur(a.data_ptr<S>()), next(b.data_ptr<S>()) {}
+  void swap() { std::swap(cur, next); }
+  Tensor result() const { return cur == a.data_ptr<S>() ? a : b; }
+};
+
+struct Grads {  // dx (or undefined), dW_ih, dW_hh, db_ih, db_hh
+  Tensor dx, dw_ih, dw_hh, db_ih, db_hh;
+  Grads(const Dims& d, int64_t GH, bool need_dx, const at::TensorOptions& o)
+      : dx(need_dx ? at::empty({d.T, d.B, d.I}, o) : Tensor()), dw_ih(at::zeros({GH, d.I}, o)),
+        dw_hh(at::zeros({GH, d.H}, o)), db_ih(at::zeros({GH}, o)), db_hh(at::zeros({GH}, o)) {}
+  template <typename S>
+  WeightGrads<S> acc(const Tensor& x, const Tensor& w_ih, const Tensor& out, const Tensor& h0, const Dims& d, int64_t GH,
+                     bool reverse) {
+    return {x.data_ptr<S>(), w_ih.data_ptr<S>(), out.data_ptr<S>(), h0.data_ptr<S>(), d.T, d.B, d.I, d.H, GH, reverse,
+            dw_ih.data_ptr<S>(), dw_hh.data_ptr<S>(), db_ih.data_ptr<S>(), db_hh.data_ptr<S>(),
+            dx.defined() ? dx.data_ptr<S>() : nullptr};
+  }
+};
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------ GRU
@@ -240,26 +384,27 @@ inline void rnn_row_backward(const S* __restrict__ h, const S* __restrict__ d, S
 // save=false (inference): the gates are kept for one step only.
 // Returns out (T, B, H), h_n, and for the backward: gates (r, z, n), gh_n + b_hn.
 std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
-                                c10::optional<Tensor> mask, bool reverse, bool save) {
-  const int64_t T = x.size(0), B = x.size(1), H = h0.size(1);
-  Projection proj(x, w_ih, reverse);
-  auto out = at::empty({T, B, H}, x.options());
-  auto gates = at::empty({save ? T : 1, B, 3 * H}, x.options());
-  auto ghn = at::empty({save ? T : 1, B, H}, x.options());
-  auto gh = at::empty({B, 3 * H}, x.options());
-  auto wt = w_hh.t().contiguous();
+                                c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+  const Dims d = dims(x, h0);
+  const int64_t T = d.T, B = d.B, H = d.H;
+  auto o = x.options();
+  auto out = at::empty({T, B, H}, o);
+  auto gates = at::empty({save ? T : 1, B, 3 * H}, o);
+  auto ghn = at::empty({save ? T : 1, B, H}, o);
+  auto gh = at::empty({B, 3 * H}, o);
+  auto pbuf = at::empty({Projection<float>::rows(T, B, 3 * H, budget), 3 * H}, o);
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward", [&] {
     using S = scalar_t;
-    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
-    S *out0 = out.data_ptr<S>(), *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>();
+    Projection<S> proj(x.data_ptr<S>(), w_ih.data_ptr<S>(), T, B, d.I, 3 * H, reverse, budget, pbuf.data_ptr<S>());
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>(), *h00 = h0.data_ptr<S>();
+    S *gh0 = gh.data_ptr<S>(), *out0 = out.data_ptr<S>(), *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
-      Tensor hprev = s == 0 ? h0 : out[steps.at(s - 1)];
-      at::cpu::mm_out(gh, hprev, wt);
-      const S* hp0 = hprev.data_ptr<S>();
-      const S* xg = proj.step<S>(t);
+      const S* hp0 = s == 0 ? h00 : out0 + steps.at(s - 1) * B * H;
+      gemm<S>(false, true, B, 3 * H, H, hp0, H, whh, H, S(0), gh0, 3 * H);
+      const S* xg = proj.step(t);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b, srow = save ? row : b;
         S* o = out0 + row * H;
@@ -267,8 +412,8 @@ std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, T
           std::memcpy(o, hp0 + b * H, H * sizeof(S));
           continue;
         }
-        gru_row_forward(xg + b * 3 * H, gh0 + b * 3 * H, bi, bh, hp0 + b * H, g0 + srow * 3 * H,
-                        gn0 + srow * H, o, H);
+        gru_row_forward(xg + b * 3 * H, gh0 + b * 3 * H, bi, bh, hp0 + b * H, g0 + srow * 3 * H, gn0 + srow * H, o,
+                        H);
       }
     }
   });
@@ -276,67 +421,85 @@ std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, T
   return {out, h_last, gates, ghn};
 }
 
-// Returns dgh (T, B, 3H), the gradient of h W_hh^T (before b_hh), dn (T, B, H), and dh0.
-// The gradient of x W_ih^T is (dgh_r, dgh_z, dn): it shares the r and z blocks, so it is
-// never written out.
-std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates, Tensor ghn, Tensor out, Tensor h0, Tensor w_hh,
-                                 c10::optional<Tensor> mask, bool reverse) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
+// Returns dx (undefined unless need_dx), dh0, dW_ih, dW_hh, db_ih, db_hh.
+std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates,
+                                 Tensor ghn, Tensor out, Tensor h0, Tensor x, Tensor w_ih, Tensor w_hh,
+                                 c10::optional<Tensor> mask, bool reverse, bool need_dx, int64_t budget) {
+  const Dims d = dims(x, h0);
+  const int64_t T = d.T, B = d.B, H = d.H, GH = 3 * H;
+  auto o = out.options();
   const bool* m = mask_ptr(mask);
-  auto dn = m ? at::zeros({T, B, H}, out.options()) : at::empty({T, B, H}, out.options());
-  auto dgh = m ? at::zeros({T, B, 3 * H}, out.options()) : at::empty({T, B, 3 * H}, out.options());
-  auto dh = grad_h.has_value() && grad_h->defined() ? grad_h->clone() : at::zeros({B, H}, out.options());
-  auto dhd = at::empty({B, H}, out.options());  // dL/dh_prev through the direct (z * h_prev) path
-  const bool has_go = grad_out.has_value() && grad_out->defined();
+  const bool has_go = given(grad_out);
+  Tensor go = has_go ? grad_out->contiguous() : Tensor();
+  Grads grads(d, GH, need_dx, o);
+  Chunk chunk(T, B * GH, budget, !reverse);
+  auto dGbuf = at::empty({chunk.C * B, GH}, o), dIbuf = at::empty({chunk.C * B, GH}, o);
+  Tensor dh;
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "gru_backward", [&] {
     using S = scalar_t;
-    const S *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>(), *go0 = has_go ? grad_out->data_ptr<S>() : nullptr;
-    S *d0 = dh.data_ptr<S>(), *dd0 = dhd.data_ptr<S>(), *dn0 = dn.data_ptr<S>(), *dg0 = dgh.data_ptr<S>();
+    Carry<S> carry(grad_h, B, H, o);
+    WeightGrads<S> acc = grads.acc<S>(x, w_ih, out, h0, d, GH, reverse);
+    const S *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>(), *go0 = has_go ? go.data_ptr<S>() : nullptr;
+    const S *out0 = out.data_ptr<S>(), *h00 = h0.data_ptr<S>(), *whh = w_hh.data_ptr<S>();
+    S *dG0 = dGbuf.data_ptr<S>(), *dI0 = dIbuf.data_ptr<S>();
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = steps.at(s);
-      const S* hp0 = (s == 0 ? h0 : out[steps.at(s - 1)]).data_ptr<S>();
+      if (!chunk.contains(t)) {
+        if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dI0);
+        chunk.start(t);
+      }
+      const S* hp0 = s == 0 ? h00 : out0 + steps.at(s - 1) * B * H;
+      S *dG = dG0 + (t - chunk.lo) * B * GH, *dI = dI0 + (t - chunk.lo) * B * GH;
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b;
-        S *d = d0 + b * H, *dd = dd0 + b * H;
-        if (has_go) add_(d, go0 + row * H, H);
+        S *dh_b = carry.cur + b * H, *dd = carry.next + b * H, *dg = dG + b * GH, *di = dI + b * GH;
+        if (has_go) add_(dh_b, go0 + row * H, H);
         if (m && !m[row]) {
-          std::memcpy(dd, d, H * sizeof(S));
+          std::memcpy(dd, dh_b, H * sizeof(S));
+          std::memset(dg, 0, GH * sizeof(S));
+          std::memset(di, 0, GH * sizeof(S));
           continue;
         }
-        gru_row_backward(g0 + row * 3 * H, gn0 + row * H, hp0 + b * H, d, dd, dn0 + row * H, dg0 + row * 3 * H, H);
+        gru_row_backward(g0 + row * GH, gn0 + row * H, hp0 + b * H, dh_b, dd, dg, di, H);
       }
-      at::cpu::addmm_out(dh, dhd, dgh[t], w_hh);  // dh_prev = direct + dgh W_hh
+      gemm<S>(false, false, B, H, GH, dG, GH, whh, H, S(1), carry.next, H);  // dh_prev = direct + dG W_hh
+      carry.swap();
     }
+    if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dI0);
+    dh = carry.result();
   });
-  return {dgh, dn, dh};
+  return {grads.dx, dh, grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh};
 }
 
 // ----------------------------------------------------------------------------------- LSTM
 // gates (i, f, g, o) as torch: c = f * c_prev + i * g, h = o * tanh(c).
 std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
-                                 c10::optional<Tensor> mask, bool reverse, bool save) {
-  const int64_t T = x.size(0), B = x.size(1), H = h0.size(1);
-  Projection proj(x, w_ih, reverse);
-  auto out = at::empty({T, B, H}, x.options());
-  auto cs = at::empty({T, B, H}, x.options());
-  auto tcs = at::empty({save ? T : 1, B, H}, x.options());       // tanh(c)
-  auto gates = at::empty({save ? T : 1, B, 4 * H}, x.options());  // activated i, f, g, o
-  auto gh = at::empty({B, 4 * H}, x.options());
-  auto wt = w_hh.t().contiguous();
+                                 c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+  const Dims d = dims(x, h0);
+  const int64_t T = d.T, B = d.B, H = d.H;
+  auto o = x.options();
+  auto out = at::empty({T, B, H}, o);
+  auto cs = at::empty({T, B, H}, o);
+  auto tcs = at::empty({save ? T : 1, B, H}, o);       // tanh(c)
+  auto gates = at::empty({save ? T : 1, B, 4 * H}, o);  // activated i, f, g, o
+  auto gh = at::empty({B, 4 * H}, o);
+  auto pbuf = at::empty({Projection<float>::rows(T, B, 4 * H, budget), 4 * H}, o);
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
     using S = scalar_t;
-    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
-    S *out0 = out.data_ptr<S>(), *cs0 = cs.data_ptr<S>(), *g0 = gates.data_ptr<S>(), *tc0 = tcs.data_ptr<S>();
+    Projection<S> proj(x.data_ptr<S>(), w_ih.data_ptr<S>(), T, B, d.I, 4 * H, reverse, budget, pbuf.data_ptr<S>());
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>();
+    const S *h00 = h0.data_ptr<S>(), *c00 = c0.data_ptr<S>();
+    S *gh0 = gh.data_ptr<S>(), *out0 = out.data_ptr<S>(), *cs0 = cs.data_ptr<S>(), *g0 = gates.data_ptr<S>(),
+      *tc0 = tcs.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
-      Tensor hprev = s == 0 ? h0 : out[steps.at(s - 1)];
-      const S* cp0 = s == 0 ? c0.data_ptr<S>() : cs0 + steps.at(s - 1) * B * H;
-      at::cpu::mm_out(gh, hprev, wt);
-      const S* hp0 = hprev.data_ptr<S>();
-      const S* xg = proj.step<S>(t);
+      const S* hp0 = s == 0 ? h00 : out0 + steps.at(s - 1) * B * H;
+      const S* cp0 = s == 0 ? c00 : cs0 + steps.at(s - 1) * B * H;
+      gemm<S>(false, true, B, 4 * H, H, hp0, H, whh, H, S(0), gh0, 4 * H);
+      const S* xg = proj.step(t);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b, srow = save ? row : b;
         S *o = out0 + row * H, *c = cs0 + row * H;
@@ -345,8 +508,8 @@ std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Te
           std::memcpy(c, cp0 + b * H, H * sizeof(S));
           continue;
         }
-        lstm_row_forward(xg + b * 4 * H, gh0 + b * 4 * H, bi, bh, cp0 + b * H, g0 + srow * 4 * H, c,
-                         tc0 + srow * H, o, H);
+        lstm_row_forward(xg + b * 4 * H, gh0 + b * 4 * H, bi, bh, cp0 + b * H, g0 + srow * 4 * H, c, tc0 + srow * H, o,
+                         H);
       }
     }
   });
@@ -355,65 +518,82 @@ std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Te
   return {out, h_last, c_last, gates, cs, tcs};
 }
 
-// Returns dG (T, B, 4H), the gradient of both x W_ih^T and h W_hh^T, dh0, dc0.
+// Returns dx (undefined unless need_dx), dh0, dc0, dW_ih, dW_hh, db_ih, db_hh.
 std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h,
-                                  c10::optional<Tensor> grad_c, Tensor gates, Tensor cs, Tensor tcs,
-                                  Tensor out, Tensor h0, Tensor c0, Tensor w_hh, c10::optional<Tensor> mask,
-                                  bool reverse) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
+                                  c10::optional<Tensor> grad_c, Tensor gates, Tensor cs, Tensor tcs, Tensor out,
+                                  Tensor h0, Tensor c0, Tensor x, Tensor w_ih, Tensor w_hh, c10::optional<Tensor> mask,
+                                  bool reverse, bool need_dx, int64_t budget) {
+  const Dims d = dims(x, h0);
+  const int64_t T = d.T, B = d.B, H = d.H, GH = 4 * H;
+  auto o = out.options();
   const bool* m = mask_ptr(mask);
-  auto dG = m ? at::zeros({T, B, 4 * H}, out.options()) : at::empty({T, B, 4 * H}, out.options());
-  auto dh = grad_h.has_value() && grad_h->defined() ? grad_h->clone() : at::zeros({B, H}, out.options());
-  auto dc = grad_c.has_value() && grad_c->defined() ? grad_c->clone() : at::zeros({B, H}, out.options());
-  auto dhd = at::zeros({B, H}, out.options());  // masked rows pass dh through
-  const bool has_go = grad_out.has_value() && grad_out->defined();
+  const bool has_go = given(grad_out);
+  Tensor go = has_go ? grad_out->contiguous() : Tensor();
+  Grads grads(d, GH, need_dx, o);
+  Chunk chunk(T, B * GH, budget, !reverse);
+  auto dGbuf = at::empty({chunk.C * B, GH}, o);
+  auto dc = given(grad_c) ? grad_c->contiguous().clone() : at::zeros({B, H}, o);
+  Tensor dh;
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "lstm_backward", [&] {
     using S = scalar_t;
-    const S *g0 = gates.data_ptr<S>(), *tc0 = tcs.data_ptr<S>(), *cs0 = cs.data_ptr<S>();
-    const S* go0 = has_go ? grad_out->data_ptr<S>() : nullptr;
-    S *d0 = dh.data_ptr<S>(), *dc0 = dc.data_ptr<S>(), *dd0 = dhd.data_ptr<S>(), *dG0 = dG.data_ptr<S>();
+    Carry<S> carry(grad_h, B, H, o);
+    WeightGrads<S> acc = grads.acc<S>(x, w_ih, out, h0, d, GH, reverse);
+    const S *g0 = gates.data_ptr<S>(), *tc0 = tcs.data_ptr<S>(), *cs0 = cs.data_ptr<S>(), *c00 = c0.data_ptr<S>();
+    const S *go0 = has_go ? go.data_ptr<S>() : nullptr, *whh = w_hh.data_ptr<S>();
+    S *dc0 = dc.data_ptr<S>(), *dG0 = dGbuf.data_ptr<S>();
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = steps.at(s);
-      const S* cp0 = s == 0 ? c0.data_ptr<S>() : cs0 + steps.at(s - 1) * B * H;
+      if (!chunk.contains(t)) {
+        if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dG0);
+        chunk.start(t);
+      }
+      const S* cp0 = s == 0 ? c00 : cs0 + steps.at(s - 1) * B * H;
+      S* dG = dG0 + (t - chunk.lo) * B * GH;
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b;
-        S *d = d0 + b * H, *dd = dd0 + b * H;
-        if (has_go) add_(d, go0 + row * H, H);
-        if (m && !m[row]) {
-          std::memcpy(dd, d, H * sizeof(S));
+        S *dh_b = carry.cur + b * H, *dd = carry.next + b * H, *dg = dG + b * GH;
+        if (has_go) add_(dh_b, go0 + row * H, H);
+        if (m && !m[row]) {  // a padded step passes h's and c's gradients through unchanged
+          std::memcpy(dd, dh_b, H * sizeof(S));
+          std::memset(dg, 0, GH * sizeof(S));
           continue;
         }
         if (m) std::memset(dd, 0, H * sizeof(S));
-        lstm_row_backward(g0 + row * 4 * H, tc0 + row * H, cp0 + b * H, d, dc0 + b * H, dG0 + row * 4 * H, H);
+        lstm_row_backward(g0 + row * GH, tc0 + row * H, cp0 + b * H, dh_b, dc0 + b * H, dg, H);
       }
-      at::cpu::addmm_out(dh, dhd, dG[t], w_hh);
+      gemm<S>(false, false, B, H, GH, dG, GH, whh, H, S(m ? 1 : 0), carry.next, H);
+      carry.swap();
     }
+    if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dG0);
+    dh = carry.result();
   });
-  return {dG, dh, dc};
+  grads.db_ih.copy_(grads.db_hh);
+  return {grads.dx, dh, dc, grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh};
 }
 
 // ------------------------------------------------------------------------------------ RNN
 // h = phi(gi + b_ih + h_prev W_hh^T + b_hh), phi = tanh or relu.
 std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
-                                c10::optional<Tensor> mask, bool reverse, bool relu) {
-  const int64_t T = x.size(0), B = x.size(1), H = h0.size(1);
-  Projection proj(x, w_ih, reverse);
-  auto out = at::empty({T, B, H}, x.options());
-  auto gh = at::empty({B, H}, x.options());
-  auto wt = w_hh.t().contiguous();
+                                c10::optional<Tensor> mask, bool reverse, bool relu, int64_t budget) {
+  const Dims d = dims(x, h0);
+  const int64_t T = d.T, B = d.B, H = d.H;
+  auto o = x.options();
+  auto out = at::empty({T, B, H}, o);
+  auto gh = at::empty({B, H}, o);
+  auto pbuf = at::empty({Projection<float>::rows(T, B, H, budget), H}, o);
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
     using S = scalar_t;
-    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *gh0 = gh.data_ptr<S>();
-    S* out0 = out.data_ptr<S>();
+    Projection<S> proj(x.data_ptr<S>(), w_ih.data_ptr<S>(), T, B, d.I, H, reverse, budget, pbuf.data_ptr<S>());
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>(), *h00 = h0.data_ptr<S>();
+    S *gh0 = gh.data_ptr<S>(), *out0 = out.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
-      Tensor hprev = s == 0 ? h0 : out[steps.at(s - 1)];
-      at::cpu::mm_out(gh, hprev, wt);
-      const S* hp0 = hprev.data_ptr<S>();
-      const S* xg = proj.step<S>(t);
+      const S* hp0 = s == 0 ? h00 : out0 + steps.at(s - 1) * B * H;
+      gemm<S>(false, true, B, H, H, hp0, H, whh, H, S(0), gh0, H);
+      const S* xg = proj.step(t);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b;
         if (m && !m[row]) {
@@ -428,34 +608,59 @@ std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, T
   return {out, h_last};
 }
 
-std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor out, Tensor h0, Tensor w_hh, c10::optional<Tensor> mask, bool reverse,
-                                 bool relu) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
+// Returns dx (undefined unless need_dx), dh0, dW_ih, dW_hh, db_ih, db_hh.
+std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor out, Tensor h0,
+                                 Tensor x, Tensor w_ih, Tensor w_hh, c10::optional<Tensor> mask, bool reverse, bool relu,
+                                 bool need_dx, int64_t budget) {
+  const Dims d = dims(x, h0);
+  const int64_t T = d.T, B = d.B, H = d.H, GH = H;
+  auto o = out.options();
   const bool* m = mask_ptr(mask);
-  auto dG = m ? at::zeros({T, B, H}, out.options()) : at::empty({T, B, H}, out.options());
-  auto dh = grad_h.has_value() && grad_h->defined() ? grad_h->clone() : at::zeros({B, H}, out.options());
-  auto dhd = at::zeros({B, H}, out.options());
-  const bool has_go = grad_out.has_value() && grad_out->defined();
+  const bool has_go = given(grad_out);
+  Tensor go = has_go ? grad_out->contiguous() : Tensor();
+  Grads grads(d, GH, need_dx, o);
+  Chunk chunk(T, B * GH, budget, !reverse);
+  auto dGbuf = at::empty({chunk.C * B, GH}, o);
+  Tensor dh;
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "rnn_backward", [&] {
     using S = scalar_t;
-    const S *out0 = out.data_ptr<S>(), *go0 = has_go ? grad_out->data_ptr<S>() : nullptr;
-    S *d0 = dh.data_ptr<S>(), *dd0 = dhd.data_ptr<S>(), *dG0 = dG.data_ptr<S>();
+    Carry<S> carry(grad_h, B, H, o);
+    WeightGrads<S> acc = grads.acc<S>(x, w_ih, out, h0, d, GH, reverse);
+    const S *out0 = out.data_ptr<S>(), *go0 = has_go ? go.data_ptr<S>() : nullptr, *whh = w_hh.data_ptr<S>();
+    S* dG0 = dGbuf.data_ptr<S>();
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = steps.at(s);
+      if (!chunk.contains(t)) {
+        if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dG0);
+        chunk.start(t);
+      }
+      S* dG = dG0 + (t - chunk.lo) * B * GH;
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b;
-        S *d = d0 + b * H, *dd = dd0 + b * H;
-        if (has_go) add_(d, go0 + row * H, H);
+        S *dh_b = carry.cur + b * H, *dd = carry.next + b * H, *dg = dG + b * GH;
+        if (has_go) add_(dh_b, go0 + row * H, H);
         if (m && !m[row]) {
-          std::memcpy(dd, d, H * sizeof(S));
+          std::memcpy(dd, dh_b, H * sizeof(S));
+          std::memset(dg, 0, GH * sizeof(S));
           continue;
         }
         if (m) std::memset(dd, 0, H * sizeof(S));
-        rnn_row_backward(out0 + row * H, d, dG0 + row * H, H, relu);
+        rnn_row_backward(out0 + row * H, dh_b, dg, H, relu);
       }
-      at::cpu::addmm_out(dh, dhd, dG[t], w_hh);
+      gemm<S>(false, false, B, H, GH, dG, GH, whh, H, S(m ? 1 : 0), carry.next, H);
+      carry.swap();
     }
+    if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dG0);
+    dh = carry.result();
   });
-  return {dG, dh};
+  grads.db_ih.copy_(grads.db_hh);
+  return {grads.dx, dh, grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh};
+}
+
+// Tests: false routes every matrix product through ATen instead of the BLAS symbols.
+bool set_direct_blas(bool on) {
+  const bool was = direct_blas;
+  direct_blas = on;
+  return was;
 }
