@@ -29,6 +29,7 @@ from grucli import runtime
 from grucli.config import Strict, format_validation_error, parse_yaml, unknown_key, unknown_name
 from grucli.errors import ConfigError
 from grucli.models import CELLS, IMPLS, SequenceModel, count_params
+from grucli.train import adam
 
 
 class Size(Strict):
@@ -136,7 +137,7 @@ class Variant:
             torch.manual_seed(cfg.seed)
             self.model = SequenceModel(cell, input_size=cfg.input_size, output_size=1, hidden_size=size.hidden,
                                        head="last", num_layers=size.layers, bidirectional=cfg.bidirectional, impl=impl)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.opt = adam(self.model.parameters(), lr=1e-3)
         self.x = torch.randn(size.batch, size.seq_len, cfg.input_size, generator=gen)  # (B, T, I)
         self.y = torch.randn(size.batch, 1, generator=gen)  # (B, 1)
         self.times: dict[str, list[float]] = {k: [] for k in ("train", "train_cpu", "inference", "inference_cpu")}

@@ -76,10 +76,25 @@ def build_model(cfg: RunConfig, data: TaskData) -> SequenceModel:
 def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     t = cfg.train
     if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+        return adam(params, lr=t.lr, weight_decay=t.weight_decay)
     if t.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    params = list(params)
+    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **_fused(params))
+
+
+def _fused(params: list) -> dict:
+    """torch's fused optimiser step (one kernel over every parameter) where it has one for
+    these tensors. On CPU it cuts Adam's step at H=16 from ~0.3 to ~0.14 ms; the per-tensor
+    loop it replaces is most of a small model's fixed cost per training step."""
+    ok = params and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+    return {"fused": True} if ok else {}
+
+
+def adam(params, **kwargs) -> torch.optim.Adam:
+    """Adam as grucli trains with it (and `grucli bench` times it)."""
+    params = list(params)
+    return torch.optim.Adam(params, **kwargs, **_fused(params))
 
 
 def forward(model: SequenceModel, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:

@@ -122,6 +122,23 @@ def test_every_optimizer_trains(tiny_run, optimizer):
 
 
 # --------------------------------------------------------------------------- divergence and failure
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_fused_optimizer_step_trains_like_the_per_tensor_one(tiny_run, monkeypatch, optimizer):
+    """grucli asks torch for its fused optimiser step (faster on small models); it must be the
+    same algorithm: weight decay and momentum included, the same metrics to float tolerance."""
+    from grucli import train as train_mod
+
+    cfg = tiny_run(train={"epochs": 2, "max_steps": 6, "optimizer": optimizer, "weight_decay": 0.01, "momentum": 0.9,
+                          "lr": 0.05})
+    assert train_mod.make_optimizer(cfg, [torch.nn.Parameter(torch.ones(2))]).defaults.get("fused") is True
+    fused = train_mod.train_run(cfg)
+    monkeypatch.setattr(train_mod, "_fused", lambda params: {})
+    plain = train_mod.train_run(cfg)
+    assert fused.status == plain.status == "ok"
+    for key, value in plain.test.items():
+        assert fused.test[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
 def test_huge_learning_rate_is_recorded_as_diverged(tiny_run):
     cfg = tiny_run("adding", train={"optimizer": "sgd", "lr": 1e12, "grad_clip": None, "epochs": 5, "max_steps": None})
     r = train_run(cfg)
