@@ -170,8 +170,11 @@ class SequenceModel(nn.Module):
             z = pack_padded_sequence(z, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, state = self.rnn(z)
         if self.head_kind == "last":
-            h_n = self.cell.final_h(state).view(self.layers, self.dirs, B, self.hidden)[-1]  # (D, B, H)
-            feat = h_n.transpose(0, 1).reshape(B, self.dirs * self.hidden)  # (B, D*H)
+            h_n = self.cell.final_h(state)  # (L*D, B, H)
+            if self.dirs == 1:
+                feat = h_n[-1]  # (B, H); one autograd node, not a chain of views (it counts on tiny models)
+            else:
+                feat = h_n[-2:].transpose(0, 1).reshape(B, 2 * self.hidden)  # (B, 2H): forward, backward
         else:
             if lengths is not None:
                 out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)

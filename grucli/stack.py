@@ -44,6 +44,9 @@ class RecurrentStack(nn.Module):
                 self.register_parameter("weight_hh" + sfx, nn.Parameter(torch.empty(G * H, H)))
                 self.register_parameter("bias_ih" + sfx, nn.Parameter(torch.empty(G * H)))
                 self.register_parameter("bias_hh" + sfx, nn.Parameter(torch.empty(G * H)))
+        self._names = [[tuple(n + f"_l{layer}" + ("_reverse" if d else "")
+                              for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")) for d in range(self.dirs)]
+                       for layer in range(num_layers)]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -53,8 +56,8 @@ class RecurrentStack(nn.Module):
             nn.init.uniform_(p, -bound, bound)
 
     def weights(self, layer: int, direction: int) -> tuple[torch.Tensor, ...]:
-        sfx = f"_l{layer}" + ("_reverse" if direction else "")
-        return tuple(getattr(self, n + sfx) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        p = self._parameters
+        return tuple(p[n] for n in self._names[layer][direction])
 
     def run(self, x, state, weights, mask, reverse: bool):
         """One layer, one direction: x (T, B, I), state tuple of (B, H), mask (T, B) bool or
@@ -91,7 +94,10 @@ class RecurrentStack(nn.Module):
         out = layer_in.transpose(0, 1)  # (B, T, D*H)
         if packed:
             out = pack_padded_sequence(out, lengths, batch_first=True, enforce_sorted=False)
-        state = tuple(torch.stack([f[i] for f in finals]) for i in range(self.states))  # each (L*D, B, H)
+        if len(finals) == 1:
+            state = tuple(f.unsqueeze(0) for f in finals[0])  # each (1, B, H)
+        else:
+            state = tuple(torch.stack([f[i] for f in finals]) for i in range(self.states))  # each (L*D, B, H)
         return out, state[0] if self.states == 1 else state
 
     def extra_repr(self) -> str:
