@@ -11,4 +11,10 @@ class ConfigError(GrucliError):
 
 
 class DataError(GrucliError):
-    """A data file or bundled data set is missing, malformed or unusable."""
+    """A data file or bundled data set is missing, malformed or unusable. `key` is the task
+    key that points at the problem (path, column, label, text) when the raiser knows it;
+    the command adds the experiment file and the key path (execute.prepare)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key

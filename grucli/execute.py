@@ -25,7 +25,7 @@ from typing import Iterable
 from filelock import FileLock, Timeout
 
 from grucli import runtime, store
-from grucli.errors import GrucliError
+from grucli.errors import DataError, GrucliError
 from grucli.grid import Run
 from grucli.train import Callback, RunResult, train_run
 
@@ -52,19 +52,33 @@ def _redo_states(retry_failed: bool) -> set[str]:
     return {"todo", "partial"} | ({"failed", "diverged"} if retry_failed else set())
 
 
-def prepare(runs: Iterable[Run]) -> None:
+def prepare(runs: Iterable[Run], source: str | None = None) -> None:
     """Before anything is written: build the data of every distinct task config once (a
     missing or malformed data file stops the command with a GrucliError) and resolve each
     cell's implementation (model.impl=auto compiles the fused kernels on first use on a
-    machine, so workers later only load them)."""
+    machine, so workers later only load them). A data error names `source` (the experiment
+    file) and the task key it comes from."""
     from grucli.models import CELLS
     from grucli.tasks import build_task
 
     runs = list(runs)
     for task in {r.config.task.model_dump_json(): r.config.task for r in runs}.values():
-        build_task(task)
+        try:
+            build_task(task)
+        except DataError as e:
+            raise DataError(f"{source + ': ' if source else ''}task.{_data_key(task, e)}: {e}", e.key) from None
     for cell, impl in {(r.config.model.cell, r.config.model.impl) for r in runs}:
         CELLS[cell].resolve_impl(impl)
+
+
+def _data_key(task, error: DataError) -> str:
+    """The task key a data error points at: the raiser's, else the file or data set named."""
+    if error.key:
+        return error.key
+    for key in ("path", "dataset"):
+        if getattr(task, key, None) is not None:
+            return key
+    return "name"
 
 
 def estimated_cost(run: Run) -> float:

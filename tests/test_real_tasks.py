@@ -240,20 +240,20 @@ def test_missing_optional_extra_names_the_pip_command(monkeypatch):
     assert "'statsmodels' package, which is not installed: pip install 'grucli[real]'" in msg
 
 
-CLI_ERRORS = {
-    "missing file": ({"name": "csv_forecast", "path": "nope.csv", "column": "y"}, "file not found"),
-    "missing column": ({"name": "csv_forecast", "path": "series.csv", "column": "z"}, "no column 'z'"),
-    "non-numeric": ({"name": "csv_forecast", "path": "series.csv", "column": "word"}, "non-numeric value"),
-    "too few rows": ({"name": "csv_forecast", "path": "series.csv", "column": "y", "window": 99}, "too few"),
-    "one class": ({"name": "csv_classify", "path": "one.csv", "label": "label"}, "single class"),
-    "empty text": ({"name": "char_lm", "path": "empty.txt"}, "empty"),
-    "unknown data set": ({"name": "uea", "dataset": "GunPont"}, "did you mean 'GunPoint'"),
+CLI_ERRORS = {  # task, what the line says, the key path it names
+    "missing file": ({"name": "csv_forecast", "path": "nope.csv", "column": "y"}, "file not found", "task.path"),
+    "missing column": ({"name": "csv_forecast", "path": "series.csv", "column": "z"}, "no column 'z'", "task.column"),
+    "non-numeric": ({"name": "csv_forecast", "path": "series.csv", "column": "word"}, "non-numeric value", "task.column"),
+    "too few rows": ({"name": "csv_forecast", "path": "series.csv", "column": "y", "window": 99}, "too few", "task.path"),
+    "one class": ({"name": "csv_classify", "path": "one.csv", "label": "label"}, "single class", "task.label"),
+    "empty text": ({"name": "char_lm", "path": "empty.txt"}, "empty", "task.path"),
+    "unknown data set": ({"name": "uea", "dataset": "GunPont"}, "did you mean 'GunPoint'", "task.dataset"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CLI_ERRORS))
 def test_cli_data_error_exits_2_with_one_line_and_writes_nothing(case, tmp_path, series_csv, rows_csv):
-    task, expected = CLI_ERRORS[case]
+    task, expected, key = CLI_ERRORS[case]
     pd.read_csv(rows_csv).assign(label="up").to_csv(tmp_path / "one.csv", index=False)
     (tmp_path / "empty.txt").write_text("")
     exp = tmp_path / "exp.yaml"
@@ -263,6 +263,7 @@ def test_cli_data_error_exits_2_with_one_line_and_writes_nothing(case, tmp_path,
     assert res.exit_code == 2, res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0], res.output
+    assert f"{exp}: {key}: " in lines[0], res.output  # the experiment file and the key path
     assert not results.exists()
 
 

@@ -80,7 +80,7 @@ def compare(
         print_plan(plan)
         return
     with console.status("preparing data and kernels (the fused kernels compile once per machine, ~1 min)"):
-        execute.prepare(plan.todo)  # bad data stops here, before anything is written
+        execute.prepare(plan.todo, str(experiment))  # bad data stops here, before anything is written
     if executor == "local":  # runs train on this machine: cuda must be here (Ray nodes may have GPUs)
         for dev in {r.config.train.device for r in plan.todo}:
             runtime.resolve_device(dev)

@@ -58,7 +58,7 @@ def train(
     if not plan.todo:
         return
     with console.status("preparing data and kernels (the fused kernels compile once per machine, ~1 min)"):
-        execute.prepare(plan.todo)  # bad data stops here, before anything is written
+        execute.prepare(plan.todo, str(experiment))  # bad data stops here, before anything is written
     for device in {r.config.train.device for r in plan.todo}:
         runtime.resolve_device(device)  # and so does cuda on a machine without it (this process trains)
     store.write_experiment(exp_dir, exp)

@@ -45,7 +45,7 @@ def check_name(kind: str, value: str, valid) -> str:
 def user_file(path: str) -> Path:
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{path}: file not found", key="path")
     return p
 
 
@@ -55,21 +55,23 @@ def read_csv(path: str) -> pd.DataFrame:
     try:
         df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a readable CSV file ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+        raise DataError(f"{path}: not a readable CSV file ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                        key="path")
     if df.empty:
-        raise DataError(f"{path}: the CSV file has no data rows")
+        raise DataError(f"{path}: the CSV file has no data rows", key="path")
     return df
 
 
-def column(df: pd.DataFrame, name: str, path: str) -> pd.Series:
+def column(df: pd.DataFrame, name: str, path: str, key: str | None = None) -> pd.Series:
+    """Column `name` of a user CSV; `key` is the task key that named it (column, label, text)."""
     if name not in df.columns:
         close = difflib.get_close_matches(name, list(df.columns), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise DataError(f"{path}: no column '{name}'{hint}; columns: {', '.join(map(str, df.columns))}")
+        raise DataError(f"{path}: no column '{name}'{hint}; columns: {', '.join(map(str, df.columns))}", key=key)
     return df[name]
 
 
-def numeric(values: pd.Series, what: str, path: str) -> np.ndarray:
+def numeric(values: pd.Series, what: str, path: str, key: str | None = None) -> np.ndarray:
     """Float values of a text column; empty cells (and NA/NaN) become NaN (a gap),
     anything else that is not a number is an error naming the first bad cell."""
     text = values.astype(str).str.strip()
@@ -78,7 +80,7 @@ def numeric(values: pd.Series, what: str, path: str) -> np.ndarray:
     bad = num.isna() & ~blank
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}: {what}: non-numeric value {text.iloc[row]!r} in data row {row + 1}")
+        raise DataError(f"{path}: {what}: non-numeric value {text.iloc[row]!r} in data row {row + 1}", key=key)
     return num.to_numpy(dtype=np.float64)
 
 

@@ -30,7 +30,7 @@ class CsvForecastConfig(WindowConfig, UserFileConfig):
 @disk_cached
 def build_csv_forecast(cfg: CsvForecastConfig) -> TaskData:
     df = read_csv(cfg.path)
-    series = numeric(column(df, cfg.column, cfg.path), f"column '{cfg.column}'", cfg.path)
+    series = numeric(column(df, cfg.column, cfg.path, "column"), f"column '{cfg.column}'", cfg.path, "column")
     return windowed_forecast(series, cfg, cfg.season, cfg.path, {"column": cfg.column})
 
 
@@ -47,9 +47,9 @@ class CsvClassifyConfig(TextConfig, UserFileConfig):
 @disk_cached
 def build_csv_classify(cfg: CsvClassifyConfig) -> TaskData:
     df = read_csv(cfg.path)
-    labels = column(df, cfg.label, cfg.path).astype(str).str.strip().tolist()
+    labels = column(df, cfg.label, cfg.path, "label").astype(str).str.strip().tolist()
     if cfg.text is not None:
-        texts = column(df, cfg.text, cfg.path).astype(str).tolist()
+        texts = column(df, cfg.text, cfg.path, "text").astype(str).tolist()
         return text_classification(texts, labels, cfg, cfg.path, {"label": cfg.label, "text": cfg.text})
     names = cfg.columns or [c for c in df.columns if c != cfg.label]
     if not names:
@@ -60,7 +60,7 @@ def build_csv_classify(cfg: CsvClassifyConfig) -> TaskData:
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise DataError(f"{cfg.path}: the label column '{cfg.label}' has a single class ({classes[0]!r}); "
-                        "classification needs two or more")
+                        "classification needs two or more", key="label")
     rest, test_idx = stratified_carve(np.array([classes.index(c) for c in labels]), cfg.test_frac, cfg.data_seed)
     if not len(test_idx) or len(rest) < 2:
         raise DataError(f"{cfg.path}: too few rows ({len(labels)}) for train, validation and test splits")
