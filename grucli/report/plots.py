@@ -24,7 +24,7 @@ from matplotlib.ticker import MaxNLocator
 
 from grucli.colours import colour
 from grucli.store import atomic_write_bytes
-from grucli.report.tables import TaskView, setting_label, short
+from grucli.report.tables import TaskView, order_cells, setting_label, short
 
 CELL_MARKERS = {"gru": "o", "lstm": "s", "rnn": "^", "rnn_relu": "v"}
 MAX_PANELS = 6  # settings shown side by side before a figure keeps only the first ones
@@ -67,6 +67,22 @@ def _maybe_log_y(ax, values, view: TaskView) -> None:
                     if x is not None and np.isfinite(x)], dtype=float)
     if view.goal == "min" and len(v) and (v > 0).all() and v.max() / v.min() > 30:
         ax.set_yscale("log")
+
+
+METRIC_RANGE = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0)}  # every other grucli metric is >= 0
+
+
+def _yerr(ms, cis, metric: str) -> list[list[float]]:
+    """Error bars (lower, upper) of a t interval, cut at the metric's range: with 3 seeds a
+    95% CI on an accuracy can span more than [0, 1], which no run can reach."""
+    lo, hi = METRIC_RANGE.get(metric, (0.0, math.inf))
+    return [[max(0.0, min(c, m - lo)) for m, c in zip(ms, cis)], [max(0.0, min(c, hi - m)) for m, c in zip(ms, cis)]]
+
+
+def _by_cell(runs: pd.DataFrame):
+    """(cell, runs) in the registry's order (rnn, gru, lstm), as in every table."""
+    groups = dict(tuple(runs.groupby("cell")))
+    return [(c, groups[c]) for c in order_cells(groups)]
 
 
 def _ci(values: pd.Series) -> tuple[float, float]:
@@ -126,7 +142,7 @@ def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
     every = []
     for row, (label, runs) in enumerate(panels):
         ax_e, ax_t = axes[row]
-        for cell, g in runs.groupby("cell"):
+        for cell, g in _by_cell(runs):
             hs = [_clock(histories[k])[["epoch", "clock", col]] for k in g["key"]
                   if k in histories and col in histories[k]]
             if not hs:
@@ -178,12 +194,12 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
         fig, axes = _new(len(panels), 1, sharey=True)
         every = []
         for ax, (label, runs) in zip(axes[0], panels):
-            for cell, g in runs.groupby("cell"):
+            for cell, g in _by_cell(runs):
                 pts = sorted((x, *_ci(gx["value"])) for x, gx in g.groupby(knob))
                 xs, ms, cis = zip(*pts)
                 every += ms
-                ax.errorbar(xs, ms, yerr=cis, color=colour(cell), marker=CELL_MARKERS.get(cell, "o"),
-                            capsize=3, lw=1.6, label=cell)
+                ax.errorbar(xs, ms, yerr=_yerr(ms, cis, view.metric), color=colour(cell),
+                            marker=CELL_MARKERS.get(cell, "o"), capsize=3, lw=1.6, label=cell)
             base = runs.groupby(knob)["baseline_value"].first().dropna()
             if len(base):
                 ax.plot(base.index, base.values, ls="--", color="0.35", lw=1.2, label="trivial baseline")
@@ -197,7 +213,7 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
         more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
         out.append(Drawn(f"{view.task}_difficulty_{short(knob).split('.')[-1]}", fig,
                          f"{view.task}: test {view.metric} as {short(knob)} grows; mean over seeds with 95% CI "
-                         f"error bars, trivial baseline dashed, target dotted.{more}"))
+                         f"error bars (cut at the metric's range), trivial baseline dashed, target dotted.{more}"))
     return out
 
 
@@ -215,11 +231,11 @@ def size(view: TaskView, histories: dict) -> list[Drawn]:
     panels, cut = _panels(view, others, lambda runs: (runs.groupby("cell")["params"].nunique() > 1).any())
     fig, axes = _new(len(panels), 1, sharey=True)
     for ax, (label, runs) in zip(axes[0], panels):
-        for cell, g in runs.groupby("cell"):
+        for cell, g in _by_cell(runs):
             pts = sorted((p, *_ci(gp["value"])) for p, gp in g.groupby("params"))
             xs, ms, cis = zip(*pts)
-            ax.errorbar(xs, ms, yerr=cis, color=colour(cell), marker=CELL_MARKERS.get(cell, "o"), capsize=3,
-                        lw=1.6, label=cell)
+            ax.errorbar(xs, ms, yerr=_yerr(ms, cis, view.metric), color=colour(cell),
+                        marker=CELL_MARKERS.get(cell, "o"), capsize=3, lw=1.6, label=cell)
         base = runs["baseline_value"].dropna()
         if len(base):
             ax.axhline(base.iloc[0], ls="--", color="0.35", lw=1.2, label="trivial baseline")
@@ -273,7 +289,7 @@ def pareto(view: TaskView, histories: dict) -> list[Drawn]:
     flat = list(np.ravel(axes))
     for ax, (label, runs) in zip(flat, panels):
         means = []
-        for cell, g in runs.groupby("cell"):
+        for cell, g in _by_cell(runs):
             ax.scatter(g["timing.train_time_s"], g["value"], color=colour(cell), alpha=0.3, s=14, lw=0)
             m = (g["timing.train_time_s"].mean(), g["value"].mean())
             means.append(m)
