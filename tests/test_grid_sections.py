@@ -56,3 +56,22 @@ def test_invalid_key_in_a_section_value_names_the_point(tmp_path):
 def test_section_value_must_be_a_mapping(tmp_path):
     with pytest.raises(ConfigError, match="grid.task: a grid value for 'task' must be a mapping"):
         load(tmp_path, EXP.replace("- {name: adding, seq_len: 10}", "- adding"))
+
+
+def test_zip_pairs_whole_sections_and_merges_each_onto_the_base(tmp_path):
+    """The demo's form: each task with its own training budget."""
+    text = """
+name: zipped
+task: {name: adding, n_train: 40, n_val: 8, n_test: 8}
+model: {cell: gru, hidden_size: 4}
+train: {batch_size: 8, epochs: 2, lr: 0.005}
+zip:
+  - task: [{name: adding, seq_len: 10}, {name: copy, seq_len: 5, copy_len: 3}]
+    train: [{epochs: 3}, {epochs: 7, lr: 0.01}]
+grid:
+  model.cell: [gru, lstm]
+"""
+    runs = load(tmp_path, text)
+    assert len(runs) == 4
+    pairs = {(r.config.task.name, r.config.train.epochs, r.config.train.lr, r.config.train.batch_size) for r in runs}
+    assert pairs == {("adding", 3, 0.005, 8), ("copy", 7, 0.01, 8)}
