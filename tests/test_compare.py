@@ -66,6 +66,12 @@ def test_parallel_matches_sequential(tmp_path):
     assert shown.exit_code == 0 and all(c in shown.output for c in ("rnn", "gru", "lstm"))
     again = runner.invoke(app, ["compare", str(exp), "--results", str(tmp_path / "b")])
     assert "0 to run" in again.output
+    # a narrower version of the grid shows only its own runs and counts the others
+    only_gru = runner.invoke(app, ["compare", str(exp), "--show", "--results", str(tmp_path / "b"),
+                                   "--set", "model.cell=gru"])
+    assert only_gru.exit_code == 0 and "gru" in only_gru.output
+    assert "lstm" not in only_gru.output and "rnn" not in only_gru.output.replace("runs", "")
+    assert "4 other run(s)" in only_gru.output
 
 
 def test_dry_run_lists_states(tmp_path):

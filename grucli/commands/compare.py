@@ -19,11 +19,18 @@ from grucli.grid import expand
 from grucli.summary import comparison_rows
 
 
-def render_comparison(exp_dir: Path) -> None:
-    """One rich table per task and setting: cells side by side."""
-    tables = comparison_rows(store.load_runs(exp_dir))
+def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
+    """One rich table per task and setting: cells side by side. With `run_ids`, only those
+    runs (the current grid); finished runs of other grids in the folder are counted."""
+    df = store.load_runs(exp_dir)
+    others = 0
+    if run_ids is not None and not df.empty:
+        mine = df["run_id"].isin(run_ids)
+        others = int((~mine).sum())
+        df = df[mine].dropna(axis=1, how="all")
+    tables = comparison_rows(df)
     if not tables:
-        console.print(f"no finished runs in {exp_dir}")
+        console.print(f"no finished runs of this grid in {exp_dir}")
         return
     for task, setting, rows in tables:
         title = f"{task}  " + "  ".join(f"{k}={v}" for k, v in setting.items())
@@ -40,6 +47,9 @@ def render_comparison(exp_dir: Path) -> None:
         console.print(table)
     console.print("[dim]mean ± half-width of the Student-t 95% interval over seeds; failed/diverged runs are "
                   "counted, not averaged; no interval with one seed[/]")
+    if others:
+        console.print(f"[dim]{others} other run(s) in {exp_dir} are not in this grid (an earlier version of the "
+                      f"file?); `grucli report {exp_dir}` covers every run in the folder[/]")
 
 
 @clean_errors
@@ -73,7 +83,7 @@ def compare(
     runs = expand(exp)
     exp_dir = store.experiment_dir(results, exp.name)
     if show:
-        render_comparison(exp_dir)
+        render_comparison(exp_dir, {r.run_id for r in runs})
         return
     plan = execute.plan(runs, exp_dir, retry_failed)
     if dry_run:
@@ -97,5 +107,5 @@ def compare(
                                        reporter=reporter)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(outcome.finished.items()))
         console.print(f"finished: {summary or 'nothing'}" + (f"; skipped {outcome.skipped}" if outcome.skipped else ""))
-    render_comparison(exp_dir)
+    render_comparison(exp_dir, {r.run_id for r in runs})
     console.print(f"results: {exp_dir}  (runs.csv: one row per run)")
