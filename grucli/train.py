@@ -124,9 +124,33 @@ def _better(a: float, b: float, goal: str) -> bool:
     return b != b or (a < b if goal == "min" else a > b)
 
 
+def _reset_peak_memory(device: torch.device) -> bool:
+    """Start this run's memory peak from now: a pool worker trains run after run, and the
+    process's lifetime peak would charge a small model with a big one's memory. On Linux,
+    writing 5 to /proc/self/clear_refs resets the peak RSS (VmHWM). False: cannot reset."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _peak_memory_mb(device: torch.device) -> float:
+    """The run's peak: CUDA memory allocated, else the process's peak resident set (VmHWM
+    since the reset; the lifetime peak where /proc is unavailable)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
@@ -151,6 +175,7 @@ def train_run(cfg: RunConfig, callback: Callback | None = None, threads: int | N
     cb = callback or Callback()
     device = runtime.resolve_device(cfg.train.device)
     n_threads = runtime.configure(threads or cfg.train.threads, device)
+    _reset_peak_memory(device)
     data = build_task(cfg.task)
     result = RunResult(status="ok", metric=data.metric, goal=data.goal, target=data.target,
                        baseline=dict(data.baseline), env=environment.describe(device, n_threads))

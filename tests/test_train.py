@@ -202,3 +202,26 @@ def test_gated_cells_solve_adding_at_t50_reproducibly(cell):
     a, b = train_run(short), train_run(short)
     assert (a.val, a.test) == (b.val, b.test)
     assert untimed(a.history) == untimed(b.history)
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(field + ":"))
+
+
+def test_peak_memory_is_the_runs_own_not_the_workers_lifetime_peak(tiny_run):
+    """A pool worker trains run after run: a tiny run after a big one must not report the big
+    one's peak."""
+    import mmap
+    import os
+
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("no /proc here: the process's lifetime peak is reported")
+    big = mmap.mmap(-1, 400 * 2**20)  # an earlier run's memory, given back to the OS when closed
+    for i in range(0, len(big), 4096):
+        big[i] = 1
+    lifetime_peak = _status_mb("VmHWM")
+    big.close()
+    r = train_run(tiny_run("adding"))
+    assert r.status == "ok"
+    assert _status_mb("VmRSS") * 0.5 < r.timing["peak_memory_mb"] < lifetime_peak - 300, (lifetime_peak, r.timing)
