@@ -223,6 +223,12 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
             raw["grid"] = grid
         zips = []
         for group in raw.get("zip") or []:
+            if isinstance(group, dict) and len(parts) == 2 and isinstance(group.get(parts[0]), list):
+                group = dict(group)  # zipped whole sections: the --set value replaces each entry's own
+                group[parts[0]] = [{k: v for k, v in entry.items() if k != parts[1]} if isinstance(entry, dict)
+                                   else entry for entry in group[parts[0]]]
+                if all(entry == {} for entry in group[parts[0]]):
+                    group.pop(parts[0])  # nothing of the section varies any more
             if isinstance(group, dict) and key in group:
                 keep = [i for i, v in enumerate(group[key]) if v == value]
                 if not keep:

@@ -93,7 +93,7 @@ def expand(exp: Experiment) -> list[Run]:
 
 
 def _label(point: dict[str, Any]) -> str:
-    return " ".join(f"{k}={_short(v)}" for k, v in point.items())
+    return " ".join(f"{k}={_short(v)}" for k, v in point.items() if v != {})
 
 
 def _short(value: Any) -> str:

@@ -72,6 +72,8 @@ def test_parallel_matches_sequential(tmp_path):
     assert only_gru.exit_code == 0 and "gru" in only_gru.output
     assert "lstm" not in only_gru.output and "rnn" not in only_gru.output.replace("runs", "")
     assert "4 other run(s)" in only_gru.output
+    nothing = runner.invoke(app, ["compare", str(exp), "--show", "--results", str(tmp_path / "none")])
+    assert nothing.exit_code == 2 and "no results of 'tiny'" in nothing.output and "Traceback" not in nothing.output
 
 
 def test_dry_run_lists_states(tmp_path):

@@ -75,3 +75,20 @@ grid:
     assert len(runs) == 4
     pairs = {(r.config.task.name, r.config.train.epochs, r.config.train.lr, r.config.train.batch_size) for r in runs}
     assert pairs == {("adding", 3, 0.005, 8), ("copy", 7, 0.01, 8)}
+
+
+def test_set_of_a_subkey_overrides_zipped_section_values(tmp_path):
+    """--set train.epochs=1 must shorten every run, also where a zipped train section set its own."""
+    text = """
+name: zipped
+task: {name: adding, n_train: 40, n_val: 8, n_test: 8}
+model: {cell: gru, hidden_size: 4}
+train: {epochs: 2, lr: 0.005}
+zip:
+  - task: [{name: adding, seq_len: 10}, {name: copy, seq_len: 5, copy_len: 3}]
+    train: [{epochs: 3}, {epochs: 7, lr: 0.01}]
+"""
+    runs = load(tmp_path, text, overrides=["train.epochs=1"])
+    assert [(r.config.task.name, r.config.train.epochs, r.config.train.lr) for r in runs] == \
+        [("adding", 1, 0.005), ("copy", 1, 0.01)]
+    assert "epochs" not in describe(runs[0]) + describe(runs[1])

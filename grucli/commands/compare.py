@@ -83,6 +83,8 @@ def compare(
     runs = expand(exp)
     exp_dir = store.experiment_dir(results, exp.name)
     if show:
+        if not exp_dir.is_dir():
+            raise GrucliError(f"--show: no results of '{exp.name}' in {results} yet (run the grid first, or check --results)")
         render_comparison(exp_dir, {r.run_id for r in runs})
         return
     plan = execute.plan(runs, exp_dir, retry_failed)
