@@ -158,6 +158,28 @@ class _Inline:
 _worker_queue = None
 
 
+def _start_fork_server() -> None:
+    """Start the fork server importing the same grucli as this process. Python 3.11 starts
+    it with `python -c`, whose sys.path begins with the working directory, and ignores the
+    path it is handed: run from another checkout, the workers would train with that
+    checkout's code while this driver and the records said otherwise."""
+    import grucli
+    from multiprocessing import forkserver
+
+    root = str(Path(grucli.__file__).resolve().parent.parent)
+    saved = {k: os.environ.get(k) for k in ("PYTHONSAFEPATH", "PYTHONPATH")}
+    os.environ["PYTHONSAFEPATH"] = "1"  # no working directory on sys.path
+    os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [saved["PYTHONPATH"]])])
+    try:
+        forkserver.ensure_running()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _init_worker(q) -> None:
     global _worker_queue
     _worker_queue = q
@@ -185,6 +207,7 @@ class _Pool:
         self.ctx.set_forkserver_preload(["grucli.train", "grucli.execute"])
         self.queue = self.ctx.Queue()
         os.environ.update(runtime.MALLOC_ENV)  # inherited by the fork server and its workers
+        _start_fork_server()
         self.pool = self._new_pool()
         self.inflight: dict[cf.Future, Run] = {}
         self.by_id: dict[str, Run] = {}

@@ -260,3 +260,30 @@ def test_report_builds_from_a_real_compare_run(tmp_path):
     figures = {p.name for p in (out / "figures").glob("*.png")}
     assert any("difficulty" in name for name in figures)  # seq_len varies -> the difficulty plot
     assert (out / "report.html").stat().st_size > 10_000
+
+
+def test_workers_train_with_the_drivers_grucli_not_one_in_the_working_directory(tmp_path):
+    """Run from inside another checkout (a ./grucli package that is not the installed one),
+    the pool's workers must still run the driver's code."""
+    import shutil
+    import subprocess
+    import sys
+
+    import grucli
+
+    script = Path(sys.executable).parent / "grucli"
+    if not script.is_file():
+        pytest.skip("no grucli console script next to this interpreter")
+    stale = tmp_path / "grucli"
+    shutil.copytree(Path(grucli.__file__).parent, stale, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(stale / "train.py", "a") as f:
+        f.write("\n\ndef train_run(cfg, callback=None, threads=None):\n"
+                "    raise RuntimeError('trained by the stale checkout')\n")
+    exp = write_exp(tmp_path, n_train=32, epochs=1)
+    done = subprocess.run([str(script), "compare", str(exp), "--jobs", "2", "--set", "model.cell=gru",
+                           "--results", str(tmp_path / "r")],  # 2 runs: the process pool
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "stale checkout" not in done.stdout + done.stderr
+    assert by_id(tmp_path / "r" / "tiny")  # the run was recorded
+    assert all(status == "ok" for status, *_ in by_id(tmp_path / "r" / "tiny").values())
