@@ -183,8 +183,9 @@ METHOD = (f"Verdicts: two-sided Welch t-test across seeds at α = {ALPHA}; a ver
           "with the pooled SD, small-sample corrected; |g| ≈ 0.2 small, 0.5 medium, 0.8 large). Means ± 95% "
           "Student-t intervals over the seeds that finished with status ok; diverged, failed and unfinished runs "
           "are counted, never averaged in. Several comparisons are made, so an isolated p just below 0.05 is weak "
-          "evidence. Timing is wall-clock on the recorded machine; peak memory is the training process's maximum "
-          "resident set size, which carries over between runs that share a process.")
+          "evidence. Timing is wall-clock on the recorded machine; peak memory is the training process's peak "
+          "resident set size during the run (reset at its start; heap a worker's allocator kept from an earlier run "
+          "still counts).")
 
 
 # --------------------------------------------------------------------------- display tables
