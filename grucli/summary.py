@@ -51,7 +51,8 @@ def comparison_rows(df: pd.DataFrame) -> list[tuple[str, dict, pd.DataFrame]]:
                 "ci95": half,
                 "n": n,
                 "baseline": _first(runs, f"baseline.{metric}") if metric else None,
-                "reached": float(ok["reached_target"].mean()) if len(ok) else None,
+                "baseline_seasonal": _first(runs, f"baseline.snaive_{metric}") if metric else None,
+                "reached": float(ok["reached_target"].mean()) if len(ok) and _has_target(ok) else None,
                 "diverged": int((runs["status"] == "diverged").sum()),
                 "failed": int((runs["status"] == "failed").sum()),
             })
@@ -65,6 +66,11 @@ def _cell_rank(cell: str) -> tuple:
 
     names = list(CELLS)
     return (names.index(cell) if cell in names else len(names), cell)
+
+
+def _has_target(runs: pd.DataFrame) -> bool:
+    """Tasks without a target (real data, user files) have no 'reached' share."""
+    return "target" in runs and runs["target"].notna().any()
 
 
 def _plain(value):

@@ -107,6 +107,14 @@ class ProgressReporter:
         self.progress.console.print(f"[dim] skipped #{run.index} {run.run_id}: {why}[/]")
 
 
+def baseline_text(naive, seasonal=None) -> str:
+    """The trivial baseline; for a forecast with a season, naive and seasonal naive both
+    (the seasonal one is often much the stronger)."""
+    if seasonal is None or seasonal != seasonal:
+        return fmt(naive)
+    return f"naive {fmt(naive)} / seasonal naive {fmt(seasonal)}"
+
+
 def run_line(run, result) -> str:
     """One line per finished run: cell, key settings, seed, metric, time."""
     from grucli.grid import describe
@@ -117,9 +125,9 @@ def run_line(run, result) -> str:
         return f"{head}  {result.error}"
     metric = result.metric
     value = result.test.get(metric) if result.test else None
-    base = result.baseline.get(metric)
+    base = baseline_text(result.baseline.get(metric), result.baseline.get(f"snaive_{metric}"))
     t = result.timing.get("total_time_s")
-    tail = f"  test {metric} {fmt(value)} (baseline {fmt(base)})  params {result.params}  {fmt(t, 3)} s"
+    tail = f"  test {metric} {fmt(value)} (baseline {base})  params {result.params}  {fmt(t, 3)} s"
     if result.status == "diverged":
         tail += f"  {result.error}"
     return head + tail

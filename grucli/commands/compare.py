@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from grucli import execute, runtime, store
-from grucli.commands.common import (ProgressReporter, clean_errors, console, device_overrides, fmt,
+from grucli.commands.common import (ProgressReporter, baseline_text, clean_errors, console, device_overrides, fmt,
                                     run_progress)
 from grucli.commands.train import print_plan
 from grucli.config import load_experiment
@@ -42,7 +42,8 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
         for r in rows.itertuples():
             ci = "" if r.ci95 is None else f" ± {fmt(r.ci95, 2)}"
             table.add_row(r.cell, fmt(r.params), fmt(r.epoch_time_s, 3), fmt(r.throughput_seq_s, 3),
-                          fmt(r.latency_seq_ms, 3), f"{fmt(r.mean)}{ci}", str(r.n), fmt(r.baseline),
+                          fmt(r.latency_seq_ms, 3), f"{fmt(r.mean)}{ci}", str(r.n),
+                          baseline_text(r.baseline, r.baseline_seasonal),
                           "-" if r.reached is None else f"{r.reached:.0%}", str(r.diverged), str(r.failed))
         console.print(table)
     console.print("[dim]mean ± half-width of the Student-t 95% interval over seeds; failed/diverged runs are "
