@@ -30,6 +30,18 @@ def describe(device: torch.device, threads: int) -> dict:
     return {**_static(), "device": str(device), "threads": threads}
 
 
+def code_label(env: dict) -> str | None:
+    """`git 1a2b3c4d` (or `grucli 0.1.0` without git) from a run's recorded env."""
+    if env.get("git_commit"):
+        return f"git {env['git_commit'][:8]}"
+    return f"grucli {env['grucli']}" if env.get("grucli") else None
+
+
+def describe_code() -> str | None:
+    """This process's code, labelled like code_label."""
+    return code_label(_static())
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

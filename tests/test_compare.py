@@ -287,3 +287,19 @@ def test_workers_train_with_the_drivers_grucli_not_one_in_the_working_directory(
     assert "stale checkout" not in done.stdout + done.stderr
     assert by_id(tmp_path / "r" / "tiny")  # the run was recorded
     assert all(status == "ok" for status, *_ in by_id(tmp_path / "r" / "tiny").values())
+
+
+def test_reused_runs_made_by_other_code_are_pointed_out(tmp_path):
+    exp = write_exp(tmp_path, n_train=32, epochs=1)
+    args = ["compare", str(exp), "--jobs", "1", "--set", "model.cell=gru", "--set", "seeds=[0]",
+            "--results", str(tmp_path / "r")]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, args)
+    assert "other grucli code" not in again.output  # same code: nothing to say
+    (summary,) = (tmp_path / "r" / "tiny").glob("*/summary.json")
+    data = json.loads(summary.read_text())
+    data["env"]["git_commit"] = "0123456789abcdef"
+    summary.write_text(json.dumps(data))
+    later = runner.invoke(app, args)
+    assert later.exit_code == 0 and "1 finished run(s) reused here were made by other grucli code: git 01234567" \
+        in " ".join(later.output.split())

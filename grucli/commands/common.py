@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -105,6 +106,28 @@ class ProgressReporter:
     def run_skipped(self, run, why: str) -> None:
         self.progress.advance(self.overall)
         self.progress.console.print(f"[dim] skipped #{run.index} {run.run_id}: {why}[/]")
+
+
+def other_code_note(plan, exp_dir) -> str | None:
+    """A line when finished runs that will be reused were made by other grucli code (another
+    git commit, or version without git): their numbers may differ from a fresh run's."""
+    from grucli import environment, store
+
+    mine = environment.describe_code()
+    others: dict[str, int] = {}
+    todo = {r.run_id for r in plan.todo}
+    for run in plan.runs:
+        if run.run_id in todo:
+            continue
+        summary = store.read_summary(Path(exp_dir) / run.run_id) or {}
+        code = environment.code_label(summary.get("env") or {})
+        if code and code != mine:
+            others[code] = others.get(code, 0) + 1
+    if not others:
+        return None
+    listed = ", ".join(f"{code} ({n})" for code, n in sorted(others.items()))
+    return (f"note: {sum(others.values())} finished run(s) reused here were made by other grucli code: {listed}; "
+            f"this code is {mine}. Delete a run's folder to redo it.")
 
 
 def baseline_text(naive, seasonal=None) -> str:

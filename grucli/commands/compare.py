@@ -11,7 +11,7 @@ from rich.table import Table
 
 from grucli import execute, runtime, store
 from grucli.commands.common import (ProgressReporter, baseline_text, clean_errors, console, device_overrides, fmt,
-                                    run_progress)
+                                    other_code_note, run_progress)
 from grucli.commands.train import print_plan
 from grucli.config import load_experiment
 from grucli.errors import GrucliError
@@ -101,6 +101,9 @@ def compare(
     workers = "cluster" if executor == "ray" and address else f"{jobs or runtime.usable_cores()} workers"
     console.print(f"{exp.name}: {len(runs)} runs, {done} already finished, {len(plan.todo)} to run "
                   f"({executor}, {workers})")
+    note = other_code_note(plan, exp_dir)
+    if note:
+        console.print(f"[yellow]{note}[/]")
     if plan.todo:
         store.write_experiment(exp_dir, exp)
         with run_progress() as progress:

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from grucli import execute, runtime, store
-from grucli.commands.common import ProgressReporter, clean_errors, console, device_overrides, run_progress
+from grucli.commands.common import (ProgressReporter, clean_errors, console, device_overrides, other_code_note,
+                                    run_progress)
 from grucli.config import load_experiment
 from grucli.grid import describe, expand
 
@@ -55,6 +56,9 @@ def train(
     skipped = len(runs) - len(plan.todo)
     if skipped:
         console.print(f"[dim]{skipped} of {len(runs)} runs already finished in {exp_dir}; skipping them[/]")
+        note = other_code_note(plan, exp_dir)
+        if note:
+            console.print(f"[yellow]{note}[/]")
     if not plan.todo:
         return
     with console.status("preparing data and kernels (the fused kernels compile once per machine, ~1 min)"):
