@@ -244,31 +244,46 @@ def write_csv(rows: list[dict], path: Path) -> Path:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    """Training-step time per size, one bar per cell x impl (log scale)."""
+    """One column of panels per size (linear axes: sizes differ by orders of magnitude, so
+    they are not drawn on one axis): training step (top) and inference (bottom), one bar per
+    cell x impl, coloured by cell, hatched by impl, each labelled with its ratio to the
+    cell's torch implementation."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from grucli.colours import colour
+
     sizes = list(dict.fromkeys((r["hidden"], r["seq_len"], r["batch"], r["layers"]) for r in rows))
-    labels = list(dict.fromkeys(f"{r['cell']}/{r['impl']}" for r in rows))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(sizes) * max(1, len(labels)) / 3), 4))
-    width = 0.8 / len(labels)
-    for j, label in enumerate(labels):
-        xs, ys = [], []
-        for i, s in enumerate(sizes):
-            r = next((r for r in rows if f"{r['cell']}/{r['impl']}" == label
-                      and (r["hidden"], r["seq_len"], r["batch"], r["layers"]) == s), None)
-            if r:
-                xs.append(i + j * width)
-                ys.append(r["train_step_ms"])
-        ax.bar(xs, ys, width, label=label)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(sizes))])
-    ax.set_xticklabels([f"H={h} T={t}\nB={b} L={n}" for h, t, b, n in sizes])
-    ax.set_yscale("log")
-    ax.set_ylabel("training step (ms, median)")
-    ax.set_title(f"grucli bench: {rows[0]['threads']} thread(s)")
-    ax.legend(fontsize=8, ncol=2)
+    variants = list(dict.fromkeys((r["cell"], r["impl"]) for r in rows))
+    impls = list(dict.fromkeys(impl for _, impl in variants))
+    hatches = dict(zip(impls, ["", "///", "...", "xx"]))
+    quantities = [("train_step_ms", "train_vs_torch", "training step (ms)"),
+                  ("inference_ms", "inference_vs_torch", "inference (ms)")]
+    quantities = [q for q in quantities if any(r.get(q[0]) == r.get(q[0]) and r.get(q[0]) is not None for r in rows)]
+    fig, axes = plt.subplots(len(quantities), len(sizes), figsize=(max(4.0, 0.55 * len(variants) + 1.2) * len(sizes),
+                                                                   3.0 * len(quantities)), squeeze=False)
+    for col, size in enumerate(sizes):
+        at = {(r["cell"], r["impl"]): r for r in rows if (r["hidden"], r["seq_len"], r["batch"], r["layers"]) == size}
+        for row, (key, ratio, label) in enumerate(quantities):
+            ax = axes[row][col]
+            for i, (cell, impl) in enumerate(variants):
+                r = at.get((cell, impl))
+                if not r or r.get(key) is None:
+                    continue
+                ax.bar(i, r[key], 0.8, color=colour(cell), hatch=hatches[impl], edgecolor="white", lw=0,
+                       label=f"{cell} / {impl}")
+                if impl != "torch" and r.get(ratio) == r.get(ratio) and r.get(ratio) is not None:
+                    ax.annotate(f"{r[ratio]:.2f}x", (i, r[key]), ha="center", va="bottom", fontsize=7)
+            ax.set_xticks(range(len(variants)))
+            ax.set_xticklabels([f"{c}\n{m}" for c, m in variants], fontsize=7)
+            ax.set_ylabel(f"{label}, median")
+            h, t, b, n = size
+            ax.set_title(f"H={h} T={t} B={b}" + (f" L={n}" if n > 1 else ""), fontsize=9)
+            ax.margins(y=0.12)
+    fig.suptitle(f"grucli bench, {rows[0]['threads']} thread(s): median step time; "
+                 "labels = ratio to the cell's torch implementation", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -30,8 +30,8 @@ def bench(
     seq_len: Optional[str] = typer.Option(None, "--seq-len", "-T", help="Sequence lengths, e.g. 20,100."),
     batch: Optional[str] = typer.Option(None, "--batch", "-B", help="Batch sizes, e.g. 32,64."),
     layers: Optional[str] = typer.Option(None, "--layers", "-L", help="Layer counts, e.g. 1,2."),
-    repeats: Optional[int] = typer.Option(None, "--repeats", help="Measured rounds (median reported)."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", help="Discarded rounds before measuring."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="Measured rounds, median reported (default 10)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up rounds, discarded (default 2)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (default 1)."),
     no_flush_denormal: bool = typer.Option(False, "--no-flush-denormal", help="Measure without flushing denormals."),
     out: Path = typer.Option(Path("results/bench"), "--out", "-o", help="Folder for bench.csv and bench.png."),
@@ -53,14 +53,23 @@ def bench(
     cfg = lib.load_bench_config(config, cells=_names(cells), impls=_names(impls), sizes=sizes, repeats=repeats,
                                 warmup=warmup, threads=threads, flush_denormal=False if no_flush_denormal else None)
     n = len(lib.variants_of(cfg))
-    console.print(f"[dim]{n} variants x {cfg.warmup}+{cfg.repeats} rounds, {cfg.threads} thread(s); "
-                  "building fused kernels on first use may take ~40 s once[/]")
+    build = ""
+    if "fused" in cfg.impls:
+        from grucli import fused
+
+        if not any(fused.build_dir().glob("*.so")):
+            build = "; the fused kernels are compiled first (~40 s, once per machine)"
+    console.print(f"[dim]{n} variants, each timed in {cfg.warmup} warm-up + {cfg.repeats} measured rounds, "
+                  f"{cfg.threads} thread(s){build}[/]")
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("measuring", total=cfg.warmup + cfg.repeats)
         rows, peak = lib.run_bench(cfg, on_round=lambda done, total: progress.update(task, completed=done))
-    table = Table("cell", "impl", "size", "params", "train ms", "cpu ms", "infer ms", "seq/s", "GFLOP/s",
-                  "% peak", "train/torch", "(cpu)", "infer/torch", "(cpu)", "vs lstm",
-                  title=f"medians; wall and CPU time; matmul peak {peak:.0f} GFLOP/s")
+    table = Table("cell", "impl", "size", "params", "step ms\n(wall)", "step ms\n(cpu)", "infer ms\n(wall)",
+                  "train\nseq/s", "train\nGFLOP/s", "% of\nmatmul\npeak", "step /\ntorch", "step /\ntorch\n(cpu)",
+                  "infer /\ntorch", "infer /\ntorch\n(cpu)", "step /\nlstm\n(same\nimpl)",
+                  title=f"training step (forward, loss, backward, Adam) and inference; medians over {cfg.repeats} rounds; "
+                        f"input size {cfg.input_size}; this machine's matmul peak now: {peak:.0f} GFLOP/s",
+                  title_justify="left")
     for r in rows:
         size = f"H={r['hidden']} T={r['seq_len']} B={r['batch']}" + (f" L={r['layers']}" if r["layers"] > 1 else "")
         table.add_row(r["cell"], r["impl"] + (" *" if r["fastest"] else ""), size, str(r["params"]),
