@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from grucli.colours import colour
 from grucli.store import atomic_write_bytes
@@ -67,6 +67,7 @@ def _maybe_log_y(ax, values, view: TaskView) -> None:
                     if x is not None and np.isfinite(x)], dtype=float)
     if view.goal == "min" and len(v) and (v > 0).all() and v.max() / v.min() > 30:
         ax.set_yscale("log")
+        _plain_log(ax.yaxis)
 
 
 METRIC_RANGE = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0)}  # every other grucli metric is >= 0
@@ -83,6 +84,15 @@ def _by_cell(runs: pd.DataFrame):
     """(cell, runs) in the registry's order (rnn, gru, lstm), as in every table."""
     groups = dict(tuple(runs.groupby("cell")))
     return [(c, groups[c]) for c in order_cells(groups)]
+
+
+def _plain_log(axis) -> None:
+    """Log-axis labels as plain numbers (3, 10, 30) instead of 3x10^0; minor labels only
+    where a major label alone would leave the axis with fewer than two."""
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(plain)
+    lo, hi = axis.get_view_interval()
+    axis.set_minor_formatter(plain if lo > 0 and hi / lo < 20 else NullFormatter())
 
 
 def _ci(values: pd.Series) -> tuple[float, float]:
@@ -207,6 +217,10 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
             if view.target is not None:
                 ax.axhline(view.target, ls=":", color="0.5", lw=1.0, label="target")
             _maybe_log_y(ax, every, view)
+            swept = sorted(runs[knob].dropna().unique())
+            if len(swept) <= 8:  # ticks at the lengths actually run, not 7.5 and 12.5
+                ax.set_xticks(swept)
+                ax.set_xticklabels([f"{v:g}" for v in swept])
             ax.set(title=f"{view.task}: test {view.metric} vs {short(knob)}" + (f"\n{label}" if label else ""),
                    xlabel=short(knob), ylabel=f"test {_metric_label(view)}")
         _legend(fig, axes)
@@ -240,6 +254,7 @@ def size(view: TaskView, histories: dict) -> list[Drawn]:
         if len(base):
             ax.axhline(base.iloc[0], ls="--", color="0.35", lw=1.2, label="trivial baseline")
         ax.set_xscale("log")
+        _plain_log(ax.xaxis)
         _maybe_log_y(ax, runs["value"].tolist(), view)
         ax.set(title=f"{view.task}: test {view.metric} vs model size" + (f"\n{label}" if label else ""),
                xlabel="trainable parameters (log scale)", ylabel=f"test {_metric_label(view)}")
@@ -306,6 +321,7 @@ def pareto(view: TaskView, histories: dict) -> list[Drawn]:
         if len(base):
             ax.axhline(base.iloc[0], ls="--", color="0.35", lw=1.2, label="trivial baseline")
         ax.set_xscale("log")
+        _plain_log(ax.xaxis)
         _maybe_log_y(ax, [*runs["value"], *base], view)
         ax.set(title=f"{view.task}: test {view.metric} vs training time" + (f"\n{label}" if label else ""),
                xlabel="total training time (s, log scale)", ylabel=f"test {_metric_label(view)}")
