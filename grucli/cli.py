@@ -17,6 +17,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        import torch
+
+        import grucli
+        from grucli.environment import describe_code
+
+        typer.echo(f"grucli {grucli.__version__} ({describe_code() or 'no git'}), torch {torch.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="Print grucli's and torch's versions and exit.")) -> None:
+    """grucli: GRU vs LSTM vs RNN -- which one, for my task, at what cost? Train, compare and report."""
+
+
 app.command("train")(train.train)
 app.command("compare")(compare.compare)
 app.command("tasks")(catalog.tasks)

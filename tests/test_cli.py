@@ -241,3 +241,12 @@ def test_root_help_and_python_dash_m():
     assert invoke("--help").exit_code == 0
     out = subprocess.run([sys.executable, "-m", "grucli", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "train" in out.stdout
+
+
+def test_version_names_grucli_and_torch():
+    import torch
+
+    import grucli
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and f"grucli {grucli.__version__}" in res.output and torch.__version__ in res.output
