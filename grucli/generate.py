@@ -32,7 +32,7 @@ def load_model(run_dir: Path):
 
 @torch.no_grad()
 def sample_text(run_dir: Path, prime: str, length: int, temperature: float = 0.8, seed: int = 0,
-                context: int | None = None) -> str:
+                context: int | None = None, note=lambda text: None) -> str:
     """The prime followed by `length` generated tokens. `context`: tokens the model sees
     per step (default: the run's task.seq_len, the length it was trained on)."""
     model, cfg, meta = load_model(run_dir)
@@ -44,6 +44,10 @@ def sample_text(run_dir: Path, prime: str, length: int, temperature: float = 0.8
         raise GrucliError("--prime: give at least one character to start from")
     index = {t: i for i, t in enumerate(vocab)}
     ids = [index.get(c, index[UNK]) for c in prime]
+    unknown = sorted({c for c in prime if c not in index})
+    if unknown:
+        note(f"note: {len(unknown)} prime character(s) are not in the run's vocabulary and are read as the "
+             f"unknown token: {', '.join(map(repr, unknown))}")
     window = context or getattr(cfg.task, "seq_len", None) or 100
     banned = torch.tensor([index[PAD], index[UNK]])
     gen = torch.Generator().manual_seed(seed)

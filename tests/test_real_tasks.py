@@ -369,6 +369,8 @@ def test_train_then_sample_a_tiny_char_model(tmp_path):
     assert text.startswith("the ") and len(text) == 34 and set(text) <= set("the cat sat on mat.")
     greedy = [runner.invoke(app, ["sample", str(run_dir), "-t", "0", "-n", "10"]).output for _ in range(2)]
     assert greedy[0] == greedy[1]
+    odd = runner.invoke(app, ["sample", str(run_dir), "--prime", "the 日", "--length", "5"])
+    assert odd.exit_code == 0 and "not in the run's vocabulary" in odd.output and "'日'" in odd.output
 
 
 def test_sample_refuses_a_run_that_is_not_a_character_model(tmp_path, rows_csv):

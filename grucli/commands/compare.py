@@ -42,7 +42,7 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
         for r in rows.itertuples():
             ci = "" if r.ci95 is None else f" ± {fmt(r.ci95, 2)}"
             table.add_row(r.cell, fmt(r.params), fmt(r.epoch_time_s, 3), fmt(r.throughput_seq_s, 3),
-                          fmt(r.latency_seq_ms, 3), f"{fmt(r.mean)}{ci}", str(r.n),
+                          fmt(r.latency_seq_ms, 3), f"{fmt(r.mean)}{ci}" if r.n else "-", str(r.n),
                           baseline_text(r.baseline, r.baseline_seasonal),
                           "-" if r.reached is None else f"{r.reached:.0%}", str(r.diverged), str(r.failed))
         console.print(table)

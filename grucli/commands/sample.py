@@ -28,4 +28,6 @@ def sample(
 
         grucli sample results/char_lm/0123abcd4567 --prime "The " --length 200
     """
-    console.print(sample_text(run_dir, prime, length, temperature, seed, context), markup=False)
+    text = sample_text(run_dir, prime, length, temperature, seed, context,
+                       note=lambda msg: typer.echo(msg, err=True))
+    console.print(text, markup=False)
