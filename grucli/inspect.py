@@ -284,16 +284,30 @@ def read_inspect_summary(run_dir: str | Path) -> dict | None:
 
 
 # --------------------------------------------------------------------------- comparing cells
-def pick_runs(exp_dir: Path) -> dict[str, Path]:
+def _matches(config: dict, where: dict) -> bool:
+    """Every dotted key of `where` (task.seq_len: 60) has that value in the run's config."""
+    for key, want in where.items():
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node != want and str(node) != str(want):
+            return False
+    return True
+
+
+def pick_runs(exp_dir: Path, where: dict | None = None) -> dict[str, Path]:
     """One finished run with weights per cell, all on the same task config when possible:
-    the task config shared by the most cells wins; within a cell the lowest seed."""
+    the task config shared by the most cells wins (ties: the first in the folder); within a
+    cell the lowest seed. `where` ({"task.seq_len": 60}) keeps only runs whose config has
+    those values."""
     runs = []
     for run_dir in sorted(p for p in Path(exp_dir).iterdir() if p.is_dir()):
         s = store.read_summary(run_dir)
-        if s and s.get("status") == "ok" and (run_dir / store.WEIGHTS).is_file():
+        if s and s.get("status") == "ok" and (run_dir / store.WEIGHTS).is_file() and _matches(s["config"], where or {}):
             runs.append((s["config"]["model"]["cell"], json.dumps(s["config"]["task"], sort_keys=True), s["seed"], run_dir))
     if not runs:
-        raise GrucliError(f"{exp_dir}: no finished run with weights to compare")
+        which = " matching " + ", ".join(f"{k}={v}" for k, v in where.items()) if where else ""
+        raise GrucliError(f"{exp_dir}: no finished run with weights{which} to compare")
     cells_per_task = Counter(task for task, _ in {(t, c) for c, t, _, _ in runs})
     best_task = max(cells_per_task, key=lambda t: (cells_per_task[t], -min(i for i, r in enumerate(runs) if r[1] == t)))
     chosen: dict[str, Path] = {}
@@ -305,7 +319,7 @@ def pick_runs(exp_dir: Path) -> dict[str, Path]:
 
 
 def inspect_compare(exp_dir: str | Path, out: str | Path | None = None, samples: int = 1,
-                    layer: int | None = None) -> dict:
+                    layer: int | None = None, where: dict | None = None) -> dict:
     """Side-by-side figures of one run per cell of an experiment, on the same test inputs,
     plus compare.json (which runs, whether their task configs match, each run's summary)."""
     from grucli import inspect_plots as plots
@@ -317,7 +331,7 @@ def inspect_compare(exp_dir: str | Path, out: str | Path | None = None, samples:
         raise GrucliError(f"{exp_dir}: a run folder; --compare takes an experiment folder (results/<experiment>)")
     if samples < 1:
         raise GrucliError("--samples must be at least 1")
-    chosen = pick_runs(exp_dir)
+    chosen = pick_runs(exp_dir, where)
     out_dir = _out_dir(exp_dir, out)
     insps = [analyse(load_run(d), layer, samples) for d in chosen.values()]
     same_task = len({i.run.cfg.task.model_dump_json() for i in insps}) == 1

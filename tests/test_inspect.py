@@ -230,3 +230,16 @@ def test_run_without_weights_gives_one_line(trained, tmp_path):
     assert "no weights" in runner.invoke(app, ["inspect", str(bare)]).output
     assert not (bare / "inspect").exists()
     assert read_inspect_summary(bare) is None
+
+
+def test_compare_where_picks_the_runs_to_compare(trained, tmp_path):
+    """--where narrows the runs --compare picks from (here: one cell), and a filter nothing
+    matches is one line, exit 2, nothing written."""
+    exp_dir, _ = trained
+    only = runner.invoke(app, ["inspect", str(exp_dir), "--compare", "--samples", "1", "--where", "model.cell=lstm",
+                               "--out", str(tmp_path / "w")])
+    assert only.exit_code == 0, only.output
+    assert set(json.loads((tmp_path / "w" / "compare.json").read_text())["runs"]) == {"lstm"}
+    none = runner.invoke(app, ["inspect", str(exp_dir), "--compare", "--where", "task.max_n_train=99",
+                               "--out", str(tmp_path / "x")])
+    assert none.exit_code == 2 and "matching task.max_n_train=99" in none.output and not (tmp_path / "x").exists()

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from grucli.commands.common import clean_errors, console, fmt
+from grucli.errors import GrucliError
 
 
 def _print_summary(summary: dict) -> None:
@@ -22,6 +23,18 @@ def _print_summary(summary: dict) -> None:
                   f"at init {fmt(grad['ratio_init'], 3)}; mean ‖h_t‖ {fmt(summary['hidden']['mean_norm'], 3)}")
 
 
+def _where(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise GrucliError(f"--where {item}: expected dotted.key=value, e.g. task.seq_len=60")
+        key, text = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(text)
+    return out
+
+
 @clean_errors
 def inspect(
     path: Path = typer.Argument(..., help="A run folder results/<experiment>/<run_id> "
@@ -32,6 +45,10 @@ def inspect(
                                         help="Recurrent layer to inspect, 0-based (default: the last)."),
     compare: bool = typer.Option(False, "--compare",
                                  help="PATH is an experiment: one run per cell, side by side on the same inputs."),
+    where: list[str] = typer.Option([], "--where", "-w",
+                                    help="With --compare: only runs whose config has this value, e.g. "
+                                         "--where task.seq_len=60 (repeatable). Default: the task config most "
+                                         "cells share, lowest seed."),
 ) -> None:
     """Look inside trained runs: gate traces over time (GRU z/r, LSTM f/i/o, ‖h_t‖) under the
     input, gate saturation over the test set, and ‖∂L/∂h_t‖ back through time, trained vs
@@ -42,11 +59,12 @@ def inspect(
 
         grucli inspect results/adding/<run_id> --samples 4 --out figs/
         grucli inspect results/adding --compare
+        grucli inspect results/long_dependency --compare --where task.name=adding --where task.seq_len=60
     """
     from grucli.inspect import inspect_compare, inspect_run
 
     if compare:
-        result = inspect_compare(path, out, samples, layer)
+        result = inspect_compare(path, out, samples, layer, _where(where))
         same = "same test inputs" if result["same_task"] else "task configs differ: each run's own test inputs"
         seeds = result["seeds"]
         runs = ", ".join(f"{c} ({r}, seed {seeds[c]})" for c, r in result["runs"].items())
