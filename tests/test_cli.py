@@ -168,6 +168,7 @@ BAD_INPUT = [
     ("--set unknown key", None, ["--set", "model.hiden_size=3"]),
     ("--set impossible value", None, ["--set", "model.hidden_size=0"]),
     ("--set malformed value", None, ["--set", "model.cell=[gru"]),
+    ("--threads 0", None, ["--threads", "0"]),
     ("digits splits leave no training data", lambda exp: exp.update(task={"name": "seq_digits", "n_val": 1000,
                                                                           "n_test": 1000}), []),
 ]
@@ -184,6 +185,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(write_yaml, tiny_experi
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), out.stderr
     assert not results.exists(), f"wrote {list(results.rglob('*'))}"
+
+
+def test_compare_jobs_0_is_one_line(write_yaml, tiny_experiment, results):
+    out = invoke("compare", write_yaml(tiny_experiment()), "--results", results, "--jobs", "0")
+    assert out.exit_code == 2 and out.stderr.strip() == "error: --jobs 0: must be at least 1", out.stderr
+    assert not results.exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -36,6 +36,13 @@ def clean_errors(fn):
     return wrapper
 
 
+def at_least_one(**options: int | None) -> None:
+    """One line (not click's usage block) for a count option below 1: --jobs 0, --threads 0."""
+    for name, value in options.items():
+        if value is not None and value < 1:
+            raise GrucliError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+
+
 def device_overrides(device: str | None, threads: int | None) -> list[str]:
     out = []
     if device:

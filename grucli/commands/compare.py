@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from grucli import execute, runtime, store
-from grucli.commands.common import (ProgressReporter, baseline_text, clean_errors, console, device_overrides, fmt,
-                                    other_code_note, run_progress)
+from grucli.commands.common import (ProgressReporter, at_least_one, baseline_text, clean_errors, console,
+                                    device_overrides, fmt, other_code_note, run_progress)
 from grucli.commands.train import print_plan
 from grucli.config import load_experiment
 from grucli.errors import GrucliError
@@ -57,7 +57,7 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
 def compare(
     experiment: Path = typer.Argument(..., help="Experiment YAML file with a grid (see experiments/long_dependency.yaml)."),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override a key: --set train.epochs=5 (repeatable)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Parallel workers (default: usable cores)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel workers (default: usable cores)."),
     executor: str = typer.Option("local", "--executor", "-e", help="local (process pool) | ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (with --executor ray)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List every run with its id and state; train nothing."),
@@ -65,7 +65,7 @@ def compare(
     show: bool = typer.Option(False, "--show", help="Only print the comparison table of what is finished."),
     results: Path = typer.Option(Path("results"), "--results", "-o", help="Results root folder."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per worker (overrides train.threads; default 1)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (overrides train.threads; default 1)."),
 ) -> None:
     """Run a comparison grid of cells x settings x seeds, then print the comparison table.
 
@@ -76,6 +76,7 @@ def compare(
 
         grucli compare experiments/long_dependency.yaml --jobs 2
     """
+    at_least_one(jobs=jobs, threads=threads)
     if executor not in ("local", "ray"):
         raise GrucliError(f"--executor {executor}: unknown executor; valid: local, ray")
     if address and executor != "ray":

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from grucli import execute, runtime, store
-from grucli.commands.common import (ProgressReporter, clean_errors, console, device_overrides, other_code_note,
-                                    run_progress)
+from grucli.commands.common import (ProgressReporter, at_least_one, clean_errors, console, device_overrides,
+                                    other_code_note, run_progress)
 from grucli.config import load_experiment
 from grucli.grid import describe, expand
 
@@ -35,7 +35,7 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="List every run with its id and state; train nothing."),
     results: Path = typer.Option(Path("results"), "--results", "-o", help="Results root folder."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads (overrides train.threads; default 1)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (overrides train.threads; default 1)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also re-run failed and diverged runs."),
 ) -> None:
     """Train one configuration or every run of a YAML grid, one after another.
@@ -46,6 +46,7 @@ def train(
 
         grucli train experiments/adding.yaml --set model.cell=lstm --set task.seq_len=200
     """
+    at_least_one(threads=threads)
     exp = load_experiment(experiment, [*set_, *device_overrides(device, threads)])
     runs = expand(exp)
     exp_dir = store.experiment_dir(results, exp.name)
