@@ -246,3 +246,17 @@ def test_error_bars_stop_at_the_metric_range():
     assert lower == pytest.approx([0.5, 0.2]) and upper == pytest.approx([0.1, 0.2])
     lower, upper = _yerr([0.01], [0.05], "mse")
     assert lower == pytest.approx([0.01]) and upper == pytest.approx([0.05])
+
+
+def test_forecast_figures_draw_the_seasonal_naive_baseline_too():
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from grucli.report.plots import _baseline_lines
+
+    ax = Figure().add_subplot()
+    runs = pd.DataFrame({"baseline_value": [0.48, 0.48], "seasonal_baseline_value": [0.14, 0.14]})
+    assert _baseline_lines(ax, runs) == [0.48, 0.14]
+    assert [line.get_label() for line in ax.get_lines()] == ["trivial baseline", "seasonal-naive baseline"]
+    ax2 = Figure().add_subplot()
+    assert _baseline_lines(ax2, pd.DataFrame({"baseline_value": [0.5], "seasonal_baseline_value": [None]})) == [0.5]

@@ -144,8 +144,10 @@ def _read_run(run_dir: Path, experiment: str, notes: list[str]) -> dict:
     if state == OK and not _finite(value):
         notes.append(f"{where}: status ok but no finite test {summary['metric']}; shown as unreadable, left out")
         state, summary["error"] = UNREADABLE, f"no test {summary['metric']}"
-    base = (summary.get("baseline") or {}).get(summary["metric"])
-    return {**summary, **row, "state": state, "value": value if _finite(value) else None, "baseline_value": base}
+    bases = summary.get("baseline") or {}
+    base, seasonal = bases.get(summary["metric"]), bases.get(f"snaive_{summary['metric']}")
+    return {**summary, **row, "state": state, "value": value if _finite(value) else None, "baseline_value": base,
+            "seasonal_baseline_value": seasonal}
 
 
 def _read_config(run_dir: Path) -> dict | None:
@@ -177,7 +179,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and k not in ("baseline_value",):
+        if isinstance(v, dict) and k not in ("baseline_value", "seasonal_baseline_value"):
             out.update(_flatten(v, f"{key}."))
         else:
             out[key] = tuple(v) if isinstance(v, list) else v

@@ -95,6 +95,21 @@ def _plain_log(axis) -> None:
     axis.set_minor_formatter(plain if lo > 0 and hi / lo < 20 else NullFormatter())
 
 
+_BASELINES = [("baseline_value", "--", "trivial baseline"),
+              ("seasonal_baseline_value", "-.", "seasonal-naive baseline")]  # the second: forecasts with a season
+
+
+def _baseline_lines(ax, runs: pd.DataFrame) -> list[float]:
+    """Horizontal lines for the baselines the runs have; their values."""
+    values = []
+    for col, style, name in _BASELINES:
+        base = runs[col].dropna() if col in runs else pd.Series(dtype=float)
+        if len(base):
+            ax.axhline(base.iloc[0], ls=style, color="0.35", lw=1.2, label=name)
+            values.append(float(base.iloc[0]))
+    return values
+
+
 def _ci(values: pd.Series) -> tuple[float, float]:
     from grucli.stats import describe
 
@@ -210,10 +225,11 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
                 every += ms
                 ax.errorbar(xs, ms, yerr=_yerr(ms, cis, view.metric), color=colour(cell),
                             marker=CELL_MARKERS.get(cell, "o"), capsize=3, lw=1.6, label=cell)
-            base = runs.groupby(knob)["baseline_value"].first().dropna()
-            if len(base):
-                ax.plot(base.index, base.values, ls="--", color="0.35", lw=1.2, label="trivial baseline")
-                every += list(base.values)
+            for col, style, name in _BASELINES:
+                base = runs.groupby(knob)[col].first().dropna() if col in runs else pd.Series(dtype=float)
+                if len(base):
+                    ax.plot(base.index, base.values, ls=style, color="0.35", lw=1.2, label=name)
+                    every += list(base.values)
             if view.target is not None:
                 ax.axhline(view.target, ls=":", color="0.5", lw=1.0, label="target")
             _maybe_log_y(ax, every, view)
@@ -250,9 +266,7 @@ def size(view: TaskView, histories: dict) -> list[Drawn]:
             xs, ms, cis = zip(*pts)
             ax.errorbar(xs, ms, yerr=_yerr(ms, cis, view.metric), color=colour(cell),
                         marker=CELL_MARKERS.get(cell, "o"), capsize=3, lw=1.6, label=cell)
-        base = runs["baseline_value"].dropna()
-        if len(base):
-            ax.axhline(base.iloc[0], ls="--", color="0.35", lw=1.2, label="trivial baseline")
+        _baseline_lines(ax, runs)
         ax.set_xscale("log")
         _plain_log(ax.xaxis)
         _maybe_log_y(ax, runs["value"].tolist(), view)
@@ -317,13 +331,11 @@ def pareto(view: TaskView, histories: dict) -> list[Drawn]:
                 front.append((t, v))
         if len(front) > 1:
             ax.step(*zip(*front), where="post", color="0.3", lw=1, label="Pareto front", zorder=2)
-        base = runs["baseline_value"].dropna()
-        if len(base):
-            ax.axhline(base.iloc[0], ls="--", color="0.35", lw=1.2, label="trivial baseline")
+        base = _baseline_lines(ax, runs)
         ax.set_xscale("log")
         _plain_log(ax.xaxis)
         _maybe_log_y(ax, [*runs["value"], *base], view)
-        ax.set(title=f"{view.task}: test {view.metric} vs training time" + (f"\n{label}" if label else ""),
+        ax.set(title=textwrap.fill(f"{view.task}: test {view.metric} vs training time", 36) + (f"\n{label}" if label else ""),
                xlabel="total training time (s, log scale)", ylabel=f"test {_metric_label(view)}")
     for ax in flat[len(panels):]:
         ax.set_visible(False)
