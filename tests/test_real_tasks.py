@@ -245,6 +245,8 @@ CLI_ERRORS = {  # task, what the line says, the key path it names
     "missing column": ({"name": "csv_forecast", "path": "series.csv", "column": "z"}, "no column 'z'", "task.column"),
     "non-numeric": ({"name": "csv_forecast", "path": "series.csv", "column": "word"}, "non-numeric value", "task.column"),
     "too few rows": ({"name": "csv_forecast", "path": "series.csv", "column": "y", "window": 99}, "too few", "task.path"),
+    "season too long": ({"name": "csv_forecast", "path": "series.csv", "column": "y", "season": 9999}, "reaches back",
+                        "task.season"),
     "one class": ({"name": "csv_classify", "path": "one.csv", "label": "label"}, "single class", "task.label"),
     "empty text": ({"name": "char_lm", "path": "empty.txt"}, "empty", "task.path"),
     "unknown data set": ({"name": "uea", "dataset": "GunPont"}, "did you mean 'GunPoint'", "task.dataset"),

@@ -96,7 +96,10 @@ def windowed_forecast(series: np.ndarray, cfg: WindowConfig, season: int | None,
     m = season or 1
     if m > 1:
         lag = m * np.ceil((np.arange(H) + 1) / m).astype(int)  # (H,) most recent same-season value before the origin
-        snaive = torch.tensor(filled[np.clip(targets - lag, 0, None)])
+        if (targets - lag).min() < 0:
+            raise DataError(f"{source}: season {m} reaches back before the first row for the earliest test "
+                            f"targets ({n} rows); use a shorter season or a longer series", key="season")
+        snaive = torch.tensor(filled[targets - lag])
         baseline.update({f"snaive_{k}": v for k, v in forecast_errors(snaive, true, mase_scale).items()})
     return TaskData(
         train, val, test, input_size=1, output_size=H, head="last", objective=Forecast(scale, mase_scale),
