@@ -282,8 +282,8 @@ def plot(rows: list[dict], path: Path) -> Path:
             h, t, b, n = size
             ax.set_title(f"H={h} T={t} B={b}" + (f" L={n}" if n > 1 else ""), fontsize=9)
             ax.margins(y=0.12)
-    fig.suptitle(f"grucli bench, {rows[0]['threads']} thread(s): median step time; "
-                 "labels = ratio to the cell's torch implementation", fontsize=9)
+    fig.suptitle(f"grucli bench, {rows[0]['threads']} thread(s): median times\n"
+                 "bar labels: ratio to the cell's torch implementation", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -257,6 +257,6 @@ def test_forecast_figures_draw_the_seasonal_naive_baseline_too():
     ax = Figure().add_subplot()
     runs = pd.DataFrame({"baseline_value": [0.48, 0.48], "seasonal_baseline_value": [0.14, 0.14]})
     assert _baseline_lines(ax, runs) == [0.48, 0.14]
-    assert [line.get_label() for line in ax.get_lines()] == ["trivial baseline", "seasonal-naive baseline"]
+    assert [line.get_label() for line in ax.get_lines()] == ["naive baseline", "seasonal-naive baseline"]
     ax2 = Figure().add_subplot()
     assert _baseline_lines(ax2, pd.DataFrame({"baseline_value": [0.5], "seasonal_baseline_value": [None]})) == [0.5]

@@ -198,10 +198,13 @@ def summary_display(s: pd.DataFrame, view: TaskView) -> pd.DataFrame:
     out["params"] = s["params"].map(num)
     out[f"test {view.metric} (mean ± 95% CI)"] = [pm(m, c) for m, c in zip(s["mean"], s["ci95"])]
     out["n"] = s["n"]
-    out["baseline"] = s["baseline"].map(num)
+    seasonal = "baseline_snaive" in s.columns
+    out["naive baseline" if seasonal else "baseline"] = s["baseline"].map(num)
     for col in [c for c in s.columns if c.startswith("baseline_")]:  # e.g. the seasonal-naive forecast
-        out[f"{col.removeprefix('baseline_')} baseline"] = s[col].map(num)
-    out["reached target"] = [f"{r}/{n}" for r, n in zip(s["reached_target"], s["n"])]
+        name = {"snaive": "seasonal-naive"}.get(col.removeprefix("baseline_"), col.removeprefix("baseline_"))
+        out[f"{name} baseline"] = s[col].map(num)
+    no_target = view.target is None
+    out["reached target"] = ["-" if no_target else f"{r}/{n}" for r, n in zip(s["reached_target"], s["n"])]
     out["diverged"], out["failed"], out["in progress"] = s["diverged"], s["failed"], s["in_progress"]
     for col, label in (("epoch_time_s", "train s/epoch"), ("throughput_seq_s", "throughput seq/s"),
                        ("latency_batch_ms", "latency ms/batch"), ("latency_seq_ms", "latency ms/seq"),

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from grucli.colours import colour
 from grucli.store import atomic_write_bytes
@@ -67,7 +67,7 @@ def _maybe_log_y(ax, values, view: TaskView) -> None:
                     if x is not None and np.isfinite(x)], dtype=float)
     if view.goal == "min" and len(v) and (v > 0).all() and v.max() / v.min() > 30:
         ax.set_yscale("log")
-        _plain_log(ax.yaxis)
+        _plain_log(ax.yaxis, v)
 
 
 METRIC_RANGE = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0)}  # every other grucli metric is >= 0
@@ -86,23 +86,33 @@ def _by_cell(runs: pd.DataFrame):
     return [(c, groups[c]) for c in order_cells(groups)]
 
 
-def _plain_log(axis) -> None:
-    """Log-axis labels as plain numbers (3, 10, 30) instead of 3x10^0; minor labels only
-    where a major label alone would leave the axis with fewer than two."""
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
-    axis.set_major_formatter(plain)
-    lo, hi = axis.get_view_interval()
-    axis.set_minor_formatter(plain if lo > 0 and hi / lo < 20 else NullFormatter())
+def _plain_log(axis, values) -> None:
+    """Log-axis ticks labelled as plain numbers (0.02, 0.05, 0.1), as many as the data's span
+    can hold without crowding: only powers of ten over 3+ decades, 1-2-5 over one or more,
+    1-1.5-2-3-5-7 within one. `values`: the data on that axis (the view limits are not known
+    until the figure is drawn)."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
+    decades = np.log10(v.max() / v.min()) if len(v) else 3.0
+    subs = (1.0,) if decades > 3 else (1.0, 2.0, 5.0) if decades > 0.6 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 _BASELINES = [("baseline_value", "--", "trivial baseline"),
               ("seasonal_baseline_value", "-.", "seasonal-naive baseline")]  # the second: forecasts with a season
 
 
+def _baselines(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(column, line style, label) of the baselines; the plain one is 'naive' beside a seasonal one."""
+    seasonal = "seasonal_baseline_value" in runs and runs["seasonal_baseline_value"].notna().any()
+    return [(c, st, "naive baseline" if seasonal and c == "baseline_value" else name) for c, st, name in _BASELINES]
+
+
 def _baseline_lines(ax, runs: pd.DataFrame) -> list[float]:
     """Horizontal lines for the baselines the runs have; their values."""
     values = []
-    for col, style, name in _BASELINES:
+    for col, style, name in _baselines(runs):
         base = runs[col].dropna() if col in runs else pd.Series(dtype=float)
         if len(base):
             ax.axhline(base.iloc[0], ls=style, color="0.35", lw=1.2, label=name)
@@ -225,7 +235,7 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
                 every += ms
                 ax.errorbar(xs, ms, yerr=_yerr(ms, cis, view.metric), color=colour(cell),
                             marker=CELL_MARKERS.get(cell, "o"), capsize=3, lw=1.6, label=cell)
-            for col, style, name in _BASELINES:
+            for col, style, name in _baselines(runs):
                 base = runs.groupby(knob)[col].first().dropna() if col in runs else pd.Series(dtype=float)
                 if len(base):
                     ax.plot(base.index, base.values, ls=style, color="0.35", lw=1.2, label=name)
@@ -268,7 +278,7 @@ def size(view: TaskView, histories: dict) -> list[Drawn]:
                         marker=CELL_MARKERS.get(cell, "o"), capsize=3, lw=1.6, label=cell)
         _baseline_lines(ax, runs)
         ax.set_xscale("log")
-        _plain_log(ax.xaxis)
+        _plain_log(ax.xaxis, runs["params"])
         _maybe_log_y(ax, runs["value"].tolist(), view)
         ax.set(title=f"{view.task}: test {view.metric} vs model size" + (f"\n{label}" if label else ""),
                xlabel="trainable parameters (log scale)", ylabel=f"test {_metric_label(view)}")
@@ -333,7 +343,7 @@ def pareto(view: TaskView, histories: dict) -> list[Drawn]:
             ax.step(*zip(*front), where="post", color="0.3", lw=1, label="Pareto front", zorder=2)
         base = _baseline_lines(ax, runs)
         ax.set_xscale("log")
-        _plain_log(ax.xaxis)
+        _plain_log(ax.xaxis, runs["timing.train_time_s"])
         _maybe_log_y(ax, [*runs["value"], *base], view)
         ax.set(title=textwrap.fill(f"{view.task}: test {view.metric} vs training time", 36) + (f"\n{label}" if label else ""),
                xlabel="total training time (s, log scale)", ylabel=f"test {_metric_label(view)}")
