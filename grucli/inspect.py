@@ -284,6 +284,15 @@ def read_inspect_summary(run_dir: str | Path) -> dict | None:
 
 
 # --------------------------------------------------------------------------- comparing cells
+def _has(config: dict, key: str) -> bool:
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
 def _matches(config: dict, where: dict) -> bool:
     """Every dotted key of `where` (task.seq_len: 60) has that value in the run's config."""
     for key, want in where.items():
@@ -300,11 +309,17 @@ def pick_runs(exp_dir: Path, where: dict | None = None) -> dict[str, Path]:
     the task config shared by the most cells wins (ties: the first in the folder); within a
     cell the lowest seed. `where` ({"task.seq_len": 60}) keeps only runs whose config has
     those values."""
-    runs = []
+    runs, known = [], set()
     for run_dir in sorted(p for p in Path(exp_dir).iterdir() if p.is_dir()):
         s = store.read_summary(run_dir)
+        if s:
+            known |= {k for k in (where or {}) if _has(s["config"], k)}
         if s and s.get("status") == "ok" and (run_dir / store.WEIGHTS).is_file() and _matches(s["config"], where or {}):
             runs.append((s["config"]["model"]["cell"], json.dumps(s["config"]["task"], sort_keys=True), s["seed"], run_dir))
+    unknown = [k for k in (where or {}) if k not in known]
+    if unknown:
+        raise GrucliError(f"--where {unknown[0]}: no run in {exp_dir} has this config key "
+                          "(keys look like task.seq_len, model.cell, train.lr)")
     if not runs:
         which = " matching " + ", ".join(f"{k}={v}" for k, v in where.items()) if where else ""
         raise GrucliError(f"{exp_dir}: no finished run with weights{which} to compare")

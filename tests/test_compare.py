@@ -301,5 +301,5 @@ def test_reused_runs_made_by_other_code_are_pointed_out(tmp_path):
     data["env"]["git_commit"] = "0123456789abcdef"
     summary.write_text(json.dumps(data))
     later = runner.invoke(app, args)
-    assert later.exit_code == 0 and "1 finished run(s) reused here were made by other grucli code: git 01234567" \
+    assert later.exit_code == 0 and "1 finished run(s) of this grid were made by other grucli code: git 01234567" \
         in " ".join(later.output.split())

@@ -243,3 +243,9 @@ def test_compare_where_picks_the_runs_to_compare(trained, tmp_path):
     none = runner.invoke(app, ["inspect", str(exp_dir), "--compare", "--where", "task.max_n_train=99",
                                "--out", str(tmp_path / "x")])
     assert none.exit_code == 2 and "matching task.max_n_train=99" in none.output and not (tmp_path / "x").exists()
+
+
+def test_compare_where_with_an_unknown_key_says_so(trained, tmp_path):
+    exp_dir, _ = trained
+    out = runner.invoke(app, ["inspect", str(exp_dir), "--compare", "--where", "task.seqlen=60"])
+    assert out.exit_code == 2 and "--where task.seqlen: no run" in out.output and "has this config key" in out.output

@@ -133,7 +133,7 @@ def other_code_note(plan, exp_dir) -> str | None:
     if not others:
         return None
     listed = ", ".join(f"{code} ({n})" for code, n in sorted(others.items()))
-    return (f"note: {sum(others.values())} finished run(s) reused here were made by other grucli code: {listed}; "
+    return (f"note: {sum(others.values())} finished run(s) of this grid were made by other grucli code: {listed}; "
             f"this code is {mine}. Delete a run's folder to redo it.")
 
 
@@ -150,7 +150,8 @@ def run_line(run, result) -> str:
     from grucli.grid import describe
 
     colour = {"ok": "green", "diverged": "yellow", "failed": "red"}[result.status]
-    head = f"[{colour}]{result.status:>8}[/] #{run.index} {run.config.model.cell:<8} {describe(run)}"
+    settings = " ".join(part for part in describe(run).split(" ") if not part.startswith("model.cell="))
+    head = f"[{colour}]{result.status:>8}[/] #{run.index} {run.config.model.cell:<8} {settings}"
     if result.status == "failed":
         return f"{head}  {result.error}"
     metric = result.metric

@@ -87,6 +87,9 @@ def compare(
     if show:
         if not exp_dir.is_dir():
             raise GrucliError(f"--show: no results of '{exp.name}' in {results} yet (run the grid first, or check --results)")
+        note = other_code_note(execute.plan(runs, exp_dir, retry_failed), exp_dir)
+        if note:
+            console.print(f"[yellow]{note}[/]")
         render_comparison(exp_dir, {r.run_id for r in runs})
         return
     plan = execute.plan(runs, exp_dir, retry_failed)
