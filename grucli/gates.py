@@ -136,6 +136,7 @@ class Trace:
     final: Tensor  # (B, H) hidden state after the direction's last valid step
     steps: list[Tensor]  # T tensors (B, H): h_t as it flows on, for torch.autograd.grad
     valid: Tensor  # (B, T) bool, steps inside each sequence's length
+    cell_steps: list[Tensor] | None = None  # LSTM: T tensors (B, H), the cell state c_t as it flows on
 
 
 def valid_mask(B: int, T: int, lengths: Tensor | None, device=None) -> Tensor:
@@ -153,16 +154,20 @@ def unroll(w: LayerWeights, x: Tensor, lengths: Tensor | None = None, reverse: b
     valid = valid_mask(B, T, lengths, x.device)
     state = tuple(x.new_zeros(B, w.hidden) for _ in range(rule.n_states))
     steps: list[Tensor] = [None] * T  # type: ignore[list-item]
+    cells: list[Tensor] = [None] * T  # type: ignore[list-item]
     gates: dict[str, list[Tensor]] = {}
     for t in (reversed(range(T)) if reverse else range(T)):
         new, g = rule.step(x[:, t], state, w)
         keep = valid[:, t, None]  # (B, 1)
         state = tuple(torch.where(keep, a, b) for a, b in zip(new, state))
         steps[t] = state[0]
+        if len(new) > 1:
+            cells[t] = new[1]  # the c_t that h_t is made from and the next step reads (at valid steps)
         for name, value in g.items():
             gates.setdefault(name, [None] * T)[t] = value  # type: ignore[list-item]
     out = torch.stack(steps, 1) * valid[..., None]  # (B, T, H)
-    return Trace(out, {k: torch.stack(v, 1) for k, v in gates.items()}, state[0], steps, valid)
+    return Trace(out, {k: torch.stack(v, 1) for k, v in gates.items()}, state[0], steps, valid,
+                 cells if rule.n_states > 1 else None)
 
 
 def run_stack(model, x: Tensor, lengths: Tensor | None = None) -> list[list[Trace]]:
@@ -188,16 +193,21 @@ def head_output(model, traces: list[list[Trace]]) -> Tensor:
     return model.head(feat)
 
 
-def grad_norms(model, x: Tensor, y: Tensor, lengths: Tensor | None, loss_fn, layer: int) -> list[Tensor]:
-    """‖∂L/∂h_t‖ for every step of layer `layer`, one (B, T) tensor per direction (NaN at
-    padded steps). L is the sum over the batch of each sequence's loss (loss_fn is a mean
-    over the batch, so it is multiplied by B): each row is the gradient of its own loss."""
+def grad_norms(model, x: Tensor, y: Tensor, lengths: Tensor | None, loss_fn, layer: int,
+               wrt: str = "h") -> list[Tensor]:
+    """‖∂L/∂h_t‖ (wrt="h") or, for an LSTM, ‖∂L/∂c_t‖ (wrt="c", the cell state) for every step
+    of layer `layer`, one (B, T) tensor per direction (NaN at padded steps). L is the sum over
+    the batch of each sequence's loss (loss_fn is a mean over the batch, so it is multiplied
+    by B): each row is the gradient of its own loss."""
     with torch.enable_grad():
         traces = run_stack(model, x, lengths)
         loss = loss_fn(head_output(model, traces), y) * len(x)
         norms = []
         for tr in traces[layer]:
-            grads = torch.autograd.grad(loss, tr.steps, retain_graph=True, allow_unused=True)
-            g = torch.stack([torch.zeros_like(s) if d is None else d for d, s in zip(grads, tr.steps)], 1)
+            steps = tr.steps if wrt == "h" else tr.cell_steps
+            if steps is None:
+                raise ValueError(f"no state '{wrt}' in this cell")
+            grads = torch.autograd.grad(loss, steps, retain_graph=True, allow_unused=True)
+            g = torch.stack([torch.zeros_like(s) if d is None else d for d, s in zip(grads, steps)], 1)
             norms.append(torch.where(tr.valid, g.norm(dim=-1), torch.nan).detach())  # (B, T)
     return norms

@@ -122,7 +122,7 @@ class Inspection:
     directions: list[str]
     samples: list[SampleTrace]
     hists: dict[str, tuple[np.ndarray, np.ndarray]]  # gate (or "h") -> (bin edges, share of values per bin)
-    grad: dict[str, list[np.ndarray]]  # "trained" / "init" -> per direction (T,) mean ‖∂L/∂h_t‖
+    grad: dict[str, list[np.ndarray]]  # "trained" / "init" (/ "trained_c": LSTM ‖∂L/∂c_t‖) -> per direction (T,)
     summary: dict = field(default_factory=dict)
 
 
@@ -188,12 +188,13 @@ def gate_statistics(model: SequenceModel, split: Split, layer: int) -> tuple[dic
     return gates, hidden, hists
 
 
-def gradient_flow(model: SequenceModel, data: TaskData, layer: int, n: int = GRAD_SEQUENCES) -> tuple[list, list]:
+def gradient_flow(model: SequenceModel, data: TaskData, layer: int, n: int = GRAD_SEQUENCES,
+                  wrt: str = "h") -> tuple[list, list]:
     """Per direction: the mean ‖∂L/∂h_t‖ over up to n test sequences (T,), and the ratio of
     the mean norm at the direction's first step to that at its last step (t=1 over t=T for
     the forward direction, per sequence length): < 1 means the gradient shrinks going back."""
     x, y, lengths = _cut(data.test.take(slice(0, n)))
-    norms = grad_norms(model, x, y, lengths, data.objective.loss, layer)
+    norms = grad_norms(model, x, y, lengths, data.objective.loss, layer, wrt)
     curves, ratios = [], []
     last = (lengths - 1) if lengths is not None else torch.full((len(x),), x.shape[1] - 1)
     rows = torch.arange(len(x))
@@ -240,8 +241,13 @@ def analyse(run: LoadedRun, layer: int | None = None, samples: int = 2) -> Inspe
             "curves": {d: {"trained": trained[i], "init": at_init[i]} for i, d in enumerate(directions)},
         },
     }
-    return Inspection(run, k, rule, directions, sample_traces(model, data.test, k, samples), hists,
-                      {"trained": trained, "init": at_init}, summary)
+    grad = {"trained": trained, "init": at_init}
+    if rule.n_states > 1:  # LSTM: the cell state is where its memory is meant to carry gradient back
+        cell, cell_ratio = gradient_flow(model, data, k, wrt="c")
+        grad["trained_c"] = cell
+        summary["gradient"]["cell_state"] = {d: {"ratio": cell_ratio[i], "curve": cell[i]}
+                                             for i, d in enumerate(directions)}
+    return Inspection(run, k, rule, directions, sample_traces(model, data.test, k, samples), hists, grad, summary)
 
 
 # --------------------------------------------------------------------------- writing

@@ -211,13 +211,18 @@ def gradient_flow(insp: Inspection) -> Figure:
             r = by_dir[name]["ratio" if kind == "trained" else "ratio_init"]
             ax.plot(_steps(len(curve)), _positive(curve), style, color=colour,
                     label=f"{name}, {'trained' if kind == 'trained' else 'at init'} (first/last {_fmt_ratio(r)})")
+        if "trained_c" in insp.grad:  # LSTM: the cell state's own gradient
+            curve = insp.grad["trained_c"][d]
+            r = insp.summary["gradient"]["cell_state"][name]["ratio"]
+            ax.plot(_steps(len(curve)), _positive(curve), ":", color=colour, lw=2,
+                    label=f"{name}, trained, ‖∂L/∂c_t‖ cell state (first/last {_fmt_ratio(r)})")
     ax.set_yscale("log")
     _integer_time(ax)
     where = "loss on the last step" if insp.run.model.head_kind == "last" else "loss on every step"
     if insp.run.data.test.lengths is not None:
         where += "; lengths vary: mean over the sequences that reach t"
     ax.set_xlabel(f"time step t ({where})")
-    ax.set_ylabel("mean ‖∂L/∂h_t‖ (log scale)")
+    ax.set_ylabel("mean ‖∂L/∂h_t‖" + (" and ‖∂L/∂c_t‖" if "trained_c" in insp.grad else "") + " (log scale)")
     ax.legend(fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
     fig.suptitle(f"Gradient flow back through time, layer {insp.layer}, mean over "
@@ -274,7 +279,7 @@ def compare_gradient_flow(insps: list[Inspection]) -> Figure:
     ax.set_yscale("log")
     _integer_time(ax)
     ax.set_xlabel("time step t")
-    ax.set_ylabel("mean ‖∂L/∂h_t‖ (log scale)")
+    ax.set_ylabel("mean ‖∂L/∂h_t‖" + (" and ‖∂L/∂c_t‖" if "trained_c" in insp.grad else "") + " (log scale)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.suptitle(f"Gradient flow back through time per cell, forward direction, layer {insps[0].layer}", fontsize=10)

@@ -202,6 +202,7 @@ def test_inspect_writes_figures_and_summary(trained):
     grad = summary["gradient"]
     assert grad["ratio"] > 0 and grad["ratio_init"] > 0
     assert set(grad["by_direction"]) == {"forward", "backward"}
+    assert ("cell_state" in grad) == (summary["cell"] == "lstm")  # LSTM: ‖∂L/∂c_t‖ too
     longest = int(load_run(run).data.test.lengths.max())  # packed: curves run over valid steps only
     assert len(grad["curves"]["forward"]["trained"]) == longest
     assert summary["figures"]["gates"] == ["gates_0.png"]
@@ -249,3 +250,28 @@ def test_compare_where_with_an_unknown_key_says_so(trained, tmp_path):
     exp_dir, _ = trained
     out = runner.invoke(app, ["inspect", str(exp_dir), "--compare", "--where", "task.seqlen=60"])
     assert out.exit_code == 2 and "--where task.seqlen: no run" in out.output and "has this config key" in out.output
+
+
+def test_lstm_cell_state_gradient_follows_the_backprop_recursion():
+    """‖∂L/∂c_t‖ is the cell state's full gradient: δc_t = δh_t·o_t·(1 − tanh²c_t) + δc_{t+1}·f_{t+1}
+    (the path through h_t = o_t·tanh(c_t) and the carousel to the next step)."""
+    torch.manual_seed(2)
+    model = SequenceModel("lstm", input_size=2, output_size=1, hidden_size=4, head="last", impl="torch").eval()
+    x, y = torch.randn(3, 5, 2), torch.randn(3, 1)
+    with torch.enable_grad():
+        traces = run_stack(model, x)
+        tr = traces[0][0]
+        loss = Regression().loss(head_output(model, traces), y) * len(x)
+        dh = torch.autograd.grad(loss, tr.steps, retain_graph=True)
+        dc = torch.autograd.grad(loss, tr.cell_steps, retain_graph=True)
+    f, o, T = tr.gates["f"].detach(), tr.gates["o"].detach(), x.shape[1]
+    for t in range(T):
+        expect = dh[t] * o[:, t] * (1 - torch.tanh(tr.cell_steps[t].detach()) ** 2)
+        if t + 1 < T:
+            expect = expect + dc[t + 1] * f[:, t + 1]
+        torch.testing.assert_close(dc[t], expect, rtol=1e-5, atol=1e-7)
+    (norms,) = grad_norms(model, x, y, None, Regression().loss, layer=0, wrt="c")
+    torch.testing.assert_close(norms, torch.stack(dc, 1).norm(dim=-1))
+    with pytest.raises(ValueError):
+        grad_norms(SequenceModel("gru", input_size=2, output_size=1, hidden_size=4, head="last"), x, y, None,
+                   Regression().loss, layer=0, wrt="c")
