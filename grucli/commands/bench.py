@@ -9,7 +9,6 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from grucli import bench as lib
 from grucli.commands.common import clean_errors, console, fmt
 
 
@@ -45,6 +44,8 @@ def bench(
 
         grucli bench --cells gru,lstm --impls torch,fused -H 16,128 -T 20,100 -B 32,64
     """
+    from grucli import bench as lib
+
     sizes = None
     if any(v is not None for v in (hidden, seq_len, batch, layers)):
         base = lib.load_bench_config(config).sizes[0]

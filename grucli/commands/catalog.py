@@ -6,8 +6,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from grucli.commands.common import clean_errors, console
-from grucli.models import CELLS
-from grucli.tasks import TASKS
 
 HIDDEN_KEYS = {"name", "content_sha256"}  # set by the registry / the loader, never by hand
 
@@ -20,6 +18,8 @@ def tasks() -> None:
 
         grucli tasks
     """
+    from grucli.tasks import TASKS
+
     table = Table("task", "kind", "what it is / data", "baseline", "keys (defaults)")
     for name, task in TASKS.items():
         keys = ", ".join(f"{k}={'(required)' if f.is_required() else f.default}"
@@ -37,6 +37,8 @@ def cells() -> None:
 
         grucli cells
     """
+    from grucli.models import CELLS
+
     table = Table("cell", "gate blocks G", "what it is")
     for name, cell in CELLS.items():
         table.add_row(name, str(cell.gates), cell.summary)

@@ -9,19 +9,17 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from grucli import execute, runtime, store
 from grucli.commands.common import (ProgressReporter, at_least_one, baseline_text, clean_errors, console,
                                     device_overrides, fmt, other_code_note, run_progress)
-from grucli.commands.train import print_plan
-from grucli.config import load_experiment
 from grucli.errors import GrucliError
-from grucli.grid import expand
-from grucli.summary import comparison_rows
 
 
 def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     """One rich table per task and setting: cells side by side. With `run_ids`, only those
     runs (the current grid); finished runs of other grids in the folder are counted."""
+    from grucli import store
+    from grucli.summary import comparison_rows
+
     df = store.load_runs(exp_dir)
     others = 0
     if run_ids is not None and not df.empty:
@@ -76,6 +74,11 @@ def compare(
 
         grucli compare experiments/long_dependency.yaml --jobs 2
     """
+    from grucli import execute, runtime, store
+    from grucli.commands.train import print_plan
+    from grucli.config import load_experiment
+    from grucli.grid import expand
+
     at_least_one(jobs=jobs, threads=threads)
     if executor not in ("local", "ray"):
         raise GrucliError(f"--executor {executor}: unknown executor; valid: local, ray")

@@ -11,7 +11,6 @@ from rich.markup import escape
 
 from grucli.commands.common import clean_errors, console, err_console
 from grucli.errors import GrucliError
-from grucli.report import build_report
 
 FORMAT_CHOICES = {"md": ("md",), "html": ("html",), "both": ("md", "html")}
 
@@ -36,6 +35,8 @@ def report(
 
         grucli report results/a results/b --out reports/combined --format html --open
     """
+    from grucli.report import build_report
+
     if format_ not in FORMAT_CHOICES:
         raise GrucliError(f"--format {format_}: expected one of {', '.join(FORMAT_CHOICES)}")
     with console.status("building the report"):

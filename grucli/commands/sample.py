@@ -8,7 +8,6 @@ from typing import Optional
 import typer
 
 from grucli.commands.common import at_least_one, clean_errors, console
-from grucli.generate import sample_text
 
 
 @clean_errors
@@ -28,6 +27,8 @@ def sample(
 
         grucli sample results/char_lm/0123abcd4567 --prime "The " --length 200
     """
+    from grucli.generate import sample_text
+
     at_least_one(length=length, context=context)
     text = sample_text(run_dir, prime, length, temperature, seed, context,
                        note=lambda msg: typer.echo(msg, err=True))

@@ -7,17 +7,16 @@ from typing import Optional
 
 import typer
 
-from grucli import execute, runtime, store
 from grucli.commands.common import (ProgressReporter, at_least_one, clean_errors, console, device_overrides,
                                     other_code_note, run_progress)
-from grucli.config import load_experiment
-from grucli.grid import describe, expand
 
 STATE_STYLE = {"done": "green", "failed": "red", "diverged": "yellow", "partial": "magenta", "todo": "dim"}
 
 
 def print_plan(plan) -> None:
     """Hydra-style listing: one line per run with its id and state."""
+    from grucli.grid import describe
+
     todo = {r.run_id for r in plan.todo}
     for run in plan.runs:
         state = plan.states[run.run_id]
@@ -46,6 +45,10 @@ def train(
 
         grucli train experiments/adding.yaml --set model.cell=lstm --set task.seq_len=200
     """
+    from grucli import execute, runtime, store
+    from grucli.config import load_experiment
+    from grucli.grid import expand
+
     at_least_one(threads=threads)
     exp = load_experiment(experiment, [*set_, *device_overrides(device, threads)])
     runs = expand(exp)
