@@ -213,22 +213,15 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
         if parts[0] not in SECTIONS:
             raise ConfigError(f"--set {key}: only task.*, model.*, train.* and top-level keys can be set")
         raw[parts[0]] = set_dotted(dict(raw.get(parts[0]) or {}), parts[1:], value, parts[0])
-        grid = dict(raw.get("grid") or {})
+        grid = _without_section_key(dict(raw.get("grid") or {}), parts)
         if key in grid:
             grid.pop(key)
-        if isinstance(grid.get(parts[0]), list) and len(parts) == 2:  # a grid over whole sections
-            grid[parts[0]] = [{k: v for k, v in entry.items() if k != parts[1]} if isinstance(entry, dict) else entry
-                              for entry in grid[parts[0]]]
         if raw.get("grid") is not None:
             raw["grid"] = grid
         zips = []
         for group in raw.get("zip") or []:
-            if isinstance(group, dict) and len(parts) == 2 and isinstance(group.get(parts[0]), list):
-                group = dict(group)  # zipped whole sections: the --set value replaces each entry's own
-                group[parts[0]] = [{k: v for k, v in entry.items() if k != parts[1]} if isinstance(entry, dict)
-                                   else entry for entry in group[parts[0]]]
-                if all(entry == {} for entry in group[parts[0]]):
-                    group.pop(parts[0])  # nothing of the section varies any more
+            if isinstance(group, dict):
+                group = _without_section_key(group, parts)
             if isinstance(group, dict) and key in group:
                 keep = [i for i, v in enumerate(group[key]) if v == value]
                 if not keep:
@@ -242,6 +235,19 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
 
 
 SECTIONS = ("task", "model", "train")
+
+
+def _without_section_key(axes: dict, parts: list[str]) -> dict:
+    """A --set of section.key also fixes that key in whole-section values of a grid or zip
+    group (`task: [{name: copy, seq_len: 5}, ...]`): each value loses the key, and an axis left
+    with only empty values no longer varies anything, so it goes."""
+    section = parts[0]
+    if len(parts) != 2 or not isinstance(axes.get(section), list):
+        return axes
+    values = [{k: v for k, v in entry.items() if k != parts[1]} if isinstance(entry, dict) else entry
+              for entry in axes[section]]
+    rest = {k: v for k, v in axes.items() if k != section}
+    return rest if all(v == {} for v in values) else {**rest, section: values}
 
 
 def _drop_axes(raw: dict, drop) -> dict:

@@ -104,6 +104,7 @@ def _short(value: Any) -> str:
     return f"{value.get('name', '')}({rest})"
 
 
-def describe(run: Run) -> str:
-    """`model.cell=gru task.seq_len=100 seed=1`"""
-    return " ".join([_label(run.varied), f"seed={run.config.seed}"]).strip()
+def describe(run: Run, without: tuple[str, ...] = ()) -> str:
+    """`model.cell=gru task.seq_len=100 seed=1` (keys in `without` left out)."""
+    varied = {k: v for k, v in run.varied.items() if k not in without}
+    return " ".join([_label(varied), f"seed={run.config.seed}"]).strip()

@@ -290,24 +290,22 @@ def read_inspect_summary(run_dir: str | Path) -> dict | None:
 
 
 # --------------------------------------------------------------------------- comparing cells
-def _has(config: dict, key: str) -> bool:
+_MISSING = object()
+
+
+def _lookup(config: dict, key: str):
+    """The value at dotted `key` (task.seq_len) in a run's config, or _MISSING."""
     node = config
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            return False
+            return _MISSING
         node = node[part]
-    return True
+    return node
 
 
 def _matches(config: dict, where: dict) -> bool:
     """Every dotted key of `where` (task.seq_len: 60) has that value in the run's config."""
-    for key, want in where.items():
-        node = config
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node != want and str(node) != str(want):
-            return False
-    return True
+    return all((v := _lookup(config, key)) == want or str(v) == str(want) for key, want in where.items())
 
 
 def pick_runs(exp_dir: Path, where: dict | None = None) -> dict[str, Path]:
@@ -319,7 +317,7 @@ def pick_runs(exp_dir: Path, where: dict | None = None) -> dict[str, Path]:
     for run_dir in sorted(p for p in Path(exp_dir).iterdir() if p.is_dir()):
         s = store.read_summary(run_dir)
         if s:
-            known |= {k for k in (where or {}) if _has(s["config"], k)}
+            known |= {k for k in (where or {}) if _lookup(s["config"], k) is not _MISSING}
         if s and s.get("status") == "ok" and (run_dir / store.WEIGHTS).is_file() and _matches(s["config"], where or {}):
             runs.append((s["config"]["model"]["cell"], json.dumps(s["config"]["task"], sort_keys=True), s["seed"], run_dir))
     unknown = [k for k in (where or {}) if k not in known]

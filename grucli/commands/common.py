@@ -115,6 +115,13 @@ class ProgressReporter:
         self.progress.console.print(f"[dim] skipped #{run.index} {run.run_id}: {why}[/]")
 
 
+def note_other_code(plan, exp_dir) -> None:
+    """Print other_code_note's line, if any."""
+    note = other_code_note(plan, exp_dir)
+    if note:
+        console.print(f"[yellow]{note}[/]")
+
+
 def other_code_note(plan, exp_dir) -> str | None:
     """A line when finished runs that will be reused were made by other grucli code (another
     git commit, or version without git): their numbers may differ from a fresh run's."""
@@ -150,8 +157,7 @@ def run_line(run, result) -> str:
     from grucli.grid import describe
 
     colour = {"ok": "green", "diverged": "yellow", "failed": "red"}[result.status]
-    settings = " ".join(part for part in describe(run).split(" ") if not part.startswith("model.cell="))
-    head = f"[{colour}]{result.status:>8}[/] #{run.index} {run.config.model.cell:<8} {settings}"
+    head = f"[{colour}]{result.status:>8}[/] #{run.index} {run.config.model.cell:<8} {describe(run, ('model.cell',))}"
     if result.status == "failed":
         return f"{head}  {result.error}"
     metric = result.metric

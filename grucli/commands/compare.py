@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from grucli.commands.common import (ProgressReporter, at_least_one, baseline_text, clean_errors, console,
-                                    device_overrides, fmt, other_code_note, run_progress)
+                                    device_overrides, fmt, note_other_code, run_progress)
 from grucli.errors import GrucliError
 
 
@@ -90,9 +90,7 @@ def compare(
     if show:
         if not exp_dir.is_dir():
             raise GrucliError(f"--show: no results of '{exp.name}' in {results} yet (run the grid first, or check --results)")
-        note = other_code_note(execute.plan(runs, exp_dir, retry_failed), exp_dir)
-        if note:
-            console.print(f"[yellow]{note}[/]")
+        note_other_code(execute.plan(runs, exp_dir, retry_failed), exp_dir)
         render_comparison(exp_dir, {r.run_id for r in runs})
         return
     plan = execute.plan(runs, exp_dir, retry_failed)
@@ -108,9 +106,7 @@ def compare(
     workers = "cluster" if executor == "ray" and address else f"{jobs or runtime.usable_cores()} workers"
     console.print(f"{exp.name}: {len(runs)} runs, {done} already finished, {len(plan.todo)} to run "
                   f"({executor}, {workers})")
-    note = other_code_note(plan, exp_dir)
-    if note:
-        console.print(f"[yellow]{note}[/]")
+    note_other_code(plan, exp_dir)
     if plan.todo:
         store.write_experiment(exp_dir, exp)
         with run_progress() as progress:

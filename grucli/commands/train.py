@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from grucli.commands.common import (ProgressReporter, at_least_one, clean_errors, console, device_overrides,
-                                    other_code_note, run_progress)
+                                    note_other_code, run_progress)
 
 STATE_STYLE = {"done": "green", "failed": "red", "diverged": "yellow", "partial": "magenta", "todo": "dim"}
 
@@ -60,9 +60,7 @@ def train(
     skipped = len(runs) - len(plan.todo)
     if skipped:
         console.print(f"[dim]{skipped} of {len(runs)} runs already finished in {exp_dir}; skipping them[/]")
-        note = other_code_note(plan, exp_dir)
-        if note:
-            console.print(f"[yellow]{note}[/]")
+        note_other_code(plan, exp_dir)
     if not plan.todo:
         return
     with console.status("preparing data and kernels (the fused kernels compile once per machine, ~1 min)"):

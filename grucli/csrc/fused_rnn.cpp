@@ -128,23 +128,13 @@ template <> void tanh_<double>(double* x, int64_t n) {
 // ------------------------------------------------------------------------------ matmul
 bool direct_blas = true;  // false: always the ATen path (tests exercise both)
 
-template <typename S> struct Blas;
-template <> struct Blas<float> {
-  static bool available() { return sgemm_ != nullptr; }
-  static void gemm(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
-                   const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
-                   const int* ldc) {
-    sgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-};
-template <> struct Blas<double> {
-  static bool available() { return dgemm_ != nullptr; }
-  static void gemm(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
-                   const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
-                   const int* ldc) {
-    dgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-};
+// Fortran BLAS gemm (column-major), the same signature for float and double.
+template <typename S>
+using BlasGemm = void(const char*, const char*, const int*, const int*, const int*, const S*, const S*, const int*,
+                      const S*, const int*, const S*, S*, const int*);
+template <typename S> BlasGemm<S>* blas_gemm();  // null where libtorch exports none
+template <> BlasGemm<float>* blas_gemm<float>() { return sgemm_; }
+template <> BlasGemm<double>* blas_gemm<double>() { return dgemm_; }
 
 template <typename S> Tensor view(const S* p, int64_t rows, int64_t cols, int64_t ld) {
   return at::from_blob(const_cast<S*>(p), {rows, cols}, {ld, 1},
@@ -158,11 +148,12 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const S* A, int64_t
           S beta, S* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   const int64_t big = std::max({M, N, K, lda, ldb, ldc});
-  if (direct_blas && Blas<S>::available() && big < INT_MAX) {
+  BlasGemm<S>* blas = blas_gemm<S>();
+  if (direct_blas && blas && big < INT_MAX) {
     // column-major BLAS sees each row-major matrix transposed: C^T = op(B)^T op(A)^T
     const int m = int(N), n = int(M), k = int(K), la = int(lda), lb = int(ldb), lc = int(ldc);
     const S one = 1;
-    Blas<S>::gemm(tb ? "T" : "N", ta ? "T" : "N", &m, &n, &k, &one, B, &lb, A, &la, &beta, C, &lc);
+    blas(tb ? "T" : "N", ta ? "T" : "N", &m, &n, &k, &one, B, &lb, A, &la, &beta, C, &lc);
     return;
   }
   Tensor a = ta ? view(A, K, M, lda).t() : view(A, M, K, lda);
@@ -209,13 +200,13 @@ template <typename S> struct Projection {
   const S *x, *w;  // (T, B, I), (GH, I)
   int64_t B, I, GH;
   Chunk chunk;
-  S* buf;  // (C*B, GH)
-  Projection(const S* x_, const S* w_, int64_t T, int64_t B_, int64_t I_, int64_t GH_, bool reverse,
-             int64_t budget, S* buf_)
-      : x(x_), w(w_), B(B_), I(I_), GH(GH_), chunk(T, B_ * GH_, budget, reverse), buf(buf_) {}
-  static int64_t rows(int64_t T, int64_t B, int64_t GH, int64_t budget) {
-    return Chunk(T, B * GH, budget, false).C * B;
-  }
+  Tensor storage;  // (C*B, GH)
+  S* buf;
+  // x (T, B, I) and w_ih (GH, I), both contiguous
+  Projection(const Tensor& x_, const Tensor& w_ih, bool reverse, int64_t budget)
+      : x(x_.data_ptr<S>()), w(w_ih.data_ptr<S>()), B(x_.size(1)), I(x_.size(2)), GH(w_ih.size(0)),
+        chunk(x_.size(0), B * GH, budget, reverse), storage(at::empty({chunk.C * B, GH}, x_.options())),
+        buf(storage.data_ptr<S>()) {}
   const S* step(int64_t t) {  // gi for step t: (B, GH)
     if (!chunk.contains(t)) {
       chunk.start(t);
@@ -392,12 +383,11 @@ std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, T
   auto gates = at::empty({save ? T : 1, B, 3 * H}, o);
   auto ghn = at::empty({save ? T : 1, B, H}, o);
   auto gh = at::empty({B, 3 * H}, o);
-  auto pbuf = at::empty({Projection<float>::rows(T, B, 3 * H, budget), 3 * H}, o);
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward", [&] {
     using S = scalar_t;
-    Projection<S> proj(x.data_ptr<S>(), w_ih.data_ptr<S>(), T, B, d.I, 3 * H, reverse, budget, pbuf.data_ptr<S>());
+    Projection<S> proj(x, w_ih, reverse, budget);
     const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>(), *h00 = h0.data_ptr<S>();
     S *gh0 = gh.data_ptr<S>(), *out0 = out.data_ptr<S>(), *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
@@ -484,12 +474,11 @@ std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Te
   auto tcs = at::empty({save ? T : 1, B, H}, o);       // tanh(c)
   auto gates = at::empty({save ? T : 1, B, 4 * H}, o);  // activated i, f, g, o
   auto gh = at::empty({B, 4 * H}, o);
-  auto pbuf = at::empty({Projection<float>::rows(T, B, 4 * H, budget), 4 * H}, o);
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
     using S = scalar_t;
-    Projection<S> proj(x.data_ptr<S>(), w_ih.data_ptr<S>(), T, B, d.I, 4 * H, reverse, budget, pbuf.data_ptr<S>());
+    Projection<S> proj(x, w_ih, reverse, budget);
     const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>();
     const S *h00 = h0.data_ptr<S>(), *c00 = c0.data_ptr<S>();
     S *gh0 = gh.data_ptr<S>(), *out0 = out.data_ptr<S>(), *cs0 = cs.data_ptr<S>(), *g0 = gates.data_ptr<S>(),
@@ -581,12 +570,11 @@ std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, T
   auto o = x.options();
   auto out = at::empty({T, B, H}, o);
   auto gh = at::empty({B, H}, o);
-  auto pbuf = at::empty({Projection<float>::rows(T, B, H, budget), H}, o);
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
     using S = scalar_t;
-    Projection<S> proj(x.data_ptr<S>(), w_ih.data_ptr<S>(), T, B, d.I, H, reverse, budget, pbuf.data_ptr<S>());
+    Projection<S> proj(x, w_ih, reverse, budget);
     const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>(), *h00 = h0.data_ptr<S>();
     S *gh0 = gh.data_ptr<S>(), *out0 = out.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {

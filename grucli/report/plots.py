@@ -81,7 +81,7 @@ def _yerr(ms, cis, metric: str) -> list[list[float]]:
 
 
 def _by_cell(runs: pd.DataFrame):
-    """(cell, runs) in the registry's order (rnn, gru, lstm), as in every table."""
+    """(cell, runs) in the report's cell order (gru, lstm, rnn), as in its tables."""
     groups = dict(tuple(runs.groupby("cell")))
     return [(c, groups[c]) for c in order_cells(groups)]
 
