@@ -28,7 +28,8 @@ from pydantic import Field, field_validator, model_validator
 from grucli import runtime
 from grucli.config import Strict, format_validation_error, parse_yaml, unknown_key, unknown_name
 from grucli.errors import ConfigError
-from grucli.models import CELLS, IMPLS, SequenceModel, count_params
+from grucli.cells import CELLS, IMPLS, REFERENCE
+from grucli.model import SequenceModel, count_params
 from grucli.train import adam
 
 
@@ -103,15 +104,14 @@ def sizes_product(hidden, seq_len, batch, layers) -> list[dict]:
 
 # --------------------------------------------------------------------------- counting
 def gate_flops(cell: str, size: Size, input_size: int, bidirectional: bool = False) -> int:
-    """Multiply-adds x 2 of the gate pre-activations for one forward pass over a batch:
-    2 * G * H * (I_layer + H) * B * T per layer and direction. A training step does about 3x
-    this (forward, and two products in the backward: dh and dW)."""
-    G, H, d = CELLS[cell].gates, size.hidden, 2 if bidirectional else 1
-    total = 0
-    for layer in range(size.layers):
-        i = input_size if layer == 0 else d * H
-        total += d * 2 * G * H * (i + H) * size.batch * size.seq_len
-    return total
+    """FLOPs (multiply-adds x 2) of the weight-matrix products for one forward pass over a
+    batch: 2 * B * T * the cell's matrix multiply-adds per step (G * H * (I_layer + H) for a
+    cell with G gate blocks), per layer and direction. A training step does about 3x this
+    (forward, and two products in the backward: dh and dW)."""
+    H, d = size.hidden, 2 if bidirectional else 1
+    spec = CELLS[cell]
+    return sum(d * 2 * spec.matmul_macs(input_size if layer == 0 else d * H, H) * size.batch * size.seq_len
+               for layer in range(size.layers))
 
 
 def matmul_peak_gflops(n: int = 512, repeats: int = 5) -> float:
@@ -212,9 +212,9 @@ RATIO_OF = {"train": "train_step_ms", "inference": "inference_ms", "train_cpu": 
 
 
 def add_ratios(rows: list[dict], by_col: str = "train_step_ms") -> None:
-    """In place: impl/torch for the same cell and size; GRU/LSTM and RNN/LSTM for the same
-    impl and size; and the same two over the fastest implementation of each cell (by
-    `by_col`)."""
+    """In place: impl/torch for the same cell and size; each cell over the reference cell
+    (grucli.cells.REFERENCE, the LSTM) for the same impl and size; and the same over the
+    fastest implementation of each cell (by `by_col`)."""
     key = lambda r: (r["hidden"], r["seq_len"], r["batch"], r["layers"])  # noqa: E731
     by = {(r["cell"], r["impl"], key(r)): r for r in rows}
     best: dict[tuple, dict] = {}
@@ -225,13 +225,13 @@ def add_ratios(rows: list[dict], by_col: str = "train_step_ms") -> None:
     for r in rows:
         k = key(r)
         t = by.get((r["cell"], "torch", k))
-        lstm = by.get(("lstm", r["impl"], k))
+        ref = by.get((REFERENCE, r["impl"], k))
         for what, col in RATIO_OF.items():
             r[f"{what}_vs_torch"] = r[col] / t[col] if t and col in t else None
-            r[f"{what}_vs_lstm"] = r[col] / lstm[col] if lstm and col in lstm else None
-        fastest_lstm = best.get(("lstm", k))
+            r[f"{what}_vs_{REFERENCE}"] = r[col] / ref[col] if ref and col in ref else None
+        fastest_ref = best.get((REFERENCE, k))
         r["fastest"] = best[(r["cell"], k)] is r
-        r["fastest_vs_fastest_lstm"] = (r[by_col] / fastest_lstm[by_col] if r["fastest"] and fastest_lstm else None)
+        r[f"fastest_vs_fastest_{REFERENCE}"] = r[by_col] / fastest_ref[by_col] if r["fastest"] and fastest_ref else None
         r["fastest_by"] = by_col
 
 
@@ -253,7 +253,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from grucli.colours import colour
+    from grucli.cells import colour
 
     sizes = list(dict.fromkeys((r["hidden"], r["seq_len"], r["batch"], r["layers"]) for r in rows))
     variants = list(dict.fromkeys((r["cell"], r["impl"]) for r in rows))

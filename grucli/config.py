@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from grucli.errors import ConfigError
-from grucli.models import CELLS
+from grucli.cells import CELLS
 from grucli.tasks import TASKS
 
 DEFAULT_HIDDEN = 64
@@ -27,13 +27,13 @@ class Strict(BaseModel):
 class ModelConfig(Strict):
     """The recurrent model. Set `hidden_size` or `param_budget`, not both."""
 
-    cell: str = "gru"  # registry name: rnn, rnn_relu, gru, lstm (see `grucli cells`)
+    cell: str = "gru"  # registry name: gru, lstm, rnn, ... (see `grucli cells`)
     hidden_size: int | None = Field(None, ge=1)  # units per layer and direction (default 64)
     param_budget: int | None = Field(None, ge=1)  # pick, per cell, the hidden size whose total parameter count is closest
     num_layers: int = Field(1, ge=1)  # stacked recurrent layers
     bidirectional: bool = False  # run a second stack backwards in time
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # between stacked layers and before the head
-    forget_bias: float = 1.0  # LSTM only: initial forget-gate bias (Jozefowicz et al. 2015 recommend 1.0)
+    forget_bias: float = 1.0  # cells with a forget gate (LSTM family): its initial bias (Jozefowicz et al. 2015: 1.0)
     embed_dim: int | None = Field(None, ge=1)  # token tasks: learned embedding size; null = one-hot input
     impl: Literal["auto", "torch", "fused", "reference"] = "auto"  # same model, different code: auto = fastest exact available
 

@@ -58,7 +58,7 @@ def prepare(runs: Iterable[Run], source: str | None = None) -> None:
     cell's implementation (model.impl=auto compiles the fused kernels on first use on a
     machine, so workers later only load them). A data error names `source` (the experiment
     file) and the task key it comes from."""
-    from grucli.models import CELLS
+    from grucli import cells
     from grucli.tasks import build_task
 
     runs = list(runs)
@@ -68,7 +68,7 @@ def prepare(runs: Iterable[Run], source: str | None = None) -> None:
         except DataError as e:
             raise DataError(f"{source + ': ' if source else ''}task.{_data_key(task, e)}: {e}", e.key) from None
     for cell, impl in {(r.config.model.cell, r.config.model.impl) for r in runs}:
-        CELLS[cell].resolve_impl(impl)
+        cells.resolve_impl(cells.get(cell), impl)
 
 
 def _data_key(task, error: DataError) -> str:
@@ -90,10 +90,10 @@ def estimated_cost(run: Run) -> float:
     n = getattr(t, "n_train", None) or 1000
     h = cfg.model.hidden_size or (cfg.model.param_budget or 64**2 * 4) ** 0.5
     steps = cfg.train.max_steps or cfg.train.epochs * n / cfg.train.batch_size
-    from grucli.models import CELLS
+    from grucli import cells
 
-    gates = CELLS[cfg.model.cell].gates
-    return steps * length * gates * h * h * cfg.model.num_layers * (2 if cfg.model.bidirectional else 1)
+    recurrent = cells.get(cfg.model.cell).matmul_macs(0, h)  # G*H^2 for a cell with G gate blocks
+    return steps * length * recurrent * cfg.model.num_layers * (2 if cfg.model.bidirectional else 1)
 
 
 class Reporter:

@@ -62,7 +62,7 @@ def comparison_rows(df: pd.DataFrame) -> list[tuple[str, dict, pd.DataFrame]]:
 
 def _cell_rank(cell: str) -> tuple:
     """Rows in the registry's order (rnn, rnn_relu, gru, ..., lstm) in every table."""
-    from grucli.models import CELLS
+    from grucli.cells import CELLS
 
     names = list(CELLS)
     return (names.index(cell) if cell in names else len(names), cell)

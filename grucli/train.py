@@ -17,7 +17,7 @@ import torch
 from grucli import environment, runtime
 from grucli.config import RunConfig
 from grucli.errors import GrucliError
-from grucli.models import SequenceModel, count_params, hidden_for_budget, model_params
+from grucli.model import SequenceModel, count_params, hidden_for_budget, model_params
 from grucli.tasks import Split, TaskData, build_task
 
 TRAIN_EVAL_CAP = 5000  # train metrics are computed on the first this-many training sequences
@@ -196,7 +196,7 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
     t, wall0 = cfg.train, time.perf_counter()
     model = build_model(cfg, data).to(device)
     result.params, result.hidden_size = count_params(model), model.hidden
-    result.model_meta = {"hidden_size": model.hidden, "impl": model.cell.resolve_impl(cfg.model.impl),
+    result.model_meta = {"hidden_size": model.hidden, "impl": model.impl,
                          "input_size": data.input_size,
                          "output_size": data.output_size, "head": data.head, "tokens": data.tokens,
                          "vocab": data.info.get("vocab")}  # token tasks: id -> token, to decode (grucli sample)

@@ -1,18 +1,12 @@
-"""Shared helper for the cell tests: run torch's module and one of grucli's on the same
-weights and inputs, return outputs, final states and every parameter's gradient."""
+"""Shared helper for the cell tests: run two implementations of a cell on the same weights
+and inputs, and compare outputs, final states and every parameter's gradient."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-TORCH = {  # cell -> (torch class, kwargs)
-    "rnn": (nn.RNN, {"nonlinearity": "tanh"}),
-    "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
-    "gru": (nn.GRU, {}),
-    "lstm": (nn.LSTM, {}),
-}
+from grucli import cells
 
 
 def run(module, x, lengths=None):
@@ -29,12 +23,13 @@ def run(module, x, lengths=None):
     return out.detach(), [s.detach() for s in states], {n: p.grad.clone() for n, p in module.named_parameters()}
 
 
-def compare(cell, ours_cls, *, layers, bidirectional, dtype, packed=False, I=5, H=7, B=3, T=6, seed=0):
-    """Max relative error of (outputs, states, gradients) of `ours_cls` vs torch."""
+def compare(cell, impl, *, against="torch", layers, bidirectional, dtype, packed=False, I=5, H=7, B=3, T=6, seed=0):
+    """Max relative error of (outputs, states, gradients) of `impl` vs `against`, two
+    implementations of `cell` sharing weights (against's initialisation)."""
     gen = torch.Generator().manual_seed(seed)
-    cls, kw = TORCH[cell]
-    ref = cls(I, H, num_layers=layers, bidirectional=bidirectional, batch_first=True, **kw).to(dtype)
-    ours = ours_cls(I, H, num_layers=layers, bidirectional=bidirectional).to(dtype)
+    spec = cells.get(cell)
+    ref = cells.make(spec, I, H, layers, bidirectional, impl=against).to(dtype)
+    ours = cells.make(spec, I, H, layers, bidirectional, impl=impl).to(dtype)
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(B, T, I, generator=gen, dtype=dtype)
     lengths = torch.tensor([T, max(1, T // 2), 1] + [T] * (B - 3))[:B] if packed else None

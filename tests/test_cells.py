@@ -1,5 +1,7 @@
-"""Reference cells (model.impl: reference) against torch's modules, the gru_cho cell, and
-the impl hook of the cell registry and config."""
+"""Every registered cell, through the registry: each implementation against the others
+(outputs, states, every gradient), the closed-form parameter count, display facts, and the
+impl hook of the registry and config. Each cell's own module test (tests/cells/) checks its
+step against a hand-computed one."""
 
 from __future__ import annotations
 
@@ -8,42 +10,34 @@ import torch
 from rnn_compare import compare
 
 from grucli import cells
+from grucli.cells import CELLS
 from grucli.config import ModelConfig
-from grucli.models import CELLS, SequenceModel, count_params, model_params
+from grucli.model import SequenceModel, count_params, model_params
 
-REFERENCE = {"rnn": cells.RNN, "rnn_relu": cells.RNNReLU, "gru": cells.GRU, "lstm": cells.LSTM}
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
+WITH_TORCH = [c for c in CELLS if CELLS[c].torch_module]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("cell", list(REFERENCE))
+@pytest.mark.parametrize("cell", WITH_TORCH)
 def test_reference_matches_torch(cell, layers, bidirectional, dtype):
-    err = compare(cell, REFERENCE[cell], layers=layers, bidirectional=bidirectional, dtype=dtype)
+    err = compare(cell, "reference", layers=layers, bidirectional=bidirectional, dtype=dtype)
     assert err < TOL[dtype]
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", WITH_TORCH)
 def test_reference_matches_torch_on_packed_sequences(cell):
-    err = compare(cell, REFERENCE[cell], layers=2, bidirectional=True, dtype=torch.float64, packed=True, B=4)
+    err = compare(cell, "reference", layers=2, bidirectional=True, dtype=torch.float64, packed=True, B=4)
     assert err < TOL[torch.float64]
 
 
-def test_gru_cho_applies_the_reset_gate_before_the_matmul():
-    torch.manual_seed(0)
-    m = cells.GRUCho(3, 4).double()
-    x = torch.randn(2, 1, 3, dtype=torch.float64)
-    h = torch.randn(2, 4, dtype=torch.float64)
-    W_x, W_h, b_x, b_h = m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0
-    gx, gh = x[:, 0] @ W_x.T + b_x, h @ W_h.T + b_h
-    R, Z = torch.sigmoid(gx[:, :4] + gh[:, :4]), torch.sigmoid(gx[:, 4:8] + gh[:, 4:8])
-    H_tilde = torch.tanh(gx[:, 8:] + (R * h) @ W_h[8:].T + b_h[8:])  # Cho et al. 2014, eq. 8
-    _, h_n = m(x, h[None])
-    assert torch.allclose(h_n[0], Z * h + (1 - Z) * H_tilde)
-    torch_form = cells.GRU(3, 4).double()
-    torch_form.load_state_dict(m.state_dict())
-    assert not torch.allclose(torch_form(x, h[None])[1], h_n)  # a different model
+def test_gru_and_gru_cho_share_parameters_but_not_the_function():
+    gru, cho = cells.make(CELLS["gru"], 3, 4).double(), cells.make(CELLS["gru_cho"], 3, 4).double()
+    cho.load_state_dict(gru.state_dict())
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    assert not torch.allclose(gru(x)[1], cho(x)[1])
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -55,7 +49,24 @@ def test_every_impl_has_the_closed_form_parameter_count_and_torch_names(cell, im
                           bidirectional=True, impl=impl)
     assert count_params(model) == model_params(cell, 5, input_size=3, output_size=2, layers=2, bidirectional=True)
     names = {n for n, _ in model.rnn.named_parameters()}
-    assert "weight_hh_l1_reverse" in names and "bias_ih_l0" in names
+    for p in CELLS[cell].params:
+        assert f"{p.name}_l1_reverse" in names and f"{p.name}_l0" in names
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("I,H", [(3, 5), (1, 1), (17, 8)])
+def test_the_formula_grucli_cells_prints_is_the_count(cell, I, H):
+    spec = CELLS[cell]
+    module = cells.make(spec, I, H, impl="reference")
+    assert eval(spec.formula, {}, {"I": I, "H": H}) == spec.layer_params(I, H) == count_params(module)
+
+
+def test_display_facts_are_distinct():
+    colours = [c.display.colour for c in CELLS.values()]
+    labels = [c.display.label for c in CELLS.values()]
+    assert len(set(colours)) == len(colours) and len(set(labels)) == len(labels)
+    assert cells.order(["rnn", "lstm", "gone", "gru"]) == ["gru", "lstm", "rnn", "gone"]
+    assert cells.colour("gone") == cells.colour("gone") and cells.colour("gone") not in colours
 
 
 def test_weights_copy_between_impls():
@@ -66,8 +77,30 @@ def test_weights_copy_between_impls():
     assert torch.allclose(a(x), b(x), atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", WITH_TORCH)
+def test_same_seed_gives_torch_s_initial_weights(cell):
+    """grucli's stacks draw their init in torch's order: a fused or reference run starts
+    from the weights the torch run of the same seed starts from."""
+    for impl in CELLS[cell].impls:
+        torch.manual_seed(3)
+        ours = cells.make(CELLS[cell], 3, 4, 2, True, impl=impl)
+        torch.manual_seed(3)
+        theirs = cells.make(CELLS[cell], 3, 4, 2, True, impl="torch")
+        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+
+
 def test_config_rejects_an_impl_the_cell_does_not_have():
     with pytest.raises(ValueError, match="gru_cho.*valid: auto, reference"):
         ModelConfig(cell="gru_cho", impl="torch")
     assert ModelConfig(cell="gru_cho", impl="auto").impl == "auto"
-    assert CELLS["gru_cho"].resolve_impl("auto") == "reference"
+    assert cells.resolve_impl(CELLS["gru_cho"], "auto") == "reference"
+
+
+def test_registry_loads_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, grucli.cells as c; assert c.CELLS['lstm'].layer_params(3, 4) == 4*4*7 + 32; "
+            "assert 'torch' not in sys.modules, 'the registry imported torch'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -19,7 +19,7 @@ from grucli import train as train_mod
 from grucli.cli import app
 from grucli.config import load_experiment
 from grucli.grid import expand
-from grucli.models import CELLS
+from grucli.cells import CELLS
 from grucli.tasks import TASKS
 
 runner = CliRunner()

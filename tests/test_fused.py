@@ -2,7 +2,8 @@
 hand-written backward by gradcheck; and impl switching on a tiny training run.
 
 The C++ kernels are built once per machine into a shared cache (the first test run waits
-~40 s for the build); every test here also runs the pure-PyTorch fallback kernels."""
+~40 s for the build). Where a C++ compiler exists, a kernel build that fails fails these
+tests: it is never skipped."""
 
 from __future__ import annotations
 
@@ -10,26 +11,32 @@ import pytest
 import torch
 from rnn_compare import compare
 
-from grucli import fused
+from grucli import cells
+from grucli.cells import CELLS
+from grucli.cells import fused
+from grucli.cells.fused import build
 from grucli.train import train_run
 
-FUSED = {"rnn": fused.RNN, "rnn_relu": fused.RNNReLU, "gru": fused.GRU, "lstm": fused.LSTM}
+FUSED = [c for c in CELLS if CELLS[c].fused]
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
-KERNELS = ["compiled", "compiled-chunked", "compiled-aten", "python"]
+KERNELS = ["compiled", "compiled-chunked", "compiled-aten"]
+
+
+def built_kernels():
+    """The compiled kernels; skip only where there is no compiler at all."""
+    if build.compiler() is None:
+        pytest.skip("no C++ compiler on this machine: the fused kernels cannot be built")
+    k = build.kernels()
+    assert k is not None, f"the fused kernels did not build: {build.unavailable_reason()}"
+    return k
 
 
 @pytest.fixture(params=KERNELS)
 def kernels(request, monkeypatch):
-    """Run the test with the compiled kernels; with them on chunks of one and two steps (the
-    weight gradients are accumulated chunk by chunk, the first step's h_prev is h0); with
-    their matrix products through ATen instead of the BLAS symbols; and with the
-    pure-PyTorch fallback."""
-    if request.param == "python":
-        monkeypatch.setattr(fused, "kernels", lambda: fused.python_kernels)
-        return request.param
-    if not fused.compiled_available():
-        pytest.skip("no C++ compiler: fused runs on its PyTorch fallback")
-    k = fused.compiled_kernels()
+    """Run the test with the compiled kernels; with them on chunks of one step (the weight
+    gradients are accumulated chunk by chunk, the first step's h_prev is h0); and with
+    their matrix products through ATen instead of the BLAS symbols."""
+    k = built_kernels()
     if request.param == "compiled-chunked":
         monkeypatch.setattr(fused, "CHUNK", 1)  # one step per chunk
     if request.param == "compiled-aten":
@@ -41,76 +48,95 @@ def kernels(request, monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("cell", list(FUSED))
+@pytest.mark.parametrize("cell", FUSED)
 def test_fused_matches_torch(kernels, cell, layers, bidirectional, dtype):
-    err = compare(cell, FUSED[cell], layers=layers, bidirectional=bidirectional, dtype=dtype, H=9, I=3, T=7)
+    against = "torch" if CELLS[cell].torch_module else "reference"
+    err = compare(cell, "fused", against=against, layers=layers, bidirectional=bidirectional, dtype=dtype,
+                  H=9, I=3, T=7)
     assert err < TOL[dtype]
 
 
-@pytest.mark.parametrize("cell", list(FUSED))
+@pytest.mark.parametrize("cell", FUSED)
 def test_fused_matches_torch_on_packed_sequences(kernels, cell):
-    err = compare(cell, FUSED[cell], layers=2, bidirectional=True, dtype=torch.float64, packed=True, B=4)
+    against = "torch" if CELLS[cell].torch_module else "reference"
+    err = compare(cell, "fused", against=against, layers=2, bidirectional=True, dtype=torch.float64, packed=True, B=4)
     assert err < TOL[torch.float64]
 
 
-def _layer(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, reverse):
-    k = fused.kernels()
-    if cell == "gru":
-        return fused.GRULayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k)
-    if cell == "lstm":
-        return fused.LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k)
-    return fused.RNNLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, cell == "rnn_relu", k)
+def _layer(cell, x, h0, c0, w, mask, reverse):
+    """One fused layer call; returns its outputs (out and final states)."""
+    module = cells.make(CELLS[cell], x.shape[-1], h0.shape[-1], impl="fused")
+    state = (h0, c0)[:len(CELLS[cell].states)]
+    out, final = module.run(x, state, w, mask, reverse)
+    return (out, *final)
+
+
+def _weights(cell, I, H, d):
+    spec = CELLS[cell]
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**{p.name: (0.5 * torch.randn(*p.shape(I, H), **d)).requires_grad_() for p in spec.params})
 
 
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", FUSED)
 def test_fused_backward_passes_gradcheck(kernels, cell, reverse, masked):
     gen = torch.Generator().manual_seed(1)
-    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
     T, B, H, I = 4, 3, 5, 2
     d = dict(dtype=torch.float64, generator=gen)
     x = torch.randn(B, T, I, **d).transpose(0, 1).requires_grad_()  # (T, B, I), batch-first storage
     h0, c0 = torch.randn(B, H, **d).requires_grad_(), torch.randn(B, H, **d).requires_grad_()
-    w_ih, w_hh = (0.5 * torch.randn(G * H, I, **d)).requires_grad_(), (0.5 * torch.randn(G * H, H, **d)).requires_grad_()
-    b_ih, b_hh = torch.randn(G * H, **d).requires_grad_(), torch.randn(G * H, **d).requires_grad_()
+    w = _weights(cell, I, H, d)
+    names = [p.name for p in CELLS[cell].params]
     mask = torch.tensor([[1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 0, 0]], dtype=torch.bool) if masked else None
-    f = lambda *a: _layer(cell, *a, mask, reverse)  # noqa: E731
-    assert torch.autograd.gradcheck(f, (x, h0, c0, w_ih, w_hh, b_ih, b_hh))
+    used_c = len(CELLS[cell].states) > 1
+
+    def f(x, h0, c0, *ws):
+        from types import SimpleNamespace
+
+        return _layer(cell, x, h0, c0, SimpleNamespace(**dict(zip(names, ws))), mask, reverse)
+
+    inputs = (x, h0, c0 if used_c else c0.detach(), *[getattr(w, n) for n in names])
+    assert torch.autograd.gradcheck(f, inputs)
 
 
 @pytest.mark.parametrize("steps", [2, 3])
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", FUSED)
 def test_chunks_of_several_steps_give_the_same_gradients(monkeypatch, cell, steps):
     """T=5 in chunks of 2 (2+2+1) or 3 (3+2): chunks that mix the h0 step with stored states,
     both directions, padded steps included; against the one-chunk result."""
-    if not fused.compiled_available():
-        pytest.skip("no C++ compiler: fused runs on its PyTorch fallback")
+    built_kernels()
     gen = torch.Generator().manual_seed(2)
-    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
     T, B, H, I = 5, 3, 4, 2
     d = dict(dtype=torch.float64, generator=gen)
-    args = [torch.randn(T, B, I, **d), torch.randn(B, H, **d), torch.randn(B, H, **d), 0.5 * torch.randn(G * H, I, **d),
-            0.5 * torch.randn(G * H, H, **d), torch.randn(G * H, **d), torch.randn(G * H, **d)]
+    spec = CELLS[cell]
+    GH = spec.params[0].shape(I, H)[0]
+    args = [torch.randn(T, B, I, **d), torch.randn(B, H, **d), torch.randn(B, H, **d)]
+    ws = [0.5 * torch.randn(*p.shape(I, H), **d) for p in spec.params]
     mask = torch.tensor([[1, 1, 1], [1, 1, 1], [1, 0, 1], [1, 0, 0], [1, 0, 0]], dtype=torch.bool)
+    from types import SimpleNamespace
+
     for reverse in (False, True):
         grads = []
-        for budget in (steps * B * G * H, 10**6):
+        for budget in (steps * B * GH, 10**6):
             monkeypatch.setattr(fused, "CHUNK", budget)
-            leaves = [a.clone().requires_grad_() for a in args]
-            outs = _layer(cell, *leaves, mask, reverse)
+            leaves = [a.clone().requires_grad_() for a in args + ws]
+            w = SimpleNamespace(**{p.name: t for p, t in zip(spec.params, leaves[3:])})
+            outs = _layer(cell, *leaves[:3], w, mask, reverse)
             sum((o * torch.linspace(-1, 2, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in outs).backward()
             grads.append([a.grad for a in leaves if a.grad is not None])
         for a, b in zip(*grads):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", FUSED)
 def test_switching_impl_changes_no_metric(tiny_run, cell):
+    impls = CELLS[cell].impls
     results = {impl: train_run(tiny_run(model={"cell": cell, "hidden_size": 6, "impl": impl},
                                         train={"epochs": 2, "max_steps": 4}))
-               for impl in ["torch", "fused", "reference"]}
-    base = results["torch"]
+               for impl in impls}
+    base = results[impls[-1]]
     for impl, r in results.items():
         assert r.status == "ok", r.error
         assert r.params == base.params
@@ -119,17 +145,19 @@ def test_switching_impl_changes_no_metric(tiny_run, cell):
                 assert r.__dict__[split][key] == pytest.approx(value, rel=1e-4, abs=1e-6), (impl, split, key)
 
 
-def test_fused_falls_back_without_a_compiler(monkeypatch):
+def test_without_kernels_auto_is_torch_and_fused_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("GRUCLI_NO_COMPILE", "1")
-    fused.compiled_kernels.cache_clear()
+    build.kernels.cache_clear()
     try:
-        assert fused.compiled_kernels() is None and fused.kernels() is fused.python_kernels
-        from grucli.models import CELLS
+        assert build.kernels() is None and build.unavailable_reason() == "GRUCLI_NO_COMPILE is set"
+        assert cells.resolve_impl(CELLS["gru"], "auto") == "torch"
+        from grucli.errors import GrucliError
 
-        assert CELLS["gru"].resolve_impl("auto") == "torch"  # the fallback is exact but slower than torch
+        with pytest.raises(GrucliError, match="fused.*unavailable.*GRUCLI_NO_COMPILE"):
+            cells.make(CELLS["gru"], 3, 4, impl="fused")
     finally:
         monkeypatch.delenv("GRUCLI_NO_COMPILE")
-        fused.compiled_kernels.cache_clear()
+        build.kernels.cache_clear()
 
 
 def test_a_stale_torch_build_lock_does_not_hang_the_next_load(tmp_path):
@@ -137,13 +165,10 @@ def test_a_stale_torch_build_lock_does_not_hang_the_next_load(tmp_path):
     import subprocess
     import sys
 
-    from grucli import fused
-
-    if fused.compiled_kernels() is None:
-        pytest.skip("no compiler here: the fused kernels are not built")
-    stale = fused.build_dir() / "lock"
+    built_kernels()
+    stale = build.build_dir() / "lock"
     stale.write_text("")
-    code = "from grucli import fused; assert fused.compiled_kernels() is not None"
+    code = "from grucli.cells.fused import build; assert build.kernels() is not None"
     done = subprocess.run([sys.executable, "-c", code], timeout=300, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert not stale.exists()

@@ -1,4 +1,4 @@
-"""grucli.gates / grucli.inspect / `grucli inspect`: gates equal hand-computed values, the
+"""grucli.inspect (unroll, analysis, run) / `grucli inspect`: gates equal hand-computed values, the
 step-wise unroll equals torch's module (outputs and dL/dh_t), gradient flow behaves as the
 theory says, and the command writes its figures and summary for a tiny trained run."""
 
@@ -14,9 +14,12 @@ import torch.nn as nn
 from typer.testing import CliRunner
 
 from grucli.cli import app
-from grucli.gates import grad_norms, head_output, layer_weights, run_stack, unroll
-from grucli.inspect import load_run, read_inspect_summary
-from grucli.models import SequenceModel
+from grucli.cells import CELLS
+from grucli.cells.stack import layer_weights
+from grucli.inspect.analysis import load_run
+from grucli.inspect.files import read_inspect_summary
+from grucli.inspect.unroll import grad_norms, head_output, run_stack, unroll
+from grucli.model import SequenceModel
 from grucli.objectives import Regression
 
 runner = CliRunner()
@@ -56,7 +59,7 @@ def test_gru_gates_equal_hand_computation():
         h = [(1 - z[j]) * n[j] + z[j] * h[j] for j in range(H)]
         expect.append({"r": r, "z": z, "n": n, "h": h})
     x = torch.tensor([XS])  # (1, 3, 2)
-    tr = unroll(layer_weights(gru, "gru", 0), x)
+    tr = unroll(CELLS["gru"], layer_weights(gru, CELLS["gru"], 0), x)
     for t, e in enumerate(expect):
         for g in ("r", "z", "n"):
             assert tr.gates[g][0, t].tolist() == pytest.approx(e[g], abs=1e-6), (t, g)
@@ -80,7 +83,7 @@ def test_lstm_gates_equal_hand_computation():
         h = [o[j] * math.tanh(c[j]) for j in range(H)]
         expect.append({"i": i, "f": f, "g": g, "o": o, "h": h})
     x = torch.tensor([XS])
-    tr = unroll(layer_weights(lstm, "lstm", 0), x)
+    tr = unroll(CELLS["lstm"], layer_weights(lstm, CELLS["lstm"], 0), x)
     for t, e in enumerate(expect):
         for name in ("i", "f", "g", "o"):
             assert tr.gates[name][0, t].tolist() == pytest.approx(e[name], abs=1e-6), (t, name)
@@ -89,11 +92,12 @@ def test_lstm_gates_equal_hand_computation():
 
 
 # --------------------------------------------------------------------------- the unroll equals torch
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 def test_unrolled_stack_equals_model_on_packed_bidirectional_input(cell):
+    """Every cell, whichever implementation auto picks: inspect's unroll computes the model."""
     torch.manual_seed(0)
     model = SequenceModel(cell, input_size=3, output_size=2, hidden_size=5, head="last", num_layers=2,
-                          bidirectional=True, impl="torch").eval()
+                          bidirectional=True).eval()
     x, lengths = torch.randn(4, 7, 3), torch.tensor([7, 3, 5, 1])
     assert torch.allclose(head_output(model, run_stack(model, x, lengths)), model(x, lengths), atol=1e-5)
 
@@ -149,7 +153,7 @@ def test_init_model_is_the_model_training_started_from():
     """With a learning rate too small to move anything, the trained weights are the initial
     ones: init_model must rebuild exactly those."""
     from grucli.config import RunConfig
-    from grucli.inspect import init_model
+    from grucli.inspect.analysis import init_model
     from grucli.tasks import build_task
     from grucli.train import train_run
 
@@ -263,10 +267,10 @@ def test_lstm_cell_state_gradient_follows_the_backprop_recursion():
         tr = traces[0][0]
         loss = Regression().loss(head_output(model, traces), y) * len(x)
         dh = torch.autograd.grad(loss, tr.steps, retain_graph=True)
-        dc = torch.autograd.grad(loss, tr.cell_steps, retain_graph=True)
+        dc = torch.autograd.grad(loss, tr.memory_steps, retain_graph=True)
     f, o, T = tr.gates["f"].detach(), tr.gates["o"].detach(), x.shape[1]
     for t in range(T):
-        expect = dh[t] * o[:, t] * (1 - torch.tanh(tr.cell_steps[t].detach()) ** 2)
+        expect = dh[t] * o[:, t] * (1 - torch.tanh(tr.memory_steps[t].detach()) ** 2)
         if t + 1 < T:
             expect = expect + dc[t + 1] * f[:, t + 1]
         torch.testing.assert_close(dc[t], expect, rtol=1e-5, atol=1e-7)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grucli.models import CELLS, SequenceModel, count_params, hidden_for_budget, model_params, recurrent_params
+from grucli.cells import CELLS
+from grucli.model import SequenceModel, count_params, hidden_for_budget, model_params, recurrent_params
 from grucli.train import build_model
 from grucli.tasks import build_task
 
@@ -14,13 +15,13 @@ from grucli.tasks import build_task
 KNOWN_GATES = {"rnn": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 
 
-def closed_form(G: int, I: int, H: int, layers: int, D: int) -> int:
-    """G*H*(I+H) + 2*G*H per layer and direction (two bias vectors, torch's convention);
-    layers above the first read the D*H outputs of the layer below."""
+def closed_form(cell: str, I: int, H: int, layers: int, D: int) -> int:
+    """The cell's printed formula per layer and direction; layers above the first read the
+    D*H outputs of the layer below."""
     total = 0
     for layer in range(layers):
         i = I if layer == 0 else D * H
-        total += D * (G * H * (i + H) + 2 * G * H)
+        total += D * eval(CELLS[cell].formula, {}, {"I": i, "H": H})
     return total
 
 
@@ -30,8 +31,10 @@ def make(cell, **kw) -> SequenceModel:
 
 
 @pytest.mark.parametrize("cell", sorted(KNOWN_GATES))
-def test_registry_gates(cell):
-    assert CELLS[cell].gates == KNOWN_GATES[cell]
+def test_torch_layout_cells_count_g_blocks_with_two_biases(cell):
+    G = KNOWN_GATES[cell]
+    for I, H in [(7, 6), (1, 3)]:
+        assert CELLS[cell].layer_params(I, H) == G * H * (I + H) + 2 * G * H
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
@@ -42,8 +45,8 @@ def test_recurrent_parameter_count_matches_closed_form(cell, layers, bidirection
     model = make(cell, input_size=I, hidden_size=H, num_layers=layers, bidirectional=bidirectional)
     counted = count_params(model.rnn)
     assert counted == sum(p.numel() for p in model.rnn.parameters())
-    assert counted == closed_form(CELLS[cell].gates, I, H, layers, 2 if bidirectional else 1)
-    assert counted == recurrent_params(CELLS[cell].gates, I, H, layers, bidirectional)
+    assert counted == closed_form(cell, I, H, layers, 2 if bidirectional else 1)
+    assert counted == recurrent_params(cell, I, H, layers, bidirectional)
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
@@ -61,7 +64,7 @@ def test_total_parameter_count_includes_embedding_and_head(cell, kw):
     rnn_in = kw.get("embed_dim") or kw["input_size"]
     embed = kw["input_size"] * kw["embed_dim"] if kw.get("embed_dim") else 0
     head = D * H * kw["output_size"] + kw["output_size"]
-    assert total == embed + closed_form(CELLS[cell].gates, rnn_in, H, kw.get("num_layers", 1), D) + head
+    assert total == embed + closed_form(cell, rnn_in, H, kw.get("num_layers", 1), D) + head
     assert total == model_params(cell, H, input_size=kw["input_size"], output_size=kw["output_size"],
                                  layers=kw.get("num_layers", 1), bidirectional=kw.get("bidirectional", False),
                                  vocab_size=kw["input_size"] if kw.get("tokens") else None,

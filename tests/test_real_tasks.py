@@ -19,7 +19,7 @@ from grucli.cli import app
 from grucli.config import load_experiment
 from grucli.errors import DataError
 from grucli.grid import expand
-from grucli.models import SequenceModel
+from grucli.model import SequenceModel
 from grucli.objectives import Forecast, NextToken
 from grucli.tasks import TASKS
 from grucli.tasks import cache as cache_mod

@@ -16,7 +16,7 @@ import yaml
 from grucli import execute, store
 from grucli.config import RunConfig, load_experiment
 from grucli.grid import expand, run_id
-from grucli.models import SequenceModel
+from grucli.model import SequenceModel
 from grucli.objectives import Regression
 from grucli.train import RunResult, train_run
 

@@ -11,7 +11,7 @@ import torch
 from grucli import train as train_mod
 from grucli.config import RunConfig
 from grucli.errors import GrucliError
-from grucli.models import count_params
+from grucli.model import count_params
 from grucli.objectives import Classification, Regression
 from grucli.tasks import build_task
 from grucli.train import Callback, build_model, train_run
@@ -168,7 +168,7 @@ def test_exception_is_recorded_as_failed_not_raised(tiny_run, monkeypatch):
 
 
 def test_exception_in_the_forward_pass_is_recorded(tiny_run, monkeypatch):
-    from grucli.models import SequenceModel
+    from grucli.model import SequenceModel
 
     def broken(self, x, lengths=None):
         raise ValueError("shape mismatch somewhere")

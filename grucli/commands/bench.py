@@ -45,6 +45,7 @@ def bench(
         grucli bench --cells gru,lstm --impls torch,fused -H 16,128 -T 20,100 -B 32,64
     """
     from grucli import bench as lib
+    from grucli.cells import REFERENCE
 
     sizes = None
     if any(v is not None for v in (hidden, seq_len, batch, layers)):
@@ -56,9 +57,9 @@ def bench(
     n = len(lib.variants_of(cfg))
     build = ""
     if "fused" in cfg.impls:
-        from grucli import fused
+        from grucli.cells.fused import build as fused_build
 
-        if not any(fused.build_dir().glob("*.so")):
+        if not fused_build.is_built():
             build = "; the fused kernels are compiled first (~40 s, once per machine)"
     console.print(f"[dim]{n} variants, each timed in {cfg.warmup} warm-up + {cfg.repeats} measured rounds, "
                   f"{cfg.threads} thread(s){build}[/]")
@@ -67,7 +68,7 @@ def bench(
         rows, peak = lib.run_bench(cfg, on_round=lambda done, total: progress.update(task, completed=done))
     table = Table("cell", "impl", "size", "params", "step ms\n(wall)", "step ms\n(cpu)", "infer ms\n(wall)",
                   "train\nseq/s", "train\nGFLOP/s", "% of\nmatmul\npeak", "step /\ntorch", "step /\ntorch\n(cpu)",
-                  "infer /\ntorch", "infer /\ntorch\n(cpu)", "step /\nlstm\n(same\nimpl)",
+                  "infer /\ntorch", "infer /\ntorch\n(cpu)", f"step /\n{REFERENCE}\n(same\nimpl)",
                   title=f"training step (forward, loss, backward, Adam) and inference; medians over {cfg.repeats} rounds; "
                         f"input size {cfg.input_size}; this machine's matmul peak now: {peak:.0f} GFLOP/s",
                   title_justify="left")
@@ -77,12 +78,12 @@ def bench(
                       fmt(r["train_step_ms"], 3), fmt(r["train_cpu_ms"], 3), fmt(r["inference_ms"], 3),
                       fmt(r["train_seq_s"], 3), fmt(r["train_gflop_s"], 3), fmt(100 * r["peak_share"], 2),
                       fmt(r["train_vs_torch"], 2), fmt(r["train_cpu_vs_torch"], 2), fmt(r["inference_vs_torch"], 2),
-                      fmt(r["inference_cpu_vs_torch"], 2), fmt(r["train_vs_lstm"], 2))
+                      fmt(r["inference_cpu_vs_torch"], 2), fmt(r[f"train_vs_{REFERENCE}"], 2))
     console.print(table)
-    fastest = [r for r in rows if r["fastest_vs_fastest_lstm"] is not None and r["cell"] != "lstm"]
-    for r in fastest:
-        console.print(f"fastest {r['cell']} ({r['impl']}) / fastest lstm, H={r['hidden']} T={r['seq_len']} "
-                      f"B={r['batch']}: {r['fastest_vs_fastest_lstm']:.2f} (by {r['fastest_by']})")
+    key = f"fastest_vs_fastest_{REFERENCE}"
+    for r in (r for r in rows if r[key] is not None and r["cell"] != REFERENCE):
+        console.print(f"fastest {r['cell']} ({r['impl']}) / fastest {REFERENCE}, H={r['hidden']} T={r['seq_len']} "
+                      f"B={r['batch']}: {r[key]:.2f} (by {r['fastest_by']})")
     csv = lib.write_csv(rows, out / "bench.csv")
     png = lib.plot(rows, out / "bench.png")
     console.print(f"* = fastest impl of the cell at that size. wrote {csv} and {png}")

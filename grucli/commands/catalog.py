@@ -31,15 +31,17 @@ def tasks() -> None:
 
 @clean_errors
 def cells() -> None:
-    """List every registered recurrent cell.
+    """List every registered recurrent cell: what it is, its parameters per layer and
+    direction in closed form (I = layer input size, H = hidden size), and its implementations.
 
     Example:
 
         grucli cells
     """
-    from grucli.models import CELLS
+    from grucli.cells import CELLS
 
-    table = Table("cell", "gate blocks G", "what it is")
+    table = Table("cell", "what it is", "parameters per layer and direction", "gates", "impls (auto: first available)")
     for name, cell in CELLS.items():
-        table.add_row(name, str(cell.gates), cell.summary)
+        gates = ", ".join(f"{g} ({role})" for g, role in cell.gates.items()) or "none"
+        table.add_row(name, f"{cell.summary}\n[dim]{escape(cell.citation)}[/]", cell.formula, gates, ", ".join(cell.impls))
     console.print(table)

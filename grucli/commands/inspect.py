@@ -61,7 +61,7 @@ def inspect(
         grucli inspect results/adding --compare
         grucli inspect results/long_dependency --compare --where task.name=adding --where task.seq_len=60
     """
-    from grucli.inspect import inspect_compare, inspect_run
+    from grucli.inspect.run import inspect_compare, inspect_run
 
     if compare:
         result = inspect_compare(path, out, samples, layer, _where(where))

@@ -12,7 +12,8 @@ import pandas as pd
 import grucli
 from grucli.report.collect import DIVERGED, FAILED, IN_PROGRESS, OK, UNREADABLE, Collection
 from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
-from grucli.report.tables import TaskView, order_cells, short
+from grucli.cells import REFERENCE, label
+from grucli.report.tables import RATIO, TaskView, order_cells, short
 from grucli.stats import ALPHA
 
 STATES = (OK, DIVERGED, FAILED, IN_PROGRESS, UNREADABLE)
@@ -219,8 +220,8 @@ def params_display(p: pd.DataFrame) -> pd.DataFrame:
     out = p.drop(columns=["task"]).copy()
     out["params"] = out["params"].map(lambda v: num(v) if isinstance(v, (int, float)) else v)
     out["hidden_size"] = out["hidden_size"].map(num)
-    out["ratio_to_lstm"] = out["ratio_to_lstm"].map(lambda v: "–" if v is None or v != v else f"{v:.3f}")
-    return out.rename(columns={"ratio_to_lstm": "params / LSTM"})
+    out[RATIO] = out[RATIO].map(lambda v: "–" if v is None or v != v else f"{v:.3f}")
+    return out.rename(columns={RATIO: f"params / {label(REFERENCE)}"})
 
 
 def h2h_display(h: pd.DataFrame) -> pd.DataFrame:

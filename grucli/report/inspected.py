@@ -2,24 +2,19 @@
 section: per-run gate and gradient numbers (<run_dir>/inspect/inspect.json) and the
 side-by-side figures of an experiment (<experiment>/inspect/compare_*.png).
 
-Read as plain JSON (the results folder is the interface), so the report never imports
-torch. Absent or unreadable inspect files simply leave the section out.
+Read through grucli.inspect.files (plain JSON, the results folder is the interface), so
+the report never imports torch. Absent or unreadable inspect files leave the section out.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from grucli.inspect.files import compare_figures, read_inspect_summary
 from grucli.report.collect import OK
-
-INSPECT_DIR, SUMMARY_FILE, SCHEMA = "inspect", "inspect.json", 1
-CAPTIONS = {"gates": "gate activations over time, one run per cell on the same test input",
-            "saturation": "distribution of each gate over the test set (share < 0.1 and > 0.9)",
-            "gradient_flow": "mean ‖∂L/∂h_t‖ against t, trained and at initialisation"}
 
 
 @dataclass
@@ -31,13 +26,12 @@ class Inspected:
 def collect_inspect(runs: pd.DataFrame, experiments: list[dict]) -> Inspected:
     out = Inspected()
     for exp in experiments:
-        for png in sorted((Path(exp["path"]) / INSPECT_DIR).glob("compare_*.png")):
-            kind = next((k for k in CAPTIONS if png.stem.startswith(f"compare_{k}")), None)
-            out.figures.append((png, f"{exp['name']}: {CAPTIONS.get(kind, png.stem)} ({png.stem}, grucli inspect)"))
+        for png, what in compare_figures(exp["path"]):
+            out.figures.append((png, f"{exp['name']}: {what} ({png.stem}, grucli inspect)"))
     rows = []
     finished = runs[runs["state"] == OK] if len(runs) else runs
     for r in finished.itertuples():
-        data = _read(Path(r.run_dir) / INSPECT_DIR / SUMMARY_FILE)
+        data = read_inspect_summary(r.run_dir)
         if data is None:
             continue
         grad = data.get("gradient") or {}
@@ -49,14 +43,6 @@ def collect_inspect(runs: pd.DataFrame, experiments: list[dict]) -> Inspected:
                         for k in ("mean", "share_lt_0.1", "share_gt_0.9")}})
     out.rows = pd.DataFrame(rows)
     return out
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
 
 
 def display(rows: pd.DataFrame, num) -> pd.DataFrame:

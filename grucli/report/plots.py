@@ -22,11 +22,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from grucli.colours import colour
+from grucli.cells import colour, marker
 from grucli.store import atomic_write_bytes
 from grucli.report.tables import TaskView, order_cells, setting_label, short
 
-CELL_MARKERS = {"gru": "o", "lstm": "s", "rnn": "^", "rnn_relu": "v"}
 MAX_PANELS = 6  # settings shown side by side before a figure keeps only the first ones
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
          "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
@@ -186,7 +185,7 @@ def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
             mean, lo, hi = by_epoch[col].mean(), by_epoch[col].min(), by_epoch[col].max()
             wall = by_epoch["clock"].mean()
             every += list(mean)
-            kw = dict(color=colour(cell), marker=CELL_MARKERS.get(cell, "o"), markersize=3, lw=1.6)
+            kw = dict(color=colour(cell), marker=marker(cell), markersize=3, lw=1.6)
             ax_e.plot(mean.index, mean, label=f"{cell}", **kw)
             ax_e.fill_between(mean.index, lo, hi, color=colour(cell), alpha=0.18, lw=0)
             ax_t.plot(wall, mean, label=f"{cell}", **kw)
@@ -234,7 +233,7 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
                 xs, ms, cis = zip(*pts)
                 every += ms
                 ax.errorbar(xs, ms, yerr=_yerr(ms, cis, view.metric), color=colour(cell),
-                            marker=CELL_MARKERS.get(cell, "o"), capsize=3, lw=1.6, label=cell)
+                            marker=marker(cell), capsize=3, lw=1.6, label=cell)
             for col, style, name in _baselines(runs):
                 base = runs.groupby(knob)[col].first().dropna() if col in runs else pd.Series(dtype=float)
                 if len(base):
@@ -275,7 +274,7 @@ def size(view: TaskView, histories: dict) -> list[Drawn]:
             pts = sorted((p, *_ci(gp["value"])) for p, gp in g.groupby("params"))
             xs, ms, cis = zip(*pts)
             ax.errorbar(xs, ms, yerr=_yerr(ms, cis, view.metric), color=colour(cell),
-                        marker=CELL_MARKERS.get(cell, "o"), capsize=3, lw=1.6, label=cell)
+                        marker=marker(cell), capsize=3, lw=1.6, label=cell)
         _baseline_lines(ax, runs)
         ax.set_xscale("log")
         _plain_log(ax.xaxis, runs["params"])
@@ -332,7 +331,7 @@ def pareto(view: TaskView, histories: dict) -> list[Drawn]:
             ax.scatter(g["timing.train_time_s"], g["value"], color=colour(cell), alpha=0.3, s=14, lw=0)
             m = (g["timing.train_time_s"].mean(), g["value"].mean())
             means.append(m)
-            ax.scatter(*m, color=colour(cell), marker=CELL_MARKERS.get(cell, "o"), s=54, edgecolor="white",
+            ax.scatter(*m, color=colour(cell), marker=marker(cell), s=54, edgecolor="white",
                        lw=0.6, label=cell, zorder=3)
         front, best = [], None
         for t, v in sorted(means):

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import pandas as pd
 
 from grucli import stats
+from grucli.cells import REFERENCE
 from grucli.report.collect import DIVERGED, FAILED, IN_PROGRESS, OK
 
-CELL_ORDER = ["gru", "lstm", "rnn", "rnn_relu"]  # head-to-head pairs follow this order: gru vs lstm first
 # Keys that never define a setting: the cell is the compared axis, the seed is averaged
 # over, device and threads change speed, not what is computed.
 NOT_SETTINGS = {"config.model.cell", "config.seed", "config.task.name", "config.train.device", "config.train.threads"}
+
+
+RATIO = f"ratio_to_{REFERENCE}"  # params_table: parameters over the reference cell's at the same size
 
 
 @dataclass
@@ -72,8 +75,11 @@ class TaskView:
             yield (values[:-1] if by_cell else values), (values[-1] if by_cell else None), g
 
 
-def order_cells(cells) -> list[str]:
-    return sorted(cells, key=lambda c: (CELL_ORDER.index(c) if c in CELL_ORDER else len(CELL_ORDER), c))
+def order_cells(names) -> list[str]:
+    """The registry's order (gru, lstm, rnn, ...): head-to-head pairs follow it, gru vs lstm first."""
+    from grucli.cells import order
+
+    return order(names)
 
 
 def short(column: str) -> str:
@@ -170,13 +176,13 @@ def params_table(view: TaskView) -> pd.DataFrame:
     for values, g in ok.groupby(model_keys, dropna=False, sort=True) if model_keys else [((), ok)]:
         values = values if isinstance(values, tuple) else (values,)
         per_cell = {cell: sorted(set(cg["params"].astype(int))) for cell, cg in g.groupby("cell")}
-        lstm = per_cell.get("lstm")
+        ref = per_cell.get(REFERENCE)
         for cell in order_cells(per_cell):
             counts = per_cell[cell]
             rows.append({"task": view.task, **{short(c): _plain(v) for c, v in zip(model_keys, values)}, "cell": cell,
                          "hidden_size": _first(g[g["cell"] == cell], "hidden_size"),
                          "params": counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
-                         "ratio_to_lstm": counts[0] / lstm[0] if lstm and len(counts) == 1 == len(lstm) else None})
+                         RATIO: counts[0] / ref[0] if ref and len(counts) == 1 == len(ref) else None})
     return pd.DataFrame(rows)
 
 

@@ -1,10 +1,11 @@
-"""Figures of `grucli inspect`, drawn from grucli.inspect's numbers (nothing is computed
+"""Figures of `grucli inspect`, drawn from analysis.py's numbers (nothing is computed
 here). matplotlib's object API only (no pyplot state); every figure is saved as PNG and
 SVG with atomic writes."""
 
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,18 +15,19 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
-from grucli.colours import colour as cell_colour  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from grucli import cells  # noqa: E402
+from grucli.inspect.files import FIGURE_FORMATS  # noqa: E402
 from grucli.store import atomic_write_bytes  # noqa: E402
 
 if TYPE_CHECKING:
-    from grucli.inspect import Inspection, SampleTrace
+    from grucli.inspect.analysis import Inspection, SampleTrace
 
-FORMATS = ("png", "svg")
-GATE_LABEL = {"z": "z (update)", "r": "r (reset)", "f": "f (forget)", "i": "i (input)", "o": "o (output)",
-              "h": "hidden h"}
+def gate_label(cell, name: str) -> str:
+    """`z (update)`; `hidden h` for the state."""
+    return "hidden h" if name == "h" else f"{name} ({cell.gates[name]})"
 DIRECTION_TITLE = {"forward": "forward direction", "backward": "backward direction (reads t = T → 1)"}
 
 
@@ -33,7 +35,7 @@ def save(fig: Figure, out_dir: Path, stem: str) -> str:
     """Write <stem>.png and <stem>.svg into out_dir; returns the PNG's file name."""
     fig.draw_without_rendering()  # lay out once (constrained layout is the slow part), then freeze it
     fig.set_layout_engine("none")
-    for fmt in FORMATS:
+    for fmt in FIGURE_FORMATS:
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=110)
         atomic_write_bytes(Path(out_dir) / f"{stem}.{fmt}", buf.getvalue())
@@ -79,22 +81,22 @@ def _draw_input(ax, cax, sample: SampleTrace, vocab: int | None) -> None:
         ax.figure.colorbar(im, cax=cax).set_label("input", fontsize=8)
 
 
-def _heatmap(ax, cax, values: np.ndarray, name: str, cell: str) -> None:
-    """values (L, H) as units x time."""
+def _heatmap(ax, cax, values: np.ndarray, name: str, cell) -> None:
+    """values (L, H) as units x time; h of a tanh-bounded cell on a diverging [-1, 1] scale."""
     L, H = values.shape
     if name == "h":
-        kw = dict(cmap="RdBu_r", vmin=-1, vmax=1) if cell != "rnn_relu" else dict(cmap="viridis", vmin=0)
+        kw = dict(cmap="RdBu_r", vmin=-1, vmax=1) if cell.bounded else dict(cmap="viridis", vmin=0)
     else:
         kw = dict(cmap="viridis", vmin=0, vmax=1)
     im = ax.imshow(values.T, aspect="auto", origin="lower", interpolation="nearest",
                    extent=(0.5, L + 0.5, -0.5, H - 0.5), **kw)
-    ax.set_ylabel(f"{GATE_LABEL[name].split()[0]}: unit")
-    ax.figure.colorbar(im, cax=cax).set_label(GATE_LABEL[name], fontsize=8)
+    ax.set_ylabel(f"{gate_label(cell, name).split()[0]}: unit")
+    ax.figure.colorbar(im, cax=cax).set_label(gate_label(cell, name), fontsize=8)
 
 
-def _mean_curves(ax, gates: dict[str, np.ndarray]) -> None:
+def _mean_curves(ax, gates: dict[str, np.ndarray], cell) -> None:
     for name, v in gates.items():
-        ax.plot(_steps(len(v)), v.mean(1), lw=1.2, label=f"mean {GATE_LABEL[name]}")
+        ax.plot(_steps(len(v)), v.mean(1), lw=1.2, label=f"mean {gate_label(cell, name)}")
     ax.set_ylim(-0.03, 1.03)
     ax.set_ylabel("gate mean")
     ax.legend(fontsize=7, loc="upper right", ncol=len(gates))
@@ -109,7 +111,7 @@ def _norm_curve(ax, h: np.ndarray) -> None:
 
 def _trace_column(fig, gs, col: int, insp: Inspection, sample: SampleTrace, d: int, rows: list[str]) -> list:
     """Draw one column of trace panels (rows: input, one heatmap per gate, means, norm)."""
-    axes, cell = [], insp.run.cfg.model.cell
+    axes = []
     vocab = insp.run.data.input_size if sample.tokens else None
     for r, kind in enumerate(rows):
         ax = fig.add_subplot(gs[r, 2 * col], sharex=axes[0] if axes else None)
@@ -117,7 +119,7 @@ def _trace_column(fig, gs, col: int, insp: Inspection, sample: SampleTrace, d: i
         if kind == "input":
             _draw_input(ax, cax, sample, vocab)
         elif kind == "means":
-            _mean_curves(ax, sample.gates[d])
+            _mean_curves(ax, sample.gates[d], insp.cell)
             cax.axis("off")
         elif kind == "norm":
             _norm_curve(ax, sample.h[d])
@@ -127,7 +129,7 @@ def _trace_column(fig, gs, col: int, insp: Inspection, sample: SampleTrace, d: i
             ax.set_yticks([])
             cax.axis("off")
         else:
-            _heatmap(ax, cax, sample.h[d] if kind == "h" else sample.gates[d][kind], kind, cell)
+            _heatmap(ax, cax, sample.h[d] if kind == "h" else sample.gates[d][kind], kind, insp.cell)
         if kind != "norm":
             ax.tick_params(labelbottom=False)
         axes.append(ax)
@@ -139,7 +141,7 @@ HEIGHT = {"input": 0.8, "means": 1.0, "norm": 0.9}  # heatmaps: 1.6
 
 def gate_traces(insp: Inspection, sample: SampleTrace) -> Figure:
     """Heatmaps (unit x time) of each gate, their means and ‖h_t‖, under the input; one column per direction."""
-    rows = ["input", *(insp.rule.gates or ("h",)), *(["means"] if insp.rule.gates else []), "norm"]
+    rows = ["input", *(list(insp.cell.gates) or ["h"]), *(["means"] if insp.cell.gates else []), "norm"]
     heights = [HEIGHT.get(r, 1.6) for r in rows]
     D = len(insp.directions)
     fig = Figure(figsize=(7.5 * D + 0.5, 1.25 * sum(heights) + 1.3), layout="constrained")
@@ -150,11 +152,11 @@ def gate_traces(insp: Inspection, sample: SampleTrace) -> Figure:
             axes[0].set_title(DIRECTION_TITLE[name], fontsize=10)
     L = len(sample.x)
     fig.suptitle(f"{insp.run.label} · layer {insp.layer} · test sequence #{sample.index} (T = {L})\n"
-                 f"{insp.rule.equation}", fontsize=10)
+                 f"{insp.cell.equation}", fontsize=10)
     return fig
 
 
-def _hist_panel(ax, name: str, edges: np.ndarray, share: np.ndarray, stats: dict) -> None:
+def _hist_panel(ax, name: str, label: str, edges: np.ndarray, share: np.ndarray, stats: dict) -> None:
     ax.bar(edges[:-1], share, width=np.diff(edges), align="edge", color="tab:blue", alpha=0.8)
     ax.set_ylabel("share of values")
     if name == "h":
@@ -166,27 +168,27 @@ def _hist_panel(ax, name: str, edges: np.ndarray, share: np.ndarray, stats: dict
         ax.axvspan(0.9, 1, color="0.85", zorder=0)
         ax.set_xlim(0, 1)
         text = f"< 0.1: {stats['share_lt_0.1']:.1%} · > 0.9: {stats['share_gt_0.9']:.1%} · mean {stats['mean']:.2f}"
-    ax.set_title(f"{GATE_LABEL[name]}\n{text}", fontsize=9)
+    ax.set_title(f"{label}\n{text}", fontsize=9)
 
 
 def _hist_row(fig, axes, insp: Inspection) -> None:
     """Gates from the left, h in the last axis (so rows of different cells line up)."""
-    gates = insp.rule.gates
+    gates = insp.cell.gates
     for ax, name in zip(axes, gates):
-        _hist_panel(ax, name, *insp.hists[name], insp.summary["gates"][name])
-    _hist_panel(axes[-1], "h", *insp.hists["h"], insp.summary["hidden"])
+        _hist_panel(ax, name, gate_label(insp.cell, name), *insp.hists[name], insp.summary["gates"][name])
+    _hist_panel(axes[-1], "h", gate_label(insp.cell, "h"), *insp.hists["h"], insp.summary["hidden"])
     for ax in axes[len(gates):-1]:
         ax.axis("off")
 
 
 def saturation(insp: Inspection) -> Figure:
     """Histograms of each gate's values (and of h) over every valid step of the test set."""
-    n = len(insp.rule.gates) + 1
+    n = len(insp.cell.gates) + 1
     fig = Figure(figsize=(max(3.3 * n + 0.5, 7.0), 3.4), layout="constrained")
     _hist_row(fig, fig.subplots(1, n, squeeze=False)[0], insp)
     dirs = " (both directions pooled)" if len(insp.directions) > 1 else ""
-    what = "Gate saturation" if insp.rule.gates else "Hidden-state values (this cell has no gates)"
-    shaded = ", shaded: < 0.1 and > 0.9" if insp.rule.gates else ""
+    what = "Gate saturation" if insp.cell.gates else "Hidden-state values (this cell has no gates)"
+    shaded = ", shaded: < 0.1 and > 0.9" if insp.cell.gates else ""
     fig.suptitle(f"{what} over {insp.summary['test_sequences']} test sequences{dirs}{shaded}\n"
                  f"{insp.run.label} · layer {insp.layer}", fontsize=10)
     return fig
@@ -241,19 +243,18 @@ def compare_gates(insps: list[Inspection], index: int, same_task: bool) -> Figur
     gs = fig.add_gridspec(len(rows), 2 * n, height_ratios=heights, width_ratios=[1, 0.03] * n)
     for c, insp in enumerate(insps):
         sample = insp.samples[index]
-        col = ["input", insp.rule.gates[0] if insp.rule.gates else "h", "means" if insp.rule.gates else "no gates", "norm"]
+        col = ["input", next(iter(insp.cell.gates), "h"), "means" if insp.cell.gates else "no gates", "norm"]
         axes = _trace_column(fig, gs, c, insp, sample, 0, col)
-        axes[0].set_title(f"{insp.run.cfg.model.cell} (run {insp.run.run_id})\n{insp.rule.equation.split(':')[0]}",
-                          fontsize=10)
+        axes[0].set_title(f"{insp.run.cfg.model.cell} (run {insp.run.run_id})\n{textwrap.fill(insp.cell.equation, 64)}",
+                          fontsize=9)
     inputs = "the same test sequence" if same_task else "test sequence of each run's own task config (configs differ)"
     fig.suptitle(f"Inside each cell on {inputs}: #{index} · {insps[0].run.cfg.task.name} · layer {insps[0].layer}, "
-                 "forward direction\nGRU: h_t = (1−z)⊙n + z⊙h_{t−1} (z≈1 keeps the past);  "
-                 "LSTM: c_t = f⊙c_{t−1} + i⊙g (f≈1 keeps)", fontsize=10)
+                 "forward direction", fontsize=10)
     return fig
 
 
 def compare_saturation(insps: list[Inspection]) -> Figure:
-    cols = max(len(i.rule.gates) for i in insps) + 1
+    cols = max(len(i.cell.gates) for i in insps) + 1
     fig = Figure(figsize=(3.3 * cols + 0.5, 2.9 * len(insps) + 0.8), layout="constrained")
     grid = fig.subplots(len(insps), cols, squeeze=False)
     for row, insp in zip(grid, insps):
@@ -271,7 +272,7 @@ def compare_gradient_flow(insps: list[Inspection]) -> Figure:
     for insp in insps:
         g = insp.summary["gradient"]
         cell = insp.run.cfg.model.cell
-        colour = cell_colour(cell)
+        colour = cells.colour(cell)
         ax.plot(_steps(len(insp.grad["trained"][0])), _positive(insp.grad["trained"][0]), "-", color=colour,
                 label=f"{cell} trained (first/last {_fmt_ratio(g['ratio'])})")
         ax.plot(_steps(len(insp.grad["init"][0])), _positive(insp.grad["init"][0]), "--", color=colour,

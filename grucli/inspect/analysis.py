@@ -1,19 +1,9 @@
-"""`grucli inspect`: look inside a trained run -- gate activations over time, gate
-saturation over the test set, and gradient flow back through time, trained vs at init.
+"""A trained run rebuilt and measured: gate statistics, sample traces and gradient flow,
+as numbers (figures.py draws them, run.py writes them).
 
 A run folder is rebuilt exactly: config.yaml -> build_task (the same test split) ->
-build_model -> the saved state_dict. Gates and ∂L/∂h_t come from grucli.gates (a step-wise
-re-run of torch's own weights); figures from grucli.inspect_plots.
-
-Outputs (stable; the report reads them):
-
-    <run_dir>/inspect/inspect.json                   the numeric summary (SUMMARY_KEYS below)
-    <run_dir>/inspect/gates_<i>.png|svg              gate traces of test sequence i (i = 0..samples-1)
-    <run_dir>/inspect/saturation.png|svg             gate histograms over the test set
-    <run_dir>/inspect/gradient_flow.png|svg          ‖∂L/∂h_t‖ vs t, trained and at init
-    <exp_dir>/inspect/compare.json, compare_gates_<i>, compare_saturation, compare_gradient_flow
-
-`--out DIR` writes the same files into DIR instead.
+build_model -> the saved state_dict. Gates and ∂L/∂h_t come from unroll.py, which re-runs
+the model's weights with its cell's own step.
 """
 
 from __future__ import annotations
@@ -22,23 +12,22 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from grucli import store
+from grucli import cells, store
+from grucli.cells import Cell
 from grucli.config import RunConfig, parse_run
 from grucli.errors import GrucliError
-from grucli.gates import Rule, grad_norms, rule_for, run_stack
-from grucli.models import SequenceModel
+from grucli.inspect.files import SCHEMA
+from grucli.inspect.unroll import grad_norms, run_stack
+from grucli.model import SequenceModel
 from grucli.tasks import Split, TaskData, build_task
 from grucli.train import build_model
 
-SCHEMA = 1
-INSPECT_DIR, SUMMARY_FILE, COMPARE_FILE = "inspect", "inspect.json", "compare.json"
 LOW, HIGH = 0.1, 0.9  # a gate value below LOW or above HIGH counts as saturated
 GRAD_SEQUENCES = 256  # test sequences averaged in the gradient-flow curves
 CHUNK = 250  # test sequences per forward pass when collecting gate statistics
@@ -118,7 +107,7 @@ class SampleTrace:
 class Inspection:
     run: LoadedRun
     layer: int
-    rule: Rule
+    cell: Cell
     directions: list[str]
     samples: list[SampleTrace]
     hists: dict[str, tuple[np.ndarray, np.ndarray]]  # gate (or "h") -> (bin edges, share of values per bin)
@@ -145,7 +134,7 @@ def sample_traces(model: SequenceModel, split: Split, layer: int, n: int) -> lis
     """The first n test sequences, cut to their own lengths."""
     x, _, lengths = _cut(split.take(slice(0, n)))
     traces = run_stack(model, x, lengths)[layer]
-    names = rule_for(model.cell.name).gates
+    names = list(model.cell.gates)
     out = []
     for b in range(len(x)):
         L = int(lengths[b]) if lengths is not None else x.shape[1]
@@ -160,9 +149,9 @@ def gate_statistics(model: SequenceModel, split: Split, layer: int) -> tuple[dic
     """Over every valid step of every test sequence (both directions pooled): per gate the
     mean and the shares below LOW / above HIGH; for h the mean norm, mean |h| and the share
     |h| > HIGH; and a histogram of each (bin edges, share of values per bin)."""
-    rule = rule_for(model.cell.name)
-    ranges: dict[str, tuple[float, float] | None] = {g: (0.0, 1.0) for g in rule.gates}
-    ranges["h"] = None if model.cell.name == "rnn_relu" else (-1.0, 1.0)  # relu: set on the first chunk
+    gate_names = list(model.cell.gates)
+    ranges: dict[str, tuple[float, float] | None] = {g: (0.0, 1.0) for g in gate_names}
+    ranges["h"] = (-1.0, 1.0) if model.cell.bounded else None  # unbounded (relu): set on the first chunk
     n, steps, norm_sum = 0, 0, 0.0
     sums, low, high, counts = Counter(), Counter(), Counter(), {}
     for i in range(0, len(split), CHUNK):
@@ -182,7 +171,7 @@ def gate_statistics(model: SequenceModel, split: Split, layer: int) -> tuple[dic
                 high[g] += int((a > HIGH).sum())
                 counts[g] = counts.get(g, 0) + torch.histc(v.clamp(lo, hi), BINS, lo, hi).numpy()
     n = max(n, 1)
-    gates = {g: {"mean": sums[g] / n, "share_lt_0.1": low[g] / n, "share_gt_0.9": high[g] / n} for g in rule.gates}
+    gates = {g: {"mean": sums[g] / n, "share_lt_0.1": low[g] / n, "share_gt_0.9": high[g] / n} for g in gate_names}
     hidden = {"mean_norm": norm_sum / max(steps, 1), "mean_abs": sums["h"] / n, "share_abs_gt_0.9": high["h"] / n}
     hists = {g: (np.linspace(*ranges[g], BINS + 1), c / max(c.sum(), 1)) for g, c in counts.items()}
     return gates, hidden, hists
@@ -207,12 +196,12 @@ def gradient_flow(model: SequenceModel, data: TaskData, layer: int, n: int = GRA
     return curves, ratios
 
 
-def _clean(value):
+def json_safe(value):
     """JSON-safe: numpy to python, non-finite floats to None."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -224,14 +213,14 @@ def analyse(run: LoadedRun, layer: int | None = None, samples: int = 2) -> Inspe
     """Everything `inspect` shows for one run, as numbers (nothing is written)."""
     model, data = run.model, run.data
     k = resolve_layer(model, layer)
-    rule = rule_for(model.cell.name)
+    cell = model.cell
     directions = ["forward", "backward"][:model.dirs]
     gates, hidden, hists = gate_statistics(model, data.test, k)
     trained, ratio = gradient_flow(model, data, k)
     at_init, ratio_init = gradient_flow(init_model(run.cfg, data), data, k)
     summary = {
         "schema": SCHEMA, "run_id": run.run_id, "experiment": run.summary.get("experiment", run.run_dir.parent.name),
-        "cell": run.cfg.model.cell, "task": run.cfg.task.name, "convention": rule.equation,
+        "cell": run.cfg.model.cell, "task": run.cfg.task.name, "convention": cell.equation,
         "layer": k, "num_layers": model.layers, "directions": directions, "hidden_size": model.hidden,
         "test_sequences": len(data.test), "grad_sequences": min(GRAD_SEQUENCES, len(data.test)),
         "gates": gates, "hidden": hidden,
@@ -242,51 +231,12 @@ def analyse(run: LoadedRun, layer: int | None = None, samples: int = 2) -> Inspe
         },
     }
     grad = {"trained": trained, "init": at_init}
-    if rule.n_states > 1:  # LSTM: the cell state is where its memory is meant to carry gradient back
-        cell, cell_ratio = gradient_flow(model, data, k, wrt="c")
-        grad["trained_c"] = cell
-        summary["gradient"]["cell_state"] = {d: {"ratio": cell_ratio[i], "curve": cell[i]}
+    if len(cell.states) > 1:  # a memory (LSTM's c) is where gradient is meant to flow back
+        memory, memory_ratio = gradient_flow(model, data, k, wrt="c")
+        grad["trained_c"] = memory
+        summary["gradient"]["cell_state"] = {d: {"ratio": memory_ratio[i], "curve": memory[i]}
                                              for i, d in enumerate(directions)}
-    return Inspection(run, k, rule, directions, sample_traces(model, data.test, k, samples), hists, grad, summary)
-
-
-# --------------------------------------------------------------------------- writing
-def _out_dir(default: Path, out: str | Path | None) -> Path:
-    path = Path(out) if out is not None else default / INSPECT_DIR
-    if path.exists() and not path.is_dir():
-        raise GrucliError(f"--out {path}: exists and is not a folder")
-    return path
-
-
-def inspect_run(run_dir: str | Path, out: str | Path | None = None, samples: int = 2, layer: int | None = None) -> dict:
-    """Analyse one run and write its figures and inspect.json (into <run_dir>/inspect/ or
-    `out`). Returns the summary, with "out_dir" added."""
-    from grucli import inspect_plots as plots
-
-    if samples < 1:
-        raise GrucliError("--samples must be at least 1")
-    run = load_run(run_dir)
-    out_dir = _out_dir(run.run_dir, out)
-    insp = analyse(run, layer, samples)
-    figures = {"gates": [], "saturation": None, "gradient_flow": None}
-    for s in insp.samples:
-        figures["gates"].append(plots.save(plots.gate_traces(insp, s), out_dir, f"gates_{s.index}"))
-    figures["saturation"] = plots.save(plots.saturation(insp), out_dir, "saturation")
-    figures["gradient_flow"] = plots.save(plots.gradient_flow(insp), out_dir, "gradient_flow")
-    summary = _clean({**insp.summary, "figures": figures,
-                      "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    store.atomic_write_text(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
-    return {**summary, "out_dir": str(out_dir)}
-
-
-def read_inspect_summary(run_dir: str | Path) -> dict | None:
-    """The run's inspect summary (<run_dir>/inspect/inspect.json) if it exists and parses, else None.
-    Figure paths in it ("figures") are relative to that inspect folder."""
-    try:
-        data = json.loads((Path(run_dir) / INSPECT_DIR / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    return Inspection(run, k, cell, directions, sample_traces(model, data.test, k, samples), hists, grad, summary)
 
 
 # --------------------------------------------------------------------------- comparing cells
@@ -332,39 +282,6 @@ def pick_runs(exp_dir: Path, where: dict | None = None) -> dict[str, Path]:
     chosen: dict[str, Path] = {}
     for cell, task, seed, run_dir in sorted(runs, key=lambda r: (r[1] != best_task, r[2], r[3].name)):
         chosen.setdefault(cell, run_dir)
-    from grucli.models import CELLS
-
-    return {c: chosen[c] for c in CELLS if c in chosen}
+    return {c: chosen[c] for c in cells.order(chosen)}
 
 
-def inspect_compare(exp_dir: str | Path, out: str | Path | None = None, samples: int = 1,
-                    layer: int | None = None, where: dict | None = None) -> dict:
-    """Side-by-side figures of one run per cell of an experiment, on the same test inputs,
-    plus compare.json (which runs, whether their task configs match, each run's summary)."""
-    from grucli import inspect_plots as plots
-
-    exp_dir = Path(exp_dir)
-    if not exp_dir.is_dir():
-        raise GrucliError(f"{exp_dir}: no such folder")
-    if (exp_dir / store.CONFIG).is_file():
-        raise GrucliError(f"{exp_dir}: a run folder; --compare takes an experiment folder (results/<experiment>)")
-    if samples < 1:
-        raise GrucliError("--samples must be at least 1")
-    chosen = pick_runs(exp_dir, where)
-    out_dir = _out_dir(exp_dir, out)
-    insps = [analyse(load_run(d), layer, samples) for d in chosen.values()]
-    same_task = len({i.run.cfg.task.model_dump_json() for i in insps}) == 1
-    figures = {
-        "gates": [plots.save(plots.compare_gates(insps, s, same_task), out_dir, f"compare_gates_{s}")
-                  for s in range(min(len(i.samples) for i in insps))],
-        "saturation": plots.save(plots.compare_saturation(insps), out_dir, "compare_saturation"),
-        "gradient_flow": plots.save(plots.compare_gradient_flow(insps), out_dir, "compare_gradient_flow"),
-    }
-    result = _clean({"schema": SCHEMA, "experiment": exp_dir.name, "same_task": same_task,
-                     "runs": {c: d.name for c, d in chosen.items()},
-                     "task": insps[0].run.cfg.task.model_dump(mode="json") if same_task else None,
-                     "seeds": {i.run.cfg.model.cell: i.run.cfg.seed for i in insps},
-                     "summaries": {i.run.cfg.model.cell: i.summary for i in insps}, "figures": figures,
-                     "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    store.atomic_write_text(out_dir / COMPARE_FILE, json.dumps(result, indent=2))
-    return {**result, "out_dir": str(out_dir)}

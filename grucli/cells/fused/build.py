@@ -1,0 +1,110 @@
+"""Building and loading the fused kernels (fused_rnn.cpp), once per machine.
+
+torch.utils.cpp_extension.load_inline compiles the source into a cache folder keyed by
+the source, torch's version, the environment and the compiler flags (~40-90 s the first
+time; a file lock keeps parallel workers from building at the same time). Why the kernels
+are unavailable is kept apart: no compiler, switched off, or a build that failed (with
+the compiler's last lines), so nothing falls back silently.
+
+Environment: GRUCLI_FUSED_CACHE (build folder, default ~/.cache/grucli/extensions),
+GRUCLI_NO_COMPILE=1 (never compile: fused is unavailable, auto uses torch's modules).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+SOURCE = Path(__file__).parent / "fused_rnn.cpp"
+FUNCTIONS = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward",
+             "set_direct_blas"]
+_why: list[str] = []  # why the kernels are unavailable, once known
+
+
+def _simd_flags() -> list[str]:
+    """Vector width for the gate arithmetic: AVX-512 or AVX2 where /proc/cpuinfo has them
+    (Sleef's vector exp/tanh come from libtorch itself), else scalar code."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    if {"avx512f", "avx512dq"} <= flags:
+        return ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mprefer-vector-width=512", "-DGRUCLI_AVX512"]
+    if {"avx2", "fma"} <= flags:
+        return ["-mavx2", "-mfma", "-DGRUCLI_AVX2"]
+    return []
+
+
+def _flags() -> list[str]:
+    return ["-O3", "-std=c++17", *_simd_flags()]
+
+
+def build_dir() -> Path:
+    """Where the extension is built and cached."""
+    import torch
+
+    key = hashlib.sha256("\n".join([SOURCE.read_text(), torch.__version__, sys.prefix, *_flags()]).encode())
+    root = Path(os.environ.get("GRUCLI_FUSED_CACHE", Path.home() / ".cache" / "grucli" / "extensions"))
+    return root / f"grucli_fused_{key.hexdigest()[:12]}"
+
+
+def is_built() -> bool:
+    """True when a build for this machine is cached (loading it takes a second, not a minute)."""
+    try:
+        return any(build_dir().glob("*.so"))
+    except OSError:
+        return False
+
+
+def compiler() -> str | None:
+    """The C++ compiler torch's extension builder will call (CXX, else c++), if present."""
+    return shutil.which(os.environ.get("CXX", "c++"))
+
+
+@functools.lru_cache(maxsize=1)
+def kernels():
+    """The compiled extension (built on first use), or None: see unavailable_reason()."""
+    if os.environ.get("GRUCLI_NO_COMPILE"):
+        _why.append("GRUCLI_NO_COMPILE is set")
+        return None
+    if compiler() is None:
+        _why.append(f"no C++ compiler: {os.environ.get('CXX', 'c++')} not found (install g++, or set CXX)")
+        return None
+    try:
+        from filelock import FileLock
+        from torch.utils.cpp_extension import load_inline
+
+        source, flags, build = SOURCE.read_text(), _flags(), build_dir()
+        build.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(build.parent / f"{build.name}.lock")):
+            # torch's own build lock is a plain file that a killed build leaves behind, and a
+            # later load_inline would wait on it forever. Holding our OS lock, no other grucli
+            # process is building here, so such a file is stale.
+            (build / "lock").unlink(missing_ok=True)
+            return load_inline(name=build.name, cpp_sources=[source], functions=FUNCTIONS, extra_cflags=flags,
+                               build_directory=str(build), verbose=False)
+    except Exception as e:  # the build failed: say so with the compiler's own last words
+        _why.append(f"the build failed: {_last_lines(e)}")
+        warnings.warn(f"grucli: the fused CPU kernels did not build ({_why[-1]}); model.impl auto uses torch's "
+                      "modules", RuntimeWarning, stacklevel=2)
+        return None
+
+
+def _last_lines(error: Exception, n: int = 3) -> str:
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()] or lines
+    return f"{type(error).__name__}: " + " | ".join(errors[-n:])[:600]
+
+
+def available() -> bool:
+    return kernels() is not None
+
+
+def unavailable_reason() -> str | None:
+    """None when the kernels load; else one line saying why not."""
+    return None if available() else (_why[-1] if _why else "unknown")

@@ -1,0 +1,111 @@
+"""The one sequence-model wrapper every cell and head goes through, and exact parameter
+counting / parameter-budget matching. Cells come from the registry (grucli.cells); this
+module never asks which cell it wraps."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from grucli import cells
+
+
+def recurrent_params(cell: str, input_size: int, hidden: int, layers: int = 1, bidirectional: bool = False) -> int:
+    """The cell's closed form per layer and direction (Cell.layer_params); layers above the
+    first read the D*H outputs of the layer below."""
+    d = 2 if bidirectional else 1
+    spec = cells.get(cell)
+    return sum(d * spec.layer_params(input_size if layer == 0 else d * hidden, hidden) for layer in range(layers))
+
+
+def model_params(cell: str, hidden: int, *, input_size: int, output_size: int, layers: int = 1,
+                 bidirectional: bool = False, vocab_size: int | None = None, embed_dim: int | None = None) -> int:
+    """Total parameters of a SequenceModel: embedding (if any) + recurrent stack + linear head."""
+    d = 2 if bidirectional else 1
+    embed = vocab_size * embed_dim if (vocab_size and embed_dim) else 0
+    rnn_in = embed_dim if (vocab_size and embed_dim) else input_size
+    head = d * hidden * output_size + output_size
+    return embed + recurrent_params(cell, rnn_in, hidden, layers, bidirectional) + head
+
+
+def hidden_for_budget(budget: int, cell: str, max_hidden: int = 8192, **dims) -> int:
+    """The hidden size whose total parameter count is closest to `budget` (ties -> smaller).
+    The count grows monotonically with H, so we walk up until it passes the budget."""
+    best, best_gap = 1, abs(model_params(cell, 1, **dims) - budget)
+    for h in range(2, max_hidden + 1):
+        gap = abs(model_params(cell, h, **dims) - budget)
+        if gap < best_gap:
+            best, best_gap = h, gap
+        if model_params(cell, h, **dims) > budget:
+            break
+    return best
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+class SequenceModel(nn.Module):
+    """Input (embedding or one-hot for tokens) -> recurrent stack -> dropout -> linear head.
+
+    head="last": one output per sequence from the final hidden state (for a bidirectional
+    cell: the forward state at the last true step and the backward state at step 0).
+    head="each": one output per step. Padded batches (lengths given) are packed, so padding
+    never changes a result."""
+
+    def __init__(self, cell: str, *, input_size: int, output_size: int, hidden_size: int, head: str,
+                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
+                 tokens: bool = False, embed_dim: int | None = None, forget_bias: float | None = None,
+                 impl: str = "auto"):
+        super().__init__()
+        self.cell = cells.get(cell)
+        self.head_kind = head
+        self.tokens, self.vocab_size = tokens, input_size if tokens else None
+        self.layers, self.dirs, self.hidden = num_layers, 2 if bidirectional else 1, hidden_size
+        self.embed = nn.Embedding(input_size, embed_dim) if tokens and embed_dim else None
+        rnn_in = embed_dim if self.embed is not None else input_size
+        self.impl = cells.resolve_impl(self.cell, impl)
+        self.rnn = cells.make(self.cell, rnn_in, hidden_size, num_layers, bidirectional, dropout, self.impl)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(self.dirs * hidden_size, output_size)
+        if forget_bias is not None and self.cell.forget_gate is not None:
+            set_forget_bias(self.rnn, self.cell, forget_bias)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.tokens:
+            return x  # (B, T, I)
+        if self.embed is not None:
+            return self.embed(x)  # (B, T, E)
+        return F.one_hot(x, self.vocab_size).float()  # (B, T, V)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.encode(x)  # (B, T, I)
+        B, T = z.shape[:2]
+        if lengths is not None:
+            z = pack_padded_sequence(z, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(z)
+        if self.head_kind == "last":
+            h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, H); a memory c_n is not read
+            if self.dirs == 1:
+                feat = h_n[-1]  # (B, H); one autograd node, not a chain of views (it counts on tiny models)
+            else:
+                feat = h_n[-2:].transpose(0, 1).reshape(B, 2 * self.hidden)  # (B, 2H): forward, backward
+        else:
+            if lengths is not None:
+                out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+            feat = out  # (B, T, D*H)
+        return self.head(self.drop(feat))  # (B, O) or (B, T, O)
+
+
+def set_forget_bias(rnn: nn.Module, cell, value: float) -> None:
+    """Set the forget gate's bias (block `cell.forget_gate`) so that the biases adding up in
+    its pre-activation (`cell.bias_params`) sum to `value`: the first holds it, the rest 0."""
+    with torch.no_grad():
+        for name, p in rnn.named_parameters():
+            stem = name.rsplit("_l", 1)[0]
+            if stem in cell.bias_params:
+                h = rnn.hidden_size
+                block = slice(cell.forget_gate * h, (cell.forget_gate + 1) * h)
+                p[block] = value if stem == cell.bias_params[0] else 0.0
