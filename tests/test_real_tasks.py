@@ -403,16 +403,18 @@ def test_paths_inside_whole_task_sections_are_resolved(tmp_path, series_csv):
 def test_forecast_lines_and_tables_show_the_seasonal_naive_baseline_and_no_reached_share():
     """A forecast with a season has two baselines and the seasonal one is often the stronger:
     the run line and the compare table show both. Tasks without a target have no 'reached'."""
+    from grucli import tables
     from grucli.commands.common import baseline_text
-    from grucli.summary import comparison_rows
 
     df = pd.DataFrame({
-        "task": ["csv_forecast"] * 2, "cell": ["gru", "lstm"], "status": ["ok", "ok"], "metric": ["rmse"] * 2,
-        "test.rmse": [0.15, 0.2], "baseline.rmse": [0.48, 0.48], "baseline.snaive_rmse": [0.14, 0.14],
-        "target": [None, None], "reached_target": [False, False], "params": [10, 12],
+        "task": ["csv_forecast"] * 2, "cell": ["gru", "lstm"], "state": ["ok", "ok"], "metric": ["rmse"] * 2,
+        "goal": ["min"] * 2, "value": [0.15, 0.2], "baseline_value": [0.48, 0.48],
+        "baseline.snaive_rmse": [0.14, 0.14], "target": [None, None], "reached_target": [False, False],
+        "params": [10, 12],
     })
-    (_, _, rows), = comparison_rows(df)
-    assert rows["baseline_seasonal"].tolist() == [0.14, 0.14]
-    assert rows["reached"].isna().all()
+    (view,) = tables.task_views(df)
+    rows = tables.summary_table(view)
+    assert rows["baseline_snaive"].tolist() == [0.14, 0.14]
+    assert view.target is None
     assert baseline_text(0.48, 0.14) == "naive 0.48 / seasonal naive 0.14"
     assert baseline_text(0.48) == "0.48"

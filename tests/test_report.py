@@ -11,8 +11,9 @@ from synthetic_results import write_experiment, write_run
 from typer.testing import CliRunner
 
 from grucli.cli import app
-from grucli.report import build_report, plots, tables
-from grucli.report.collect import collect
+from grucli import tables
+from grucli.report import build_report, plots
+from grucli.store.reader import collect
 
 PNG_ONLY = ("png",)  # SVG doubles the drawing time; the CLI test covers it
 

@@ -72,10 +72,15 @@ def impl_available(impl: str) -> bool:
 def resolve_impl(cell: Cell, impl: str = "auto") -> str:
     """The implementation a model of `cell` uses: `impl`, or for "auto" the fastest available."""
     if impl != "auto":
-        if impl not in cell.impls:
-            from grucli.errors import ConfigError
+        from grucli.errors import ConfigError
 
+        if impl not in cell.impls:
             raise ConfigError(f"cell '{cell.name}' has no '{impl}' implementation; valid: auto, {', '.join(cell.impls)}")
+        if not impl_available(impl):
+            from grucli.cells.fused.build import unavailable_reason
+
+            why = unavailable_reason() or "a GPU is visible: they run on CPU only"
+            raise ConfigError(f"{impl}: grucli's CPU kernels are unavailable here ({why}); use impl auto or torch")
         return impl
     return next(name for name in cell.impls if impl_available(name))
 

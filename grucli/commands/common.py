@@ -77,19 +77,60 @@ def run_progress() -> Progress:
 
 
 EPOCH_RE = re.compile(r"epoch \d+")
+STATE_STYLE = {"done": "green", "failed": "red", "diverged": "yellow", "partial": "magenta", "todo": "dim"}
 
 
 class ProgressReporter:
-    """Renders a grid: an overall bar (runs done / total, ETA), one bar per active run and
-    one line per finished run. Implements grucli.execute.Reporter. When the output is not a
-    terminal (a log file, CI), bars cannot render: each run's epochs are logged as lines."""
+    """Renders an experiment run (grucli.experiment.Reporter): a status line while data and
+    kernels are prepared, then an overall bar (runs done / total, ETA), one bar per active
+    run and one line per finished run. When the output is not a terminal (a log file, CI),
+    bars cannot render: each run's epochs are logged as lines instead. `header(er)` prints
+    the command's own line once the grid is planned. Use it as a context manager, so the
+    live display stops whatever happens."""
 
-    def __init__(self, progress: Progress, total_runs: int):
-        self.progress = progress
-        self.overall = progress.add_task("[bold]runs", total=total_runs, status="")
+    def __init__(self, header=None):
+        self.header = header
+        self.progress: Progress | None = None
+        self.status = None
         self.bars: dict[str, int] = {}
-        self.log_epochs = not progress.console.is_terminal
         self.last_epoch: dict[str, str] = {}
+        self.log_epochs = not console.is_terminal
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def planned(self, er) -> None:
+        if self.header:
+            self.header(er)
+        if er.other_code:
+            console.print(f"[yellow]{escape(er.other_code)}[/]")
+
+    def stage(self, text: str) -> None:
+        """A transient status on a terminal; in a log only what takes long (compiling) is a line."""
+        if self.status is not None:
+            self.status.update(text)
+        elif console.is_terminal:
+            self.status = console.status(text)
+            self.status.start()
+        elif "compiling" in text:
+            err_console.print(text)
+
+    def grid_started(self, todo) -> None:
+        self.close()
+        self.progress = run_progress()
+        self.progress.start()
+        self.overall = self.progress.add_task("[bold]runs", total=len(todo), status="")
 
     def run_started(self, run) -> None:
         self.bars[run.run_id] = self.progress.add_task(
@@ -115,33 +156,18 @@ class ProgressReporter:
         self.progress.console.print(f"[dim] skipped #{run.index} {run.run_id}: {why}[/]")
 
 
-def note_other_code(plan, exp_dir) -> None:
-    """Print other_code_note's line, if any."""
-    note = other_code_note(plan, exp_dir)
-    if note:
-        console.print(f"[yellow]{note}[/]")
+def print_plan(plan) -> None:
+    """Hydra-style listing: one line per run with its id and state."""
+    from grucli.grid import describe
 
-
-def other_code_note(plan, exp_dir) -> str | None:
-    """A line when finished runs that will be reused were made by other grucli code (another
-    git commit, or version without git): their numbers may differ from a fresh run's."""
-    from grucli import environment, store
-
-    mine = environment.describe_code()
-    others: dict[str, int] = {}
     todo = {r.run_id for r in plan.todo}
     for run in plan.runs:
-        if run.run_id in todo:
-            continue
-        summary = store.read_summary(Path(exp_dir) / run.run_id) or {}
-        code = environment.code_label(summary.get("env") or {})
-        if code and code != mine:
-            others[code] = others.get(code, 0) + 1
-    if not others:
-        return None
-    listed = ", ".join(f"{code} ({n})" for code, n in sorted(others.items()))
-    return (f"note: {sum(others.values())} finished run(s) of this grid were made by other grucli code: {listed}; "
-            f"this code is {mine}. Delete a run's folder to redo it.")
+        state = plan.states[run.run_id]
+        label = "to run" if state in ("todo", "partial") else state + (" -> to run" if run.run_id in todo else "")
+        console.print(f"#{run.index:<3} {describe(run)} -> {run.run_id}  [{STATE_STYLE[state]}]{label}[/]")
+    counts = [f"{sum(s == k for s in plan.states.values())} {k}" for k in ("done", "failed", "diverged")]
+    console.print(f"{len(plan.runs)} runs: {', '.join(c for c in counts if not c.startswith('0 ') or 'done' in c)}, "
+                  f"{len(plan.todo)} to run")
 
 
 def baseline_text(naive, seasonal=None) -> str:

@@ -10,40 +10,46 @@ import typer
 from rich.table import Table
 
 from grucli.commands.common import (ProgressReporter, at_least_one, baseline_text, clean_errors, console,
-                                    device_overrides, fmt, note_other_code, run_progress)
+                                    device_overrides, fmt, print_plan)
 from grucli.errors import GrucliError
 
 
 def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
-    """One rich table per task and setting: cells side by side. With `run_ids`, only those
-    runs (the current grid); finished runs of other grids in the folder are counted."""
-    from grucli import store
-    from grucli.summary import comparison_rows
+    """One rich table per task and setting, cells side by side, built like the report's
+    summary table (grucli.tables). With `run_ids`, only those runs (the current grid);
+    finished runs of other grids in the folder are counted."""
+    from grucli import tables
+    from grucli.store import reader
 
-    df = store.load_runs(exp_dir)
+    runs = reader.collect([exp_dir], histories=False).runs if exp_dir.is_dir() and any(
+        reader.is_run_dir(p) for p in exp_dir.iterdir()) else None
     others = 0
-    if run_ids is not None and not df.empty:
-        mine = df["run_id"].isin(run_ids)
-        others = int((~mine).sum())
-        df = df[mine].dropna(axis=1, how="all")
-    tables = comparison_rows(df)
-    if not tables:
+    if runs is not None and run_ids is not None:
+        mine = runs["run_id"].isin(run_ids)
+        others = int((~mine & runs["state"].isin([reader.OK, reader.DIVERGED, reader.FAILED])).sum())
+        runs = runs[mine].dropna(axis=1, how="all")
+    views = tables.task_views(runs) if runs is not None and len(runs) else []
+    if not views:
         console.print(f"no finished runs of this grid in {exp_dir}")
         return
-    for task, setting, rows in tables:
-        title = f"{task}  " + "  ".join(f"{k}={v}" for k, v in setting.items())
-        metric = rows["metric"].iloc[0]
-        table = Table(title=title.strip(), title_justify="left")
-        for col in ("cell", "params", "s/epoch", "train seq/s", "infer ms/seq", f"test {metric} ± 95% CI",
-                    "n", "baseline", "reached", "diverged", "failed"):
-            table.add_column(col, justify="left" if col == "cell" else "right")
-        for r in rows.itertuples():
-            ci = "" if r.ci95 is None else f" ± {fmt(r.ci95, 2)}"
-            table.add_row(r.cell, fmt(r.params), fmt(r.epoch_time_s, 3), fmt(r.throughput_seq_s, 3),
-                          fmt(r.latency_seq_ms, 3), f"{fmt(r.mean)}{ci}" if r.n else "-", str(r.n),
-                          baseline_text(r.baseline, r.baseline_seasonal),
-                          "-" if r.reached is None else f"{r.reached:.0%}", str(r.diverged), str(r.failed))
-        console.print(table)
+    for view in views:
+        summary = tables.summary_table(view)
+        keys = [tables.short(c) for c in view.settings]
+        for values, rows in (summary.groupby(keys, dropna=False, sort=False) if keys else [((), summary)]):
+            values = values if isinstance(values, tuple) else (values,)
+            title = f"{view.task}  " + "  ".join(f"{k}={tables.plain(v)}" for k, v in zip(keys, values))
+            table = Table(title=title.strip(), title_justify="left")
+            for col in ("cell", "params", "s/epoch", "train seq/s", "infer ms/seq", f"test {view.metric} ± 95% CI",
+                        "n", "baseline", "reached", "diverged", "failed"):
+                table.add_column(col, justify="left" if col == "cell" else "right")
+            for r in rows.to_dict("records"):
+                ci = "" if r["ci95"] is None or r["ci95"] != r["ci95"] else f" ± {fmt(r['ci95'], 2)}"
+                reached = "-" if view.target is None or not r["ok"] else f"{r['reached_target'] / r['ok']:.0%}"
+                table.add_row(r["cell"], fmt(r["params"]), fmt(r["epoch_time_s"], 3), fmt(r["throughput_seq_s"], 3),
+                              fmt(r["latency_seq_ms"], 3), f"{fmt(r['mean'])}{ci}" if r["n"] else "-", str(r["n"]),
+                              baseline_text(r["baseline"], r.get("baseline_snaive")), reached,
+                              str(r["diverged"]), str(r["failed"]))
+            console.print(table)
     console.print("[dim]mean ± half-width of the Student-t 95% interval over seeds; failed/diverged runs are "
                   "counted, not averaged; no interval with one seed[/]")
     if others:
@@ -74,47 +80,37 @@ def compare(
 
         grucli compare experiments/long_dependency.yaml --jobs 2
     """
-    from grucli import execute, runtime, store
-    from grucli.commands.train import print_plan
-    from grucli.config import load_experiment
-    from grucli.grid import expand
+    from grucli import experiment as runner
+    from grucli import runtime
 
     at_least_one(jobs=jobs, threads=threads)
     if executor not in ("local", "ray"):
         raise GrucliError(f"--executor {executor}: unknown executor; valid: local, ray")
-    if address and executor != "ray":
-        raise GrucliError("--address is the address of a Ray cluster: use it with --executor ray")
-    exp = load_experiment(experiment, [*set_, *device_overrides(device, None)])
-    runs = expand(exp)
-    exp_dir = store.experiment_dir(results, exp.name)
+    overrides = [*set_, *device_overrides(device, None)]
     if show:
-        if not exp_dir.is_dir():
-            raise GrucliError(f"--show: no results of '{exp.name}' in {results} yet (run the grid first, or check --results)")
-        note_other_code(execute.plan(runs, exp_dir, retry_failed), exp_dir)
-        render_comparison(exp_dir, {r.run_id for r in runs})
+        er = runner.open_experiment(experiment, overrides, results, retry_failed)
+        if not er.exp_dir.is_dir():
+            raise GrucliError(f"--show: no results of '{er.experiment.name}' in {results} yet "
+                              "(run the grid first, or check --results)")
+        if er.other_code:
+            console.print(f"[yellow]{er.other_code}[/]")
+        render_comparison(er.exp_dir, er.run_ids)
         return
-    plan = execute.plan(runs, exp_dir, retry_failed)
+
+    def header(er) -> None:
+        workers = "cluster" if executor == "ray" and address else f"{jobs or runtime.usable_cores()} workers"
+        console.print(f"{er.experiment.name}: {len(er.runs)} runs, {er.finished} already finished, "
+                      f"{len(er.plan.todo)} to run ({executor}, {workers})")
+
+    with ProgressReporter(header=None if dry_run else header) as reporter:
+        er = runner.run(experiment, overrides, results=results, executor=executor, jobs=jobs, threads=threads,
+                        address=address, retry_failed=retry_failed, dry_run=dry_run, reporter=reporter)
     if dry_run:
-        print_plan(plan)
+        print_plan(er.plan)
         return
-    with console.status("preparing data and kernels (the fused kernels compile once per machine, ~1 min)"):
-        execute.prepare(plan.todo, str(experiment))  # bad data stops here, before anything is written
-    if executor == "local":  # runs train on this machine: cuda must be here (Ray nodes may have GPUs)
-        for dev in {r.config.train.device for r in plan.todo}:
-            runtime.resolve_device(dev)
-    done = len(runs) - len(plan.todo)
-    workers = "cluster" if executor == "ray" and address else f"{jobs or runtime.usable_cores()} workers"
-    console.print(f"{exp.name}: {len(runs)} runs, {done} already finished, {len(plan.todo)} to run "
-                  f"({executor}, {workers})")
-    note_other_code(plan, exp_dir)
-    if plan.todo:
-        store.write_experiment(exp_dir, exp)
-        with run_progress() as progress:
-            reporter = ProgressReporter(progress, len(plan.todo))
-            outcome = execute.run_grid(plan.todo, exp_dir, exp.name, executor=executor, jobs=jobs,
-                                       threads=threads, address=address, retry_failed=retry_failed,
-                                       reporter=reporter)
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(outcome.finished.items()))
-        console.print(f"finished: {summary or 'nothing'}" + (f"; skipped {outcome.skipped}" if outcome.skipped else ""))
-    render_comparison(exp_dir, {r.run_id for r in runs})
-    console.print(f"results: {exp_dir}  (runs.csv: one row per run)")
+    if er.outcome is not None:
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(er.outcome.finished.items()))
+        skipped = f"; skipped {er.outcome.skipped}" if er.outcome.skipped else ""
+        console.print(f"finished: {summary or 'nothing'}{skipped}")
+    render_comparison(er.exp_dir, er.run_ids)
+    console.print(f"results: {er.exp_dir}  (runs.csv: one row per run)")

@@ -8,23 +8,12 @@ from typing import Optional
 import typer
 
 from grucli.commands.common import (ProgressReporter, at_least_one, clean_errors, console, device_overrides,
-                                    note_other_code, run_progress)
-
-STATE_STYLE = {"done": "green", "failed": "red", "diverged": "yellow", "partial": "magenta", "todo": "dim"}
+                                    print_plan)
 
 
-def print_plan(plan) -> None:
-    """Hydra-style listing: one line per run with its id and state."""
-    from grucli.grid import describe
-
-    todo = {r.run_id for r in plan.todo}
-    for run in plan.runs:
-        state = plan.states[run.run_id]
-        label = "to run" if state in ("todo", "partial") else state + (" -> to run" if run.run_id in todo else "")
-        console.print(f"#{run.index:<3} {describe(run)} -> {run.run_id}  [{STATE_STYLE[state]}]{label}[/]")
-    counts = [f"{sum(s == k for s in plan.states.values())} {k}" for k in ("done", "failed", "diverged")]
-    console.print(f"{len(plan.runs)} runs: {', '.join(c for c in counts if not c.startswith('0 ') or 'done' in c)}, "
-                  f"{len(plan.todo)} to run")
+def _header(er) -> None:
+    if er.finished:
+        console.print(f"[dim]{er.finished} of {len(er.runs)} runs already finished in {er.exp_dir}; skipping them[/]")
 
 
 @clean_errors
@@ -45,32 +34,17 @@ def train(
 
         grucli train experiments/adding.yaml --set model.cell=lstm --set task.seq_len=200
     """
-    from grucli import execute, runtime, store
-    from grucli.config import load_experiment
-    from grucli.grid import expand
+    from grucli import experiment as runner
 
     at_least_one(threads=threads)
-    exp = load_experiment(experiment, [*set_, *device_overrides(device, threads)])
-    runs = expand(exp)
-    exp_dir = store.experiment_dir(results, exp.name)
-    plan = execute.plan(runs, exp_dir, retry_failed)
+    with ProgressReporter(header=None if dry_run else _header) as reporter:
+        er = runner.run(experiment, [*set_, *device_overrides(device, threads)], results=results, executor="inline",
+                        retry_failed=retry_failed, dry_run=dry_run, reporter=reporter)
     if dry_run:
-        print_plan(plan)
+        print_plan(er.plan)
         return
-    skipped = len(runs) - len(plan.todo)
-    if skipped:
-        console.print(f"[dim]{skipped} of {len(runs)} runs already finished in {exp_dir}; skipping them[/]")
-        note_other_code(plan, exp_dir)
-    if not plan.todo:
+    if er.outcome is None:
         return
-    with console.status("preparing data and kernels (the fused kernels compile once per machine, ~1 min)"):
-        execute.prepare(plan.todo, str(experiment))  # bad data stops here, before anything is written
-    for device in {r.config.train.device for r in plan.todo}:
-        runtime.resolve_device(device)  # and so does cuda on a machine without it (this process trains)
-    store.write_experiment(exp_dir, exp)
-    with run_progress() as progress:
-        outcome = execute.run_grid(plan.todo, exp_dir, exp.name, executor="inline", retry_failed=retry_failed,
-                                   reporter=ProgressReporter(progress, len(plan.todo)))
-    console.print(f"results: {exp_dir}  (runs.csv: one row per run; <run_id>/summary.json, history.csv)")
-    if outcome.finished.get("failed"):
+    console.print(f"results: {er.exp_dir}  (runs.csv: one row per run; <run_id>/summary.json, history.csv)")
+    if er.outcome.finished.get("failed"):
         raise typer.Exit(1)

@@ -1,7 +1,7 @@
 """`grucli report`: results folders -> tables, figures, report.md and report.html.
 
-    collect (read run folders, note problems) -> tables (pure) -> plots (registry)
-    -> compose (document blocks) -> render (Markdown, self-contained HTML)
+    grucli.store.reader (read run folders, note problems) -> grucli.tables (pure)
+    -> plots (registry) -> compose (document blocks) -> render (Markdown, self-contained HTML)
 
 Reads only: it never trains and never writes inside run folders. Output goes to
 `<experiment>/report/` (or `--out`):
@@ -21,8 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from grucli.errors import GrucliError
-from grucli.report import compose, inspected, plots, tables
-from grucli.report.collect import collect, experiment_dirs
+from grucli import tables
+from grucli.report import compose, inspected, plots
+from grucli.store.reader import collect, experiment_dirs
 from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
 from grucli.store import atomic_write_text
 

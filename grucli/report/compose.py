@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 import pandas as pd
 
 import grucli
-from grucli.report.collect import DIVERGED, FAILED, IN_PROGRESS, OK, UNREADABLE, Collection
+from grucli.store.reader import DIVERGED, FAILED, IN_PROGRESS, OK, UNREADABLE, Collection
 from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
 from grucli.cells import REFERENCE, label
-from grucli.report.tables import RATIO, TaskView, order_cells, short
+from grucli.tables import RATIO, TaskView, order_cells, short
 from grucli.stats import ALPHA
 
 STATES = (OK, DIVERGED, FAILED, IN_PROGRESS, UNREADABLE)

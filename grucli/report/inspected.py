@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from grucli.inspect.files import compare_figures, read_inspect_summary
-from grucli.report.collect import OK
+from grucli.store.reader import OK
 
 
 @dataclass

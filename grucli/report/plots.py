@@ -24,7 +24,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from grucli.cells import colour, marker
 from grucli.store import atomic_write_bytes
-from grucli.report.tables import TaskView, order_cells, setting_label, short
+from grucli.tables import TaskView, order_cells, setting_label, short
 
 MAX_PANELS = 6  # settings shown side by side before a figure keeps only the first ones
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,

@@ -61,6 +61,11 @@ def is_built() -> bool:
         return False
 
 
+def will_compile() -> bool:
+    """True when loading the kernels now would compile them first (about a minute)."""
+    return not os.environ.get("GRUCLI_NO_COMPILE") and compiler() is not None and not is_built()
+
+
 def compiler() -> str | None:
     """The C++ compiler torch's extension builder will call (CXX, else c++), if present."""
     return shutil.which(os.environ.get("CXX", "c++"))

@@ -1,4 +1,5 @@
-"""The report's tables: pure functions from the collected runs to DataFrames.
+"""The comparison tables (compare's terminal table and the report's): pure functions from
+the runs the one reader returns (grucli.store.reader) to DataFrames.
 
 A *setting* is one combination of the config keys that vary within a task (seq_len,
 hidden_size, ...), found from the runs themselves, so several experiments and older runs
@@ -15,7 +16,7 @@ import pandas as pd
 
 from grucli import stats
 from grucli.cells import REFERENCE
-from grucli.report.collect import DIVERGED, FAILED, IN_PROGRESS, OK
+from grucli.store.reader import DIVERGED, FAILED, IN_PROGRESS, OK
 
 # Keys that never define a setting: the cell is the compared axis, the seed is averaged
 # over, device and threads change speed, not what is computed.
@@ -91,7 +92,7 @@ def setting_label(settings: list[str], values, max_value: int | None = None) -> 
     """`task.seq_len=100, model.hidden_size=64`; values longer than `max_value` characters
     (paths, hashes) keep their start and end."""
     def value(v):
-        text = "unset" if v is None or (isinstance(v, float) and v != v) else str(_plain(v))
+        text = "unset" if v is None or (isinstance(v, float) and v != v) else str(plain(v))
         if max_value and len(text) > max_value:
             keep = max(max_value // 2 - 1, 3)
             text = f"{text[:keep]}…{text[-keep:]}"
@@ -100,7 +101,8 @@ def setting_label(settings: list[str], values, max_value: int | None = None) -> 
     return ", ".join(f"{short(c)}={value(v)}" for c, v in zip(settings, values)) or "all runs"
 
 
-def _plain(v):
+def plain(v):
+    """5.0 -> 5 (a column with gaps turns integers into floats)."""
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
@@ -146,7 +148,7 @@ def summary_table(view: TaskView) -> pd.DataFrame:
     for values, cell, g in view.groups():
         ok = g[g["state"] == OK]
         m = stats.describe(ok["value"]) if "value" in ok else stats.describe([])
-        row = {"task": view.task, **{short(c): _plain(v) for c, v in zip(view.settings, values)}, "cell": cell,
+        row = {"task": view.task, **{short(c): plain(v) for c, v in zip(view.settings, values)}, "cell": cell,
                "hidden_size": _first(ok, "hidden_size"), "params": _first(ok, "params"),
                "runs": len(g), "ok": len(ok), "diverged": _count(g, DIVERGED), "failed": _count(g, FAILED),
                "in_progress": _count(g, IN_PROGRESS),
@@ -179,7 +181,7 @@ def params_table(view: TaskView) -> pd.DataFrame:
         ref = per_cell.get(REFERENCE)
         for cell in order_cells(per_cell):
             counts = per_cell[cell]
-            rows.append({"task": view.task, **{short(c): _plain(v) for c, v in zip(model_keys, values)}, "cell": cell,
+            rows.append({"task": view.task, **{short(c): plain(v) for c, v in zip(model_keys, values)}, "cell": cell,
                          "hidden_size": _first(g[g["cell"] == cell], "hidden_size"),
                          "params": counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
                          RATIO: counts[0] / ref[0] if ref and len(counts) == 1 == len(ref) else None})
@@ -219,7 +221,7 @@ def not_averaged(runs: pd.DataFrame) -> pd.DataFrame:
 def _first(df: pd.DataFrame, col: str):
     if col not in df or df[col].dropna().empty:
         return None
-    return _plain(df[col].dropna().iloc[0])
+    return plain(df[col].dropna().iloc[0])
 
 
 def _count(df: pd.DataFrame, state: str) -> int:

@@ -154,18 +154,22 @@ def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
     return run_dir
 
 
+READER_ONLY = ("run_dir", "key")  # the reader's own bookkeeping columns, not part of runs.csv
+
+
 def load_runs(exp_dir: Path) -> pd.DataFrame:
-    """Every finished run of an experiment as one tidy DataFrame: one row per run,
-    nested fields flattened with dots (config.model.cell, test.mse, timing.epoch_time_s)."""
-    rows = []
-    for run_dir in sorted(p for p in Path(exp_dir).iterdir() if p.is_dir()):
-        summary = read_summary(run_dir)
-        if summary is not None:
-            summary.pop("traceback", None)
-            rows.append(summary)
-    if not rows:
+    """Every finished run of an experiment as one tidy DataFrame: one row per run, nested
+    fields flattened with dots (config.model.cell, test.mse, timing.epoch_time_s), read by
+    the one reader (grucli.store.reader) and kept to finished runs."""
+    from grucli.store import reader
+
+    if not any(reader.is_run_dir(p) for p in Path(exp_dir).iterdir()):
         return pd.DataFrame()
-    return pd.json_normalize(rows, sep=".")
+    runs = reader.collect([exp_dir], histories=False).runs
+    if "status" not in runs:
+        return pd.DataFrame()
+    runs = runs[runs["status"].isin(FINISHED)].drop(columns=[c for c in READER_ONLY if c in runs])
+    return runs.dropna(axis=1, how="all").reset_index(drop=True)
 
 
 def load_history(run_dir: Path) -> pd.DataFrame:

@@ -1,9 +1,11 @@
-"""Read result folders for the report, tolerating what training can leave behind.
+"""The one reader of results folders (compare's table, the report, runs.csv and pandas
+users through `store.load_runs` all read through here), tolerating what training can leave
+behind.
 
-Unlike `store.load_runs` (finished runs only), this keeps every run folder as a row with a
-`state`: ok | diverged | failed | in progress (no summary.json yet) | unreadable (a corrupt
-or foreign summary). Whatever could not be read becomes a note that names the run; the
-report is then built from the rest. Only reads: nothing here writes or trains.
+Every run folder becomes a row with a `state`: ok | diverged | failed | in progress (no
+summary.json yet) | unreadable (a corrupt or foreign summary). Whatever could not be read
+becomes a note that names the run; tables are then built from the rest. Only reads:
+nothing here writes or trains.
 """
 
 from __future__ import annotations
@@ -54,25 +56,26 @@ def experiment_dirs(paths: list[Path]) -> list[Path]:
 
 
 def _is_experiment(path: Path) -> bool:
-    return (path / "experiment.json").is_file() or any(_is_run_dir(p) for p in path.iterdir())
+    return (path / "experiment.json").is_file() or any(is_run_dir(p) for p in path.iterdir())
 
 
-def _is_run_dir(path: Path) -> bool:
+def is_run_dir(path: Path) -> bool:
     if not path.is_dir() or path.name.startswith("."):
         return False
     return bool(RUN_ID.match(path.name)) or any((path / f).exists() for f in RUN_FILES)
 
 
-def collect(paths: list[Path]) -> Collection:
-    """Every run of every experiment folder in `paths` (see `experiment_dirs`)."""
+def collect(paths: list[Path], histories: bool = True) -> Collection:
+    """Every run of every experiment folder in `paths` (see `experiment_dirs`); with
+    `histories`, the history.csv of every ok or diverged run too (learning curves)."""
     rows: list[dict] = []
     col = Collection(pd.DataFrame())
     for exp_dir in experiment_dirs(paths):
         info = _read_experiment(exp_dir, col.notes)
         col.experiments.append(info)
-        for run_dir in sorted(p for p in exp_dir.iterdir() if _is_run_dir(p)):
+        for run_dir in sorted(p for p in exp_dir.iterdir() if is_run_dir(p)):
             row = _read_run(run_dir, info["name"], col.notes)
-            if row["state"] in (OK, DIVERGED):
+            if histories and row["state"] in (OK, DIVERGED):
                 hist = _read_history(run_dir, info["name"], col.notes)
                 if hist is not None:
                     col.histories[_key(row)] = hist

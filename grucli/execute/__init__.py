@@ -1,0 +1,215 @@
+"""Run many: decide what still has to run, train it, store it.
+
+Three executors share one driver loop (run_grid): `inline` (this process) and `local` (a
+process pool, one torch thread per worker by default) in local.py, `ray` (each run a Ray
+task, on a local or an existing cluster) in cluster.py. Whatever the executor, the driver
+writes every result into the same results store, so nothing downstream can tell which one
+produced it.
+
+Safety: before a run starts, the driver takes a per-run file lock (a real OS lock that dies
+with its process) and re-checks the run's state, so two drivers on one results folder never
+train the same run twice. Results are written atomically with the summary last, so a
+process killed at any point leaves either a finished run or a partial one that is redone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from filelock import FileLock, Timeout
+
+from grucli import runtime, store
+from grucli.errors import DataError, GrucliError
+from grucli.grid import Run
+from grucli.train import Callback, RunResult
+
+EXECUTORS = ("inline", "local", "ray")
+LOCK_DIR = ".locks"
+
+
+@dataclass
+class Plan:
+    """What a grid invocation will do: every run with its state, and those to train."""
+
+    runs: list[Run]
+    states: dict[str, str]  # run_id -> done | failed | diverged | partial | todo
+    todo: list[Run]
+
+
+def plan(runs: list[Run], exp_dir: Path, retry_failed: bool = False) -> Plan:
+    states = {r.run_id: store.run_state(Path(exp_dir) / r.run_id) for r in runs}
+    redo = _redo_states(retry_failed)
+    return Plan(runs, states, [r for r in runs if states[r.run_id] in redo])
+
+
+def _redo_states(retry_failed: bool) -> set[str]:
+    return {"todo", "partial"} | ({"failed", "diverged"} if retry_failed else set())
+
+
+def prepare(runs: Iterable[Run], source: str | None = None, on_stage=None) -> None:
+    """Before anything is written: build the data of every distinct task config once (a
+    missing or malformed data file stops the command with a GrucliError) and resolve each
+    cell's implementation (model.impl=auto compiles the fused kernels on first use on a
+    machine, so workers later only load them; `on_stage(text)` hears of it first). A data
+    error names `source` (the experiment file) and the task key it comes from."""
+    from grucli import cells
+    from grucli.cells.fused import build
+    from grucli.tasks import build_task
+
+    runs = list(runs)
+    for task in {r.config.task.model_dump_json(): r.config.task for r in runs}.values():
+        try:
+            build_task(task)
+        except DataError as e:
+            raise DataError(f"{source + ': ' if source else ''}task.{_data_key(task, e)}: {e}", e.key) from None
+    impls = {(r.config.model.cell, r.config.model.impl) for r in runs}
+    if on_stage and build.will_compile() and any(cells.get(c).fused and i in ("auto", "fused") for c, i in impls):
+        on_stage("compiling grucli's CPU kernels once for this machine, about a minute")
+    for cell, impl in impls:
+        try:
+            cells.resolve_impl(cells.get(cell), impl)
+        except GrucliError as e:
+            raise GrucliError(f"{source + ': ' if source else ''}model.impl: {e}") from None
+
+
+def _data_key(task, error: DataError) -> str:
+    """The task key a data error points at: the raiser's, else the file or data set named."""
+    if error.key:
+        return error.key
+    for key in ("path", "dataset"):
+        if getattr(task, key, None) is not None:
+            return key
+    return "name"
+
+
+def estimated_cost(run: Run) -> float:
+    """A rough relative cost (steps x sequence length x gate blocks x recurrent width^2)
+    used to start long runs first. Only ordering depends on it."""
+    cfg = run.config
+    t = cfg.task
+    length = getattr(t, "seq_len", None) or getattr(t, "window", None) or 64
+    n = getattr(t, "n_train", None) or 1000
+    h = cfg.model.hidden_size or (cfg.model.param_budget or 64**2 * 4) ** 0.5
+    steps = cfg.train.max_steps or cfg.train.epochs * n / cfg.train.batch_size
+    from grucli import cells
+
+    recurrent = cells.get(cfg.model.cell).matmul_macs(0, h)  # G*H^2 for a cell with G gate blocks
+    return steps * length * recurrent * cfg.model.num_layers * (2 if cfg.model.bidirectional else 1)
+
+
+class Reporter:
+    """What the driver tells its caller. Override what you need."""
+
+    def run_started(self, run: Run) -> None: ...
+
+    def run_progress(self, run: Run, step: int, total: int | None, info: str) -> None: ...
+
+    def run_finished(self, run: Run, result: RunResult) -> None: ...
+
+    def run_skipped(self, run: Run, why: str) -> None: ...
+
+
+@dataclass
+class Outcome:
+    finished: dict[str, int] = field(default_factory=dict)  # status -> count
+    skipped: int = 0
+
+
+class ProgressCallback(Callback):
+    """Turns training callbacks into `send(step, total, info)` calls, throttled."""
+
+    def __init__(self, send, every_s: float = 0.5):
+        self.send, self.every, self.total, self.last, self.info = send, every_s, None, 0.0, ""
+
+    def on_start(self, total_steps: int) -> None:
+        self.total = total_steps
+        self.send(0, total_steps, "starting")
+
+    def on_step(self, step: int, loss: float) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every or step == self.total:
+            self.last = now
+            self.send(step, self.total, f"loss {loss:.4g}{self.info}")
+
+    def on_epoch(self, row: dict) -> None:
+        vals = [f"{k.removeprefix('val_')} {v:.4g}" for k, v in row.items() if k.startswith("val_")][:1]
+        self.info = f" | epoch {row['epoch']} " + " ".join(vals)
+
+
+def crashed(message: str) -> RunResult:
+    return RunResult(status="failed", error=message)
+
+
+
+
+# --------------------------------------------------------------------------- driver
+def run_grid(todo: Iterable[Run], exp_dir: Path, experiment: str, *, executor: str = "local",
+             jobs: int | None = None, threads: int | None = None, address: str | None = None,
+             retry_failed: bool = False, reporter: Reporter | None = None) -> Outcome:
+    """Train every run in `todo` (longest first) and store each as it finishes. Runs that
+    another driver holds or has finished meanwhile are skipped."""
+    rep = reporter or Reporter()
+    exp_dir = Path(exp_dir)
+    jobs = jobs or runtime.usable_cores()
+    if executor not in EXECUTORS:
+        raise GrucliError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
+    if executor == "ray":
+        from grucli.execute.cluster import Ray
+
+        ex = Ray(jobs, threads, address, rep)
+    elif executor == "local" and jobs > 1:
+        from grucli.execute.local import Pool
+
+        ex = Pool(jobs, threads, rep)
+    else:
+        from grucli.execute.local import Inline
+
+        ex = Inline(threads, rep)
+    queue = sorted(todo, key=estimated_cost, reverse=True)
+    locks: dict[str, FileLock] = {}
+    outcome = Outcome()
+    redo = _redo_states(retry_failed)
+    lock_dir = exp_dir / LOCK_DIR
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    store.remove_stale_temps(exp_dir)  # left by a writer that was killed
+    try:
+        while queue or locks:
+            while queue and len(locks) < ex.slots:
+                run = queue.pop(0)
+                lock = FileLock(str(lock_dir / f"{run.run_id}.lock"))
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    outcome.skipped += 1
+                    rep.run_skipped(run, "being trained by another process")
+                    continue
+                if store.run_state(exp_dir / run.run_id) not in redo:
+                    lock.release()
+                    outcome.skipped += 1
+                    rep.run_skipped(run, "finished by another process")
+                    continue
+                locks[run.run_id] = lock
+                store.clear_partial(exp_dir / run.run_id)
+                rep.run_started(run)
+                ex.submit(run)
+            if not locks:
+                break
+            for run, result in ex.wait():
+                try:
+                    store.write_run(exp_dir, run, result, experiment)
+                finally:
+                    locks.pop(run.run_id).release()
+                outcome.finished[result.status] = outcome.finished.get(result.status, 0) + 1
+                store.write_runs_table(exp_dir)
+                rep.run_finished(run, result)
+    except BaseException:
+        ex.close(abort=True)
+        raise
+    finally:
+        for lock in locks.values():
+            lock.release()
+    ex.close()
+    return outcome

@@ -1,0 +1,118 @@
+"""The one experiment runner: `grucli train` and `grucli compare` call `run`.
+
+    load (config.py) -> expand (grid.py) -> plan (states in the results folder)
+    -> [a dry run stops here] -> prepare data and kernels -> record experiment.json
+    -> train and store every run still to do (execute/) -> ExperimentRun
+
+Everything a command shows comes back in the ExperimentRun or through the Reporter; this
+module prints nothing. Bad input stops before anything is written: config errors at load
+and expand, data errors and a missing device at prepare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from grucli import execute, store
+from grucli.config import Experiment, load_experiment
+from grucli.errors import GrucliError
+from grucli.execute import EXECUTORS, Outcome, Plan
+from grucli.grid import Run, expand
+
+
+class Reporter(execute.Reporter):
+    """What the runner tells its caller, in order: planned, stage (0 or more), grid_started,
+    then per run (started, progress, finished or skipped). Override what you need."""
+
+    def planned(self, run: "ExperimentRun") -> None: ...
+
+    def stage(self, text: str) -> None: ...
+
+    def grid_started(self, todo: list[Run]) -> None: ...
+
+
+@dataclass
+class ExperimentRun:
+    """An experiment file against its results folder, before and after training."""
+
+    experiment: Experiment
+    runs: list[Run]  # every run of the grid, in grid order
+    exp_dir: Path
+    plan: Plan  # each run's state, and those still to train
+    executor: str = "inline"
+    outcome: Outcome | None = None  # None: nothing was trained (dry run, or nothing to do)
+    other_code: str | None = None  # a note when finished runs it reuses were made by other grucli code
+
+    @property
+    def run_ids(self) -> set[str]:
+        return {r.run_id for r in self.runs}
+
+    @property
+    def finished(self) -> int:
+        return len(self.runs) - len(self.plan.todo)
+
+
+def open_experiment(path: str | Path, overrides=(), results: str | Path = "results",
+                    retry_failed: bool = False) -> ExperimentRun:
+    """Load, expand and plan: what `run` would do, without writing anything."""
+    exp = load_experiment(path, list(overrides))
+    runs = expand(exp)
+    exp_dir = store.experiment_dir(Path(results), exp.name)
+    plan = execute.plan(runs, exp_dir, retry_failed)
+    return ExperimentRun(exp, runs, exp_dir, plan, other_code=other_code_note(plan, exp_dir))
+
+
+def run(path: str | Path, overrides=(), *, results: str | Path = "results", executor: str = "inline",
+        jobs: int | None = None, threads: int | None = None, address: str | None = None,
+        retry_failed: bool = False, dry_run: bool = False, reporter: Reporter | None = None) -> ExperimentRun:
+    """Train every run of the experiment at `path` that is not finished in `results`.
+
+    executor: inline (this process) | local (a process pool of `jobs` workers) | ray (at
+    `address`, or a local cluster). `threads`: torch threads per worker. Finished runs are
+    found by run id and kept, so the same call resumes an interrupted grid."""
+    rep = reporter or Reporter()
+    if executor not in EXECUTORS:
+        raise GrucliError(f"--executor {executor}: unknown executor; valid: {', '.join(EXECUTORS)}")
+    if address and executor != "ray":
+        raise GrucliError("--address is the address of a Ray cluster: use it with --executor ray")
+    er = open_experiment(path, overrides, results, retry_failed)
+    er.executor = executor
+    if dry_run or not er.plan.todo:
+        rep.planned(er)
+        return er
+    rep.stage("preparing data")
+    execute.prepare(er.plan.todo, er.experiment.source, rep.stage)  # bad data stops here, before anything is written
+    if executor != "ray":  # runs train on this machine: a requested cuda must be here (Ray nodes may have GPUs)
+        from grucli import runtime
+
+        for device in {r.config.train.device for r in er.plan.todo}:
+            runtime.resolve_device(device)
+    rep.planned(er)
+    store.write_experiment(er.exp_dir, er.experiment)
+    rep.grid_started(er.plan.todo)
+    er.outcome = execute.run_grid(er.plan.todo, er.exp_dir, er.experiment.name, executor=executor, jobs=jobs,
+                                  threads=threads, address=address, retry_failed=retry_failed, reporter=rep)
+    return er
+
+
+def other_code_note(plan: Plan, exp_dir: Path) -> str | None:
+    """A line when finished runs that will be reused were made by other grucli code (another
+    git commit, or version without git): their numbers may differ from a fresh run's."""
+    from grucli import environment
+
+    mine = environment.describe_code()
+    others: dict[str, int] = {}
+    todo = {r.run_id for r in plan.todo}
+    for r in plan.runs:
+        if r.run_id in todo:
+            continue
+        summary = store.read_summary(Path(exp_dir) / r.run_id) or {}
+        code = environment.code_label(summary.get("env") or {})
+        if code and code != mine:
+            others[code] = others.get(code, 0) + 1
+    if not others:
+        return None
+    listed = ", ".join(f"{code} ({n})" for code, n in sorted(others.items()))
+    return (f"note: {sum(others.values())} finished run(s) of this grid were made by other grucli code: {listed}; "
+            f"this code is {mine}. Delete a run's folder to redo it.")
