@@ -37,3 +37,26 @@ def compare(cell, impl, *, against="torch", layers, bidirectional, dtype, packed
     assert set(a[2]) == set(b[2])
     rel = lambda u, v: ((u - v).abs().max() / u.abs().max().clamp_min(1e-12)).item()  # noqa: E731
     return max([rel(a[0], b[0])] + [rel(u, v) for u, v in zip(a[1], b[1])] + [rel(a[2][n], b[2][n]) for n in a[2]])
+
+
+def against_equations(cell, equations, *, layers=2, bidirectional=True, packed=True, I=3, H=4, B=4, T=5, seed=0):
+    """Max relative error of the cell's reference implementation against `equations`, an
+    independent statement of the same step written in the test, (x (B, I), state, w) ->
+    state, run through the same stack (layers, directions, padding). float64; outputs,
+    final states and every parameter's gradient."""
+    from dataclasses import replace
+
+    spec = cells.get(cell)
+    independent = replace(spec, project=lambda x, w: x, step=lambda x, state, w: (equations(x, state, w), {}))
+    gen = torch.Generator().manual_seed(seed)
+    ref = cells.make(spec, I, H, layers, bidirectional, impl="reference").double()
+    with torch.no_grad():  # away from init: gains, peepholes and biases all matter
+        for p in ref.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.6)
+    ours = cells.make(independent, I, H, layers, bidirectional, impl="reference").double()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(B, T, I, generator=gen, dtype=torch.float64)
+    lengths = torch.tensor([T, max(1, T // 2), 1] + [T] * (B - 3))[:B] if packed else None
+    a, b = run(ref, x, lengths), run(ours, x, lengths)
+    rel = lambda u, v: ((u - v).abs().max() / u.abs().max().clamp_min(1e-12)).item()  # noqa: E731
+    return max([rel(a[0], b[0])] + [rel(u, v) for u, v in zip(a[1], b[1])] + [rel(a[2][n], b[2][n]) for n in a[2]])

@@ -27,7 +27,7 @@ def sample(
 
         grucli sample results/char_lm/0123abcd4567 --prime "The " --length 200
     """
-    from grucli.generate import sample_text
+    from grucli.sample import sample_text
 
     at_least_one(length=length, context=context)
     text = sample_text(run_dir, prime, length, temperature, seed, context,
