@@ -22,7 +22,7 @@ CELLS: dict[str, Cell] = {c.name: c for c in [
 ]}
 REFERENCE = "lstm"  # parameter and step-time ratios are given against this cell
 IMPLS = ("torch", "fused", "reference")  # model.impl values besides "auto"
-SPARE_COLOURS = ["#56B4E9", "#F0E442", "#000000", "#999999"]  # for names not (or no longer) registered
+SPARE_COLOURS = ["#999999", "#DDCC77", "#117733", "#AA4499"]  # for names not (or no longer) registered
 
 __all__ = ["CELLS", "REFERENCE", "IMPLS", "Cell", "Display", "Param", "get", "order", "colour", "marker", "label",
            "resolve_impl", "make"]
