@@ -10,7 +10,7 @@ Importing this package does not import torch (see base.py).
 
 from __future__ import annotations
 
-from grucli.cells import elman, gru, gru_cho, lstm, mgu
+from grucli.cells import elman, gru, gru_cho, indrnn, layernorm, lstm, lstm_peephole, mgu, ugrnn
 from grucli.cells.base import Cell, Display, Param
 
 CELLS: dict[str, Cell] = {c.name: c for c in [
@@ -20,6 +20,11 @@ CELLS: dict[str, Cell] = {c.name: c for c in [
     elman.RNN_RELU,
     gru_cho.CELL,
     mgu.CELL,
+    ugrnn.CELL,
+    layernorm.LN_GRU,
+    layernorm.LN_LSTM,
+    lstm_peephole.CELL,
+    indrnn.CELL,
 ]}
 REFERENCE = "lstm"  # parameter and step-time ratios are given against this cell
 IMPLS = ("torch", "fused", "reference")  # model.impl values besides "auto"
