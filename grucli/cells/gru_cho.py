@@ -7,7 +7,8 @@ the hidden matrix product.
     H = Z * H + (1 - Z) * H_tilde
 
 The same parameters as torch's GRU (gate blocks r, z, n; two biases) but a different
-function, so it is its own cell; torch has no module for it.
+function, so it is its own cell; torch has no module for it. grucli's fused kernels cover
+it (two products per step: H W_h[rz], then (R * H) W_hh).
 """
 
 from __future__ import annotations
@@ -31,5 +32,5 @@ CELL = Cell(
     citation="Cho et al. 2014, eq. 5-8",
     equation="GRU (Cho 2014, reset before matmul): h_t = (1−z_t)⊙n_t + z_t⊙h_{t−1}  (z≈1 keeps the past)",
     formula="3*H*(I + H) + 6*H", params=torch_layout(3), step=step, gates={"z": "update", "r": "reset"},
-    display=Display("GRU (Cho)", "#E69F00", "D"),
+    display=Display("GRU (Cho)", "#E69F00", "D"), fused="gru_cho",
 )

@@ -38,25 +38,27 @@ def _c(t):
 # gradients, in one kernel call each way. Gradients of outputs nobody used arrive as None
 # (not materialised zeros), and the kernels skip them.
 class GRULayer(torch.autograd.Function):
-    """(x (T, B, I), h0 (B, H), W_ih, W_hh, b_ih, b_hh) -> (out (T, B, H), h_n (B, H))."""
+    """(x (T, B, I), h0 (B, H), W_ih, W_hh, b_ih, b_hh) -> (out (T, B, H), h_n (B, H)), for the
+    kernels `<family>_forward/_backward` of a GRU family (gru, gru_cho): both save the gates
+    and one (T, B, H) tensor of their own (gru: h W_hn + b_hn; gru_cho: r * h_prev)."""
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k):
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k, family):
         x, h0, w_ih, w_hh = x.contiguous(), h0.contiguous(), w_ih.contiguous(), w_hh.contiguous()
-        out, h_n, gates, ghn = k.gru_forward(x, w_ih, h0, w_hh, b_ih.contiguous(), b_hh.contiguous(), mask, reverse,
-                                             any(ctx.needs_input_grad), CHUNK)
-        ctx.save_for_backward(x, gates, ghn, out, h0, w_ih, w_hh)
-        ctx.mask, ctx.reverse, ctx.k = mask, reverse, k
+        out, h_n, gates, extra = getattr(k, f"{family}_forward")(
+            x, w_ih, h0, w_hh, b_ih.contiguous(), b_hh.contiguous(), mask, reverse, any(ctx.needs_input_grad), CHUNK)
+        ctx.save_for_backward(x, gates, extra, out, h0, w_ih, w_hh)
+        ctx.mask, ctx.reverse, ctx.backward_kernel = mask, reverse, getattr(k, f"{family}_backward")
         ctx.set_materialize_grads(False)
         return out, h_n
 
     @staticmethod
     def backward(ctx, grad_out, grad_h):
-        x, gates, ghn, out, h0, w_ih, w_hh = ctx.saved_tensors
-        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = ctx.k.gru_backward(
-            _c(grad_out), _c(grad_h), gates, ghn, out, h0, x, w_ih, w_hh, ctx.mask, ctx.reverse,
+        x, gates, extra, out, h0, w_ih, w_hh = ctx.saved_tensors
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = ctx.backward_kernel(
+            _c(grad_out), _c(grad_h), gates, extra, out, h0, x, w_ih, w_hh, ctx.mask, ctx.reverse,
             ctx.needs_input_grad[0], CHUNK)
-        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
+        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
 
 
 class LSTMLayer(torch.autograd.Function):
@@ -102,9 +104,12 @@ class RNNLayer(torch.autograd.Function):
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
 
 
-def _gru(x, state, w, mask, reverse, k):
-    out, h_n = GRULayer.apply(x, state[0], w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, mask, reverse, k)
-    return out, (h_n,)
+def _gru(family: str):
+    def run(x, state, w, mask, reverse, k):
+        out, h_n = GRULayer.apply(x, state[0], w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, mask, reverse, k, family)
+        return out, (h_n,)
+
+    return run
 
 
 def _lstm(x, state, w, mask, reverse, k):
@@ -121,7 +126,8 @@ def _rnn(relu: bool):
     return run
 
 
-RUN = {"gru": _gru, "lstm": _lstm, "rnn_tanh": _rnn(False), "rnn_relu": _rnn(True)}  # Cell.fused -> one layer
+RUN = {"gru": _gru("gru"), "gru_cho": _gru("gru_cho"), "lstm": _lstm, "rnn_tanh": _rnn(False),
+       "rnn_relu": _rnn(True)}  # Cell.fused -> one layer
 
 
 class FusedStack(RecurrentStack):

@@ -21,8 +21,8 @@ import warnings
 from pathlib import Path
 
 SOURCE = Path(__file__).parent / "fused_rnn.cpp"
-FUNCTIONS = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward",
-             "set_direct_blas"]
+FUNCTIONS = ["gru_forward", "gru_backward", "gru_cho_forward", "gru_cho_backward", "lstm_forward", "lstm_backward",
+             "rnn_forward", "rnn_backward", "set_direct_blas"]
 _why: list[str] = []  # why the kernels are unavailable, once known
 
 

@@ -1,4 +1,4 @@
-// grucli fused recurrent kernels (model.impl: fused). Built on first use by grucli/fused.py
+// grucli fused recurrent kernels (model.impl: fused). Built on first use by grucli/cells/fused/build.py
 // with torch.utils.cpp_extension.load_inline and cached per machine.
 //
 // One layer, one direction, time-major, raw pointers throughout (no ATen op per step).
@@ -225,19 +225,21 @@ template <typename S> struct WeightGrads {
   int64_t T, B, I, H, GH;
   bool reverse;
   S *dw_ih, *dw_hh, *db_ih, *db_hh, *dx;  // dx may be null
+  int64_t HR = 0;  // rows of W_hh whose product reads h_prev (0: all GH); GRU-Cho's n block reads r*h_prev
 
   void add(int64_t lo, int64_t hi, const S* dG, const S* dI) {  // rows of times lo..hi-1
     const int64_t n = (hi - lo) * B;
     // h_prev of step t: out[t-1] (forward) or out[t+1] (reverse); h0 for the first step
     const int64_t first = reverse ? T - 1 : 0;
+    const int64_t M = HR ? HR : GH;
     int64_t a = lo, b = hi;  // the times whose h_prev is a row of out
     if (first >= lo && first < hi) {
-      gemm<S>(true, false, GH, H, B, dG + (first - lo) * B * GH, GH, h0, H, S(1), dw_hh, H);
+      gemm<S>(true, false, M, H, B, dG + (first - lo) * B * GH, GH, h0, H, S(1), dw_hh, H);
       if (reverse) b = hi - 1; else a = lo + 1;
     }
     if (b > a) {
       const S* hp = out + (reverse ? a + 1 : a - 1) * B * H;
-      gemm<S>(true, false, GH, H, (b - a) * B, dG + (a - lo) * B * GH, GH, hp, H, S(1), dw_hh, H);
+      gemm<S>(true, false, M, H, (b - a) * B, dG + (a - lo) * B * GH, GH, hp, H, S(1), dw_hh, H);
     }
     gemm<S>(true, false, GH, I, n, dI, GH, x + lo * B * I, I, S(1), dw_ih, I);
     for (int64_t r = 0; r < n; ++r) {
@@ -459,6 +461,143 @@ std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<T
     if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dI0);
     dh = carry.result();
   });
+  return {grads.dx, dh, grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh};
+}
+
+// ------------------------------------------------------------------------------- GRU-Cho
+// gates (r, z, n) as Cho et al. 2014: r, z as torch's GRU, but the reset gate acts BEFORE
+// the hidden product: n = tanh(gi_n + b_in + (r * h_prev) W_hn^T + b_hn),
+// h = (1 - z) * n + z * h_prev. Two products per step: h_prev W_h[rz]^T, then (r * h_prev) W_hn^T.
+// Returns out (T, B, H), h_n, and for the backward: gates (r, z, n), rh = r * h_prev.
+std::vector<Tensor> gru_cho_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+                                    c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+  const Dims d = dims(x, h0);
+  const int64_t T = d.T, B = d.B, H = d.H;
+  auto o = x.options();
+  auto out = at::empty({T, B, H}, o);
+  auto gates = at::empty({save ? T : 1, B, 3 * H}, o);
+  auto rh = at::empty({save ? T : 1, B, H}, o);
+  auto gh = at::empty({B, 2 * H}, o), gn = at::empty({B, H}, o);
+  const bool* m = mask_ptr(mask);
+  Steps steps{T, reverse};
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_cho_forward", [&] {
+    using S = scalar_t;
+    Projection<S> proj(x, w_ih, reverse, budget);
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>(), *h00 = h0.data_ptr<S>();
+    S *gh0 = gh.data_ptr<S>(), *gn0 = gn.data_ptr<S>(), *out0 = out.data_ptr<S>(), *g0 = gates.data_ptr<S>();
+    S* rh0 = rh.data_ptr<S>();
+    for (int64_t s = 0; s < T; ++s) {
+      const int64_t t = steps.at(s);
+      const S* hp0 = s == 0 ? h00 : out0 + steps.at(s - 1) * B * H;
+      gemm<S>(false, true, B, 2 * H, H, hp0, H, whh, H, S(0), gh0, 2 * H);  // h_prev W_h[rz]^T
+      const S* xg = proj.step(t);
+      S* rht = rh0 + (save ? t : 0) * B * H;
+      for (int64_t b = 0; b < B; ++b) {  // r, z, and r * h_prev
+        const int64_t row = t * B + b, srow = save ? row : b;
+        S *g = g0 + srow * 3 * H, *r_h = rht + b * H;
+        if (m && !m[row]) {
+          std::memset(r_h, 0, H * sizeof(S));  // the backward reads it: keep it finite
+          continue;
+        }
+        const S *xb = xg + b * 3 * H, *ghb = gh0 + b * 2 * H, *hp = hp0 + b * H;
+        for (int64_t j = 0; j < 2 * H; ++j) g[j] = (xb[j] + bi[j]) + (ghb[j] + bh[j]);
+        sigmoid_(g, 2 * H);
+        for (int64_t j = 0; j < H; ++j) r_h[j] = g[j] * hp[j];
+      }
+      gemm<S>(false, true, B, H, H, rht, H, whh + 2 * H * H, H, S(0), gn0, H);  // (r * h_prev) W_hn^T
+      for (int64_t b = 0; b < B; ++b) {  // n and the new state
+        const int64_t row = t * B + b, srow = save ? row : b;
+        S* ob = out0 + row * H;
+        const S* hp = hp0 + b * H;
+        if (m && !m[row]) {
+          std::memcpy(ob, hp, H * sizeof(S));
+          continue;
+        }
+        S* g = g0 + srow * 3 * H;
+        const S *xb = xg + b * 3 * H, *gnb = gn0 + b * H;
+        for (int64_t j = 0; j < H; ++j) g[2 * H + j] = (xb[2 * H + j] + bi[2 * H + j]) + (gnb[j] + bh[2 * H + j]);
+        tanh_(g + 2 * H, H);
+        for (int64_t j = 0; j < H; ++j) ob[j] = (S(1) - g[H + j]) * g[2 * H + j] + g[H + j] * hp[j];
+      }
+    }
+  });
+  Tensor h_last = T ? out[steps.at(T - 1)].clone() : h0.clone();
+  return {out, h_last, gates, rh};
+}
+
+// Returns dx (undefined unless need_dx), dh0, dW_ih, dW_hh, db_ih, db_hh. Every block's
+// pre-activation gradient is the same for its input product, its hidden product and both
+// biases (dr, dz, dn), so one buffer serves as dG and dI; the n rows of dW_hh read r * h_prev.
+std::vector<Tensor> gru_cho_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates,
+                                     Tensor rh, Tensor out, Tensor h0, Tensor x, Tensor w_ih, Tensor w_hh,
+                                     c10::optional<Tensor> mask, bool reverse, bool need_dx, int64_t budget) {
+  const Dims d = dims(x, h0);
+  const int64_t T = d.T, B = d.B, H = d.H, GH = 3 * H;
+  auto o = out.options();
+  const bool* m = mask_ptr(mask);
+  const bool has_go = given(grad_out);
+  Tensor go = has_go ? grad_out->contiguous() : Tensor();
+  Grads grads(d, GH, need_dx, o);
+  Chunk chunk(T, B * GH, budget, !reverse);
+  auto dGbuf = at::empty({chunk.C * B, GH}, o), drh = at::empty({B, H}, o);
+  Tensor dh;
+  Steps steps{T, reverse};
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "gru_cho_backward", [&] {
+    using S = scalar_t;
+    Carry<S> carry(grad_h, B, H, o);
+    WeightGrads<S> acc = grads.acc<S>(x, w_ih, out, h0, d, GH, reverse);
+    acc.HR = 2 * H;
+    const S *g0 = gates.data_ptr<S>(), *rh0 = rh.data_ptr<S>(), *go0 = has_go ? go.data_ptr<S>() : nullptr;
+    const S *out0 = out.data_ptr<S>(), *h00 = h0.data_ptr<S>(), *whh = w_hh.data_ptr<S>();
+    S *dG0 = dGbuf.data_ptr<S>(), *drh0 = drh.data_ptr<S>(), *dwhh_n = grads.dw_hh.data_ptr<S>() + 2 * H * H;
+    auto flush = [&](int64_t lo, int64_t hi) {
+      acc.add(lo, hi, dG0, dG0);
+      gemm<S>(true, false, H, H, (hi - lo) * B, dG0 + 2 * H, GH, rh0 + lo * B * H, H, S(1), dwhh_n, H);
+    };
+    for (int64_t s = T - 1; s >= 0; --s) {
+      const int64_t t = steps.at(s);
+      if (!chunk.contains(t)) {
+        if (chunk.hi > chunk.lo) flush(chunk.lo, chunk.hi);
+        chunk.start(t);
+      }
+      const S* hp0 = s == 0 ? h00 : out0 + steps.at(s - 1) * B * H;
+      S* dG = dG0 + (t - chunk.lo) * B * GH;
+      for (int64_t b = 0; b < B; ++b) {  // dz, dn, and the direct path dh * z
+        const int64_t row = t * B + b;
+        S *dh_b = carry.cur + b * H, *dd = carry.next + b * H, *dg = dG + b * GH;
+        if (has_go) add_(dh_b, go0 + row * H, H);
+        if (m && !m[row]) {
+          std::memcpy(dd, dh_b, H * sizeof(S));
+          std::memset(dg, 0, GH * sizeof(S));
+          continue;
+        }
+        const S *g = g0 + row * GH, *hp = hp0 + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const S z = g[H + j], n = g[2 * H + j];
+          dg[2 * H + j] = dh_b[j] * (S(1) - z) * (S(1) - n * n);  // dn
+          dg[H + j] = dh_b[j] * (hp[j] - n) * z * (S(1) - z);     // dz
+          dd[j] = dh_b[j] * z;
+        }
+      }
+      gemm<S>(false, false, B, H, H, dG + 2 * H, GH, whh + 2 * H * H, H, S(0), drh0, H);  // d(r * h_prev) = dn W_hn
+      for (int64_t b = 0; b < B; ++b) {  // dr, and the path through r * h_prev
+        const int64_t row = t * B + b;
+        if (m && !m[row]) continue;
+        const S *g = g0 + row * GH, *hp = hp0 + b * H, *dr_h = drh0 + b * H;
+        S *dg = dG + b * GH, *dd = carry.next + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const S r = g[j];
+          dg[j] = dr_h[j] * hp[j] * r * (S(1) - r);
+          dd[j] += dr_h[j] * r;
+        }
+      }
+      gemm<S>(false, false, B, H, 2 * H, dG, GH, whh, H, S(1), carry.next, H);  // + [dr, dz] W_h[rz]
+      carry.swap();
+    }
+    if (chunk.hi > chunk.lo) flush(chunk.lo, chunk.hi);
+    dh = carry.result();
+  });
+  grads.db_ih.copy_(grads.db_hh);
   return {grads.dx, dh, grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh};
 }
 
