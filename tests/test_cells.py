@@ -106,3 +106,24 @@ def test_registry_loads_without_torch():
             "assert 'torch' not in sys.modules, 'the registry imported torch'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_forget_bias_sets_the_forget_gate_of_cells_that_have_one_and_nothing_else(cell):
+    spec = CELLS[cell]
+    torch.manual_seed(0)
+    plain = SequenceModel(cell, input_size=3, output_size=1, hidden_size=4, head="last", num_layers=2,
+                          bidirectional=True, forget_bias=None).state_dict()
+    torch.manual_seed(0)
+    model = SequenceModel(cell, input_size=3, output_size=1, hidden_size=4, head="last", num_layers=2,
+                          bidirectional=True, forget_bias=2.5)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, plain[k])}
+    if spec.forget_gate is None:
+        assert not changed
+        return
+    block = slice(4 * spec.forget_gate, 4 * (spec.forget_gate + 1))
+    for sfx in ("l0", "l1", "l0_reverse", "l1_reverse"):
+        first, *rest = (getattr(model.rnn, f"{b}_{sfx}") for b in spec.bias_params)
+        total = first[block] + sum(r[block] for r in rest)
+        assert torch.allclose(total, torch.full((4,), 2.5))
+    assert changed <= {f"rnn.{b}_{sfx}" for b in spec.bias_params for sfx in ("l0", "l1", "l0_reverse", "l1_reverse")}
