@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from grucli.commands import catalog, compare, train
+from grucli.commands import tune as tune_cmd
 from grucli.commands import inspect as inspect_cmd
 from grucli.commands import bench as bench_cmd
 from grucli.commands import sample as sample_cmd
@@ -38,6 +39,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
 
 app.command("train")(train.train)
 app.command("compare")(compare.compare)
+app.command("tune")(tune_cmd.tune)
 app.command("tasks")(catalog.tasks)
 app.command("cells")(catalog.cells)
 app.command("bench")(bench_cmd.bench)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from grucli.errors import ConfigError
 from grucli.cells import CELLS
 from grucli.tasks import TASKS
+from grucli.tune.space import SearchSpec
 
 DEFAULT_HIDDEN = 64
 
@@ -126,16 +127,19 @@ class GridSpec(Strict):
 
 
 class Experiment(Strict):
-    """A loaded experiment file: the base run (task/model/train as given) and its grid."""
+    """A loaded experiment file: the base run (task/model/train as given), its grid and,
+    for `grucli tune`, how each grid point (an arm) is searched."""
 
     name: str
     description: str = ""
     source: str  # the file it came from, for messages
     base: dict[str, Any]  # {"task": ..., "model": ..., "train": ...} after --set overrides
     spec: GridSpec
+    search: SearchSpec | None = None  # the search: section (grucli tune), if any
 
 
-EXPERIMENT_KEYS = {"name", "description", "task", "model", "train", "grid", "zip", "exclude", "include", "seeds"}
+EXPERIMENT_KEYS = {"name", "description", "task", "model", "train", "grid", "zip", "exclude", "include", "seeds",
+                   "search"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -188,8 +192,20 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
         spec = GridSpec(**{k: raw[k] for k in ("grid", "zip", "exclude", "include", "seeds") if raw.get(k) is not None})
     except ValidationError as e:
         raise ConfigError(f"{source}: {format_validation_error(e)}") from None
+    search = None
+    if raw.get("search") is not None:
+        if raw.get("seeds") is not None:
+            raise ConfigError(f"{source}: seeds: a tuned experiment takes its seeds from search.seed (trials) and "
+                              "search.final_seeds (the final runs); remove seeds")
+        if not isinstance(raw["search"], dict):
+            raise ConfigError(f"{source}: search: expected a mapping (trials, sampler, pruner, space, ...)")
+        try:
+            search = SearchSpec(**raw["search"])
+        except ValidationError as e:
+            raise ConfigError(f"{source}: {format_validation_error(e, SearchSpec, 'search')}") from None
     base = {k: raw[k] for k in ("task", "model", "train")}
-    return Experiment(name=name, description=str(raw.get("description", "")), source=source, base=base, spec=spec)
+    return Experiment(name=name, description=str(raw.get("description", "")), source=source, base=base, spec=spec,
+                      search=search)
 
 
 def apply_overrides(raw: dict, overrides, source: str) -> dict:
@@ -210,9 +226,14 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
             if key in SECTIONS:  # the whole section is fixed: its grid axes go
                 raw = _drop_axes(raw, lambda k: k == key or k.startswith(key + "."))
             continue
+        if parts[0] == "search":
+            raw["search"] = _set_search(raw.get("search"), parts[1:], value, key)
+            continue
         if parts[0] not in SECTIONS:
-            raise ConfigError(f"--set {key}: only task.*, model.*, train.* and top-level keys can be set")
+            raise ConfigError(f"--set {key}: only task.*, model.*, train.*, search.* and top-level keys can be set")
         raw[parts[0]] = set_dotted(dict(raw.get(parts[0]) or {}), parts[1:], value, parts[0])
+        if isinstance(raw.get("search"), dict) and isinstance(raw["search"].get("space"), dict):
+            raw["search"] = {**raw["search"], "space": {k: v for k, v in raw["search"]["space"].items() if k != key}}
         grid = _without_section_key(dict(raw.get("grid") or {}), parts)
         if key in grid:
             grid.pop(key)
@@ -235,6 +256,20 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
 
 
 SECTIONS = ("task", "model", "train")
+
+
+def _set_search(search, parts: list[str], value, key: str) -> dict:
+    """--set search.trials=4, or search.space.<dotted key>={...} (space keys hold dots)."""
+    if not isinstance(search, dict):
+        raise ConfigError(f"--set {key}: this experiment has no search: section")
+    search = dict(search)
+    if parts[0] == "space" and len(parts) > 1:
+        search["space"] = {**(search.get("space") or {}), ".".join(parts[1:]): value}
+    elif len(parts) == 1:
+        search[parts[0]] = value
+    else:
+        raise ConfigError(f"--set {key}: expected search.<key>=value or search.space.<dotted key>=value")
+    return search
 
 
 def _without_section_key(axes: dict, parts: list[str]) -> dict:
@@ -363,12 +398,13 @@ def _dotted(loc: tuple) -> str:
     return ".".join(parts)
 
 
-def format_validation_error(e: ValidationError, root: type[BaseModel] | None = None) -> str:
-    """One line for the first error (and how many more there are)."""
-    errors = e.errors(include_url=False)
-    err = errors[0]
+def format_validation_error(e: ValidationError, root: type[BaseModel] | None = None, prefix: str = "") -> str:
+    """One line for the first error (and how many more there are); `prefix` is the key path
+    of the section the model was built from (e.g. "search")."""
+    errors = sorted(e.errors(include_url=False), key=lambda err: err["type"] != "extra_forbidden")  # a typo first:
+    err = errors[0]  # it is usually why a required key reads as missing
     loc = tuple(err["loc"])
-    key = _dotted(loc)
+    key = ".".join(filter(None, [prefix, _dotted(loc)]))
     kind = err["type"]
     if kind == "extra_forbidden":
         valid = _fields_at(loc[:-1], root) if root else None

@@ -57,6 +57,9 @@ def open_experiment(path: str | Path, overrides=(), results: str | Path = "resul
                     retry_failed: bool = False) -> ExperimentRun:
     """Load, expand and plan: what `run` would do, without writing anything."""
     exp = load_experiment(path, list(overrides))
+    if exp.search is not None:
+        raise GrucliError(f"{exp.source}: search: this experiment is tuned: run it with `grucli tune {exp.source}` "
+                          "(train and compare run a plain grid)")
     runs = expand(exp)
     exp_dir = store.experiment_dir(Path(results), exp.name)
     plan = execute.plan(runs, exp_dir, retry_failed)

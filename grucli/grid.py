@@ -22,6 +22,7 @@ class Run:
     config: RunConfig
     varied: dict[str, Any]  # the dotted keys the grid set for this point (for display)
     run_id: str
+    watch: Any = None  # optional: whoever watches the run from inside (a tuner's pruner): .callback(inner) -> Callback
 
 
 def run_id(config: RunConfig) -> str:
@@ -63,25 +64,37 @@ def grid_points(exp: Experiment) -> list[dict[str, Any]]:
     return points
 
 
+def point_config(exp: Experiment, point: dict[str, Any]) -> dict:
+    """The raw run config (task, model, train; no seed) of one grid point: the base with the
+    point's values laid over it, whole sections first."""
+    raw = copy.deepcopy(exp.base)
+    for key, value in sorted(point.items(), key=lambda kv: "." in kv[0]):  # whole sections first
+        section, *rest = key.split(".")
+        if section not in SECTIONS:
+            raise ConfigError(f"{exp.source}: grid key '{key}' must be task, model, train or start with one")
+        if rest:
+            raw[section] = set_dotted(raw[section], rest, value, section)
+            continue
+        try:
+            raw[section] = merge_section(section, raw[section], value)
+        except TypeError as e:
+            raise ConfigError(f"{exp.source}: grid.{key}: {e}") from None
+    return raw
+
+
+def point_source(exp: Experiment, point: dict[str, Any]) -> str:
+    """Where a grid point's errors are reported: the file and the point."""
+    return exp.source if not point else f"{exp.source} [grid point {_label(point)}]"
+
+
 def expand(exp: Experiment) -> list[Run]:
     """Every run of the experiment, validated. Raises ConfigError naming the file, the
     grid point and the key path of the first invalid one."""
     runs: list[Run] = []
     seen: set[str] = set()
     for point in grid_points(exp):
-        raw = copy.deepcopy(exp.base)
-        for key, value in sorted(point.items(), key=lambda kv: "." in kv[0]):  # whole sections first
-            section, *rest = key.split(".")
-            if section not in SECTIONS:
-                raise ConfigError(f"{exp.source}: grid key '{key}' must be task, model, train or start with one")
-            if rest:
-                raw[section] = set_dotted(raw[section], rest, value, section)
-                continue
-            try:
-                raw[section] = merge_section(section, raw[section], value)
-            except TypeError as e:
-                raise ConfigError(f"{exp.source}: grid.{key}: {e}") from None
-        where = exp.source if not point else f"{exp.source} [grid point {_label(point)}]"
+        raw = point_config(exp, point)
+        where = point_source(exp, point)
         for seed in exp.spec.seed_list():
             cfg = parse_run({**raw, "seed": seed}, where)
             rid = run_id(cfg)
@@ -92,12 +105,20 @@ def expand(exp: Experiment) -> list[Run]:
     return runs
 
 
+def label(point: dict[str, Any]) -> str:
+    """`model.cell=gru task.seq_len=60` (whole-section values shortened)."""
+    return _label(point)
+
+
 def _label(point: dict[str, Any]) -> str:
     return " ".join(f"{k}={_short(v)}" for k, v in point.items() if v != {})
 
 
 def _short(value: Any) -> str:
-    """`copy(seq_len=10,copy_len=5)` for a whole-section value, str(value) otherwise."""
+    """`copy(seq_len=10,copy_len=5)` for a whole-section value, 4 significant digits for a
+    float (a sampled learning rate), str(value) otherwise."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
     if not isinstance(value, dict):
         return str(value)
     rest = ",".join(f"{k}={v}" for k, v in value.items() if k != "name")

@@ -131,15 +131,28 @@ def compare(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) ->
     )
 
 
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values, in the given order: the m p-values that exist,
+    sorted ascending, become max over j <= i of (m - j + 1) * p_(j), capped at 1. A test
+    that could not be run (None) stays None and is not counted in m."""
+    tested = sorted((p, i) for i, p in enumerate(pvalues) if p is not None and p == p)
+    m, out, running = len(tested), list(pvalues), 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
 def verdict(c: Comparison, name_a: str, name_b: str, goal: str, word: str = "better",
-            alpha: float = ALPHA) -> str:
-    """`"gru better"` only when Welch's test is significant at `alpha`; otherwise
-    `"no significant difference"`, or why nothing can be said."""
+            alpha: float = ALPHA, p: float | None = None) -> str:
+    """`"gru better"` only when the test is significant at `alpha` (Welch's p, or `p` when
+    given: e.g. Holm-adjusted over a report's comparisons); otherwise `"no significant
+    difference"`, or why nothing can be said."""
     if c.n_a < 2 or c.n_b < 2:
         return "not testable (fewer than 2 seeds)"
     if c.p_welch is None:
         return "no significant difference" if c.diff == 0 else "not testable (no spread across seeds)"
-    if c.p_welch >= alpha:
+    if (c.p_welch if p is None else p) >= alpha:
         return "no significant difference"
     a_wins = c.diff < 0 if goal == "min" else c.diff > 0
     return f"{name_a if a_wins else name_b} {word}"

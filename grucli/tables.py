@@ -16,7 +16,7 @@ import pandas as pd
 
 from grucli import stats
 from grucli.cells import REFERENCE
-from grucli.store.reader import DIVERGED, FAILED, IN_PROGRESS, OK
+from grucli.store.reader import DIVERGED, FAILED, FINISHED, IN_PROGRESS, OK, PRUNED
 
 # Keys that never define a setting: the cell is the compared axis, the seed is averaged
 # over, device and threads change speed, not what is computed.
@@ -129,7 +129,7 @@ def task_views(runs: pd.DataFrame) -> list[TaskView]:
     if runs.empty or "task" not in runs.columns:
         return views
     for task, df in runs[runs["task"].notna()].groupby("task", sort=True):
-        finished = df[df["state"].isin([OK, DIVERGED, FAILED])]
+        finished = df[df["state"].isin(FINISHED)]
         if finished.empty:
             metric, goal, target = "metric", "min", None
         else:
@@ -150,7 +150,7 @@ def summary_table(view: TaskView) -> pd.DataFrame:
         m = stats.describe(ok["value"]) if "value" in ok else stats.describe([])
         row = {"task": view.task, **{short(c): plain(v) for c, v in zip(view.settings, values)}, "cell": cell,
                "hidden_size": _first(ok, "hidden_size"), "params": _first(ok, "params"),
-               "runs": len(g), "ok": len(ok), "diverged": _count(g, DIVERGED), "failed": _count(g, FAILED),
+               "runs": len(g), "ok": len(ok), "diverged": _count(g, DIVERGED), "failed": _count(g, FAILED), "pruned": _count(g, PRUNED),
                "in_progress": _count(g, IN_PROGRESS),
                "metric": view.metric, "goal": view.goal, "mean": m.mean, "ci95": m.ci, "sd": m.sd, "n": m.n,
                "baseline": _first(g, "baseline_value"), "target": view.target,
@@ -171,7 +171,7 @@ def params_table(view: TaskView) -> pd.DataFrame:
     """Exact parameter count per cell and model size, and its ratio to the LSTM of the same
     size (GRU/LSTM = 3/4 at equal hidden size: 3 gate blocks against 4)."""
     model_keys = [c for c in view.settings if c.startswith("config.model.")]
-    ok = view.runs[view.runs["state"].isin([OK, DIVERGED, FAILED]) & view.runs.get("params", pd.Series()).notna()]
+    ok = view.runs[view.runs["state"].isin(FINISHED) & view.runs.get("params", pd.Series()).notna()]
     if ok.empty:
         return pd.DataFrame()
     rows = []

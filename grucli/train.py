@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grucli import environment, runtime
+from grucli import budget, environment, runtime
 from grucli.config import RunConfig
 from grucli.errors import GrucliError
 from grucli.model import SequenceModel, count_params, hidden_for_budget, model_params
@@ -25,7 +25,9 @@ TRAIN_EVAL_CAP = 5000  # train metrics are computed on the first this-many train
 
 class Callback:
     """Override what you need. `on_start(total_steps)`, `on_step(step, loss)` after every
-    optimiser step, `on_epoch(row)` with the history row after each evaluation."""
+    optimiser step, `on_epoch(row)` with the history row after each evaluation, and
+    `stop_reason()`, asked after each epoch: a reason (e.g. a tuner's pruner) ends the run
+    with status "pruned"."""
 
     def on_start(self, total_steps: int) -> None: ...
 
@@ -33,10 +35,13 @@ class Callback:
 
     def on_epoch(self, row: dict) -> None: ...
 
+    def stop_reason(self) -> str | None:
+        return None
+
 
 @dataclass
 class RunResult:
-    status: str  # ok | diverged | failed
+    status: str  # ok | diverged | failed | pruned
     error: str | None = None
     traceback: str | None = None
     params: int | None = None
@@ -51,6 +56,8 @@ class RunResult:
     reached_target: bool = False
     time_to_target_s: float | None = None
     epoch_to_target: int | None = None
+    stopped_by: str | None = None  # grucli.budget.STOPPED_BY
+    still_improving: bool | None = None  # ran out of budget while its validation curve still fell (budget.py)
     timing: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     env: dict = field(default_factory=dict)
@@ -210,6 +217,7 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
 
     step, seqs, train_time, best, best_state, since_best = 0, 0, 0.0, float("nan"), None, 0
     epoch_times: list[float] = []
+    result.stopped_by = "epochs"
     for epoch in range(1, t.epochs + 1):
         perm = torch.randperm(n, generator=order_gen).to(device)
         loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
@@ -220,6 +228,7 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
             value = loss.item()
             if not math.isfinite(value):
                 result.status, result.error = "diverged", f"non-finite loss ({value}) at step {step + 1}"
+                result.stopped_by = "diverged"
                 break
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -252,10 +261,21 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
             best_state = copy.deepcopy(model.state_dict())
         else:
             since_best += 1
-        if step >= total or (t.early_stopping and since_best >= t.early_stopping):
+        stop = cb.stop_reason()
+        if stop:
+            result.status, result.error, result.stopped_by = "pruned", stop, "pruned"
+            break
+        if step >= total:
+            result.stopped_by = "max_steps" if t.max_steps is not None and step < steps_per_epoch * t.epochs else "epochs"
+            break
+        if t.early_stopping and since_best >= t.early_stopping:
+            result.stopped_by = "early_stopping"
             break
         if t.stop_at_target and result.time_to_target_s is not None:
+            result.stopped_by = "target"
             break
+    result.still_improving = budget.still_improving([r[f"val_{data.metric}"] for r in result.history], data.goal,
+                                                    result.stopped_by)
 
     if best_state is not None:
         model.load_state_dict(best_state)  # final metrics at the best validation epoch

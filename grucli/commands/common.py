@@ -77,7 +77,8 @@ def run_progress() -> Progress:
 
 
 EPOCH_RE = re.compile(r"epoch \d+")
-STATE_STYLE = {"done": "green", "failed": "red", "diverged": "yellow", "partial": "magenta", "todo": "dim"}
+STATE_STYLE = {"done": "green", "failed": "red", "diverged": "yellow", "pruned": "cyan", "partial": "magenta",
+               "todo": "dim"}
 
 
 class ProgressReporter:
@@ -113,7 +114,7 @@ class ProgressReporter:
     def planned(self, er) -> None:
         if self.header:
             self.header(er)
-        if er.other_code:
+        if getattr(er, "other_code", None):
             console.print(f"[yellow]{escape(er.other_code)}[/]")
 
     def stage(self, text: str) -> None:
@@ -182,7 +183,7 @@ def run_line(run, result) -> str:
     """One line per finished run: cell, key settings, seed, metric, time."""
     from grucli.grid import describe
 
-    colour = {"ok": "green", "diverged": "yellow", "failed": "red"}[result.status]
+    colour = {"ok": "green", "diverged": "yellow", "failed": "red", "pruned": "cyan"}[result.status]
     head = f"[{colour}]{result.status:>8}[/] #{run.index} {run.config.model.cell:<8} {describe(run, ('model.cell',))}"
     if result.status == "failed":
         return f"{head}  {result.error}"

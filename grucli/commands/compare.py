@@ -26,7 +26,7 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     others = 0
     if runs is not None and run_ids is not None:
         mine = runs["run_id"].isin(run_ids)
-        others = int((~mine & runs["state"].isin([reader.OK, reader.DIVERGED, reader.FAILED])).sum())
+        others = int((~mine & runs["state"].isin(reader.FINISHED)).sum())
         runs = runs[mine].dropna(axis=1, how="all")
     views = tables.task_views(runs) if runs is not None and len(runs) else []
     if not views:

@@ -145,30 +145,70 @@ def crashed(message: str) -> RunResult:
 
 
 
+def train(run: Run, callback: Callback | None, threads: int | None) -> RunResult:
+    """Train one run in this process (what every executor's worker calls): the run's
+    watcher, if any (a tuner's pruner), wraps the progress callback."""
+    from grucli.train import train_run
+
+    if run.watch is not None:
+        callback = run.watch.callback(callback)
+    return train_run(run.config, callback, threads=threads)
+
+
 # --------------------------------------------------------------------------- driver
-def run_grid(todo: Iterable[Run], exp_dir: Path, experiment: str, *, executor: str = "local",
-             jobs: int | None = None, threads: int | None = None, address: str | None = None,
-             retry_failed: bool = False, reporter: Reporter | None = None) -> Outcome:
+class Source:
+    """Where the driver takes runs from: `next()` gives the next run to start (None: none
+    now; with nothing in flight that ends the drive), `finished(run, result)` hears of each
+    stored result, `skipped(run, why)` of runs another process holds or has finished."""
+
+    def next(self) -> Run | None: ...
+
+    def finished(self, run: Run, result: RunResult) -> None: ...
+
+    def skipped(self, run: Run, why: str) -> None: ...
+
+
+class _Queue(Source):
+    """A fixed list of runs, longest first."""
+
+    def __init__(self, todo: Iterable[Run]):
+        self.queue = sorted(todo, key=estimated_cost, reverse=True)
+
+    def next(self) -> Run | None:
+        return self.queue.pop(0) if self.queue else None
+
+
+def run_grid(todo: Iterable[Run], exp_dir: Path, experiment: str, **options) -> Outcome:
     """Train every run in `todo` (longest first) and store each as it finishes. Runs that
-    another driver holds or has finished meanwhile are skipped."""
-    rep = reporter or Reporter()
-    exp_dir = Path(exp_dir)
-    jobs = jobs or runtime.usable_cores()
+    another driver holds or has finished meanwhile are skipped. Options as `drive`."""
+    return drive(_Queue(todo), exp_dir, experiment, **options)
+
+
+def _executor(executor: str, jobs: int, threads: int | None, address: str | None, rep: Reporter):
     if executor not in EXECUTORS:
         raise GrucliError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
     if executor == "ray":
         from grucli.execute.cluster import Ray
 
-        ex = Ray(jobs, threads, address, rep)
-    elif executor == "local" and jobs > 1:
+        return Ray(jobs, threads, address, rep)
+    if executor == "local" and jobs > 1:
         from grucli.execute.local import Pool
 
-        ex = Pool(jobs, threads, rep)
-    else:
-        from grucli.execute.local import Inline
+        return Pool(jobs, threads, rep)
+    from grucli.execute.local import Inline
 
-        ex = Inline(threads, rep)
-    queue = sorted(todo, key=estimated_cost, reverse=True)
+    return Inline(threads, rep)
+
+
+def drive(source: Source, exp_dir: Path, experiment: str, *, executor: str = "local", jobs: int | None = None,
+          threads: int | None = None, address: str | None = None, retry_failed: bool = False,
+          reporter: Reporter | None = None) -> Outcome:
+    """Start runs from `source` while workers are free, store each result as it comes
+    (atomically, under the run's OS lock), until the source has nothing more and nothing
+    is in flight. executor: inline | local (`jobs` processes) | ray."""
+    rep = reporter or Reporter()
+    exp_dir = Path(exp_dir)
+    ex = _executor(executor, jobs or runtime.usable_cores(), threads, address, rep)
     locks: dict[str, FileLock] = {}
     outcome = Outcome()
     redo = _redo_states(retry_failed)
@@ -176,19 +216,23 @@ def run_grid(todo: Iterable[Run], exp_dir: Path, experiment: str, *, executor: s
     lock_dir.mkdir(parents=True, exist_ok=True)
     store.remove_stale_temps(exp_dir)  # left by a writer that was killed
     try:
-        while queue or locks:
-            while queue and len(locks) < ex.slots:
-                run = queue.pop(0)
+        while True:
+            while len(locks) < ex.slots:
+                run = source.next()
+                if run is None:
+                    break
                 lock = FileLock(str(lock_dir / f"{run.run_id}.lock"))
                 try:
                     lock.acquire(timeout=0)
                 except Timeout:
                     outcome.skipped += 1
+                    source.skipped(run, "being trained by another process")
                     rep.run_skipped(run, "being trained by another process")
                     continue
                 if store.run_state(exp_dir / run.run_id) not in redo:
                     lock.release()
                     outcome.skipped += 1
+                    source.skipped(run, "finished by another process")
                     rep.run_skipped(run, "finished by another process")
                     continue
                 locks[run.run_id] = lock
@@ -204,6 +248,7 @@ def run_grid(todo: Iterable[Run], exp_dir: Path, experiment: str, *, executor: s
                     locks.pop(run.run_id).release()
                 outcome.finished[result.status] = outcome.finished.get(result.status, 0) + 1
                 store.write_runs_table(exp_dir)
+                source.finished(run, result)
                 rep.run_finished(run, result)
     except BaseException:
         ex.close(abort=True)

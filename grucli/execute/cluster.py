@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from grucli import runtime
 from grucli.errors import GrucliError
-from grucli.execute import Reporter, crashed
+from grucli.execute import Reporter, crashed, train
 from grucli.grid import Run
-from grucli.train import RunResult, train_run
+from grucli.train import RunResult
 
 
 def _ray_train(run: Run, threads: int) -> RunResult:
-    return train_run(run.config, None, threads=threads)
+    return train(run, None, threads)
 
 
 class Ray:

@@ -10,9 +10,9 @@ import queue as queue_mod
 from pathlib import Path
 
 from grucli import runtime
-from grucli.execute import ProgressCallback, Reporter, crashed
+from grucli.execute import ProgressCallback, Reporter, crashed, train
 from grucli.grid import Run
-from grucli.train import RunResult, train_run
+from grucli.train import RunResult
 
 
 class Inline:
@@ -29,7 +29,7 @@ class Inline:
     def wait(self) -> list[tuple[Run, RunResult]]:
         run = self.pending.pop(0)
         cb = ProgressCallback(lambda s, t, i: self.reporter.run_progress(run, s, t, i), every_s=0.1)
-        return [(run, train_run(run.config, cb, threads=self.threads))]
+        return [(run, train(run, cb, self.threads))]
 
     def close(self, abort: bool = False) -> None: ...
 
@@ -71,7 +71,7 @@ def _worker_train(run: Run, threads: int) -> RunResult:
         except Exception:  # progress is best-effort
             pass
 
-    return train_run(run.config, ProgressCallback(send), threads=threads)
+    return train(run, ProgressCallback(send), threads)
 
 
 class Pool:

@@ -10,13 +10,13 @@ from datetime import datetime, timezone
 import pandas as pd
 
 import grucli
-from grucli.store.reader import DIVERGED, FAILED, IN_PROGRESS, OK, UNREADABLE, Collection
+from grucli.store.reader import DIVERGED, FAILED, IN_PROGRESS, OK, PRUNED, UNREADABLE, Collection
 from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
 from grucli.cells import REFERENCE, label
 from grucli.tables import RATIO, TaskView, order_cells, short
 from grucli.stats import ALPHA
 
-STATES = (OK, DIVERGED, FAILED, IN_PROGRESS, UNREADABLE)
+STATES = (OK, DIVERGED, FAILED, PRUNED, IN_PROGRESS, UNREADABLE)
 
 
 def num(v, digits: int = 3) -> str:

@@ -30,7 +30,7 @@ import yaml
 
 SCHEMA = 1
 SUMMARY, HISTORY, CONFIG, WEIGHTS = "summary.json", "history.csv", "config.yaml", "model.pt"
-FINISHED = ("ok", "diverged", "failed")
+FINISHED = ("ok", "diverged", "failed", "pruned")  # a run with one of these statuses is not trained again
 TMP_SUFFIX = ".tmp"
 HISTORY_COLUMNS = ("epoch", "step", "train_loss", "epoch_time_s", "train_time_s", "wall_time_s")
 _UMASK = os.umask(0)
@@ -102,7 +102,7 @@ def read_summary(run_dir: Path) -> dict | None:
 
 
 def run_state(run_dir: Path) -> str:
-    """done | failed | diverged | partial (files but no summary) | todo"""
+    """done | failed | diverged | pruned | partial (files but no summary) | todo"""
     summary = read_summary(run_dir)
     if summary is not None:
         return {"ok": "done"}.get(summary["status"], summary["status"])
@@ -147,7 +147,8 @@ def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
         "metric": result.metric, "goal": result.goal, "target": result.target, "baseline": result.baseline,
         "train": result.train, "val": result.val, "test": result.test,
         "reached_target": result.reached_target, "time_to_target_s": result.time_to_target_s,
-        "epoch_to_target": result.epoch_to_target, "timing": result.timing, "env": result.env,
+        "epoch_to_target": result.epoch_to_target, "stopped_by": result.stopped_by,
+        "still_improving": result.still_improving, "timing": result.timing, "env": result.env,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": cfg,
     }
     atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2, default=str))

@@ -2,8 +2,8 @@
 users through `store.load_runs` all read through here), tolerating what training can leave
 behind.
 
-Every run folder becomes a row with a `state`: ok | diverged | failed | in progress (no
-summary.json yet) | unreadable (a corrupt or foreign summary). Whatever could not be read
+Every run folder becomes a row with a `state`: ok | diverged | failed | pruned (a tuning
+trial its pruner stopped) | in progress (no summary.json yet) | unreadable (a corrupt or foreign summary). Whatever could not be read
 becomes a note that names the run; tables are then built from the rest. Only reads:
 nothing here writes or trains.
 """
@@ -25,7 +25,9 @@ from grucli.errors import GrucliError
 
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 RUN_FILES = (store.SUMMARY, store.CONFIG, store.HISTORY)
-OK, DIVERGED, FAILED, IN_PROGRESS, UNREADABLE = "ok", "diverged", "failed", "in progress", "unreadable"
+OK, DIVERGED, FAILED, PRUNED = "ok", "diverged", "failed", "pruned"  # finished runs
+IN_PROGRESS, UNREADABLE = "in progress", "unreadable"
+FINISHED = (OK, DIVERGED, FAILED, PRUNED)
 # The summary keys the report needs; older or foreign summaries missing one are set aside.
 REQUIRED = ("status", "metric", "goal", "config")
 
@@ -75,7 +77,7 @@ def collect(paths: list[Path], histories: bool = True) -> Collection:
         col.experiments.append(info)
         for run_dir in sorted(p for p in exp_dir.iterdir() if is_run_dir(p)):
             row = _read_run(run_dir, info["name"], col.notes)
-            if histories and row["state"] in (OK, DIVERGED):
+            if histories and row["state"] in (OK, DIVERGED, PRUNED):
                 hist = _read_history(run_dir, info["name"], col.notes)
                 if hist is not None:
                     col.histories[_key(row)] = hist

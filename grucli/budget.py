@@ -1,0 +1,51 @@
+"""What a run's training budget was, and whether it was enough: why it stopped, whether its
+validation curve was still improving when it did, and the budget a verdict must state.
+Pure functions on history rows and summaries; train.py records them, tables state them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+# Why a run stopped. Only the first two are the budget running out.
+STOPPED_BY = ("epochs", "max_steps", "early_stopping", "target", "diverged", "pruned")
+BY_BUDGET = ("epochs", "max_steps")
+TAIL = 0.2  # the last fifth of a run's epochs (at least 2) ...
+GAIN = 0.01  # ... improving on the best before them by at least 1% (relative) = still improving
+
+
+def still_improving(values: Sequence[float], goal: str, stopped_by: str | None) -> bool | None:
+    """True when a run that ran out of budget was still getting better: its best validation
+    value in the last fifth of its epochs (at least 2) beats the best before them by >= 1%.
+    False when it had flattened, or stopped for another reason (early stopping, target,
+    divergence, pruning). None when there are too few epochs (< 3) to tell."""
+    if stopped_by not in BY_BUDGET:
+        return False
+    xs = [float(v) for v in values]
+    if len(xs) < 3 or not all(math.isfinite(v) for v in xs):
+        return None
+    k = min(len(xs) - 1, max(2, math.ceil(TAIL * len(xs))))
+    head, tail = xs[:-k], xs[-k:]
+    pick = min if goal == "min" else max
+    before, after = pick(head), pick(tail)
+    gain = (before - after) if goal == "min" else (after - before)
+    return gain > GAIN * max(abs(before), 1e-12)
+
+
+def describe(epochs: Sequence[int], steps: Sequence[int], trials: int | None = None) -> str:
+    """`8 epochs (1,250 steps) per run` over the runs compared; ranges where they differ
+    (early stopping), and the tuning budget first when there was one."""
+    def span(xs, unit):
+        xs = [int(x) for x in xs if x is not None and x == x]
+        if not xs:
+            return None
+        lo, hi = min(xs), max(xs)
+        return f"{lo:,} {unit}" if lo == hi else f"{lo:,}-{hi:,} {unit}"
+
+    parts = [span(epochs, "epochs"), span(steps, "steps")]
+    text = parts[0] or ""
+    if parts[1]:
+        text = f"{text} ({parts[1]})" if text else parts[1]
+    text = f"{text} per run" if text else "budget unknown"
+    return f"{trials} trials per cell, then {text}" if trials else text

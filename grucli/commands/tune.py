@@ -1,0 +1,92 @@
+"""`grucli tune`: every arm of a grid (e.g. each cell) tuned at the same budget of trials,
+then its best configuration re-trained on fresh seeds and compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from grucli.commands.common import ProgressReporter, at_least_one, clean_errors, console, device_overrides, fmt
+from grucli.errors import GrucliError
+
+
+def _plan(tr) -> None:
+    s = tr.search
+    prune = "no pruning" if s.pruner == "none" else f"{s.pruner} pruning"
+    console.print(f"{tr.experiment.name}: {len(tr.arms)} arm(s) x {s.trials} trials ({s.sampler} sampler, {prune}), "
+                  f"then {len(s.final_seed_list())} final seeds per arm; study: {tr.exp_dir / 'tune.db'}")
+    for key, dist in s.space.items():
+        console.print(f"  search {key}: {dist.describe()}")
+    for a in tr.arms:
+        extra = f" ({a.interrupted} interrupted by a kill: retried with the same parameters)" if a.interrupted else ""
+        best = "" if not a.best else f"; best so far trial {a.best['trial']}: validation {fmt(a.best['value'])}"
+        console.print(f"  arm {a.arm.label}: {a.done}/{s.trials} trials done, {max(0, s.trials - a.done)} to run"
+                      f"{extra}{best}")
+
+
+def render_tuned(exp_dir: Path) -> None:
+    """The tuned comparison: one row per arm, then the verdict lines with their budget."""
+    from grucli.tune import analysis
+
+    t = analysis.load(exp_dir)
+    comp = analysis.comparison(t)
+    if comp.empty:
+        return
+    keys = [c for c in comp.columns if c.startswith("best.")]
+    table = Table(title=f"tuned comparison, {t.manifest['name']}: each arm at its best", title_justify="left")
+    for col in ("arm", "trials", "pruned", "failed", f"best val {t.metric}", *[k.removeprefix("best.") for k in keys],
+                "params", f"test {t.metric} ± 95% CI", "n"):
+        table.add_column(col, justify="left" if col == "arm" else "right")
+    for r in comp.to_dict("records"):
+        ci = "" if r["test_ci95"] is None or r["test_ci95"] != r["test_ci95"] else f" ± {fmt(r['test_ci95'], 2)}"
+        table.add_row(r["arm"], str(r["trials"]), str(r["pruned"]), str(r["failed"] + r["diverged"]),
+                      fmt(r["best_val"]), *[fmt(r[k], 3) for k in keys], fmt(r["params"]),
+                      f"{fmt(r['test_mean'])}{ci}" if r["final_n"] else "-", str(r["final_n"]))
+    console.print(table)
+    for line in analysis.answer(t):
+        console.print(escape(line))
+
+
+@clean_errors
+def tune(
+    experiment: Path = typer.Argument(..., help="Experiment YAML with a search: section (see experiments/tune_adding.yaml)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a key: --set search.trials=8 (repeatable)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel workers (default: usable cores)."),
+    executor: str = typer.Option("local", "--executor", "-e", help="local (process pool) | ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (with --executor ray)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print each arm, the space and trials done / to run; train nothing."),
+    results: Path = typer.Option(Path("results"), "--results", "-o", help="Results root folder."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default 1)."),
+) -> None:
+    """Tune every arm of the grid (e.g. model.cell: [rnn, gru, lstm]) with the same number
+    of trials from the same search space (Optuna: TPE / random / grid sampler, ASHA or
+    median pruning, one study per arm in results/<name>/tune.db), then train each arm's
+    best configuration on fresh seeds and compare them at that equal budget.
+
+    Every trial is an ordinary run folder. Killed (even with kill -9), the same command
+    resumes: finished trials are kept, a trial left running is retried.
+
+    Example:
+
+        grucli tune experiments/tune_adding.yaml --jobs 2
+        grucli report results/tune_adding
+    """
+    from grucli.tune import run as tuning
+
+    at_least_one(jobs=jobs, threads=threads)
+    if executor not in ("local", "ray"):
+        raise GrucliError(f"--executor {executor}: unknown executor; valid: local, ray")
+    if address and executor != "ray":
+        raise GrucliError("--address is the address of a Ray cluster: use it with --executor ray")
+    with ProgressReporter(header=_plan) as reporter:
+        tr = tuning.run(experiment, [*set_, *device_overrides(device, None)], results=results, executor=executor,
+                        jobs=jobs, threads=threads, address=address, dry_run=dry_run, reporter=reporter)
+    if dry_run:
+        return
+    render_tuned(tr.exp_dir)
+    console.print(f"results: {tr.exp_dir}  (trials.csv: one row per trial; tune.json; `grucli report {tr.exp_dir}`)")

@@ -1,0 +1,258 @@
+"""Optuna studies for `grucli tune`, one per arm, in one SQLite database per experiment
+(`results/<name>/tune.db`, Optuna's RDB storage). Optuna owns sampling, pruning and the
+database; this module owns what grucli adds around it:
+
+- arms: each grid point of the experiment (e.g. one cell) is one study, named after it;
+- fingerprints: a study remembers the arm config and search it was made from, and a file
+  that no longer matches is refused instead of mixed in;
+- seeds: trial k of every arm samples with the seed `search.seed + k`, so a resumed study
+  proposes what an uninterrupted one would, and random search tries the same points in
+  every arm;
+- counting: a trial is finished when it completed, was pruned, diverged or failed; a trial
+  left RUNNING by a killed process is marked interrupted and its parameters retried;
+- the worker side: `TrialWatch` reports each epoch's validation value and asks the pruner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grucli.config import Experiment, parse_run, set_dotted
+from grucli.errors import ConfigError
+from grucli.grid import grid_points, label, point_config, point_source
+from grucli.train import Callback
+from grucli.tune.space import SearchSpec
+
+DB = "tune.db"
+STATE = "grucli_state"  # trial user attr: ok | pruned | diverged | failed | interrupted
+COUNTED = ("ok", "pruned", "diverged", "failed")  # a trial in one of these states used its share of the budget
+SQLITE_TIMEOUT_S = 30  # concurrent writers wait this long for the database lock
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One grid point, tuned as one Optuna study."""
+
+    index: int
+    label: str  # the study's name: `model.cell=gru` (or `all` without a grid)
+    point: dict[str, Any]  # the grid values that make this arm
+    raw: dict  # its run config before the searched keys and the seed
+    where: str  # where its config errors are reported
+
+    def config(self, params: dict[str, Any], seed: int):
+        """The RunConfig of a trial (or final run) of this arm: searched values on top."""
+        raw = self.raw
+        for key, value in params.items():
+            section, *rest = key.split(".")
+            raw = {**raw, section: set_dotted(dict(raw[section]), rest, value, section)}
+        return parse_run({**raw, "seed": seed}, self.where)
+
+    def fingerprint(self, search: SearchSpec) -> dict:
+        """What a study was made from; a change here means another study."""
+        return {"arm": self.raw, "space": {k: d.model_dump(mode="json") for k, d in sorted(search.space.items())},
+                "sampler": search.sampler, "pruner": search.pruner, "warmup_epochs": search.warmup_epochs,
+                "seed": search.seed}
+
+
+def arms_of(exp: Experiment) -> list[Arm]:
+    """Every arm of a tuned experiment, its space checked against each arm's config."""
+    if exp.search is None:
+        raise ConfigError(f"{exp.source}: no search: section: `grucli tune` needs one (see experiments/tune_adding.yaml); "
+                          "`grucli compare` runs a plain grid")
+    arms = [Arm(i, label(p) or "all", dict(p), point_config(exp, p), point_source(exp, p))
+            for i, p in enumerate(grid_points(exp))]
+    check_space(exp, arms)
+    return arms
+
+
+def check_space(exp: Experiment, arms: list[Arm]) -> None:
+    """Every searched key is a config key, not also a grid axis, and every bound or choice
+    gives a valid config for every arm: one line naming the key otherwise."""
+    axes = set(exp.spec.grid) | {k for g in exp.spec.zip for k in g}
+    for key, dist in exp.search.space.items():
+        where = f"{exp.source}: search.space.{key}"
+        if key.split(".")[0] not in ("task", "model", "train") or "." not in key:
+            raise ConfigError(f"{where}: searched keys are task.*, model.* or train.* keys, e.g. train.lr")
+        if key in axes or key.split(".")[0] in axes:
+            raise ConfigError(f"{where}: also a grid axis; a key makes the arms (grid) or is searched, not both")
+        for arm in arms:
+            for value in dist.edges():
+                try:
+                    arm.config({key: value}, exp.search.seed)
+                except ConfigError as e:
+                    message = str(e).split(": ", 1)[-1] if str(e).startswith(arm.where) else str(e)
+                    raise ConfigError(f"{where} = {value!r}: {message}") from None
+
+
+# --------------------------------------------------------------------------- storage
+def storage_url(exp_dir: Path) -> str:
+    return f"sqlite:///{(Path(exp_dir) / DB).resolve()}"
+
+
+def storage(exp_dir: Path):
+    """The experiment's RDB storage (creating the database and its tables)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.storages.RDBStorage(storage_url(exp_dir),
+                                      engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
+
+
+def direction(goal: str) -> str:
+    return "minimize" if goal == "min" else "maximize"
+
+
+def open_study(st, arm: Arm, search: SearchSpec, goal: str, source: str, create: bool = True):
+    """The arm's study (created on first use), refused if it was made from something else."""
+    import optuna
+
+    want = arm.fingerprint(search)
+    try:
+        study = optuna.load_study(study_name=arm.label, storage=st)
+    except KeyError:
+        if not create:
+            return None
+        study = optuna.create_study(storage=st, study_name=arm.label, direction=direction(goal), load_if_exists=True)
+        study.set_user_attr("fingerprint", want)
+        study.set_user_attr("fingerprint_sha", _sha(want))
+        return study
+    have = study.user_attrs.get("fingerprint")
+    if have != want:
+        raise ConfigError(f"{source}: {DB} already holds study '{arm.label}' made from another "
+                          f"{_what_differs(have, want)}; it is never mixed with this file's. Delete {DB} (and the "
+                          "trial folders) to start over, or give the experiment another name")
+    return study
+
+
+def _sha(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _what_differs(have, want) -> str:
+    if not isinstance(have, dict):
+        return "search (no fingerprint: not made by grucli tune)"
+    keys = [k for k in want if have.get(k) != want.get(k)]
+    if "arm" in keys:
+        a, b = have.get("arm") or {}, want["arm"]
+        inner = [f"{s}.{k}" for s in b for k in sorted(set(a.get(s, {})) | set(b[s]))
+                 if (a.get(s) or {}).get(k) != b[s].get(k)]
+        keys = [*inner[:3], *[k for k in keys if k != "arm"]]
+    return "config (" + ", ".join(f"search.{k}" if k in want and k != "arm" else k for k in keys) + " differ)"
+
+
+def grucli_state(trial) -> str:
+    """ok | pruned | diverged | failed | interrupted | running | waiting"""
+    from optuna.trial import TrialState
+
+    if trial.state == TrialState.COMPLETE:
+        return "ok"
+    if trial.state == TrialState.PRUNED:
+        return "pruned"
+    if trial.state == TrialState.FAIL:
+        return trial.user_attrs.get(STATE, "failed")
+    return trial.state.name.lower()
+
+
+def counted(study) -> list:
+    """The trials that used their share of the budget (the arm's `trials` count)."""
+    return [t for t in study.get_trials(deepcopy=False) if grucli_state(t) in COUNTED]
+
+
+def recover(st, study) -> int:
+    """Mark trials a killed process left RUNNING as interrupted (FAIL) and queue their
+    parameters again, so the next trial retries them. Call while holding the tune lock:
+    no other driver is running, so nothing RUNNING is alive. Returns how many."""
+    from optuna.trial import TrialState
+
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        st.set_trial_user_attr(t._trial_id, STATE, "interrupted")
+        st.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        n += 1
+    return n
+
+
+def sampler(search: SearchSpec, position: int):
+    """The sampler that proposes trial `position` (0-based among the arm's counted trials):
+    seeded from search.seed + position, so sampling does not depend on how often the
+    process was restarted."""
+    import optuna
+
+    seed = search.seed + position
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search.sampler == "grid":
+        return optuna.samplers.GridSampler({k: d.grid() for k, d in search.space.items()}, seed=search.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning for constant_liar and multivariate
+        return optuna.samplers.TPESampler(seed=seed)
+
+
+def pruner(kind: str, warmup: int):
+    import optuna
+
+    if kind == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup, reduction_factor=3)
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup - 1)
+    return optuna.pruners.NopPruner()
+
+
+# --------------------------------------------------------------------------- the worker side
+@dataclass(frozen=True)
+class TrialWatch:
+    """Travels with a trial's run to its worker (picklable): reports the validation value
+    after each epoch to the study and stops the run when the pruner says so."""
+
+    url: str
+    study: str
+    trial_id: int
+    pruner: str
+    warmup: int
+    key: str  # history column, e.g. val_mse
+
+    def callback(self, inner: Callback | None) -> Callback:
+        return _Pruning(self, inner or Callback())
+
+
+class _Pruning(Callback):
+    def __init__(self, watch: TrialWatch, inner: Callback):
+        self.watch, self.inner, self.trial, self.epoch = watch, inner, None, 0
+
+    def _trial(self):
+        if self.trial is None:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            st = optuna.storages.RDBStorage(self.watch.url,
+                                            engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
+            study = optuna.load_study(study_name=self.watch.study, storage=st,
+                                      pruner=pruner(self.watch.pruner, self.watch.warmup))
+            self.trial = optuna.trial.Trial(study, self.watch.trial_id)
+        return self.trial
+
+    def on_start(self, total_steps):
+        self.inner.on_start(total_steps)
+
+    def on_step(self, step, loss):
+        self.inner.on_step(step, loss)
+
+    def on_epoch(self, row):
+        self.inner.on_epoch(row)
+        value = row.get(self.watch.key)
+        if value is not None and value == value:  # NaN is never reported
+            self.epoch = int(row["epoch"])
+            self._trial().report(float(value), self.epoch)
+
+    def stop_reason(self) -> str | None:
+        if self.watch.pruner == "none" or not self.epoch:
+            return self.inner.stop_reason()
+        if self._trial().should_prune():
+            return f"pruned by {self.watch.pruner} after epoch {self.epoch}"
+        return self.inner.stop_reason()
