@@ -15,12 +15,13 @@ TAIL = 0.2  # the last fifth of a run's epochs (at least 2) ...
 GAIN = 0.01  # ... improving on the best before them by at least 1% (relative) = still improving
 
 
-def still_improving(values: Sequence[float], goal: str, stopped_by: str | None) -> bool | None:
+def still_improving(values: Sequence[float], goal: str, stopped_by: str | None, solved: bool = False) -> bool | None:
     """True when a run that ran out of budget was still getting better: its best validation
     value in the last fifth of its epochs (at least 2) beats the best before them by >= 1%.
-    False when it had flattened, or stopped for another reason (early stopping, target,
-    divergence, pruning). None when there are too few epochs (< 3) to tell."""
-    if stopped_by not in BY_BUDGET:
+    False when it had flattened, had already reached the task's target (`solved`), or
+    stopped for another reason (early stopping, target, divergence, pruning). None when
+    there are too few epochs (< 3) to tell."""
+    if stopped_by not in BY_BUDGET or solved:
         return False
     xs = [float(v) for v in values]
     if len(xs) < 3 or not all(math.isfinite(v) for v in xs):
@@ -31,6 +32,18 @@ def still_improving(values: Sequence[float], goal: str, stopped_by: str | None) 
     before, after = pick(head), pick(tail)
     gain = (before - after) if goal == "min" else (after - before)
     return gain > GAIN * max(abs(before), 1e-12)
+
+
+def left_baseline(values: Sequence[float], baseline: float | None, goal: str, margin: float = 0.05) -> bool | None:
+    """Whether the run's best validation value beat the task's trivial baseline by at least
+    `margin` (relative). A run that never did sits on the baseline's plateau, which on the
+    long-dependency tasks a cell often leaves only after many epochs: a verdict against it
+    measures the budget. None when there is no baseline or no finite value."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if baseline is None or not math.isfinite(baseline) or not xs:
+        return None
+    best = min(xs) if goal == "min" else max(xs)
+    return best < baseline * (1 - margin) if goal == "min" else best > baseline * (1 + margin)
 
 
 def describe(epochs: Sequence[int], steps: Sequence[int], trials: int | None = None) -> str:

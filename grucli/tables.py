@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from grucli import stats
+from grucli import budget, stats
 from grucli.cells import REFERENCE
 from grucli.store.reader import DIVERGED, FAILED, FINISHED, IN_PROGRESS, OK, PRUNED
 
@@ -28,17 +28,19 @@ RATIO = f"ratio_to_{REFERENCE}"  # params_table: parameters over the reference c
 
 @dataclass
 class Quantity:
-    """One thing compared head-to-head: a runs column, its label, which way is good."""
+    """One thing compared head-to-head: a runs column, its label, which way is good, and
+    the family of tests whose p-values are corrected together (Holm)."""
 
     column: str
     label: str
     goal: str  # min | max
     word: str  # the verdict: "gru better", "gru faster"
+    family: str = "metric"  # metric | timing
 
 
 TIMING = [
-    Quantity("timing.epoch_time_s", "train time per epoch (s)", "min", "faster"),
-    Quantity("timing.latency_batch_ms", "inference latency (ms/batch)", "min", "faster"),
+    Quantity("timing.epoch_time_s", "train time per epoch (s)", "min", "faster", "timing"),
+    Quantity("timing.latency_batch_ms", "inference latency (ms/batch)", "min", "faster", "timing"),
 ]
 
 
@@ -191,22 +193,127 @@ def params_table(view: TaskView) -> pd.DataFrame:
 def head_to_head(view: TaskView) -> pd.DataFrame:
     """For each setting and each pair of cells (gru vs lstm, then each vs rnn), every
     quantity: means, difference a - b with its Welch CI, Welch and Mann-Whitney p, Hedges g,
-    and a verdict word only where Welch's test is significant."""
+    the budget the runs had (epochs, steps) and how many were still improving when it ran
+    out. `verdict` here follows Welch's p alone; `corrected` adjusts p over many tables."""
     rows = []
     for values, _, g in view.groups(by_cell=False):
         ok = g[g["state"] == OK]
         for a, b in itertools.combinations(order_cells(ok["cell"].unique()), 2):
+            pair = ok[ok["cell"].isin([a, b])]
+            spent = {"budget": budget.describe(_col(pair, "timing.epochs"), _col(pair, "timing.steps")),
+                     "improving_a": _share(ok[ok["cell"] == a], "still_improving"),
+                     "improving_b": _share(ok[ok["cell"] == b], "still_improving"),
+                     "at_baseline_a": _share(ok[ok["cell"] == a], "left_baseline", False),
+                     "at_baseline_b": _share(ok[ok["cell"] == b], "left_baseline", False)}
             for q in view.quantities:
                 if q.column not in ok:
                     continue
                 c = stats.compare(ok.loc[ok["cell"] == a, q.column], ok.loc[ok["cell"] == b, q.column])
                 rows.append({"task": view.task, "setting": setting_label(view.settings, values),
-                             "a": a, "b": b, "quantity": q.label, "goal": q.goal,
+                             "a": a, "b": b, "quantity": q.label, "goal": q.goal, "word": q.word, "family": q.family,
                              "n_a": c.n_a, "n_b": c.n_b, "mean_a": c.mean_a, "mean_b": c.mean_b,
                              "diff": c.diff, "diff_lo": c.diff_lo, "diff_hi": c.diff_hi, "df": c.df,
-                             "p_welch": c.p_welch, "p_rank": c.p_rank, "hedges_g": c.hedges_g,
+                             "p_welch": c.p_welch, "p_rank": c.p_rank, "hedges_g": c.hedges_g, **spent,
                              "verdict": stats.verdict(c, a, b, q.goal, q.word)})
     return pd.DataFrame(rows)
+
+
+def corrected(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The head-to-head tables of several tasks with Holm-Bonferroni over every test of
+    the same family (all metric comparisons together, all timing comparisons together):
+    `p_holm` beside `p_welch`, and the verdict word following `p_holm`."""
+    rows = [(task, i, r) for task, f in frames.items() for i, r in f.iterrows()]
+    out = {task: f.copy() for task, f in frames.items()}
+    for family in {r["family"] for _, _, r in rows}:
+        members = [(task, i, r) for task, i, r in rows if r["family"] == family]
+        for (task, i, r), p in zip(members, stats.holm([_p(r["p_welch"]) for _, _, r in members])):
+            out[task].loc[i, "p_holm"] = p
+            out[task].loc[i, "verdict"] = stats.verdict(_Row(r), r["a"], r["b"], r["goal"], r["word"], p=p)
+    return out
+
+
+class _Row:
+    """A head-to-head row read back as the Comparison a verdict needs."""
+
+    def __init__(self, r):
+        self.n_a, self.n_b, self.diff, self.p_welch = int(r["n_a"]), int(r["n_b"]), r["diff"], _p(r["p_welch"])
+
+
+def _p(v):
+    return None if v is None or v != v else float(v)
+
+
+def _col(df: pd.DataFrame, col: str) -> list:
+    return df[col].dropna().tolist() if col in df else []
+
+
+def _share(ok: pd.DataFrame, column: str, value: bool = True) -> str:
+    """`2/3`: how many of a cell's ok runs have `column` == value (still_improving: True;
+    left_baseline: False, i.e. still at the trivial baseline); "unknown" for older runs."""
+    if column not in ok or ok[column].isna().all():
+        return "unknown"
+    known = ok[column].dropna().astype(bool)
+    return f"{int((known == value).sum())}/{len(ok)}"
+
+
+def answers(view: TaskView, summary: pd.DataFrame, h2h: pd.DataFrame) -> list[str]:
+    """One line per setting: which cell reached the target or did best, at what size and
+    time, how confident (the corrected verdicts against the others), at what budget, and
+    which cells were still improving when it ran out."""
+    lines = []
+    keys = [short(c) for c in view.settings]
+    groups = summary.groupby(keys, dropna=False, sort=False) if keys else [((), summary)]
+    for values, rows in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        where = f"{view.task}" + (f", {setting_label(view.settings, values)}" if keys else "")
+        done = rows[rows["n"] > 0]
+        if done.empty:
+            lines.append(f"{where}: no finished runs")
+            continue
+        best = done.loc[done["mean"].idxmin() if view.goal == "min" else done["mean"].idxmax()]
+        reached = "" if view.target is None else f", target reached in {int(best['reached_target'])}/{int(best['n'])}"
+        head = (f"{where}: {best['cell']} did best (test {view.metric} {_pm(best['mean'], best['ci95'])} over "
+                f"{int(best['n'])} seeds{reached}; {_int(best['params'])} params, {_g3(best['train_time_s'])} s "
+                "training)")
+        label = setting_label(view.settings, values)
+        mine = h2h[(h2h["setting"] == label) & (h2h["family"] == "metric")] if len(h2h) else h2h
+        against = [f"vs {r.b if r.a == best['cell'] else r.a}: {r.verdict} (Holm p {_pv(getattr(r, 'p_holm', None))})"
+                   for r in mine.itertuples() if best["cell"] in (r.a, r.b)]
+        spent = mine["budget"].iloc[0] if len(mine) else ""
+        improving = sorted({f"{c} {n}" for r in mine.itertuples() for c, n in ((r.a, r.improving_a),
+                                                                                (r.b, r.improving_b)) if _flagged(n)})
+        plateau = sorted({f"{c} {n}" for r in mine.itertuples() for c, n in ((r.a, r.at_baseline_a),
+                                                                              (r.b, r.at_baseline_b)) if _flagged(n)})
+        tail = f" -- at {spent}" if spent else ""
+        if improving:
+            tail += f"; still improving when training stopped: {', '.join(improving)} runs"
+        if plateau:
+            tail += f"; never left the trivial baseline: {', '.join(plateau)} runs (a plateau more epochs may end)"
+        if improving or plateau:
+            tail += ": this verdict measures the budget as much as the cells"
+        lines.append(head + ("; " + "; ".join(against) if against else "") + tail)
+    return lines
+
+
+def _flagged(text: str) -> bool:
+    return text not in ("unknown",) and not text.startswith("0/")
+
+
+def _pm(mean, ci) -> str:
+    return _g3(mean) if ci is None or ci != ci else f"{_g3(mean)} ± {_g3(ci)}"
+
+
+def _g3(v) -> str:
+    """Three significant digits for a line of text."""
+    return "–" if v is None or v != v else f"{float(v):.3g}"
+
+
+def _int(v) -> str:
+    return "–" if v is None or v != v else f"{int(v):,}"
+
+
+def _pv(p) -> str:
+    return "–" if p is None or p != p else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def not_averaged(runs: pd.DataFrame) -> pd.DataFrame:

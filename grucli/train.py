@@ -58,6 +58,7 @@ class RunResult:
     epoch_to_target: int | None = None
     stopped_by: str | None = None  # grucli.budget.STOPPED_BY
     still_improving: bool | None = None  # ran out of budget while its validation curve still fell (budget.py)
+    left_baseline: bool | None = None  # its best validation value beat the trivial baseline by >= 5% (budget.py)
     timing: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     env: dict = field(default_factory=dict)
@@ -274,8 +275,10 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
         if t.stop_at_target and result.time_to_target_s is not None:
             result.stopped_by = "target"
             break
-    result.still_improving = budget.still_improving([r[f"val_{data.metric}"] for r in result.history], data.goal,
-                                                    result.stopped_by)
+    curve = [r[f"val_{data.metric}"] for r in result.history]
+    result.still_improving = budget.still_improving(curve, data.goal, result.stopped_by,
+                                                    solved=result.time_to_target_s is not None)
+    result.left_baseline = budget.left_baseline(curve, data.baseline.get(data.metric), data.goal)
 
     if best_state is not None:
         model.load_state_dict(best_state)  # final metrics at the best validation epoch

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from grucli.commands.common import (ProgressReporter, at_least_one, baseline_text, clean_errors, console,
@@ -52,6 +53,11 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
             console.print(table)
     console.print("[dim]mean ± half-width of the Student-t 95% interval over seeds; failed/diverged runs are "
                   "counted, not averaged; no interval with one seed[/]")
+    h2h = tables.corrected({v.task: tables.head_to_head(v) for v in views})
+    console.print("[bold]Answer[/] (Welch's test across seeds, Holm-corrected over every comparison above):")
+    for view in views:
+        for line in tables.answers(view, tables.summary_table(view), h2h[view.task]):
+            console.print(f"  {escape(line)}")
     if others:
         console.print(f"[dim]{others} other run(s) in {exp_dir} are not in this grid (an earlier version of the "
                       f"file?); `grucli report {exp_dir}` covers every run in the folder[/]")

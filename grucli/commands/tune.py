@@ -47,8 +47,9 @@ def render_tuned(exp_dir: Path) -> None:
                       fmt(r["best_val"]), *[fmt(r[k], 3) for k in keys], fmt(r["params"]),
                       f"{fmt(r['test_mean'])}{ci}" if r["final_n"] else "-", str(r["final_n"]))
     console.print(table)
+    console.print(f"[bold]Answer[/], at an equal budget of {escape(analysis.budget_text(t))}:")
     for line in analysis.answer(t):
-        console.print(escape(line))
+        console.print(f"  {escape(line)}")
 
 
 @clean_errors

@@ -22,7 +22,7 @@ import pandas as pd
 
 from grucli.errors import GrucliError
 from grucli import tables
-from grucli.report import compose, inspected, plots
+from grucli.report import compose, inspected, plots, tuned
 from grucli.store.reader import collect, experiment_dirs
 from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
 from grucli.store import atomic_write_text
@@ -70,15 +70,18 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
     table_dir, fig_dir = out / "tables", out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
 
-    views = tables.task_views(col.runs)
+    tunes, runs, tune_notes = _tuned(col)
+    views = tables.task_views(runs)
     summaries = {v.task: tables.summary_table(v) for v in views}
     params = {v.task: tables.params_table(v) for v in views}
-    h2h = {v.task: tables.head_to_head(v) for v in views}
+    h2h = tables.corrected({v.task: tables.head_to_head(v) for v in views})
     excluded = tables.not_averaged(col.runs)
     insp = inspected.collect_inspect(col.runs, col.experiments)
-    for name, frame in (("summary", _concat(summaries)), ("params", _concat(params)),
-                        ("head_to_head", _concat(h2h)), ("not_averaged", excluded), ("runs", col.runs),
-                        ("inspect", insp.rows)):
+    tune_frames = {t.manifest["name"]: tuned.tables_of(t) for t in tunes}
+    frames = [("summary", _concat(summaries)), ("params", _concat(params)), ("head_to_head", _concat(h2h)),
+              ("not_averaged", excluded), ("runs", col.runs), ("inspect", insp.rows),
+              *[(name, f) for fs in tune_frames.values() for name, f in fs.items()]]
+    for name, frame in frames:
         if name == "inspect" and frame.empty:
             continue
         path = table_dir / f"{name}.csv"
@@ -95,8 +98,20 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
             drawn.png = saved["png"]
             figures[v.task].append(drawn)
 
-    res.notes = compose.notes(col, views, summaries)
-    blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures, insp)
+    tune_blocks = []
+    for t in tunes:
+        drawn = []
+        for d in tuned.draw(t):
+            saved = plots.save(d, fig_dir, ("png", *[f for f in figure_formats if f != "png"]))
+            res.figures += list(saved.values())
+            d.png = saved["png"]
+            drawn.append(d)
+        tune_blocks += tuned.blocks(t, tune_frames[t.manifest["name"]], drawn, compose.num, compose.pm,
+                                    compose.p_value)
+
+    res.notes = [*compose.notes(col, views, summaries), *tune_notes]
+    answers = [line for v in views for line in tables.answers(v, summaries[v.task], h2h[v.task])]
+    blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures, insp, answers, tune_blocks)
     title = f"grucli report: {', '.join(e['name'] for e in col.experiments)}"
     if "md" in formats:
         atomic_write_text(out / "report.md", to_markdown(blocks, out))
@@ -109,8 +124,36 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
     return res
 
 
-def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp) -> list[Block]:
-    blocks: list[Block] = [*compose.header(col), *compose.what_was_run(col)]
+def _tuned(col):
+    """The tuned experiments of the collection (grucli tune folders), and the runs the
+    generic sections use: of a tuned experiment only its final runs (its trials are what
+    the Tuned comparison section summarises)."""
+    from grucli.tune import analysis
+
+    tunes, notes, runs = [], [], col.runs
+    for exp in col.experiments:
+        if not analysis.is_tuned(exp["path"]):
+            continue
+        mine = col.runs[col.runs["experiment"] == exp["name"]]
+        t = analysis.load(exp["path"], mine)
+        tunes.append(t)
+        finals = {r for a in t.arms for r in a.get("final_runs") or []}
+        trials = mine[~mine["run_id"].isin(finals)]
+        runs = runs[~runs.index.isin(trials.index)]
+        notes.append(f"{exp['name']} is a tuned experiment: its {len(trials)} trial run(s) are summarised in "
+                     "'Tuned comparison'; the tables and figures below use its final runs only.")
+    return tunes, runs, notes
+
+
+def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp, answers, tune_blocks) -> list[Block]:
+    blocks: list[Block] = [*compose.header(col)]
+    if answers or tune_blocks:
+        blocks += [Heading(2, "Answer"), Para(compose.ANSWER)]
+        if answers:
+            blocks.append(compose.Bullets(answers))
+    if tune_blocks:
+        blocks += [Heading(2, "Tuned comparison"), *tune_blocks]
+    blocks += compose.what_was_run(col)
     if notes:
         blocks += [Heading(2, "Notes"), compose.Bullets(notes)]
     blocks.append(Heading(2, "Head-to-head verdicts"))

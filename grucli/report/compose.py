@@ -160,16 +160,23 @@ def verdicts(view: TaskView, h2h: pd.DataFrame) -> list[Block]:
         return [Para(f"**{view.task}**: no head-to-head (needs finished runs of at least two cells).")]
     rows = []
     for (setting, a, b), g in h2h.groupby(["setting", "a", "b"], sort=False):
-        row = {"setting": setting, "comparison": f"{a} vs {b}"}
+        first = g.iloc[0]
+        row = {"setting": setting, "comparison": f"{a} vs {b}", "budget": first["budget"]}
         for r in g.itertuples():
+            p = getattr(r, "p_holm", None)
             if r.verdict.endswith(("better", "faster")):
-                text = f"{r.verdict} ({p_text(r.p_welch)}, g = {r.hedges_g:+.2f})"
+                text = f"{r.verdict} (Holm {p_text(p)}, g = {r.hedges_g:+.2f})"
             elif r.verdict == "no significant difference":
                 identical = r.p_welch is None or r.p_welch != r.p_welch
-                text = f"no significant difference ({'identical values' if identical else p_text(r.p_welch)})"
+                text = f"no significant difference ({'identical values' if identical else 'Holm ' + p_text(p)})"
             else:
                 text = r.verdict
             row[r.quantity] = text
+        flags = [f"{c}: {what} {n}" for c, col_i, col_b in ((a, "improving_a", "at_baseline_a"),
+                                                           (b, "improving_b", "at_baseline_b"))
+                 for what, n in (("still improving", first[col_i]), ("at the baseline", first[col_b]))
+                 if n != "unknown" and not str(n).startswith("0/")]
+        row["not converged at this budget"] = "; ".join(flags) or "–"
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame["setting"].nunique() == 1:
@@ -177,14 +184,23 @@ def verdicts(view: TaskView, h2h: pd.DataFrame) -> list[Block]:
     return [Heading(3, view.task), Table(frame.fillna("–"))]
 
 
-METHOD = (f"Verdicts: two-sided Welch t-test across seeds at α = {ALPHA}; a verdict word only where it is "
-          "significant, otherwise \"no significant difference\". Beside it: the difference of means a − b with "
+ANSWER = ("Per task and setting: the cell that did best, how confident that is (Welch's test across seeds, "
+          "Holm-corrected over every comparison in this report) and the training budget it was reached at. A cell "
+          "whose runs were still improving, or never left the trivial baseline, when training stopped was cut off by "
+          "the budget: such a verdict says which cell learns this task sooner, not which one learns it better.")
+
+METHOD = (f"Verdicts: two-sided Welch t-test across seeds at α = {ALPHA}, p-values Holm–Bonferroni corrected over "
+          "all metric comparisons of this report together (and separately over all timing comparisons): the verdict "
+          "word follows the corrected p (raw and corrected p side by side in the head-to-head details and "
+          "tables/head_to_head.csv), otherwise \"no significant difference\". 'Still improving' = the run ran out "
+          "of epochs or steps while its best validation value of the last fifth of its epochs beat the best before "
+          "them by ≥ 1%; 'at the baseline' = its best validation value never beat the task's trivial baseline by "
+          "5%. Beside the verdict: the difference of means a − b with "
           "its 95% Welch–Satterthwaite interval, the Mann–Whitney U rank test (exact for small n; with 3 vs 3 seeds "
           "its smallest possible p is 0.1, so it cannot reach 0.05 alone) and the effect size Hedges' g (Cohen's d "
           "with the pooled SD, small-sample corrected; |g| ≈ 0.2 small, 0.5 medium, 0.8 large). Means ± 95% "
           "Student-t intervals over the seeds that finished with status ok; diverged, failed and unfinished runs "
-          "are counted, never averaged in. Several comparisons are made, so an isolated p just below 0.05 is weak "
-          "evidence. Timing is wall-clock on the recorded machine; peak memory is the training process's peak "
+          "are counted, never averaged in. Timing is wall-clock on the recorded machine; peak memory is the training process's peak "
           "resident set size during the run (reset at its start; heap a worker's allocator kept from an earlier run "
           "still counts).")
 
@@ -232,7 +248,8 @@ def h2h_display(h: pd.DataFrame) -> pd.DataFrame:
         "mean a": h["mean_a"].map(num), "mean b": h["mean_b"].map(num), "n": h["n_a"].astype(str) + "/" + h["n_b"].astype(str),
         "a − b [95% CI]": [f"{num(d)} [{num(lo)}, {num(hi)}]" if lo is not None and lo == lo else num(d)
                            for d, lo, hi in zip(h["diff"], h["diff_lo"], h["diff_hi"])],
-        "Welch p": h["p_welch"].map(p_value), "Mann-Whitney p": h["p_rank"].map(p_value),
+        "Welch p": h["p_welch"].map(p_value), "Holm p": h["p_holm"].map(p_value) if "p_holm" in h else "–",
+        "Mann-Whitney p": h["p_rank"].map(p_value), "budget": h["budget"],
         "Hedges g": h["hedges_g"].map(lambda g: "–" if g is None or g != g else f"{g:+.2f}"),
         "verdict": h["verdict"],
     })

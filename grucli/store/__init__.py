@@ -148,7 +148,8 @@ def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
         "train": result.train, "val": result.val, "test": result.test,
         "reached_target": result.reached_target, "time_to_target_s": result.time_to_target_s,
         "epoch_to_target": result.epoch_to_target, "stopped_by": result.stopped_by,
-        "still_improving": result.still_improving, "timing": result.timing, "env": result.env,
+        "still_improving": result.still_improving, "left_baseline": result.left_baseline,
+        "timing": result.timing, "env": result.env,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": cfg,
     }
     atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2, default=str))

@@ -137,14 +137,13 @@ def _short(label: str) -> str:
 
 
 def answer(t: Tuned) -> list[str]:
-    """The verdict lines, each stating the budget it was reached at."""
+    """The verdict lines, to be read under budget_text(t): the budget they were reached at."""
     comp, h2h = comparison(t), head_to_head(t)
     if comp.empty or comp["final_n"].max() == 0:
-        return [f"no final runs yet: at {budget_text(t)}, nothing to compare"]
+        return ["no final runs yet: nothing to compare"]
     done = comp[comp["final_n"] > 0]
     pick = done.loc[done["test_mean"].idxmin() if t.goal == "min" else done["test_mean"].idxmax()]
-    lines = [f"at an equal budget of {budget_text(t)}:",
-             f"best tuned: {_short(pick['arm'])} (test {t.metric} {_pm(pick['test_mean'], pick['test_ci95'])} over "
+    lines = [f"lowest mean: {_short(pick['arm'])} (test {t.metric} {_pm(pick['test_mean'], pick['test_ci95'])} over "
              f"{int(pick['final_n'])} seeds, best validation {_num(pick['best_val'])})"]
     for r in h2h.itertuples():
         lines.append(f"{_short(r.a)} vs {_short(r.b)}: {r.verdict} (Welch p {_p(r.p_welch)}, Holm-adjusted "
