@@ -27,7 +27,7 @@ SPARE = ["#7F7F7F", "#BCBD22", "#17BECF", "#8C564B"]
 
 def _style(t: Tuned, label: str) -> tuple[str, str]:
     """An arm's colour and marker: its cell's, when one cell is what makes the arm."""
-    cell = analysis._short(label)
+    cell = analysis.short_label(label)
     if cell in CELLS:
         return colour(cell), marker(cell)
     return SPARE[[a["label"] for a in t.arms].index(label) % len(SPARE)], "o"
@@ -42,7 +42,7 @@ def best_so_far(t: Tuned) -> list[Drawn]:
     for label, g in curve.groupby("arm", sort=False):
         c, m = _style(t, label)
         ok = g[g["state"] == "ok"]
-        ax.step(g["position"], g["best"], where="post", color=c, lw=1.8, label=analysis._short(label))
+        ax.step(g["position"], g["best"], where="post", color=c, lw=1.8, label=analysis.short_label(label))
         ax.scatter(ok["position"], ok["value"], color=c, marker=m, s=14, alpha=0.45, lw=0)
     values = pd.concat([curve["best"], curve["value"]]).dropna()
     if t.goal == "min" and len(values) and (values > 0).all() and values.max() / values.min() > 30:
@@ -72,7 +72,7 @@ def importance(t: Tuned) -> list[Drawn]:
         lo = (g["importance"] - g["lo"]).clip(lower=0).fillna(0)
         hi = (g["hi"] - g["importance"]).clip(lower=0).fillna(0)
         ax.bar(xs, g["importance"], width, yerr=[lo, hi], capsize=3, color=_style(t, label)[0],
-               label=analysis._short(label), error_kw={"lw": 1, "ecolor": "0.2"})
+               label=analysis.short_label(label), error_kw={"lw": 1, "ecolor": "0.2"})
     ax.set_xticks(np.arange(len(keys)))
     ax.set_xticklabels(keys, fontsize=8)
     ax.set_ylim(0, 1.05)
@@ -99,7 +99,7 @@ def sensitivity(t: Tuned) -> list[Drawn]:
                 if s.empty:
                     continue
                 xs = _positions(s[f"param.{key}"], dist)
-                ax.scatter(xs, s["value"], s=22, marker=m, label=f"{analysis._short(label)}" if filled else None,
+                ax.scatter(xs, s["value"], s=22, marker=m, label=f"{analysis.short_label(label)}" if filled else None,
                            facecolors=c if filled else "none", edgecolors=c, lw=1.0, alpha=0.8)
         if dist["kind"] == "choice":
             ax.set_xticks(range(len(dist["choices"])))

@@ -103,13 +103,14 @@ def comparison(t: Tuned) -> pd.DataFrame:
         d = stats.describe(test.tolist())
         best = arm.get("best") or {}
         improving = int(finals["still_improving"].fillna(False).astype(bool).sum()) if "still_improving" in finals else 0
+        plateau = int((finals["left_baseline"] == False).sum()) if "left_baseline" in finals else 0  # noqa: E712
         rows.append({"arm": arm["label"], "trials": sum(states.get(s, 0) for s in COUNTED),
                      "pruned": states.get("pruned", 0), "diverged": states.get("diverged", 0),
                      "failed": states.get("failed", 0), "best_trial": best.get("trial"),
                      "best_val": best.get("value"), **{f"best.{k}": v for k, v in (best.get("params") or {}).items()},
                      "params": _first(finals, "params"), "final_n": d.n, "test_mean": d.mean, "test_ci95": d.ci,
                      "epochs": _mean(finals, "timing.epochs"), "train_time_s": _mean(finals, "timing.train_time_s"),
-                     "still_improving": improving})
+                     "still_improving": improving, "at_baseline": plateau})
     return pd.DataFrame(rows)
 
 
@@ -126,11 +127,11 @@ def head_to_head(t: Tuned) -> pd.DataFrame:
     adjusted = stats.holm([r["p_welch"] for r in rows])
     for r, p in zip(rows, adjusted):
         r["p_holm"] = p
-        r["verdict"] = stats.verdict(r.pop("_c"), _short(r["a"]), _short(r["b"]), t.goal, p=p)
+        r["verdict"] = stats.verdict(r.pop("_c"), short_label(r["a"]), short_label(r["b"]), t.goal, p=p)
     return pd.DataFrame(rows)
 
 
-def _short(label: str) -> str:
+def short_label(label: str) -> str:
     """`model.cell=gru` -> `gru`: the arm's value when one key makes the arms."""
     parts = label.split(" ")
     return parts[0].split("=", 1)[1] if len(parts) == 1 and "=" in parts[0] else label
@@ -143,15 +144,21 @@ def answer(t: Tuned) -> list[str]:
         return ["no final runs yet: nothing to compare"]
     done = comp[comp["final_n"] > 0]
     pick = done.loc[done["test_mean"].idxmin() if t.goal == "min" else done["test_mean"].idxmax()]
-    lines = [f"lowest mean: {_short(pick['arm'])} (test {t.metric} {_pm(pick['test_mean'], pick['test_ci95'])} over "
+    lines = [f"lowest mean: {short_label(pick['arm'])} (test {t.metric} {_pm(pick['test_mean'], pick['test_ci95'])} over "
              f"{int(pick['final_n'])} seeds, best validation {_num(pick['best_val'])})"]
     for r in h2h.itertuples():
-        lines.append(f"{_short(r.a)} vs {_short(r.b)}: {r.verdict} (Welch p {_p(r.p_welch)}, Holm-adjusted "
+        lines.append(f"{short_label(r.a)} vs {short_label(r.b)}: {r.verdict} (Welch p {_p(r.p_welch)}, Holm-adjusted "
                      f"{_p(r.p_holm)} over {len(h2h)} pairs)")
-    flagged = comp[comp["still_improving"] > 0]
-    for r in flagged.itertuples():
-        lines.append(f"{_short(r.arm)}: {r.still_improving} of {r.final_n} final runs still improving when training "
-                     f"stopped: more epochs may change this verdict")
+    for r in comp.itertuples():
+        if r.still_improving:
+            lines.append(f"{short_label(r.arm)}: {r.still_improving} of {r.final_n} final runs still improving when training "
+                         "stopped: more epochs may change this verdict")
+        if r.at_baseline:
+            pruning = t.manifest["budget"]["pruner"] != "none"
+            lines.append(f"{short_label(r.arm)}: {r.at_baseline} of {r.final_n} final runs never left the trivial "
+                         "baseline: no trial found a way off the plateau within this budget"
+                         + (" (and a pruner comparing trials that all sit on it chooses among them by noise)"
+                            if pruning else "") + "; that measures the budget, not whether the cell can learn the task")
     return lines
 
 
