@@ -344,7 +344,42 @@ def test_a_corrupt_cache_entry_is_rebuilt(series_csv, cache_in_tmp):
     path = cache_mod.cache_path(cfg)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a torch file")
-    assert len(TASKS["csv_forecast"].build(cfg).train) > 0
+    with pytest.warns(RuntimeWarning, match="ignoring the data cache"):
+        assert len(TASKS["csv_forecast"].build(cfg).train) > 0
+
+
+class _Planted:
+    """A pickle that runs code when loaded with weights_only=False."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch planted-cache-ran",))
+
+
+def test_a_planted_cache_file_cannot_run_code(series_csv, cache_in_tmp, tmp_path, monkeypatch):
+    """A cache file planted in a cloned project (a pickle whose loading runs a command) is
+    read with weights_only: the command never runs, the file is set aside with one warning
+    line, and the data are rebuilt."""
+    monkeypatch.chdir(tmp_path)
+    cfg = CsvForecastConfig(path=str(series_csv), column="y", window=5)
+    path = cache_mod.cache_path(cfg)
+    path.parent.mkdir(parents=True)
+    torch.save({"format": "grucli-task-cache", "payload": _Planted()}, path)
+    with pytest.warns(RuntimeWarning, match="ignoring the data cache"):
+        data = TASKS["csv_forecast"].build(cfg)
+    assert len(data.train) > 0 and not (tmp_path / "planted-cache-ran").exists()
+
+
+def test_a_cache_made_for_another_config_is_not_trusted(series_csv, cache_in_tmp):
+    cfg = CsvForecastConfig(path=str(series_csv), column="y", window=5)
+    other = cfg.model_copy(update={"window": 6})
+    build = TASKS["csv_forecast"].build
+    build(other)
+    cache_mod.cache_path(other).replace(cache_mod.cache_path(cfg))  # the other config's data under this key
+    with pytest.warns(RuntimeWarning, match="made for another task config"):
+        data = build(cfg)
+    assert data.train.x.shape[1] == 5
 
 
 # --------------------------------------------------------------------------- CLI
