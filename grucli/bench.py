@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from grucli import runtime
-from grucli.config import Strict, format_validation_error, parse_yaml, unknown_key, unknown_name
+from grucli.config import Strict, format_validation_error, parse_yaml, read_text, unknown_key, unknown_name
 from grucli.errors import ConfigError
 from grucli.cells import CELLS, IMPLS, REFERENCE
 from grucli.model import SequenceModel, count_params
@@ -83,7 +83,7 @@ def load_bench_config(path: str | Path | None = None, **overrides) -> BenchConfi
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{source}: bench file not found")
-        raw = parse_yaml(path.read_text(), source) or {}
+        raw = parse_yaml(read_text(path, source), source) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: expected a mapping of keys at the top level")
         for key in raw:
@@ -160,8 +160,19 @@ class Variant:
         return dt, dc
 
 
+def _kernels(impl: str) -> str:
+    from grucli.train import _kernels as kernels
+
+    return kernels(impl)
+
+
 def variants_of(cfg: BenchConfig) -> list[tuple[str, str, Size]]:
-    return [(c, i, s) for s in cfg.sizes for c in cfg.cells for i in cfg.impls if i in CELLS[c].impls]
+    """Every cell x impl x size that can run here: an impl the cell has, and for fused,
+    kernels that actually built (never a stand-in under the name "fused")."""
+    from grucli.cells import impl_available
+
+    return [(c, i, s) for s in cfg.sizes for c in cfg.cells for i in cfg.impls
+            if i in CELLS[c].impls and impl_available(i)]
 
 
 def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
@@ -199,7 +210,7 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
             "train_seq_s": s.batch / (train_ms / 1e3),
             "inference_seq_s": s.batch / (infer_ms / 1e3), "train_gflop_s": gflops,
             "peak_share": gflops / peak, "cpu_peak_share": 3 * flops / (ms["train_cpu"] / 1e3) / 1e9 / peak,
-            "repeats": cfg.repeats, "threads": threads,
+            "repeats": cfg.repeats, "threads": threads, "kernels": _kernels(v.impl),
             "flush_denormal": cfg.flush_denormal,
         })
     clock = cfg.clock if cfg.clock != "auto" else ("cpu" if threads == 1 else "wall")

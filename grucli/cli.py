@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from typer.core import TyperGroup
 
 from grucli.commands import catalog, compare, train
 from grucli.commands import tune as tune_cmd
@@ -11,7 +14,36 @@ from grucli.commands import bench as bench_cmd
 from grucli.commands import sample as sample_cmd
 from grucli.commands import report as report_cmd
 
+class _Group(TyperGroup):
+    """Command-line mistakes (--jobs abc, an unknown command or option, a missing argument)
+    as grucli's one line and exit code 2, not click's usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        import typer.core
+
+        click = getattr(typer.core, "_click", None) or __import__("click")
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                              **extra)
+        except click.exceptions.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError" or e.ctx is None:
+                e.show()
+                sys.exit(e.exit_code)
+            command = e.ctx.command_path
+            print(f"error: {command}: {e.format_message()} (see {command} --help)", file=sys.stderr)
+            sys.exit(2)
+        except click.exceptions.ClickException as e:
+            print(f"error: {e.format_message()}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        except typer.core.Abort:
+            sys.exit(1)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
 app = typer.Typer(
+    cls=_Group,
     help="grucli: GRU vs LSTM vs RNN -- which one, for my task, at what cost? Train, compare and report.",
     no_args_is_help=True,
     add_completion=False,

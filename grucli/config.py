@@ -155,6 +155,17 @@ _Loader.add_implicit_resolver(
 )
 
 
+def read_text(path: Path, source: str) -> str:
+    """A YAML file's text; one line when it is not UTF-8 text (a binary file) or unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{source}: not a text (UTF-8) file: byte {e.start} is 0x{e.object[e.start]:02x}; "
+                          "an experiment file is YAML text") from None
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read the file ({e.strerror})") from None
+
+
 def parse_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)
@@ -172,7 +183,7 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     source = str(path)
     if not path.is_file():
         raise ConfigError(f"{source}: experiment file not found")
-    raw = parse_yaml(path.read_text(), source)
+    raw = parse_yaml(read_text(path, source), source)
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of keys (name, task, model, train, ...) at the top level")
     for key in raw:

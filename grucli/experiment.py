@@ -11,7 +11,7 @@ and expand, data errors and a missing device at prepare.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grucli import execute, store
@@ -43,6 +43,7 @@ class ExperimentRun:
     executor: str = "inline"
     outcome: Outcome | None = None  # None: nothing was trained (dry run, or nothing to do)
     other_code: str | None = None  # a note when finished runs it reuses were made by other grucli code
+    notes: list[str] = field(default_factory=list)  # e.g. auto could not use grucli's kernels, and why
 
     @property
     def run_ids(self) -> set[str]:
@@ -85,7 +86,7 @@ def run(path: str | Path, overrides=(), *, results: str | Path = "results", exec
         rep.planned(er)
         return er
     rep.stage("preparing data")
-    execute.prepare(er.plan.todo, er.experiment.source, rep.stage)  # bad data stops here, before anything is written
+    er.notes = execute.prepare(er.plan.todo, er.experiment.source, rep.stage)  # bad data stop here: nothing written
     if executor != "ray":  # runs train on this machine: a requested cuda must be here (Ray nodes may have GPUs)
         from grucli import runtime
 

@@ -16,7 +16,7 @@ import torch
 
 from grucli import budget, environment, runtime
 from grucli.config import RunConfig
-from grucli.errors import GrucliError
+from grucli.errors import ConfigError, GrucliError
 from grucli.model import SequenceModel, count_params, hidden_for_budget, model_params
 from grucli.tasks import Split, TaskData, build_task
 
@@ -66,19 +66,43 @@ class RunResult:
     model_meta: dict = field(default_factory=dict)
 
 
-def build_model(cfg: RunConfig, data: TaskData) -> SequenceModel:
-    """The model a run trains; `param_budget` is resolved here, where the task's sizes are known."""
+def model_size(cfg: RunConfig, data: TaskData) -> tuple[int, dict]:
+    """The hidden size a run trains with and the dimensions that fix its parameter count.
+    `param_budget` is resolved here, where the task's sizes are known; a budget below the
+    smallest model of the cell (H = 1) is an error naming that smallest count."""
     m = cfg.model
     dims = dict(input_size=data.input_size, output_size=data.output_size, layers=m.num_layers,
                 bidirectional=m.bidirectional, vocab_size=data.input_size if data.tokens else None,
                 embed_dim=m.embed_dim)
-    hidden = m.hidden_size or hidden_for_budget(m.param_budget, m.cell, **dims)  # config sets one of them
+    if m.hidden_size:
+        return m.hidden_size, dims
+    smallest = model_params(m.cell, 1, **dims)
+    if m.param_budget < smallest:
+        raise ConfigError(f"model.param_budget: {m.param_budget} is below the smallest {m.cell} for this task: "
+                          f"{smallest} parameters at hidden_size 1 ({m.num_layers} layer(s), task {cfg.task.name})")
+    return hidden_for_budget(m.param_budget, m.cell, **dims), dims
+
+
+def build_model(cfg: RunConfig, data: TaskData) -> SequenceModel:
+    """The model a run trains."""
+    m = cfg.model
+    hidden, dims = model_size(cfg, data)
     model = SequenceModel(m.cell, input_size=data.input_size, output_size=data.output_size, hidden_size=hidden,
                           head=data.head, num_layers=m.num_layers, bidirectional=m.bidirectional,
                           dropout=m.dropout, tokens=data.tokens, embed_dim=m.embed_dim, forget_bias=m.forget_bias,
                           impl=m.impl)
     assert count_params(model) == model_params(m.cell, hidden, **dims)
     return model
+
+
+def _kernels(impl: str) -> str:
+    """What actually computed the recurrence: grucli's compiled kernels (which build),
+    torch's own modules, or the cell's Python step."""
+    if impl == "fused":
+        from grucli.cells.fused import build
+
+        return "grucli fused kernels " + build.describe()
+    return {"torch": "torch's own module", "reference": "the cell's Python step (reference)"}.get(impl, impl)
 
 
 def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
@@ -204,7 +228,7 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
     t, wall0 = cfg.train, time.perf_counter()
     model = build_model(cfg, data).to(device)
     result.params, result.hidden_size = count_params(model), model.hidden
-    result.model_meta = {"hidden_size": model.hidden, "impl": model.impl,
+    result.model_meta = {"hidden_size": model.hidden, "impl": model.impl, "kernels": _kernels(model.impl),
                          "input_size": data.input_size,
                          "output_size": data.output_size, "head": data.head, "tokens": data.tokens,
                          "vocab": data.info.get("vocab")}  # token tasks: id -> token, to decode (grucli sample)

@@ -3,6 +3,8 @@ dry runs, clean one-line errors that write nothing, and help text on every comma
 
 from __future__ import annotations
 
+import re
+
 import json
 import math
 import subprocess
@@ -20,6 +22,7 @@ from grucli.cli import app
 from grucli.config import load_experiment
 from grucli.grid import expand
 from grucli.cells import CELLS
+from grucli.model import model_params
 from grucli.tasks import TASKS
 
 runner = CliRunner()
@@ -169,6 +172,9 @@ BAD_INPUT = [
     ("--set impossible value", None, ["--set", "model.hidden_size=0"]),
     ("--set malformed value", None, ["--set", "model.cell=[gru"]),
     ("--threads 0", None, ["--threads", "0"]),
+    ("--threads abc", None, ["--threads", "abc"]),
+    ("an unknown option", None, ["--bogus"]),
+    ("param_budget below the smallest model", lambda exp: exp["model"].update(hidden_size=None, param_budget=3), []),
     ("digits splits leave no training data", lambda exp: exp.update(task={"name": "seq_digits", "n_val": 1000,
                                                                           "n_test": 1000}), []),
 ]
@@ -198,6 +204,44 @@ def test_unavailable_device_is_one_line_exit_2_and_writes_nothing(write_yaml, ti
     out = invoke("train", write_yaml(tiny_experiment()), "--results", results, "--device", "cuda")
     assert out.exit_code == 2 and len(out.stderr.strip().splitlines()) == 1 and "cuda" in out.stderr
     assert not results.exists(), f"wrote {list(results.rglob('*'))}"
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "tune", "report"])
+def test_command_line_mistakes_are_grucli_s_one_line_not_a_usage_block(write_yaml, tiny_experiment, results, command):
+    out = invoke(command, write_yaml(tiny_experiment()), "--jobs" if command in ("compare", "tune") else "--bogus", "abc")
+    assert out.exit_code == 2 and "Usage:" not in out.output
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.match(rf"error: \S+ {command}: .* \(see \S+ {command} --help\)$", lines[0]), lines
+    assert not results.exists()
+
+
+def test_param_budget_below_the_smallest_model_names_that_count(write_yaml, tiny_experiment, results):
+    exp = tiny_experiment(model={"cell": "lstm", "hidden_size": None, "param_budget": 3})
+    out = invoke("train", write_yaml(exp), "--results", results)
+    smallest = model_params("lstm", 1, input_size=2, output_size=1)  # the adding task: 2 features in, 1 out
+    assert out.exit_code == 2 and f"model.param_budget: 3 is below the smallest lstm for this task: {smallest} " \
+        "parameters" in out.stderr, out.stderr
+
+
+def test_a_binary_experiment_file_is_one_line(tmp_path, results):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(bytes(range(256)) * 4)
+    for command in ("train", "compare", "tune"):
+        out = invoke(command, path, "--results", results)
+        assert out.exit_code == 2 and "Traceback" not in out.output
+        assert out.stderr.strip().splitlines() == [f"error: {path}: not a text (UTF-8) file: byte 128 is 0x80; "
+                                                   "an experiment file is YAML text"]
+    assert not results.exists()
+
+
+def test_a_run_summary_says_which_kernels_computed_it(write_yaml, tiny_experiment, results):
+    import json
+
+    out = invoke("train", write_yaml(tiny_experiment(grid={"model.impl": ["torch", "reference"]})), "--results", results)
+    assert out.exit_code == 0, out.output
+    kernels = {json.loads(p.read_text())["impl"]: json.loads(p.read_text())["kernels"]
+               for p in results.glob("*/*/summary.json")}
+    assert kernels == {"torch": "torch's own module", "reference": "the cell's Python step (reference)"}
 
 
 def test_malformed_yaml_and_missing_file(write_yaml, results, tmp_path):

@@ -54,15 +54,16 @@ def bench(
                                   _ints(batch) or [base.batch], _ints(layers) or [base.layers])
     cfg = lib.load_bench_config(config, cells=_names(cells), impls=_names(impls), sizes=sizes, repeats=repeats,
                                 warmup=warmup, threads=threads, flush_denormal=False if no_flush_denormal else None)
-    n = len(lib.variants_of(cfg))
-    build = ""
     if "fused" in cfg.impls:
         from grucli.cells.fused import build as fused_build
 
-        if not fused_build.is_built():
-            build = "; the fused kernels are compiled first (~40 s, once per machine)"
+        if fused_build.will_compile():
+            console.print("[dim]compiling grucli's CPU kernels once for this machine, about a minute[/]")
+        console.print(f"fused kernels: {fused_build.describe()}"
+                      + ("" if fused_build.available() else " -- the fused variants are left out"))
+    n = len(lib.variants_of(cfg))
     console.print(f"[dim]{n} variants, each timed in {cfg.warmup} warm-up + {cfg.repeats} measured rounds, "
-                  f"{cfg.threads} thread(s){build}[/]")
+                  f"{cfg.threads} thread(s)[/]")
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("measuring", total=cfg.warmup + cfg.repeats)
         rows, peak = lib.run_bench(cfg, on_round=lambda done, total: progress.update(task, completed=done))

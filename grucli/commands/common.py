@@ -114,8 +114,9 @@ class ProgressReporter:
     def planned(self, er) -> None:
         if self.header:
             self.header(er)
-        if getattr(er, "other_code", None):
-            console.print(f"[yellow]{escape(er.other_code)}[/]")
+        for note in [getattr(er, "other_code", None), *getattr(er, "notes", [])]:
+            if note:
+                console.print(f"[yellow]{escape(note)}[/]")
 
     def stage(self, text: str) -> None:
         """A transient status on a terminal; in a log only what takes long (compiling) is a line."""

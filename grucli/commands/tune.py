@@ -64,7 +64,9 @@ def tune(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default 1)."),
 ) -> None:
-    """Tune every arm of the grid (e.g. model.cell: [rnn, gru, lstm]) with the same number
+    """Tune each cell (every arm of the grid) with the same budget of trials, then compare.
+
+    Every arm of the grid (model.cell: [rnn, gru, lstm], say) gets the same number
     of trials from the same search space (Optuna: TPE / random / grid sampler, ASHA or
     median pruning, one study per arm in results/<name>/tune.db), then train each arm's
     best configuration on fresh seeds and compare them at that equal budget.

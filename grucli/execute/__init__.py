@@ -49,15 +49,19 @@ def _redo_states(retry_failed: bool) -> set[str]:
     return {"todo", "partial"} | ({"failed", "diverged"} if retry_failed else set())
 
 
-def prepare(runs: Iterable[Run], source: str | None = None, on_stage=None) -> None:
+def prepare(runs: Iterable[Run], source: str | None = None, on_stage=None) -> list[str]:
     """Before anything is written: build the data of every distinct task config once (a
     missing or malformed data file stops the command with a GrucliError) and resolve each
     cell's implementation (model.impl=auto compiles the fused kernels on first use on a
     machine, so workers later only load them; `on_stage(text)` hears of it first). A data
-    error names `source` (the experiment file) and the task key it comes from."""
+    error names `source` (the experiment file) and the task key it comes from. Returns
+    notes for the user: runs whose `impl: auto` cannot use grucli's kernels, and why."""
     from grucli import cells
     from grucli.cells.fused import build
     from grucli.tasks import build_task
+
+    from grucli.grid import describe
+    from grucli.train import model_size
 
     runs = list(runs)
     for task in {r.config.task.model_dump_json(): r.config.task for r in runs}.values():
@@ -65,14 +69,27 @@ def prepare(runs: Iterable[Run], source: str | None = None, on_stage=None) -> No
             build_task(task)
         except DataError as e:
             raise DataError(f"{source + ': ' if source else ''}task.{_data_key(task, e)}: {e}", e.key) from None
+    for r in {(r.config.task.model_dump_json(), r.config.model.model_dump_json()): r for r in runs}.values():
+        try:
+            model_size(r.config, build_task(r.config.task))
+        except GrucliError as e:
+            where = describe(r, ("seed",)).removesuffix(f"seed={r.config.seed}").strip()
+            raise GrucliError(f"{source + ': ' if source else ''}{f'[{where}] ' if where else ''}{e}") from None
     impls = {(r.config.model.cell, r.config.model.impl) for r in runs}
     if on_stage and build.will_compile() and any(cells.get(c).fused and i in ("auto", "fused") for c, i in impls):
         on_stage("compiling grucli's CPU kernels once for this machine, about a minute")
+    slower = set()
     for cell, impl in impls:
         try:
-            cells.resolve_impl(cells.get(cell), impl)
+            resolved = cells.resolve_impl(cells.get(cell), impl)
         except GrucliError as e:
             raise GrucliError(f"{source + ': ' if source else ''}model.impl: {e}") from None
+        if impl == "auto" and cells.get(cell).fused and resolved != "fused":
+            slower.add(cell)
+    if slower:
+        return [f"note: {', '.join(sorted(slower))} train(s) on torch's own modules, not grucli's "
+                f"faster kernels: {build.describe()}"]
+    return []
 
 
 def _data_key(task, error: DataError) -> str:

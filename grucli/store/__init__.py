@@ -143,7 +143,7 @@ def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
         "error": result.error, "traceback": result.traceback,
         "task": run.config.task.name, "cell": run.config.model.cell, "seed": run.config.seed,
         "varied": run.varied, "params": result.params, "hidden_size": result.hidden_size,
-        "impl": result.model_meta.get("impl"),
+        "impl": result.model_meta.get("impl"), "kernels": result.model_meta.get("kernels"),
         "metric": result.metric, "goal": result.goal, "target": result.target, "baseline": result.baseline,
         "train": result.train, "val": result.val, "test": result.test,
         "reached_target": result.reached_target, "time_to_target_s": result.time_to_target_s,

@@ -110,6 +110,15 @@ def available() -> bool:
     return kernels() is not None
 
 
+def describe() -> str:
+    """Which kernels this process has: `compiled (grucli_fused_1a2b3c4d5e6f, AVX2)` or
+    `unavailable: <why>` -- recorded in every fused run's summary and printed by bench."""
+    if not available():
+        return f"unavailable: {unavailable_reason()}"
+    simd = next((f.removeprefix("-DGRUCLI_") for f in _flags() if f.startswith("-DGRUCLI_")), "scalar")
+    return f"compiled ({build_dir().name}, {simd})"
+
+
 def unavailable_reason() -> str | None:
     """None when the kernels load; else one line saying why not."""
     return None if available() else (_why[-1] if _why else "unknown")
