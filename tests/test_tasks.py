@@ -214,29 +214,55 @@ def _parse_anbn(x_row, length):
 
 
 def test_counting_labels_lengths_and_ranges():
+    """Positives a^k b^k; negatives of the same length 2k, a^(k+1) b^(k-1) or a^(k-1) b^(k+1);
+    k in [1, N] for train and validation, in (N, M] for test."""
     N, M = 4, 7
     data = build_counting(CountingConfig(max_n_train=N, max_n_test=M, n_train=300, n_val=100, n_test=300))
     for name, s in splits(data).items():
         lo, hi = (N + 1, M) if name == "test" else (1, N)
         for x, y, length in zip(s.x, s.y, s.lengths):
             n, m = _parse_anbn(x, int(length))
-            assert lo <= n <= hi, f"{name}: n={n} outside [{lo}, {hi}]"
-            assert m >= 1
+            assert length % 2 == 0 and lo <= length // 2 <= hi, f"{name}: length {int(length)}"
             assert int(y) == int(n == m)
             if n != m:
-                assert 1 <= abs(n - m) <= 2, "negatives are near misses"
+                assert abs(n - m) == 2, "negatives are near misses of the same length"
         assert abs(float(s.y.double().mean()) - 0.5) < 0.12, f"{name}: balanced classes"
         assert s.x.shape[1] == int(s.lengths.max())
 
 
 def test_counting_test_uses_n_beyond_training():
     data = build_counting(CountingConfig(max_n_train=3, max_n_test=9, n_train=200, n_val=50, n_test=200))
-    longest_train = int(data.train.lengths.max())
-    shortest_test = int(data.test.lengths.min())
-    assert longest_train <= 2 * 3 + 2
-    assert shortest_test >= 2 * 4 - 2  # n >= 4 and m >= n - 2
-    test_n = [_parse_anbn(x, int(l))[0] for x, l in zip(data.test.x, data.test.lengths)]
-    assert min(test_n) == 4 and max(test_n) == 9
+    assert int(data.train.lengths.max()) == 2 * 3 and int(data.test.lengths.min()) == 2 * 4
+    test_k = [int(length) // 2 for length in data.test.lengths]
+    assert min(test_k) == 4 and max(test_k) == 9
+
+
+def test_no_length_only_rule_solves_counting():
+    """Both classes have the same lengths, so the best length-only rule (each length given
+    its majority class on the test split itself) stays near chance; the old negatives
+    (a^n b^(n+-1), odd lengths) let length parity score 0.76."""
+    from grucli.tasks.synthetic import length_rule_accuracy
+
+    balanced = build_counting(CountingConfig())
+    assert balanced.baseline["length_rule_accuracy"] == length_rule_accuracy(balanced.test) < 0.56
+    old = build_counting(CountingConfig(negatives="shift1or2"))
+    assert length_rule_accuracy(old.test) > 0.74
+    pos = sorted(balanced.test.lengths[balanced.test.y == 1].tolist())
+    neg = sorted(balanced.test.lengths[balanced.test.y == 0].tolist())
+    assert set(pos) == set(neg)  # every length occurs in both classes
+
+
+def test_grucli_tasks_states_the_length_rule_beside_the_majority_baseline():
+    from typer.testing import CliRunner
+
+    from grucli.cli import app
+
+    import re
+
+    out = CliRunner().invoke(app, ["tasks"])
+    text = re.sub(r"[\s│]+", " ", out.output)  # the table wraps its cells
+    acc = build_counting(CountingConfig()).baseline["length_rule_accuracy"]
+    assert "majority class: 0.5; best length-only" in text and f"{acc:.3f}" in text, text
 
 
 # --------------------------------------------------------------------------- seq_digits

@@ -25,7 +25,8 @@ def tasks() -> None:
         keys = ", ".join(f"{k}={'(required)' if f.is_required() else f.default}"
                          for k, f in task.config.model_fields.items() if k not in HIDDEN_KEYS)
         data = f"{task.summary}\n[dim]data: {escape(task.source)}" + (f"; {escape(task.sizes)}" if task.sizes else "") + "[/]"
-        table.add_row(name, task.kind, data, task.baseline, keys)
+        baseline = task.measure_baseline() if task.measure_baseline else task.baseline
+        table.add_row(name, task.kind, data, baseline, keys)
     console.print(table)
 
 

@@ -93,6 +93,7 @@ class Task:
     source: str = "generated"  # where the data come from (package file, user file)
     sizes: str = ""  # how big the data are, e.g. "2,284 weekly points"
     baseline: str = ""  # the trivial baseline the metric is shown beside
+    measure_baseline: Callable[[], str] | None = None  # when the baseline is measured on data: `grucli tasks` calls it
 
 
 def split_sizes(cfg: SyntheticConfig) -> tuple[int, int, int]:

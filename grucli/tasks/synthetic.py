@@ -125,6 +125,8 @@ class CountingConfig(SyntheticConfig):
     name: Literal["counting"] = "counting"
     max_n_train: int = Field(10, ge=2)  # N: train and validation strings have 1 <= n <= N
     max_n_test: int = Field(30, ge=3)  # test strings have N < n <= max_n_test
+    negatives: Literal["balanced", "shift1or2"] = "balanced"  # balanced: a^(k+-1) b^(k-+1), lengths as the positives'
+    # (shift1or2, grucli before 0.2: a^n b^(n+-1) has odd length, so length parity alone scores 0.76)
 
     @model_validator(mode="after")
     def _test_beyond_train(self):
@@ -133,18 +135,25 @@ class CountingConfig(SyntheticConfig):
         return self
 
 
-def _anbn(g: torch.Generator, count: int, lo: int, hi: int) -> Split:
-    """Half positives a^n b^n, half near misses a^n b^m with m = n +- 1 or 2 (m >= 1),
-    n uniform in [lo, hi]. Tokens a=0, b=1, right-padded with 0; lengths say where each ends."""
-    n = torch.randint(lo, hi + 1, (count,), generator=g)
+def _anbn(g: torch.Generator, count: int, lo: int, hi: int, negatives: str = "balanced") -> Split:
+    """Half positives a^k b^k, half near misses, k uniform in [lo, hi]. balanced: the
+    near miss of length 2k is a^(k+1) b^(k-1) or a^(k-1) b^(k+1), so both classes have the
+    same lengths and only counting tells them apart. shift1or2: a^k b^m, m = k +- 1 or 2.
+    Tokens a=0, b=1, right-padded with 0; lengths say where each ends."""
+    k = torch.randint(lo, hi + 1, (count,), generator=g)
     positive = torch.rand(count, generator=g) < 0.5
-    shift = torch.randint(1, 3, (count,), generator=g) * (torch.randint(0, 2, (count,), generator=g) * 2 - 1)
-    m = torch.where(positive, n, (n + shift).clamp(min=1))
-    m = torch.where(~positive & (m == n), n + 1, m)  # clamping may have landed on n
+    sign = torch.randint(0, 2, (count,), generator=g) * 2 - 1
+    if negatives == "balanced":
+        n = torch.where(positive, k, k + sign)  # a's
+        m = 2 * k - n  # b's: the same total length 2k
+    else:
+        shift = torch.randint(1, 3, (count,), generator=g) * sign
+        n, m = k, torch.where(positive, k, (k + shift).clamp(min=1))
+        m = torch.where(~positive & (m == k), k + 1, m)  # clamping may have landed on k
     lengths = n + m
     steps = torch.arange(int(lengths.max()))  # (T,)
     x = ((steps[None, :] >= n[:, None]) & (steps[None, :] < lengths[:, None])).long()  # b where n <= t < n+m
-    return Split(x, (m == n).long(), lengths=lengths)
+    return Split(x, positive.long(), lengths=lengths)
 
 
 def build_counting(cfg: CountingConfig) -> TaskData:
@@ -153,15 +162,32 @@ def build_counting(cfg: CountingConfig) -> TaskData:
     rather than memorised lengths. Variable lengths (packed). Classes are balanced: the
     majority baseline is 0.5."""
     g = _gen(cfg.data_seed)
-    train = _anbn(g, cfg.n_train, 1, cfg.max_n_train)
-    val = _anbn(g, cfg.n_val, 1, cfg.max_n_train)
-    test = _anbn(g, cfg.n_test, cfg.max_n_train + 1, cfg.max_n_test)
+    train = _anbn(g, cfg.n_train, 1, cfg.max_n_train, cfg.negatives)
+    val = _anbn(g, cfg.n_val, 1, cfg.max_n_train, cfg.negatives)
+    test = _anbn(g, cfg.n_test, cfg.max_n_train + 1, cfg.max_n_test, cfg.negatives)
     return TaskData(
         train, val, test, input_size=2, output_size=2, head="last", objective=Classification(2),
-        metric="accuracy", goal="max", baseline={"accuracy": 0.5, "ce": math.log(2)}, target=0.95,
-        tokens=True,
+        metric="accuracy", goal="max", baseline={"accuracy": 0.5, "ce": math.log(2),
+                                                 "length_rule_accuracy": length_rule_accuracy(test)},
+        target=0.95, tokens=True,
         info={"seq_len": 2 * cfg.max_n_test + 2, "baseline_rule": "majority class (balanced)"},
     )
+
+
+def length_rule_accuracy(split: Split) -> float:
+    """The accuracy on `split` of the best rule that reads only a string's length: each
+    length labelled with its majority class in the split itself (an upper bound for every
+    length-only rule, parity included). What a model can score without counting."""
+    votes: dict[int, list[int]] = {}
+    for length, y in zip(split.lengths.tolist(), split.y.tolist()):
+        votes.setdefault(length, [0, 0])[y] += 1
+    return sum(max(v) for v in votes.values()) / len(split)
+
+
+def counting_baselines() -> str:
+    """`grucli tasks`: the baselines of the default config, measured."""
+    data = build_counting(CountingConfig())
+    return f"majority class: 0.5; best length-only rule: {data.baseline['length_rule_accuracy']:.3f} (test split)"
 
 
 ADDING = Task("adding", AddingConfig, build_adding, "synthetic", "sum of two marked values (regression, MSE)",
@@ -173,4 +199,4 @@ TEMPORAL_ORDER = Task("temporal_order", TemporalOrderConfig, build_temporal_orde
                       baseline="uniform guess: 1/4 (1/8)")
 COUNTING = Task("counting", CountingConfig, build_counting, "synthetic",
                 "recognise a^n b^n, tested on n beyond training (classification, variable length)",
-                baseline="majority class: 0.5")
+                baseline="majority class: 0.5; best length-only rule: see grucli tasks", measure_baseline=counting_baselines)
