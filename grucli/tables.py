@@ -161,7 +161,8 @@ def summary_table(view: TaskView) -> pd.DataFrame:
             if col.startswith("baseline.") and col.endswith(f"_{view.metric}"):
                 row[f"baseline_{col.removeprefix('baseline.').removesuffix('_' + view.metric)}"] = _first(g, col)
         for col in ("timing.epoch_time_s", "timing.throughput_seq_s", "timing.latency_batch_ms",
-                    "timing.latency_seq_ms", "timing.peak_memory_mb", "timing.train_time_s"):
+                    "timing.latency_seq_ms", "timing.peak_memory_mb", "timing.train_time_s",
+                    "timing.saved_activation_bytes", "timing.param_bytes", "timing.optimizer_state_bytes"):
             d = stats.describe(ok[col]) if col in ok else stats.describe([])
             name = col.removeprefix("timing.")
             row[name], row[f"{name}_ci95"] = d.mean, d.ci
@@ -271,7 +272,8 @@ def answers(view: TaskView, summary: pd.DataFrame, h2h: pd.DataFrame) -> list[st
             lines.append(f"{where}: no finished runs")
             continue
         best = done.loc[done["mean"].idxmin() if view.goal == "min" else done["mean"].idxmax()]
-        reached = "" if view.target is None else f", target reached in {int(best['reached_target'])}/{int(best['n'])}"
+        reached = "" if view.target is None else (f", validation reached the target in {int(best['reached_target'])}/"
+                                                   f"{int(best['n'])}")
         head = (f"{where}: {best['cell']} did best (test {view.metric} {_pm(best['mean'], best['ci95'])} over "
                 f"{int(best['n'])} seeds{reached}; {_int(best['params'])} params, {_g3(best['train_time_s'])} s "
                 "training)")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grucli import budget, environment, runtime
+from grucli import budget, environment, memory, runtime
 from grucli.config import RunConfig
 from grucli.errors import ConfigError, GrucliError
 from grucli.model import SequenceModel, count_params, hidden_for_budget, model_params
@@ -53,9 +53,12 @@ class RunResult:
     train: dict = field(default_factory=dict)
     val: dict = field(default_factory=dict)
     test: dict = field(default_factory=dict)
+    # The target, all on the validation split: whether it was reached, when (training seconds
+    # and epoch of the first evaluation that met it). test_reached_target: the final test metric.
     reached_target: bool = False
     time_to_target_s: float | None = None
     epoch_to_target: int | None = None
+    test_reached_target: bool = False
     stopped_by: str | None = None  # grucli.budget.STOPPED_BY
     still_improving: bool | None = None  # ran out of budget while its validation curve still fell (budget.py)
     left_baseline: bool | None = None  # its best validation value beat the trivial baseline by >= 5% (budget.py)
@@ -310,8 +313,11 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
         result.val = evaluate(model, val, data, t.eval_batch_size)
         result.test = evaluate(model, test, data, t.eval_batch_size)
         result.train = evaluate(model, train.take(slice(0, TRAIN_EVAL_CAP)), data, t.eval_batch_size)
-        result.reached_target = data.reached(result.test[data.metric])
+        result.reached_target = result.time_to_target_s is not None  # validation, as time_to_target_s
+        result.test_reached_target = data.reached(result.test[data.metric])
     result.state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    batch = train.take(slice(0, B))
+    activations = memory.saved_activation_bytes(model, lambda: data.objective.loss(*forward(model, batch)))
     latency = _latency_ms(model, test, B)
     result.timing = {
         "epochs": len(epoch_times), "steps": step, "train_time_s": train_time,
@@ -320,5 +326,8 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
         "latency_batch_ms": latency,
         "latency_seq_ms": latency / min(B, len(test)),
         "peak_memory_mb": _peak_memory_mb(device),
+        "saved_activation_bytes": activations,  # kept for the backward of one batch of batch_size (memory.py)
+        "param_bytes": memory.parameter_bytes(model),
+        "optimizer_state_bytes": memory.optimizer_state_bytes(opt),
         "total_time_s": time.perf_counter() - wall0,
     }

@@ -172,3 +172,14 @@ def test_a_stale_torch_build_lock_does_not_hang_the_next_load(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], timeout=300, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert not stale.exists()
+
+
+@pytest.mark.parametrize("cell", FUSED)
+def test_fused_matches_at_a_realistic_size(cell):
+    """H=128, T=200 in float64, default chunking: the vectorised gate loops (H a multiple of
+    the SIMD width), several chunks of steps and the BLAS path all run, as in real use."""
+    built_kernels()
+    against = "torch" if CELLS[cell].torch_module else "reference"
+    err = compare(cell, "fused", against=against, layers=1, bidirectional=False, dtype=torch.float64,
+                  H=128, T=200, I=16, B=6, packed=True)
+    assert err < 1e-10

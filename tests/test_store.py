@@ -179,3 +179,24 @@ def test_runs_csv_is_readable_with_pandas_alone(stored):
     assert out.returncode == 0, out.stderr
     by_id = json.loads(out.stdout)
     assert by_id == pytest.approx({r.run_id: res.test["mse"] for r, res in zip(runs, results)})
+
+
+def test_a_parquet_failure_is_a_warning_and_runs_csv_is_still_written(stored, monkeypatch):
+    """pyarrow present but the write fails (a column it cannot type, a full disk): the grid
+    must not stop over an optional copy of runs.csv."""
+    import sys
+    import types
+
+    import pandas as pd
+
+    exp_dir, runs, results = stored
+    monkeypatch.setitem(sys.modules, "pyarrow", types.ModuleType("pyarrow"))
+
+    def broken(self, *args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
+    (exp_dir / "runs.csv").unlink(missing_ok=True)
+    with pytest.warns(RuntimeWarning, match="runs.parquet not written.*no space left"):
+        path = store.write_runs_table(exp_dir)
+    assert path.is_file() and len(pd.read_csv(path)) == len(runs)

@@ -40,14 +40,15 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
             values = values if isinstance(values, tuple) else (values,)
             title = f"{view.task}  " + "  ".join(f"{k}={tables.plain(v)}" for k, v in zip(keys, values))
             table = Table(title=title.strip(), title_justify="left")
-            for col in ("cell", "params", "s/epoch", "train seq/s", "infer ms/seq", f"test {view.metric} ± 95% CI",
-                        "n", "baseline", "reached", "diverged", "failed"):
+            for col in ("cell", "params", "s/epoch", "train seq/s", "infer ms/seq", "activ.\nMB", f"test {view.metric} ± 95% CI",
+                        "n", "baseline", "reached\n(val)", "diverged", "failed"):
                 table.add_column(col, justify="left" if col == "cell" else "right")
             for r in rows.to_dict("records"):
                 ci = "" if r["ci95"] is None or r["ci95"] != r["ci95"] else f" ± {fmt(r['ci95'], 2)}"
                 reached = "-" if view.target is None or not r["ok"] else f"{r['reached_target'] / r['ok']:.0%}"
                 table.add_row(r["cell"], fmt(r["params"]), fmt(r["epoch_time_s"], 3), fmt(r["throughput_seq_s"], 3),
-                              fmt(r["latency_seq_ms"], 3), f"{fmt(r['mean'])}{ci}" if r["n"] else "-", str(r["n"]),
+                              fmt(r["latency_seq_ms"], 3), fmt(_mb(r["saved_activation_bytes"]), 3),
+                              f"{fmt(r['mean'])}{ci}" if r["n"] else "-", str(r["n"]),
                               baseline_text(r["baseline"], r.get("baseline_snaive")), reached,
                               str(r["diverged"]), str(r["failed"]))
             console.print(table)
@@ -61,6 +62,10 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     if others:
         console.print(f"[dim]{others} other run(s) in {exp_dir} are not in this grid (an earlier version of the "
                       f"file?); `grucli report {exp_dir}` covers every run in the folder[/]")
+
+
+def _mb(v):
+    return None if v is None or v != v else v / 2**20
 
 
 @clean_errors

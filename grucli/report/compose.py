@@ -221,12 +221,15 @@ def summary_display(s: pd.DataFrame, view: TaskView) -> pd.DataFrame:
         name = {"snaive": "seasonal-naive"}.get(col.removeprefix("baseline_"), col.removeprefix("baseline_"))
         out[f"{name} baseline"] = s[col].map(num)
     no_target = view.target is None
-    out["reached target"] = ["-" if no_target else f"{r}/{n}" for r, n in zip(s["reached_target"], s["n"])]
+    out["reached target (val)"] = ["-" if no_target else f"{r}/{n}" for r, n in zip(s["reached_target"], s["n"])]
     out["diverged"], out["failed"], out["in progress"] = s["diverged"], s["failed"], s["in_progress"]
     for col, label in (("epoch_time_s", "train s/epoch"), ("throughput_seq_s", "throughput seq/s"),
                        ("latency_batch_ms", "latency ms/batch"), ("latency_seq_ms", "latency ms/seq"),
-                       ("peak_memory_mb", "peak memory MB")):
+                       ("peak_memory_mb", "peak process memory MB")):
         out[label] = [pm(m, c) for m, c in zip(s[col], s[f"{col}_ci95"])]
+    mb = lambda v: v / 2**20 if v == v and v is not None else v  # noqa: E731
+    out["saved activations MB/batch"] = [num(mb(v)) for v in s["saved_activation_bytes"]]
+    out["params + optimizer MB"] = [num(mb(a + b)) for a, b in zip(s["param_bytes"], s["optimizer_state_bytes"])]
     return out
 
 

@@ -296,15 +296,17 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
     groups = list(view.groups(by_cell=False))[: MAX_PANELS * 2]
     cells = view.cells
     bars = len(groups) * max(len(cells), 1)
-    fig, axes = _new(1, 2, width=min(max(5.0, 0.32 * bars + 2.0), 13.0), height=3.2)
-    quantities = [("timing.epoch_time_s", "train time per epoch (s)"),
-                  ("timing.latency_batch_ms", "inference latency per batch (ms)")]
+    quantities = [("timing.epoch_time_s", "train time per epoch (s)", 1.0),
+                  ("timing.latency_batch_ms", "inference latency per batch (ms)", 1.0)]
+    if "timing.saved_activation_bytes" in view.ok and view.ok["timing.saved_activation_bytes"].notna().any():
+        quantities.append(("timing.saved_activation_bytes", "saved for backward (MB per batch)", 2.0**-20))
+    fig, axes = _new(1, len(quantities), width=min(max(5.0, 0.32 * bars + 2.0), 13.0), height=3.2)
     width = 0.8 / max(len(cells), 1)
-    for ax, (col, label) in zip(axes[:, 0], quantities):
+    for ax, (col, label, scale) in zip(axes[:, 0], quantities):
         for i, cell in enumerate(cells):
             ms, cis = [], []
             for _, _, g in groups:
-                m, ci = _ci(g.loc[(g["state"] == "ok") & (g["cell"] == cell), col]) if col in g else (math.nan, 0)
+                m, ci = _ci(scale * g.loc[(g["state"] == "ok") & (g["cell"] == cell), col]) if col in g else (math.nan, 0)
                 ms.append(m)
                 cis.append(ci)
             xs = np.arange(len(groups)) + (i - (len(cells) - 1) / 2) * width
@@ -317,8 +319,11 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
         ax.set(title=f"{view.task}: {label.split(' (')[0]}", ylabel=label)
         ax.grid(axis="x", visible=False)
     _legend(fig, axes)
+    memory = (" Activations: the bytes autograd keeps for the backward pass of one batch (counted with "
+              "saved_tensors_hooks, every implementation alike), not the process's resident memory."
+              if len(quantities) > 2 else "")
     return [Drawn(f"{view.task}_cost", fig, f"{view.task}: training and inference cost per cell and setting; "
-                                            "bars = mean over seeds, error bars = 95% CI.")]
+                                            f"bars = mean over seeds, error bars = 95% CI.{memory}")]
 
 
 def pareto(view: TaskView, histories: dict) -> list[Drawn]:

@@ -146,8 +146,8 @@ def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
         "impl": result.model_meta.get("impl"), "kernels": result.model_meta.get("kernels"),
         "metric": result.metric, "goal": result.goal, "target": result.target, "baseline": result.baseline,
         "train": result.train, "val": result.val, "test": result.test,
-        "reached_target": result.reached_target, "time_to_target_s": result.time_to_target_s,
-        "epoch_to_target": result.epoch_to_target, "stopped_by": result.stopped_by,
+        "target_split": "val", "reached_target": result.reached_target, "time_to_target_s": result.time_to_target_s,
+        "epoch_to_target": result.epoch_to_target, "test_reached_target": result.test_reached_target, "stopped_by": result.stopped_by,
         "still_improving": result.still_improving, "left_baseline": result.left_baseline,
         "timing": result.timing, "env": result.env,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": cfg,
@@ -187,10 +187,16 @@ def write_runs_table(exp_dir: Path) -> Path | None:
     atomic_write_text(path, df.to_csv(index=False))
     try:
         import pyarrow  # noqa: F401
-
+    except ImportError:
+        return path  # parquet is optional: pip install -e ".[parquet]"
+    try:
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
         atomic_write_bytes(Path(exp_dir) / "runs.parquet", buf.getvalue())
-    except ImportError:
-        pass
+    except Exception as e:  # a column pyarrow cannot type, a full disk: runs.csv is written, the grid goes on
+        import warnings
+
+        warnings.warn(f"grucli: {exp_dir}/runs.parquet not written ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:160] if str(e) else ''}); runs.csv is complete", RuntimeWarning,
+                      stacklevel=2)
     return path
