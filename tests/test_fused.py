@@ -183,3 +183,27 @@ def test_fused_matches_at_a_realistic_size(cell):
     err = compare(cell, "fused", against=against, layers=1, bidirectional=False, dtype=torch.float64,
                   H=128, T=200, I=16, B=6, packed=True)
     assert err < 1e-10
+
+
+@pytest.mark.parametrize("cxx,reason", [("/nonexistent/g++", "no C++ compiler: /nonexistent/g++ not found"),
+                                        ("false", "the build failed: ")])
+def test_no_compiler_and_a_failed_build_are_different_loud_reasons(tmp_path, cxx, reason):
+    """Run in a fresh process with an empty build cache: a missing compiler and a compiler
+    that fails give different reasons; a failed build also warns with its last lines; auto
+    then uses torch and says why, bench leaves fused out."""
+    import shutil
+    import subprocess
+    import sys
+
+    compiler = shutil.which(cxx) or cxx
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "from grucli.cells.fused import build; from grucli import cells\n"
+            "print('KERNELS', build.kernels()); print('WHY', build.unavailable_reason())\n"
+            "print('AUTO', cells.resolve_impl(cells.CELLS['gru'], 'auto')); print('DESCRIBE', build.describe())\n")
+    env = {**__import__("os").environ, "CXX": compiler, "GRUCLI_FUSED_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "KERNELS None" in done.stdout and f"WHY {reason}" in done.stdout and "AUTO torch" in done.stdout
+    assert "DESCRIBE unavailable: " + reason in done.stdout
+    if "failed" in reason:
+        assert "did not build" in done.stderr  # the warning, with the compiler's words
