@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from grucli.errors import ConfigError
 from grucli.cells import CELLS
 from grucli.tasks import TASKS
-from grucli.tune.space import SearchSpec
+from grucli.tune.space import SearchSpec, check_seeds
 
 DEFAULT_HIDDEN = 64
 
@@ -108,11 +108,7 @@ class GridSpec(Strict):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v):
-        if isinstance(v, int) and v < 1:
-            raise ValueError("must be >= 1 (a count) or a list of seeds")
-        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
-            raise ValueError("a seed list must be non-empty without repeats")
-        return v
+        return check_seeds(v)
 
     @field_validator("grid")
     @classmethod

@@ -25,6 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 KINDS = ("uniform", "log_uniform", "int", "log_int", "choice")  # each space entry is {kind: values}
 
 
+def check_seeds(v):
+    """A seed count (>= 1) or a non-empty list without repeats (seeds:, search.final_seeds)."""
+    if isinstance(v, int) and v < 1:
+        raise ValueError("must be >= 1 (a count) or a list of seeds")
+    if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+        raise ValueError("a seed list must be non-empty without repeats")
+    return v
+
+
 class Distribution(BaseModel):
     """One searched key: {uniform: [lo, hi]}, {log_uniform: [lo, hi]}, {int: [lo, hi]},
     {log_int: [lo, hi]} or {choice: [a, b, ...]}. Bounds are inclusive."""
@@ -115,11 +124,7 @@ class SearchSpec(BaseModel):
     @field_validator("final_seeds")
     @classmethod
     def _final_seeds(cls, v):
-        if isinstance(v, int) and v < 1:
-            raise ValueError("must be >= 1 (a count) or a list of seeds")
-        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
-            raise ValueError("a seed list must be non-empty without repeats")
-        return v
+        return check_seeds(v)
 
     @model_validator(mode="after")
     def _grid_needs_values(self):
