@@ -54,6 +54,7 @@ class TaskView:
     target: float | None
     settings: list[str]  # config.* columns that vary within this task (besides the cell)
     runs: pd.DataFrame  # every run folder of the task, any state
+    select: str | None = None  # the validation metric runs were selected on (learning curves), if not `metric`
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -133,12 +134,13 @@ def task_views(runs: pd.DataFrame) -> list[TaskView]:
     for task, df in runs[runs["task"].notna()].groupby("task", sort=True):
         finished = df[df["state"].isin(FINISHED)]
         if finished.empty:
-            metric, goal, target = "metric", "min", None
+            metric, goal, target, select = "metric", "min", None, None
         else:
             first = finished.iloc[0]
             metric, goal, target = first["metric"], first["goal"], first.get("target")
+            select = first.get("selected_on") if isinstance(first.get("selected_on"), str) else None
         df = df.dropna(axis=1, how="all")
-        views.append(TaskView(task, metric, goal, _num(target), setting_columns(df), df))
+        views.append(TaskView(task, metric, goal, _num(target), setting_columns(df), df, select or metric))
     return views
 
 

@@ -48,6 +48,7 @@ class RunResult:
     hidden_size: int | None = None
     metric: str | None = None
     goal: str | None = None
+    select: tuple[str, str] | None = None  # (metric, goal) validation selects on (TaskData.selection)
     target: float | None = None
     baseline: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
@@ -212,7 +213,7 @@ def train_run(cfg: RunConfig, callback: Callback | None = None, threads: int | N
     n_threads = runtime.configure(threads or cfg.train.threads, device)
     _reset_peak_memory(device)
     data = build_task(cfg.task)
-    result = RunResult(status="ok", metric=data.metric, goal=data.goal, target=data.target,
+    result = RunResult(status="ok", metric=data.metric, goal=data.goal, target=data.target, select=data.selection,
                        baseline=dict(data.baseline), env=environment.describe(device, n_threads))
     try:
         with torch.random.fork_rng(devices=[]):
@@ -281,10 +282,10 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
                "epoch_time_s": epoch_time, "train_time_s": train_time, "wall_time_s": time.perf_counter() - wall0}
         result.history.append(row)
         cb.on_epoch(row)
-        score = val_metrics[data.metric]
+        score = val_metrics[data.selection[0]]
         if result.time_to_target_s is None and data.reached(score):
             result.time_to_target_s, result.epoch_to_target = train_time, epoch
-        if _better(score, best, data.goal):
+        if _better(score, best, data.selection[1]):
             best, since_best = score, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
@@ -302,10 +303,11 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
         if t.stop_at_target and result.time_to_target_s is not None:
             result.stopped_by = "target"
             break
-    curve = [r[f"val_{data.metric}"] for r in result.history]
-    result.still_improving = budget.still_improving(curve, data.goal, result.stopped_by,
+    select, select_goal = data.selection
+    curve = [r[f"val_{select}"] for r in result.history]
+    result.still_improving = budget.still_improving(curve, select_goal, result.stopped_by,
                                                     solved=result.time_to_target_s is not None)
-    result.left_baseline = budget.left_baseline(curve, data.baseline.get(data.metric), data.goal)
+    result.left_baseline = budget.left_baseline(curve, data.baseline.get(select), select_goal)
 
     if best_state is not None:
         model.load_state_dict(best_state)  # final metrics at the best validation epoch
@@ -314,7 +316,7 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
         result.test = evaluate(model, test, data, t.eval_batch_size)
         result.train = evaluate(model, train.take(slice(0, TRAIN_EVAL_CAP)), data, t.eval_batch_size)
         result.reached_target = result.time_to_target_s is not None  # validation, as time_to_target_s
-        result.test_reached_target = data.reached(result.test[data.metric])
+        result.test_reached_target = data.reached(result.test[select])
     result.state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     batch = train.take(slice(0, B))
     activations = memory.saved_activation_bytes(model, lambda: data.objective.loss(*forward(model, batch)))

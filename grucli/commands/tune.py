@@ -38,7 +38,7 @@ def render_tuned(exp_dir: Path) -> None:
         return
     keys = [c for c in comp.columns if c.startswith("best.")]
     table = Table(title=f"tuned comparison, {t.manifest['name']}: each arm at its best", title_justify="left")
-    for col in ("arm", "trials", "pruned", "failed", f"best val {t.metric}",
+    for col in ("arm", "trials", "pruned", "failed", f"best val {t.select}",
                 *[k.removeprefix("best.").split(".")[-1] for k in keys], "params", f"test {t.metric} ± 95% CI", "n"):
         table.add_column(col, justify="left" if col == "arm" else "right")
     for r in comp.to_dict("records"):

@@ -154,7 +154,7 @@ def _legend(fig, axes) -> None:
 
 # --------------------------------------------------------------------------- learning curves
 def _val_column(view: TaskView) -> str:
-    return f"val_{view.metric}"
+    return f"val_{view.select or view.metric}"
 
 
 def _clock(hist: pd.DataFrame) -> pd.DataFrame:
@@ -171,6 +171,7 @@ def _curves_apply(view: TaskView, histories: dict) -> bool:
 
 def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
     col = _val_column(view)
+    sel = view.select or view.metric
     panels, cut = _panels(view, view.settings)
     fig, axes = _new(2, len(panels), height=3.0)
     every = []
@@ -191,17 +192,17 @@ def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
             ax_t.plot(wall, mean, label=f"{cell}", **kw)
             ax_t.fill_between(wall, lo, hi, color=colour(cell), alpha=0.18, lw=0)
         suffix = f"\n{label}" if label else ""
-        ax_e.set(title=f"{view.task}: validation {view.metric} by epoch{suffix}", xlabel="epoch",
-                 ylabel=f"validation {_metric_label(view)}")
+        ax_e.set(title=f"{view.task}: validation {sel} by epoch{suffix}", xlabel="epoch",
+                 ylabel=f"validation {sel}" if sel != view.metric else f"validation {_metric_label(view)}")
         ax_t.set(title=f"{view.task}: by training time{suffix}", xlabel="training wall-clock time (s)",
-                 ylabel=f"validation {view.metric}")
+                 ylabel=f"validation {sel}")
         ax_e.xaxis.set_major_locator(MaxNLocator(integer=True))
         for ax in (ax_e, ax_t):
             _maybe_log_y(ax, every, view)
     _legend(fig, axes)
     more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
     return [Drawn(f"{view.task}_learning_curves", fig,
-                  f"{view.task}: validation {view.metric} per epoch (left) and against mean training wall-clock "
+                  f"{view.task}: validation {sel} per epoch (left) and against mean training wall-clock "
                   "time, evaluation and start-up excluded (right); "
                   f"line = mean over seeds, band = range over seeds.{more}")]
 

@@ -45,14 +45,14 @@ def best_so_far(t: Tuned) -> list[Drawn]:
         ax.step(g["position"], g["best"], where="post", color=c, lw=1.8, label=analysis.short_label(label))
         ax.scatter(ok["position"], ok["value"], color=c, marker=m, s=14, alpha=0.45, lw=0)
     values = pd.concat([curve["best"], curve["value"]]).dropna()
-    if t.goal == "min" and len(values) and (values > 0).all() and values.max() / values.min() > 30:
+    if t.select_goal == "min" and len(values) and (values > 0).all() and values.max() / values.min() > 30:
         ax.set_yscale("log")
         _plain_log(ax.yaxis, values)
-    ax.set(title=f"{t.manifest['name']}: best validation {t.metric} so far", xlabel="trial (per arm, in order)",
-           ylabel=f"validation {t.metric} ({'lower' if t.goal == 'min' else 'higher'} is better)")
+    ax.set(title=f"{t.manifest['name']}: best validation {t.select} so far", xlabel="trial (per arm, in order)",
+           ylabel=f"validation {t.select} ({'lower' if t.select_goal == 'min' else 'higher'} is better)")
     _legend(fig, axes)
     return [Drawn(f"{t.manifest['name']}_tune_best_so_far", fig,
-                  f"{t.manifest['name']}: the best validation {t.metric} each arm had reached after each of its "
+                  f"{t.manifest['name']}: the best validation {t.select} each arm had reached after each of its "
                   "trials (line), and every completed trial (dots). A line still falling at the right edge says more "
                   "trials would have helped that arm.")]
 
@@ -107,9 +107,9 @@ def sensitivity(t: Tuned) -> list[Drawn]:
         elif dist["kind"].startswith("log"):
             ax.set_xscale("log")
             _plain_log(ax.xaxis, trials[f"param.{key}"].astype(float))
-        ax.set(title=key, xlabel=key, ylabel=f"validation {t.metric}")
+        ax.set(title=key, xlabel=key, ylabel=f"validation {t.select}")
     values = trials["value"].dropna()
-    if t.goal == "min" and len(values) and (values > 0).all() and values.max() / values.min() > 30:
+    if t.select_goal == "min" and len(values) and (values > 0).all() and values.max() / values.min() > 30:
         for ax in axes[0]:
             ax.set_yscale("log")
             _plain_log(ax.yaxis, values)
@@ -118,7 +118,7 @@ def sensitivity(t: Tuned) -> list[Drawn]:
     ax.scatter([], [], s=22, marker="o", facecolors="none", edgecolors="0.4", label="pruned")
     _legend(fig, axes)
     return [Drawn(f"{t.manifest['name']}_tune_sensitivity", fig,
-                  f"{t.manifest['name']}: validation {t.metric} of every trial against each searched key, one panel "
+                  f"{t.manifest['name']}: validation {t.select} of every trial against each searched key, one panel "
                   "each; filled = completed, hollow = pruned (its value when it was stopped). A steep, narrow valley "
                   "is a hyperparameter the arm is sensitive to.")]
 
@@ -167,7 +167,7 @@ def blocks(t: Tuned, frames: dict[str, pd.DataFrame], figures: list[Drawn], num,
         display = pd.DataFrame({
             "arm": comp["arm"], "trials": comp["trials"], "pruned": comp["pruned"],
             "diverged / failed": comp["diverged"].astype(str) + " / " + comp["failed"].astype(str),
-            "best trial": comp["best_trial"].map(num), f"best validation {t.metric}": comp["best_val"].map(num),
+            "best trial": comp["best_trial"].map(num), f"best validation {t.select}": comp["best_val"].map(num),
             **{k.removeprefix("best."): comp[k].map(num) for k in keys},
             "params": comp["params"].map(num),
             f"test {t.metric}, final seeds (mean ± 95% CI)": [pm(m, c) for m, c in zip(comp["test_mean"], comp["test_ci95"])],

@@ -71,14 +71,26 @@ class TaskData:
     metric: str  # primary metric name, e.g. "mse" or "accuracy"
     goal: Literal["min", "max"]  # whether lower or higher `metric` is better
     baseline: dict[str, float]  # the trivial baseline, per metric name
-    target: float | None = None  # value of `metric` that counts as "solved"
+    target: float | None = None  # value of the selection metric that counts as "solved"
     tokens: bool = False  # x holds token ids (embedded or one-hot by the model)
     info: dict = field(default_factory=dict)  # free-form facts for `grucli tasks` and the report
+    # What validation selects on (early stopping, the best epoch, tuning), when it is not
+    # `metric`: e.g. anomaly detection reports test PR-AUC but its validation part is all
+    # normal, so it selects on the forecast MSE there.
+    select: str | None = None
+    select_goal: Literal["min", "max"] | None = None
+
+    @property
+    def selection(self) -> tuple[str, str]:
+        """(metric, goal) that validation selects on."""
+        return (self.select, self.select_goal) if self.select else (self.metric, self.goal)
 
     def reached(self, value: float) -> bool:
+        """Whether a value of the selection metric meets the target."""
+        goal = self.selection[1]
         if self.target is None or value != value:
             return False
-        return value <= self.target if self.goal == "min" else value >= self.target
+        return value <= self.target if goal == "min" else value >= self.target
 
 
 @dataclass(frozen=True)

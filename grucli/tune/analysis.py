@@ -46,6 +46,15 @@ class Tuned:
         return self.manifest["goal"]
 
     @property
+    def select(self) -> str:
+        """The validation metric the trials were chosen on (the test metric unless the task says)."""
+        return self.manifest.get("selected_on") or self.metric
+
+    @property
+    def select_goal(self) -> str:
+        return self.manifest.get("select_goal") or self.goal
+
+    @property
     def arms(self) -> list[dict]:
         return self.manifest["arms"]
 
@@ -90,7 +99,7 @@ def budget_text(t: Tuned) -> str:
     prune = f", {b['pruner']} pruning from epoch {b['warmup_epochs']}" if b["pruner"] != "none" else ", no pruning"
     seeds = len(b["final_seeds"])
     return (f"{b['trials']} trials per cell ({cap}{prune}; {b['sampler']} sampler), selected on validation "
-            f"{t.metric}, tested on {seeds} fresh seed{'s' * (seeds != 1)}")
+            f"{t.select}, tested on {seeds} fresh seed{'s' * (seeds != 1)}")
 
 
 def comparison(t: Tuned) -> pd.DataFrame:
@@ -144,7 +153,7 @@ def answer(t: Tuned) -> list[str]:
         return ["no final runs yet: nothing to compare"]
     done = comp[comp["final_n"] > 0]
     pick = done.loc[done["test_mean"].idxmin() if t.goal == "min" else done["test_mean"].idxmax()]
-    lines = [f"lowest mean: {short_label(pick['arm'])} (test {t.metric} {_pm(pick['test_mean'], pick['test_ci95'])} over "
+    lines = [f"best mean: {short_label(pick['arm'])} (test {t.metric} {_pm(pick['test_mean'], pick['test_ci95'])} over "
              f"{int(pick['final_n'])} seeds, best validation {_num(pick['best_val'])})"]
     for r in h2h.itertuples():
         lines.append(f"{short_label(r.a)} vs {short_label(r.b)}: {r.verdict} (Welch p {_p(r.p_welch)}, Holm-adjusted "
@@ -170,7 +179,7 @@ def best_so_far(t: Tuned) -> pd.DataFrame:
         best = math.nan
         for pos, r in enumerate(trials.itertuples()):
             v = r.value if r.state == "ok" else math.nan
-            if v == v and (best != best or (v < best if t.goal == "min" else v > best)):
+            if v == v and (best != best or (v < best if t.select_goal == "min" else v > best)):
                 best = v
             rows.append({"arm": arm["label"], "position": pos + 1, "trial": r.trial, "state": r.state,
                          "value": r.value, "best": best})
@@ -196,8 +205,8 @@ def importance(t: Tuned, resamples: int = BOOTSTRAP, seed: int = 0) -> pd.DataFr
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            full = _fanova(ok, keys, dists, t.goal, seed)
-            boots = [_fanova(ok.iloc[rng.integers(0, len(ok), len(ok))], keys, dists, t.goal, seed)
+            full = _fanova(ok, keys, dists, t.select_goal, seed)
+            boots = [_fanova(ok.iloc[rng.integers(0, len(ok), len(ok))], keys, dists, t.select_goal, seed)
                      for _ in range(resamples)]
         for k in keys:
             samples = [b.get(k, math.nan) for b in boots]

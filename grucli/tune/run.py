@@ -49,8 +49,10 @@ class TuneRun:
     experiment: Experiment
     exp_dir: Path
     arms: list[ArmState]
-    metric: str | None = None
+    metric: str | None = None  # the task's test metric, on which the final runs are compared
     goal: str | None = None
+    select: str | None = None  # the validation metric trials are told, pruned and chosen on
+    select_goal: str | None = None
     trial_outcome: execute.Outcome | None = None
     final_outcome: execute.Outcome | None = None
 
@@ -99,7 +101,7 @@ class _Trials(execute.Source):
             self.inflight[rid] = [(state, trial)]
             self.index += 1
             watch = studies.TrialWatch(studies.storage_url(self.tr.exp_dir), state.arm.label, trial._trial_id,
-                                       self.tr.search.pruner, self.warmups[state.arm.index], f"val_{self.tr.metric}")
+                                       self.tr.search.pruner, self.warmups[state.arm.index], f"val_{self.tr.select}")
             return Run(self.index, cfg, {**state.arm.point, **trial.params}, rid, watch)
 
     def finished(self, run, result) -> None:
@@ -129,12 +131,12 @@ class _Trials(execute.Source):
 
         study = self.studies[state.arm.label]
         status = summary["status"]
-        history = _history(self.tr.exp_dir / summary["run_id"], f"val_{self.tr.metric}")
+        history = _history(self.tr.exp_dir / summary["run_id"], f"val_{self.tr.select}")
         reported = set(self.st.get_trial(trial._trial_id).intermediate_values)
         for epoch, value in history:
             if epoch not in reported:
                 trial.report(value, epoch)
-        value = (summary.get("val") or {}).get(self.tr.metric)
+        value = (summary.get("val") or {}).get(self.tr.select)
         self.st.set_trial_user_attr(trial._trial_id, "epochs", (summary.get("timing") or {}).get("epochs"))
         ok = status == "ok" and value is not None and math.isfinite(value)
         self.st.set_trial_user_attr(trial._trial_id, studies.STATE, status if status != "ok" or ok else "failed")
@@ -200,7 +202,7 @@ def manifest(tr: TuneRun) -> dict:
     cfg0 = tr.arms[0].arm.config({}, s.seed) if tr.arms else None
     return {
         "schema": SCHEMA, "name": tr.experiment.name, "source": tr.experiment.source, "metric": tr.metric,
-        "goal": tr.goal, "selected_on": f"val_{tr.metric}",
+        "goal": tr.goal, "selected_on": tr.select, "select_goal": tr.select_goal,
         "budget": {"trials": s.trials, "sampler": s.sampler, "pruner": s.pruner,
                    "warmup_epochs": s.warmup(cfg0.train.epochs) if cfg0 else None,
                    "epochs": cfg0.train.epochs if cfg0 else None, "max_steps": cfg0.train.max_steps if cfg0 else None,
@@ -263,6 +265,7 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
     execute.prepare(first, tr.experiment.source, rep.stage)  # bad data stop here, before anything is written
     data = build_task(first[0].config.task)
     tr.metric, tr.goal = data.metric, data.goal
+    tr.select, tr.select_goal = data.selection  # trials are told, pruned and chosen on validation
     warmups = {a.index: search.warmup(first[a.index].config.train.epochs) for a in arms}
     tr.exp_dir.mkdir(parents=True, exist_ok=True)
     lock_dir = tr.exp_dir / execute.LOCK_DIR
@@ -277,7 +280,8 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
         st = studies.storage(tr.exp_dir)
         found = {}
         for state in tr.arms:
-            found[state.arm.label] = study = studies.open_study(st, state.arm, search, tr.goal, tr.experiment.source)
+            found[state.arm.label] = study = studies.open_study(st, state.arm, search, tr.select_goal,
+                                                                tr.experiment.source)
             state.interrupted = studies.recover(st, study)
             state.done = len(studies.counted(study))
         store.write_experiment(tr.exp_dir, tr.experiment)
