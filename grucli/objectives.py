@@ -104,3 +104,58 @@ def forecast_errors(pred: torch.Tensor, true: torch.Tensor, mase_scale: float) -
     err = pred.double() - true.double()
     mae = float(err.abs().mean())
     return {"rmse": math.sqrt(float((err**2).mean())), "mae": mae, "mase": mae / mase_scale}
+
+
+class AnomalyForecast:
+    """Anomaly detection by forecasting (a model trained on normal data predicts the next
+    value; a large error flags an anomaly).
+
+    y: (B, 3) -- the next value (scaled), its 0/1 anomaly label, and 1 where the row is
+    scored or 0 where it is calibration (normal validation windows). Loss: MSE on the
+    value. Metrics: mse (on scored rows, else all); where a split holds both calibration
+    and scored rows (the test split), the threshold is the `quantile` of the calibration
+    errors and the scored rows get point precision, recall and F1 at it, and two
+    threshold-free or range scores from aeon: pr_auc and range_f1 (Tatbul et al. 2018)."""
+
+    kind = "anomaly"
+
+    def __init__(self, quantile: float):
+        self.quantile = quantile
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(out.reshape(-1), y[:, 0])
+
+    def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
+        err = (out.reshape(-1).double() - y[:, 0].double()) ** 2
+        scored = y[:, 2] > 0.5
+        mse = float(err[scored].mean()) if scored.any() else float(err.mean())
+        if not scored.any() or scored.all():
+            return {"mse": mse}
+        return {"mse": mse, **anomaly_scores(err[~scored].numpy(), err[scored].numpy(),
+                                             y[scored, 1].long().numpy(), self.quantile)}
+
+
+def anomaly_scores(calibration, score, labels, quantile: float) -> dict[str, float]:
+    """Detection quality of anomaly scores `score` (one per step) against 0/1 `labels`,
+    thresholded at the `quantile` of the scores of normal calibration data (shared by the
+    models and the naive baseline). PR-AUC and the range F1 are aeon's
+    (aeon.benchmarking.metrics.anomaly_detection); point precision/recall/F1 at the threshold."""
+    import numpy as np
+
+    from grucli.tasks.sources import anomaly_metrics
+
+    metrics = anomaly_metrics()
+    threshold = float(np.quantile(calibration, quantile))
+    pred = (score > threshold).astype(int)
+    tp, fp, fn = int((pred & labels).sum()), int((pred & (1 - labels)).sum()), int(((1 - pred) & labels).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    out = {"precision": precision, "recall": recall,
+           "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+           "threshold": threshold, "flagged": float(pred.mean())}
+    if labels.any():
+        out["pr_auc"] = float(metrics.pr_auc_score(labels, score))
+        out["range_f1"] = float(metrics.range_f_score(labels, pred)) if pred.any() else 0.0
+    else:
+        out["pr_auc"] = out["range_f1"] = float("nan")
+    return out

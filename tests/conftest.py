@@ -22,12 +22,14 @@ TINY_TASKS: dict[str, dict] = {
     "forecast": {"name": "forecast", "window": 8},
     "uea": {"name": "uea"},
     "char_lm": {"name": "char_lm", "seq_len": 20, "max_chars": 3000},
+    "anomaly": {"name": "anomaly", "window": 16, "max_test": 300},
 }
 # Registered tasks without a tiny config, and why (their own test modules cover them).
 NOT_TINY: dict[str, str] = {
     "sentiment": "building its vocabulary takes seconds",
     "csv_forecast": "needs a user CSV file",
     "csv_classify": "needs a user CSV file",
+    "csv_anomaly": "needs a user CSV file (tests/test_applications.py makes one)",
 }
 TINY_MODEL = {"cell": "gru", "hidden_size": 4}
 TINY_TRAIN = {"epochs": 2, "batch_size": 32, "max_steps": 4, "threads": 1, "eval_batch_size": 256}

@@ -3,6 +3,7 @@ module (config + build) plus one line here."""
 
 from __future__ import annotations
 
+from grucli.tasks.anomaly import ANOMALY, CSV_ANOMALY
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.digits import SEQ_DIGITS
 from grucli.tasks.forecast import FORECAST
@@ -26,6 +27,8 @@ TASKS: dict[str, Task] = {
         CHAR_LM,
         CSV_FORECAST,
         CSV_CLASSIFY,
+        ANOMALY,
+        CSV_ANOMALY,
     ]
 }
 

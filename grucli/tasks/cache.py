@@ -12,6 +12,7 @@ it is never trusted. Files are written atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import io
@@ -30,7 +31,7 @@ _PACKAGE = Path(__file__).resolve().parent.parent  # grucli/
 FORMAT, VERSION = "grucli-task-cache", 2
 SPLITS, FIELDS = ("train", "val", "test"), ("x", "y", "lengths", "score_mask")
 OBJECTIVES = {c.__name__: c for c in (objectives.Regression, objectives.Classification, objectives.NextToken,
-                                      objectives.Forecast)}
+                                      objectives.Forecast, objectives.AnomalyForecast)}
 
 
 def cache_dir() -> Path:
@@ -61,8 +62,7 @@ def encode(data: TaskData, key: str) -> dict:
     obj = data.objective
     if type(obj).__name__ not in OBJECTIVES:
         raise TypeError(f"objective {type(obj).__name__} cannot be cached")
-    meta = {k: getattr(data, k) for k in ("input_size", "output_size", "head", "metric", "goal", "baseline", "target",
-                                          "tokens", "info")}
+    meta = {f.name: getattr(data, f.name) for f in dataclasses.fields(data) if f.name not in (*SPLITS, "objective")}
     meta["objective"] = {"class": type(obj).__name__, "args": dict(vars(obj))}
     return {"format": FORMAT, "version": VERSION, "key": key, "tensors": tensors, "meta": json.dumps(meta)}
 

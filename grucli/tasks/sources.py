@@ -33,6 +33,16 @@ def package_file(package: str, relative: str) -> Path:
     raise DataError(f"{package} is installed but lacks {relative} (a version without bundled data?): {EXTRA}")
 
 
+def anomaly_metrics():
+    """aeon's anomaly-detection metrics module (imports scikit-learn, not numba or torch);
+    a DataError naming the extra when aeon is not installed."""
+    try:
+        from aeon.benchmarking.metrics import anomaly_detection
+    except ImportError:
+        raise DataError(f"anomaly metrics come from aeon, which is not installed: {EXTRA}") from None
+    return anomaly_detection
+
+
 def check_name(kind: str, value: str, valid) -> str:
     """Validator helper: the name if known, else a ValueError listing the valid ones."""
     if value not in valid:
