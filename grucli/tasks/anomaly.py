@@ -84,6 +84,8 @@ def anomaly_windows(values: np.ndarray, labels: np.ndarray, normal_until: int, c
     test_targets = list(range(max(W, normal_until), len(values)))
     if not test_targets:
         raise DataError(f"{source}: nothing after the normal part to test")
+    if not labels[np.asarray(test_targets)].any():
+        raise DataError(f"{source}: no point after the normal part is labelled anomalous; nothing to detect")
     train_targets, val_targets = normal_targets[:-n_val], normal_targets[-n_val:]
     train_vals = values[:train_targets[-1] + 1]
     mean, std = float(train_vals.mean()), float(train_vals.std()) or 1.0
@@ -118,11 +120,16 @@ def build_anomaly(cfg: AnomalyConfig) -> TaskData:
     files, value_col, label_col, summary = DATASETS[cfg.dataset]
     parts = [pd.read_csv(package_file("aeon", f)) for f in files]
     normal, rest = parts
-    if cfg.max_test:
-        rest = rest.iloc[:cfg.max_test]
     # kdd135's TRAIN file is the first 1,200 rows of its TEST file: test what follows them
     if len(rest) >= len(normal) and rest[value_col].iloc[:len(normal)].equals(normal[value_col]):
         rest = rest.iloc[len(normal):]
+    if cfg.max_test:
+        anomalous = np.flatnonzero(rest[label_col].to_numpy())
+        if not len(anomalous) or anomalous[0] >= cfg.max_test:
+            first = f"the first is at {anomalous[0]}" if len(anomalous) else "it has none"
+            raise DataError(f"max_test={cfg.max_test} leaves no anomalous point in {cfg.dataset}'s test part "
+                            f"({first}); raise max_test or leave it unset", key="max_test")
+        rest = rest.iloc[:cfg.max_test]
     values = np.concatenate([normal[value_col].to_numpy(), rest[value_col].to_numpy()])
     labels = np.concatenate([normal[label_col].to_numpy(), rest[label_col].to_numpy()])
     return anomaly_windows(values, labels, len(normal), cfg, f"aeon {files[1]}", {"dataset": cfg.dataset})
@@ -136,7 +143,7 @@ def build_csv_anomaly(cfg: CsvAnomalyConfig) -> TaskData:
     bad = ~np.isin(labels, [0, 1])
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{cfg.path}: label column {cfg.label!r}: expected 0 or 1, got {labels[row]!r} in data row "
+        raise DataError(f"{cfg.path}: label column {cfg.label!r}: expected 0 or 1, got {labels[row]:g} in data row "
                         f"{row + 1}", key="label")
     return anomaly_windows(values, labels, int(len(values) * cfg.normal_frac), cfg, cfg.path, {})
 
