@@ -37,6 +37,8 @@ class ModelConfig(Strict):
     forget_bias: float = 1.0  # cells with a forget gate (LSTM family): its initial bias (Jozefowicz et al. 2015: 1.0)
     embed_dim: int | None = Field(None, ge=1)  # token tasks: learned embedding size; null = one-hot input
     impl: Literal["auto", "torch", "fused", "reference"] = "auto"  # same model, different code: auto = fastest exact available
+    attention: Literal["none", "additive"] = "none"  # encoder-decoder tasks: additive attention (Bahdanau et al. 2014)
+    beam: int = Field(1, ge=1)  # encoder-decoder tasks: beam width when decoding for evaluation (1 = greedy)
 
     @field_validator("cell")
     @classmethod
@@ -85,6 +87,9 @@ TaskUnion = _task_union()
 # Keys that change where/how fast a run executes but not what it computes: left out of run ids.
 # A data file's path is one of them: its content hash (task.content_sha256) stands for the data.
 EXECUTION_KEYS = {("train", "device"), ("train", "threads"), ("task", "path")}
+# Keys added after run ids were first issued, with their defaults: left out of the id while
+# at the default, so a results folder made before they existed keeps its run ids.
+LATER_KEYS = {("model", "attention"): "none", ("model", "beam"): 1}
 
 
 class RunConfig(Strict):

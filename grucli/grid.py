@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from grucli.config import EXECUTION_KEYS, SECTIONS, Experiment, RunConfig, merge_section, parse_run, set_dotted
+from grucli.config import EXECUTION_KEYS, LATER_KEYS, SECTIONS, Experiment, RunConfig, merge_section, parse_run, set_dotted
 from grucli.errors import ConfigError
 
 
@@ -27,10 +27,13 @@ class Run:
 
 def run_id(config: RunConfig) -> str:
     """Stable id: sha256 of the resolved config as canonical JSON, execution-only keys
-    (device, threads) left out; 12 hex digits."""
+    (device, threads) left out, and keys added later while at their default; 12 hex digits."""
     data = config.model_dump(mode="json")
     for section, key in EXECUTION_KEYS:
         data[section].pop(key, None)
+    for (section, key), default in LATER_KEYS.items():
+        if data[section].get(key) == default:
+            data[section].pop(key)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

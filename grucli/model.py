@@ -4,6 +4,9 @@ module never asks which cell it wraps."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -30,15 +33,17 @@ def model_params(cell: str, hidden: int, *, input_size: int, output_size: int, l
     return embed + recurrent_params(cell, rnn_in, hidden, layers, bidirectional) + head
 
 
-def hidden_for_budget(budget: int, cell: str, max_hidden: int = 8192, **dims) -> int:
-    """The hidden size whose total parameter count is closest to `budget` (ties -> smaller).
-    The count grows monotonically with H, so we walk up until it passes the budget."""
-    best, best_gap = 1, abs(model_params(cell, 1, **dims) - budget)
+def hidden_for_budget(budget: int, cell: str, max_hidden: int = 8192, count=None, **dims) -> int:
+    """The hidden size whose total parameter count (`count(cell, H, **dims)`, by default a
+    SequenceModel's) is closest to `budget` (ties -> smaller). The count grows
+    monotonically with H, so we walk up until it passes the budget."""
+    count = count or model_params
+    best, best_gap = 1, abs(count(cell, 1, **dims) - budget)
     for h in range(2, max_hidden + 1):
-        gap = abs(model_params(cell, h, **dims) - budget)
-        if gap < best_gap:
-            best, best_gap = h, gap
-        if model_params(cell, h, **dims) > budget:
+        n = count(cell, h, **dims)
+        if abs(n - budget) < best_gap:
+            best, best_gap = h, abs(n - budget)
+        if n > budget:
             break
     return best
 
@@ -109,3 +114,59 @@ def set_forget_bias(rnn: nn.Module, cell, value: float) -> None:
                 h = rnn.hidden_size
                 block = slice(cell.forget_gate * h, (cell.forget_gate + 1) * h)
                 p[block] = value if stem == cell.bias_params[0] else 0.0
+
+
+# --------------------------------------------------------------------------- model kinds
+@dataclass(frozen=True)
+class Kind:
+    """What a task's head asks for: how to read its sizes off the task (`spec`, plain data,
+    kept in model.pt to rebuild the model), count its parameters and build it."""
+
+    spec: Callable  # (ModelConfig, TaskData) -> dict
+    count: Callable  # (cell, hidden, **spec) -> int
+    build: Callable  # (ModelConfig, hidden, spec) -> nn.Module
+    options: tuple[str, ...] = ()  # model keys only this kind reads (others must leave them at their defaults)
+
+
+def _sequence_spec(m, data) -> dict:
+    return dict(input_size=data.input_size, output_size=data.output_size, layers=m.num_layers,
+                bidirectional=m.bidirectional, vocab_size=data.input_size if data.tokens else None,
+                embed_dim=m.embed_dim, head=data.head, tokens=data.tokens)
+
+
+def _sequence_count(cell, hidden, head=None, tokens=None, **dims) -> int:
+    return model_params(cell, hidden, **dims)
+
+
+def _sequence_build(m, hidden, spec) -> nn.Module:
+    return SequenceModel(m.cell, input_size=spec["input_size"], output_size=spec["output_size"], hidden_size=hidden,
+                         head=spec["head"], num_layers=m.num_layers, bidirectional=m.bidirectional, dropout=m.dropout,
+                         tokens=spec["tokens"], embed_dim=m.embed_dim, forget_bias=m.forget_bias, impl=m.impl)
+
+
+def _seq2seq_spec(m, data) -> dict:
+    i = data.info
+    return dict(src_vocab=len(i["src_vocab"]), tgt_vocab=len(i["tgt_vocab"]), layers=m.num_layers,
+                bidirectional=m.bidirectional, embed_dim=m.embed_dim, attention=m.attention,
+                src_len=i["src_len"], out_len=i["out_len"])
+
+
+def _seq2seq_count(cell, hidden, src_len=None, out_len=None, **dims) -> int:
+    from grucli import seq2seq
+
+    return seq2seq.count(cell, hidden, **dims)
+
+
+def _seq2seq_build(m, hidden, spec) -> nn.Module:
+    from grucli.seq2seq import Seq2Seq
+
+    return Seq2Seq(m.cell, src_vocab=spec["src_vocab"], tgt_vocab=spec["tgt_vocab"], src_len=spec["src_len"],
+                   out_len=spec["out_len"], hidden_size=hidden, embed_dim=m.embed_dim, num_layers=m.num_layers,
+                   bidirectional=m.bidirectional, dropout=m.dropout, attention=m.attention, beam=m.beam,
+                   impl=m.impl, forget_bias=m.forget_bias)
+
+
+SEQUENCE = Kind(_sequence_spec, _sequence_count, _sequence_build)
+KINDS = {"last": SEQUENCE, "each": SEQUENCE,
+         "seq2seq": Kind(_seq2seq_spec, _seq2seq_count, _seq2seq_build, options=("attention", "beam"))}
+ALL_OPTIONS = ("attention", "beam")  # see grucli.config.LATER_KEYS for their defaults

@@ -159,3 +159,73 @@ def anomaly_scores(calibration, score, labels, quantile: float) -> dict[str, flo
     else:
         out["pr_auc"] = out["range_f1"] = float("nan")
     return out
+
+
+class NextWord(Classification):
+    """Per-step next-word prediction. Metrics: ce (nats per scored word), perplexity =
+    exp(ce), and top-1 / top-5 accuracy of the next word (no macro-F1 over a vocabulary
+    of thousands)."""
+
+    kind = "next_word"
+
+    def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
+        logits = out.reshape(-1, out.shape[-1]).double()
+        target = y.reshape(-1)
+        keep = target != IGNORE
+        logits, target = logits[keep], target[keep]
+        ce = float(F.cross_entropy(logits, target))
+        top5 = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
+        return {"ce": ce, "perplexity": math.exp(min(ce, 700.0)),
+                "accuracy": float((top5[:, 0] == target).double().mean()),
+                "top5_accuracy": float((top5 == target[:, None]).any(-1).double().mean())}
+
+
+class Transduction:
+    """Sequence to sequence (an encoder-decoder's output): the loss is cross-entropy of the
+    teacher-forced logits (the reference's previous token in, every step scored until the
+    reference's <eos>); metrics score the model's own decoding: `error` = total edit
+    distance to the references / their total length (phoneme error rate for g2p), `exact`
+    = share of outputs equal to their reference, and ce."""
+
+    kind = "transduction"
+
+    def __init__(self, error: str, exact: str, eos: int):
+        self.error, self.exact, self.eos = error, exact, eos
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = out[0] if isinstance(out, tuple) else out
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+
+    def metrics(self, out, y: torch.Tensor, score_mask=None) -> dict[str, float]:
+        logits, decoded = out if isinstance(out, tuple) else (out, out.argmax(-1))
+        ce = float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), y.reshape(-1), ignore_index=IGNORE))
+        refs = [_until(row, self.eos) for row in y.tolist()]
+        hyps = [_until(row, self.eos) for row in decoded.tolist()]
+        return {self.error: sequence_error(hyps, refs), self.exact: sum(h == r for h, r in zip(hyps, refs)) / len(refs),
+                "ce": ce}
+
+
+def _until(row: list[int], eos: int) -> list[int]:
+    """A token row up to (not including) its first <eos> or padding (IGNORE / 0)."""
+    out = []
+    for t in row:
+        if t == eos or t == IGNORE or t == 0:
+            break
+        out.append(t)
+    return out
+
+
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two token sequences (insert, delete, substitute: 1 each)."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def sequence_error(hyps, refs) -> float:
+    """Corpus error rate: summed edit distances over summed reference lengths."""
+    return sum(edit_distance(h, r) for h, r in zip(hyps, refs)) / max(1, sum(len(r) for r in refs))

@@ -17,7 +17,8 @@ import torch
 from grucli import budget, environment, memory, runtime
 from grucli.config import RunConfig
 from grucli.errors import ConfigError, GrucliError
-from grucli.model import SequenceModel, count_params, hidden_for_budget, model_params
+from grucli.config import LATER_KEYS
+from grucli.model import ALL_OPTIONS, KINDS, count_params, hidden_for_budget
 from grucli.tasks import Split, TaskData, build_task
 
 TRAIN_EVAL_CAP = 5000  # train metrics are computed on the first this-many training sequences
@@ -71,31 +72,32 @@ class RunResult:
 
 
 def model_size(cfg: RunConfig, data: TaskData) -> tuple[int, dict]:
-    """The hidden size a run trains with and the dimensions that fix its parameter count.
-    `param_budget` is resolved here, where the task's sizes are known; a budget below the
-    smallest model of the cell (H = 1) is an error naming that smallest count."""
+    """The hidden size a run trains with and its model's spec (grucli.model.KINDS, by the
+    task's head). `param_budget` is resolved here, where the task's sizes are known; a
+    budget below the smallest model of the cell (H = 1) is an error naming that smallest
+    count, and so is a model key this kind of model does not read."""
     m = cfg.model
-    dims = dict(input_size=data.input_size, output_size=data.output_size, layers=m.num_layers,
-                bidirectional=m.bidirectional, vocab_size=data.input_size if data.tokens else None,
-                embed_dim=m.embed_dim)
+    kind = KINDS[data.head]
+    for key in ALL_OPTIONS:
+        if key not in kind.options and getattr(m, key) != LATER_KEYS[("model", key)]:
+            raise ConfigError(f"model.{key}: only encoder-decoder tasks read it (task {cfg.task.name} has a "
+                              f"'{data.head}' head)")
+    spec = kind.spec(m, data)
     if m.hidden_size:
-        return m.hidden_size, dims
-    smallest = model_params(m.cell, 1, **dims)
+        return m.hidden_size, spec
+    smallest = kind.count(m.cell, 1, **spec)
     if m.param_budget < smallest:
         raise ConfigError(f"model.param_budget: {m.param_budget} is below the smallest {m.cell} for this task: "
                           f"{smallest} parameters at hidden_size 1 ({m.num_layers} layer(s), task {cfg.task.name})")
-    return hidden_for_budget(m.param_budget, m.cell, **dims), dims
+    return hidden_for_budget(m.param_budget, m.cell, count=kind.count, **spec), spec
 
 
-def build_model(cfg: RunConfig, data: TaskData) -> SequenceModel:
-    """The model a run trains."""
-    m = cfg.model
-    hidden, dims = model_size(cfg, data)
-    model = SequenceModel(m.cell, input_size=data.input_size, output_size=data.output_size, hidden_size=hidden,
-                          head=data.head, num_layers=m.num_layers, bidirectional=m.bidirectional,
-                          dropout=m.dropout, tokens=data.tokens, embed_dim=m.embed_dim, forget_bias=m.forget_bias,
-                          impl=m.impl)
-    assert count_params(model) == model_params(m.cell, hidden, **dims)
+def build_model(cfg: RunConfig, data: TaskData) -> torch.nn.Module:
+    """The model a run trains (a SequenceModel, or an encoder-decoder for seq2seq tasks)."""
+    hidden, spec = model_size(cfg, data)
+    kind = KINDS[data.head]
+    model = kind.build(cfg.model, hidden, spec)
+    assert count_params(model) == kind.count(cfg.model.cell, hidden, **spec)
     return model
 
 
@@ -133,20 +135,22 @@ def adam(params, **kwargs) -> torch.optim.Adam:
     return torch.optim.Adam(params, **kwargs, **_fused(params))
 
 
-def forward(model: SequenceModel, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
+def forward(model: torch.nn.Module, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
     """Model output and the matching targets; padded batches are cut to their longest sequence."""
     batch = batch.trim()
     return model(batch.x, batch.lengths), batch.y
 
 
 @torch.no_grad()
-def evaluate(model: SequenceModel, split: Split, data: TaskData, batch_size: int) -> dict[str, float]:
-    """Metrics over the whole split (exact, not an average of batch averages)."""
+def evaluate(model: torch.nn.Module, split: Split, data: TaskData, batch_size: int) -> dict[str, float]:
+    """Metrics over the whole split (exact, not an average of batch averages). A model may
+    return several outputs in eval mode (an encoder-decoder: logits and its own decoding)."""
     model.eval()
     outs = [model(split.x[i:i + batch_size], None if split.lengths is None else split.lengths[i:i + batch_size])
             for i in range(0, len(split), batch_size)]
     model.train()
-    return data.objective.metrics(torch.cat(outs), split.y, split.score_mask)
+    out = tuple(torch.cat(parts) for parts in zip(*outs)) if isinstance(outs[0], tuple) else torch.cat(outs)
+    return data.objective.metrics(out, split.y, split.score_mask)
 
 
 def _to(split: Split, device: torch.device) -> Split:
@@ -191,7 +195,7 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 @torch.no_grad()
-def _latency_ms(model: SequenceModel, split: Split, batch_size: int, repeats: int = 5) -> float:
+def _latency_ms(model: torch.nn.Module, split: Split, batch_size: int, repeats: int = 5) -> float:
     """Median forward time of one batch of `batch_size` test sequences, after a warm-up."""
     model.eval()
     batch = split.take(slice(0, batch_size))
@@ -233,9 +237,12 @@ def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, res
     model = build_model(cfg, data).to(device)
     result.params, result.hidden_size = count_params(model), model.hidden
     result.model_meta = {"hidden_size": model.hidden, "impl": model.impl, "kernels": _kernels(model.impl),
-                         "input_size": data.input_size,
+                         "spec": model_size(cfg, data)[1], "input_size": data.input_size,
                          "output_size": data.output_size, "head": data.head, "tokens": data.tokens,
-                         "vocab": data.info.get("vocab")}  # token tasks: id -> token, to decode (grucli sample)
+                         "vocab": data.info.get("vocab"),  # token tasks: id -> token, to decode (grucli sample)
+                         "unit": data.info.get("unit"), "src_vocab": data.info.get("src_vocab"),
+                         "tgt_vocab": data.info.get("tgt_vocab"), "src_unit": data.info.get("src_unit"),
+                         "tgt_unit": data.info.get("tgt_unit")}
     opt = make_optimizer(cfg, model.parameters())
     train, val, test = (_to(s, device) for s in (data.train, data.val, data.test))
     order_gen = torch.Generator().manual_seed(cfg.seed)

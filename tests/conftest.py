@@ -23,6 +23,9 @@ TINY_TASKS: dict[str, dict] = {
     "uea": {"name": "uea"},
     "char_lm": {"name": "char_lm", "seq_len": 20, "max_chars": 3000},
     "anomaly": {"name": "anomaly", "window": 16, "max_test": 3100},
+    "word_lm": {"name": "word_lm", "seq_len": 10, "max_words": 3000},
+    "reverse": {"name": "reverse", "seq_len": 5, "min_len": 2, "n_symbols": 4, "n_train": 64, "n_val": 32, "n_test": 32},
+    "g2p": {"name": "g2p", "n_train": 64, "n_val": 32, "n_test": 32, "max_letters": 6},
 }
 # Registered tasks without a tiny config, and why (their own test modules cover them).
 NOT_TINY: dict[str, str] = {
@@ -30,6 +33,7 @@ NOT_TINY: dict[str, str] = {
     "csv_forecast": "needs a user CSV file",
     "csv_classify": "needs a user CSV file",
     "csv_anomaly": "needs a user CSV file (tests/test_applications.py makes one)",
+    "csv_translate": "needs a user CSV file (tests/test_applications.py makes one)",
 }
 TINY_MODEL = {"cell": "gru", "hidden_size": 4}
 TINY_TRAIN = {"epochs": 2, "batch_size": 32, "max_steps": 4, "threads": 1, "eval_batch_size": 256}

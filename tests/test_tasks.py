@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from grucli.model import KINDS
 from grucli.objectives import Classification, Regression
 from grucli.tasks import TASKS
 from grucli.tasks.synthetic import _END, _START, _X, _Y, AddingConfig, CopyConfig, CountingConfig, \
@@ -45,11 +46,16 @@ def test_split_shapes_and_types(tiny_tasks, name):
     data = build(name, tiny(tiny_tasks, name))
     assert data.goal in ("min", "max")
     assert data.metric in data.baseline
-    assert data.head in ("last", "each")
+    assert data.head in KINDS
     for split_name, s in splits(data).items():
         n = len(s.x)
         assert n > 0 and len(s.y) == n, split_name
-        if data.tokens:
+        if data.head == "seq2seq":  # x = source ids (S) then decoder input ids (T); y = (N, T) references
+            S, T = data.info["src_len"], data.info["out_len"]
+            assert s.x.dtype == torch.long and s.x.shape[1] == S + T and s.y.shape == (n, T)
+            assert int(s.x[:, :S].max()) < data.input_size and int(s.x[:, S:].max()) < data.output_size
+            assert int(s.y.max()) < data.output_size
+        elif data.tokens:
             assert s.x.dtype == torch.long and s.x.dim() == 2  # (N, T)
             assert 0 <= int(s.x.min()) and int(s.x.max()) < data.input_size
         else:

@@ -73,6 +73,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     cfg = parse_run(raw if isinstance(raw, dict) else {}, str(run_dir / store.CONFIG))
     data = build_task(cfg.task)
     model = build_model(cfg, data)
+    if not isinstance(model, SequenceModel):
+        raise GrucliError(f"{run_dir}: task {cfg.task.name} trains an encoder-decoder; inspect traces the gates of "
+                          "one recurrent stack and does not read encoder-decoders yet")
     try:
         ckpt = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(ckpt["state_dict"])

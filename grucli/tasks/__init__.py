@@ -8,8 +8,9 @@ from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.digits import SEQ_DIGITS
 from grucli.tasks.forecast import FORECAST
 from grucli.tasks.sentiment import SENTIMENT
+from grucli.tasks.seq2seq import CSV_TRANSLATE, G2P, REVERSE
 from grucli.tasks.synthetic import ADDING, COPY, COUNTING, TEMPORAL_ORDER
-from grucli.tasks.text import CHAR_LM
+from grucli.tasks.text import CHAR_LM, WORD_LM
 from grucli.tasks.uea import UEA
 from grucli.tasks.user_files import CSV_CLASSIFY, CSV_FORECAST
 
@@ -25,10 +26,14 @@ TASKS: dict[str, Task] = {
         UEA,
         SENTIMENT,
         CHAR_LM,
+        WORD_LM,
         CSV_FORECAST,
         CSV_CLASSIFY,
         ANOMALY,
         CSV_ANOMALY,
+        REVERSE,
+        G2P,
+        CSV_TRANSLATE,
     ]
 }
 

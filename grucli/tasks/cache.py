@@ -31,7 +31,8 @@ _PACKAGE = Path(__file__).resolve().parent.parent  # grucli/
 FORMAT, VERSION = "grucli-task-cache", 2
 SPLITS, FIELDS = ("train", "val", "test"), ("x", "y", "lengths", "score_mask")
 OBJECTIVES = {c.__name__: c for c in (objectives.Regression, objectives.Classification, objectives.NextToken,
-                                      objectives.Forecast, objectives.AnomalyForecast)}
+                                      objectives.NextWord, objectives.Forecast, objectives.AnomalyForecast,
+                                      objectives.Transduction)}
 
 
 def cache_dir() -> Path:

@@ -1,5 +1,5 @@
-"""Character-level language modelling (`char_lm`): predict the next character at every
-step. The default corpus is the ~465k characters of reference prose in the standard
+"""Language modelling: `char_lm` predicts the next character at every step, `word_lm` the
+next word. The default corpus is the ~465k characters of reference prose in the standard
 library's `pydoc_data.topics` (no extra package); `path` points at any UTF-8 text file
 instead (relative to the experiment file). The text is split by position: train, then
 validation, then test (the last `test_frac`). Metric: bits per character, beside the
@@ -14,11 +14,11 @@ import torch
 from pydantic import Field
 
 from grucli.errors import DataError
-from grucli.objectives import NextToken
+from grucli.objectives import NextToken, NextWord
 from grucli.tasks.base import Split, Task, TaskData
 from grucli.tasks.cache import disk_cached
 from grucli.tasks.sources import UserFileConfig, user_file
-from grucli.tasks.vocab import UNK, build_vocab
+from grucli.tasks.vocab import PAD, UNK, build_vocab, tokenize
 
 
 class CharLMConfig(UserFileConfig):
@@ -99,3 +99,60 @@ CHAR_LM = Task("char_lm", CharLMConfig, build_char_lm, "real",
                source="stdlib pydoc_data.topics, or `path:` a text file of yours",
                sizes="pydoc_data.topics: ~465k characters, ~100 distinct",
                baseline="unigram character frequencies (4.6 bpc on pydoc)")
+
+
+class WordLMConfig(UserFileConfig):
+    name: Literal["word_lm"] = "word_lm"
+    path: str | None = None  # a UTF-8 text file, relative to the experiment file; null = pydoc_data.topics
+    seq_len: int = Field(35, ge=2)  # words per training sequence
+    max_words: int | None = Field(None, ge=10)  # use only the first this-many words
+    min_count: int = Field(2, ge=1)  # rarer training words become <unk>
+    max_vocab: int = Field(10000, ge=10)  # at most this many words (most frequent first, with <pad> and <unk>)
+    val_frac: float = Field(0.05, gt=0, lt=0.5)
+    test_frac: float = Field(0.05, gt=0, lt=0.5)
+
+
+@disk_cached
+def build_word_lm(cfg: WordLMConfig) -> TaskData:
+    """Next-word prediction: lower-cased words and punctuation marks (grucli.tasks.vocab),
+    split by position; vocabulary from train. Metric: perplexity, beside the unigram
+    baseline (train word frequencies, add-one smoothed), which also gives top-1 / top-5."""
+    text, source = read_text(cfg)
+    words = tokenize(text, "word")
+    words = words[:cfg.max_words] if cfg.max_words else words
+    n = len(words)
+    b1, b2 = int(n * (1 - cfg.val_frac - cfg.test_frac)), int(n * (1 - cfg.test_frac))
+    parts = {"train": words[:b1], "val": words[b1:b2], "test": words[b2:]}
+    short = [k for k, v in parts.items() if len(v) < 2]
+    if short:
+        raise DataError(f"{source}: {n} words are too few: the {short[0]} part needs at least 2")
+    vocab = build_vocab([parts["train"]], min_count=cfg.min_count, max_size=cfg.max_vocab)
+    index = {w: i for i, w in enumerate(vocab)}
+    unk = index[UNK]
+    ids = {k: torch.tensor([index.get(w, unk) for w in v]) for k, v in parts.items()}
+    train = chunks(ids["train"], cfg.seq_len, keep_tail=False)
+    val, test = chunks(ids["val"], cfg.seq_len), chunks(ids["test"], cfg.seq_len)
+    V = len(vocab)
+    counts = torch.bincount(ids["train"], minlength=V).double() + 1.0
+    counts[index[PAD]] = 0.0
+    p = counts / counts.sum()
+    target = ids["test"][1:]
+    ce = float(-(p[target].log()).mean())
+    top5 = counts.topk(min(5, V)).indices
+    return TaskData(
+        train, val, test, input_size=V, output_size=V, head="each", objective=NextWord(V),
+        metric="perplexity", goal="min", tokens=True,
+        baseline={"perplexity": math.exp(ce), "ce": ce, "accuracy": float((target == top5[0]).double().mean()),
+                  "top5_accuracy": float(torch.isin(target, top5).double().mean())},
+        info={"seq_len": cfg.seq_len, "words": n, "vocab_size": V, "vocab": vocab, "unit": "word", "source": source,
+              "sizes": {k: len(v) for k, v in parts.items()},
+              "unk_share_test": float((ids["test"] == unk).double().mean()),
+              "baseline_rule": "unigram word frequencies of train"},
+    )
+
+
+WORD_LM = Task("word_lm", WordLMConfig, build_word_lm, "real",
+               "next-word prediction on prose or your own text file (perplexity, top-1 / top-5 accuracy)",
+               source="stdlib pydoc_data.topics, or `path:` a text file of yours",
+               sizes="pydoc_data.topics: ~119k words and marks, 2,468 seen twice or more",
+               baseline="unigram word frequencies")
