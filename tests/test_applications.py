@@ -18,7 +18,8 @@ from grucli.cli import app
 from grucli.config import RunConfig
 from grucli.errors import DataError
 from grucli.grid import run_id
-from grucli.objectives import IGNORE, AnomalyForecast, NextWord, anomaly_scores, edit_distance, sequence_error
+from grucli.objectives import (IGNORE, AnomalyForecast, NextWord, Transduction, anomaly_scores, edit_distance,
+                               sequence_error)
 from grucli.seq2seq import BOS, EOS, Seq2Seq
 from grucli.tasks.anomaly import AnomalyConfig, CsvAnomalyConfig, build_anomaly, build_csv_anomaly
 from grucli.tasks.seq2seq import (CsvTranslateConfig, G2PConfig, ReverseConfig, build_csv_translate, build_g2p,
@@ -320,3 +321,48 @@ def test_csv_translate_trains_then_decodes_inputs(parallel_csv, write_yaml, resu
 def test_csv_translate_missing_column_is_a_data_error(parallel_csv):
     with pytest.raises(DataError, match="no column 'fr'; columns: en, xx"):
         fresh(build_csv_translate, CsvTranslateConfig(path=str(parallel_csv), source="en", target="fr"))
+
+
+def test_a_tiny_trained_reverse_model_decodes_correctly(write_yaml, results):
+    path = write_yaml({"name": "rev", "task": {"name": "reverse", "seq_len": 3, "min_len": 2, "n_symbols": 3,
+                                               "n_train": 600, "n_val": 50, "n_test": 50},
+                       "model": {"cell": "gru", "hidden_size": 16, "attention": "additive"},
+                       "train": {"epochs": 25, "batch_size": 32, "lr": 0.01, "threads": 1}})
+    assert runner.invoke(app, ["train", str(path), "--results", str(results)]).exit_code == 0
+    (run_dir,) = [p.parent for p in results.glob("rev/*/summary.json")]
+    assert json.loads((run_dir / "summary.json").read_text())["test"]["seq_accuracy"] == 1.0
+    out = runner.invoke(app, ["sample", str(run_dir), "-i", "s2 s0 s1", "-i", "s1 s2", "--beam", "2"])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.splitlines() == ["s2 s0 s1\ts1 s0 s2", "s1 s2\ts2 s1"]
+
+
+def test_teacher_forced_loss_by_hand():
+    # two decoder steps, vocabulary of 5; the second reference position is padding
+    logits = torch.tensor([[[2.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 9.0]]])
+    y = torch.tensor([[3, IGNORE]])
+    by_hand = -(1.0 - math.log(math.exp(2) + 3 + math.e))  # -log softmax(logits[0, 0])[3]
+    objective = Transduction("ter", "seq_accuracy", EOS)
+    assert float(objective.loss(logits, y)) == pytest.approx(by_hand, rel=1e-6)
+    decoded = torch.tensor([[EOS, 0]])  # the model writes <eos> at once: the empty output
+    m = objective.metrics((logits, decoded), torch.tensor([[4, EOS]]))
+    assert m["ter"] == 1.0 and m["seq_accuracy"] == 0.0  # one deletion over one reference token
+
+
+def test_a_uniform_word_model_has_perplexity_equal_to_the_vocabulary_size():
+    V = 37
+    logits = torch.zeros(3, 5, V)
+    y = torch.randint(0, V, (3, 5), generator=torch.Generator().manual_seed(0))
+    assert NextWord(V).metrics(logits, y)["perplexity"] == pytest.approx(V)
+
+
+def test_anomaly_metrics_are_aeons_on_a_hand_made_series():
+    aeon = pytest.importorskip("aeon.benchmarking.metrics.anomaly_detection")  # the `real` extra
+    labels = np.zeros(60, dtype=int)
+    labels[20:25] = labels[40:42] = 1
+    score = np.random.default_rng(0).random(60)
+    score[21:24] += 0.8  # most of the first anomaly stands out, the second does not
+    ours = anomaly_scores(np.random.default_rng(1).random(30), score, labels, 0.95)
+    threshold = np.quantile(np.random.default_rng(1).random(30), 0.95)
+    assert ours["pr_auc"] == pytest.approx(aeon.pr_auc_score(labels, score))
+    assert ours["range_f1"] == pytest.approx(aeon.range_f_score(labels, (score > threshold).astype(int)))
+    assert 0 < ours["recall"] < 1

@@ -261,3 +261,17 @@ def test_forecast_figures_draw_the_seasonal_naive_baseline_too():
     assert [line.get_label() for line in ax.get_lines()] == ["naive baseline", "seasonal-naive baseline"]
     ax2 = Figure().add_subplot()
     assert _baseline_lines(ax2, pd.DataFrame({"baseline_value": [0.5], "seasonal_baseline_value": [None]})) == [0.5]
+
+
+def test_difficulty_axis_is_log_when_the_sweep_spans_ten_times(tmp_path):
+    """Training-set sizes 250 ... 8000 (data efficiency) read on a log axis; 10 vs 20 does not."""
+    import matplotlib.pyplot as plt
+
+    for lens, scale in [((10, 20), "linear"), ((10, 40, 160), "log")]:
+        exp = write_experiment(tmp_path, f"span{len(lens)}", seq_lens=lens, seeds=2)
+        (view,) = views_of(exp)
+        (drawn,) = plots.difficulty(view, collect([exp]).histories)
+        ax = drawn.figure.axes[0]
+        assert ax.get_xscale() == scale
+        assert [t.get_text() for t in ax.get_xticklabels()] == [str(v) for v in lens]  # the sizes actually run
+        plt.close(drawn.figure)

@@ -222,6 +222,11 @@ def _sweeps(key: str) -> Callable[[pd.DataFrame], bool]:
     return lambda runs: runs[key].nunique() > 1
 
 
+def _log_x(values) -> bool:
+    """A swept setting spanning 10x or more (all positive) is drawn on a log axis."""
+    return len(values) > 2 and min(values) > 0 and max(values) / min(values) >= 10
+
+
 def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
     out = []
     for knob in _task_knobs(view):
@@ -244,11 +249,15 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
                 ax.axhline(view.target, ls=":", color="0.5", lw=1.0, label="target")
             _maybe_log_y(ax, every, view)
             swept = sorted(runs[knob].dropna().unique())
+            log_x = _log_x(swept)
+            if log_x:  # e.g. training-set sizes 250 ... 8000: equal steps for equal ratios
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())
             if len(swept) <= 8:  # ticks at the lengths actually run, not 7.5 and 12.5
                 ax.set_xticks(swept)
                 ax.set_xticklabels([f"{v:g}" for v in swept])
             ax.set(title=f"{view.task}: test {view.metric} vs {short(knob)}" + (f"\n{label}" if label else ""),
-                   xlabel=short(knob), ylabel=f"test {_metric_label(view)}")
+                   xlabel=short(knob) + (" (log scale)" if log_x else ""), ylabel=f"test {_metric_label(view)}")
         _legend(fig, axes)
         more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
         out.append(Drawn(f"{view.task}_difficulty_{short(knob).split('.')[-1]}", fig,
