@@ -1,9 +1,12 @@
 """`grucli bench`: how fast is each cell and implementation, and how close to the machine?
 
-For cells x sizes (H, T, B, layers) x implementations: parameters, gate FLOPs, training-step
+For cells x sizes (H, T, B, layers) x implementations: parameters, gate FLOPs (forward, and
+what a training step computes: see train_flops), training-step
 time (zero_grad, forward, MSE on the last step, backward, Adam step) and inference time
 (no_grad forward), sequences/s, achieved GFLOP/s and its share of the matmul peak measured
-in the same invocation, and the ratios GRU/LSTM, RNN/LSTM and impl/torch.
+in the same invocation, and the ratios GRU/LSTM, RNN/LSTM and impl/torch. Before timing,
+every implementation's output and gradients are checked against torch's (or the reference
+equations) at the sizes it is timed at: a wrong-but-fast kernel stops the bench.
 
 Timing: every variant is built first, then measured in rounds; each round times every
 variant once, in a rotated order (variants interleaved, so a noisy neighbour hits all of
@@ -27,7 +30,7 @@ from pydantic import Field, field_validator, model_validator
 
 from grucli import runtime
 from grucli.config import Strict, format_validation_error, parse_yaml, read_text, unknown_key, unknown_name
-from grucli.errors import ConfigError
+from grucli.errors import ConfigError, GrucliError
 from grucli.cells import CELLS, IMPLS, REFERENCE
 from grucli.model import SequenceModel, count_params
 from grucli.train import adam
@@ -106,12 +109,33 @@ def sizes_product(hidden, seq_len, batch, layers) -> list[dict]:
 def gate_flops(cell: str, size: Size, input_size: int, bidirectional: bool = False) -> int:
     """FLOPs (multiply-adds x 2) of the weight-matrix products for one forward pass over a
     batch: 2 * B * T * the cell's matrix multiply-adds per step (G * H * (I_layer + H) for a
-    cell with G gate blocks), per layer and direction. A training step does about 3x this
-    (forward, and two products in the backward: dh and dW)."""
+    cell with G gate blocks), per layer and direction."""
+    return sum(2 * (inp + rec) * size.batch * size.seq_len for _, inp, rec in _products(cell, size, input_size,
+                                                                                      bidirectional))
+
+
+def train_flops(cell: str, size: Size, input_size: int, bidirectional: bool = False) -> int:
+    """FLOPs of the weight-matrix products a training step computes: the forward, the weight
+    gradients (as many), the gradient through the recurrent products, and the gradient
+    through the input products of every layer but the first -- the data need no gradient,
+    so layer 0 never computes it (a step is less than 3x the forward; at I >> H much less).
+    The head and the elementwise gate arithmetic are left out, as in the forward count."""
+    total = 0
+    for layer, inp, rec in _products(cell, size, input_size, bidirectional):
+        total += 2 * size.batch * size.seq_len * (2 * (inp + rec) + rec + (inp if layer > 0 else 0))
+    return total
+
+
+def _products(cell: str, size: Size, input_size: int, bidirectional: bool):
+    """(layer, input multiply-adds, recurrent multiply-adds) per step and sequence, one entry
+    per layer and direction."""
     H, d = size.hidden, 2 if bidirectional else 1
     spec = CELLS[cell]
-    return sum(d * 2 * spec.matmul_macs(input_size if layer == 0 else d * H, H) * size.batch * size.seq_len
-               for layer in range(size.layers))
+    for layer in range(size.layers):
+        rec = spec.matmul_macs(0, H)  # the input matrices have no columns at input size 0
+        inp = spec.matmul_macs(input_size if layer == 0 else d * H, H) - rec
+        for _ in range(d):
+            yield layer, inp, rec
 
 
 def matmul_peak_gflops(n: int = 512, repeats: int = 5) -> float:
@@ -141,6 +165,7 @@ class Variant:
         self.x = torch.randn(size.batch, size.seq_len, cfg.input_size, generator=gen)  # (B, T, I)
         self.y = torch.randn(size.batch, 1, generator=gen)  # (B, 1)
         self.times: dict[str, list[float]] = {k: [] for k in ("train", "train_cpu", "inference", "inference_cpu")}
+        self.checked: tuple[str, float] = ("", 0.0)  # set by check_variant before timing
 
     def train_step(self) -> tuple[float, float]:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -158,6 +183,38 @@ class Variant:
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
         self.model.train()
         return dt, dc
+
+
+CHECK_TOLERANCE = 1e-4  # float32: max |ours - theirs| / (1 + max |theirs|), outputs and gradients
+
+
+def check_variant(v: Variant, cfg: BenchConfig) -> tuple[str, float]:
+    """Compare a variant's output and parameter gradients on its own batch with the cell's
+    baseline implementation (torch's module where the cell has one, else the reference
+    equations) holding the same weights: (the baseline's name, the largest relative
+    difference). The baseline itself gives ("", 0.0). Raises GrucliError above
+    CHECK_TOLERANCE."""
+    base_impl = "torch" if "torch" in CELLS[v.cell].impls else "reference"
+    if v.impl == base_impl:
+        return "", 0.0
+    s = v.size
+    base = SequenceModel(v.cell, input_size=cfg.input_size, output_size=1, hidden_size=s.hidden, head="last",
+                         num_layers=s.layers, bidirectional=cfg.bidirectional, impl=base_impl)
+    base.load_state_dict(v.model.state_dict())
+    worst = 0.0
+    results = []
+    for model in (v.model, base):
+        model.zero_grad(set_to_none=True)
+        out = model(v.x)
+        F.mse_loss(out, v.y).backward()
+        results.append([out.detach(), *(p.grad.detach().clone() for p in model.parameters())])
+        model.zero_grad(set_to_none=True)
+    for ours, theirs in zip(*results):
+        worst = max(worst, float((ours - theirs).abs().max() / (1 + theirs.abs().max())))
+    if not worst <= CHECK_TOLERANCE:
+        raise GrucliError(f"{v.impl} {v.cell} at H={s.hidden} T={s.seq_len} B={s.batch}: output or gradients differ "
+                          f"from {base_impl} by {worst:.2e} (relative; tolerance {CHECK_TOLERANCE:g}): not timed")
+    return base_impl, worst
 
 
 def _kernels(impl: str) -> str:
@@ -181,6 +238,8 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
     threads = runtime.configure(cfg.threads, torch.device("cpu"))
     torch.set_flush_denormal(cfg.flush_denormal)
     variants = [Variant(c, i, s, cfg) for c, i, s in variants_of(cfg)]
+    for v in variants:  # before any timing: a wrong-but-fast kernel is never timed
+        v.checked = check_variant(v, cfg)
     peak = matmul_peak_gflops()
     rounds = cfg.warmup + cfg.repeats
     for r in range(rounds):
@@ -198,18 +257,20 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
     for v in variants:
         s = v.size
         flops = gate_flops(v.cell, s, cfg.input_size, cfg.bidirectional)
+        step_flops = train_flops(v.cell, s, cfg.input_size, cfg.bidirectional)
         ms = {k: 1e3 * statistics.median(t) for k, t in v.times.items()}
         train_ms, infer_ms = ms["train"], ms["inference"]
-        gflops = 3 * flops / (train_ms / 1e3) / 1e9
+        gflops = step_flops / (train_ms / 1e3) / 1e9
         rows.append({
             "cell": v.cell, "impl": v.impl, "hidden": s.hidden, "seq_len": s.seq_len, "batch": s.batch,
             "layers": s.layers, "bidirectional": cfg.bidirectional, "input_size": cfg.input_size,
-            "params": count_params(v.model), "gate_gflop_fwd": flops / 1e9,
+            "params": count_params(v.model), "gate_gflop_fwd": flops / 1e9, "gate_gflop_train": step_flops / 1e9,
+            "checked_against": v.checked[0], "max_rel_diff": v.checked[1],
             "train_step_ms": train_ms, "train_step_ms_min": 1e3 * min(v.times["train"]),
             "train_cpu_ms": ms["train_cpu"], "inference_ms": infer_ms, "inference_cpu_ms": ms["inference_cpu"],
             "train_seq_s": s.batch / (train_ms / 1e3),
             "inference_seq_s": s.batch / (infer_ms / 1e3), "train_gflop_s": gflops,
-            "peak_share": gflops / peak, "cpu_peak_share": 3 * flops / (ms["train_cpu"] / 1e3) / 1e9 / peak,
+            "peak_share": gflops / peak, "cpu_peak_share": step_flops / (ms["train_cpu"] / 1e3) / 1e9 / peak,
             "repeats": cfg.repeats, "threads": threads, "kernels": _kernels(v.impl),
             "flush_denormal": cfg.flush_denormal,
         })

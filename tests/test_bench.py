@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from grucli import bench
 from grucli.cli import app
-from grucli.errors import ConfigError
+from grucli.errors import ConfigError, GrucliError
 
 
 def test_gate_flops_closed_form():
@@ -53,3 +53,29 @@ def test_grucli_bench_runs_in_seconds_and_writes_csv(tmp_path):
     assert len(df) == 4 and {"train_step_ms", "inference_ms", "peak_share", "train_vs_torch"} <= set(df.columns)
     assert (out / "bench.png").is_file()
     assert "gru" in r.output
+
+
+def test_train_flops_count_what_a_step_computes():
+    size = bench.Size(hidden=4, seq_len=3, batch=2, layers=2)
+    # gru, I = 5: layer 0 input 3*4*5 = 60 and recurrent 3*4*4 = 48 multiply-adds per step;
+    # forward + weight gradients (2 x 108) + recurrent input gradient (48), no gradient for the data
+    layer0 = 2 * 2 * 3 * (2 * 108 + 48)
+    layer1 = 2 * 2 * 3 * (2 * 96 + 48 + 48)  # layer 1's input (layer 0's output) needs its gradient
+    assert bench.train_flops("gru", size, 5) == layer0 + layer1
+    # at a wide input the step is far below 3x the forward (the old count)
+    wide = bench.Size(hidden=4, seq_len=3, batch=2, layers=1)
+    assert bench.train_flops("lstm", wide, 400) < 2.1 * bench.gate_flops("lstm", wide, 400)
+
+
+def test_bench_checks_each_implementation_against_torch_before_timing(monkeypatch):
+    cfg = bench.load_bench_config(None, cells=["gru"], impls=["torch", "reference"])
+    size = bench.Size(hidden=6, seq_len=5, batch=3, layers=2)
+    good = bench.Variant("gru", "reference", size, cfg)
+    against, diff = bench.check_variant(good, cfg)
+    assert against == "torch" and diff < 1e-6
+    assert bench.check_variant(bench.Variant("gru", "torch", size, cfg), cfg) == ("", 0.0)
+    wrong = bench.Variant("gru", "reference", size, cfg)
+    forward = wrong.model.forward
+    monkeypatch.setattr(wrong.model, "forward", lambda x, lengths=None: forward(x, lengths) * 1.001)
+    with pytest.raises(GrucliError, match=r"reference gru at H=6 T=5 B=3: output or gradients differ from torch"):
+        bench.check_variant(wrong, cfg)

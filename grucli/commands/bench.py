@@ -85,6 +85,13 @@ def bench(
     for r in (r for r in rows if r[key] is not None and r["cell"] != REFERENCE):
         console.print(f"fastest {r['cell']} ({r['impl']}) / fastest {REFERENCE}, H={r['hidden']} T={r['seq_len']} "
                       f"B={r['batch']}: {r[key]:.2f} (by {r['fastest_by']})")
+    checked = [r for r in rows if r["checked_against"]]
+    if checked:
+        worst = max(checked, key=lambda r: r["max_rel_diff"])
+        console.print(f"checked before timing: {len(checked)} variant(s) against torch (or the reference equations) "
+                      f"on their own batch, outputs and gradients; largest relative difference "
+                      f"{worst['max_rel_diff']:.1e} ({worst['impl']} {worst['cell']}). GFLOP/s count the products a "
+                      "training step computes (layer 0 computes no input gradient).")
     csv = lib.write_csv(rows, out / "bench.csv")
     png = lib.plot(rows, out / "bench.png")
     console.print(f"* = fastest impl of the cell at that size. wrote {csv} and {png}")
