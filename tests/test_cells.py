@@ -124,3 +124,43 @@ def test_forget_bias_sets_the_forget_gate_of_cells_that_have_one_and_nothing_els
         total = first[block] + sum(r[block] for r in rest)
         assert torch.allclose(total, torch.full((4,), 2.5))
     assert changed <= {f"rnn.{b}_{sfx}" for b in spec.bias_params for sfx in ("l0", "l1", "l0_reverse", "l1_reverse")}
+
+
+REDUCING = [c for c in CELLS if CELLS[c].reduces_to]
+
+
+def _layer_weights(cell, I, H):
+    from types import SimpleNamespace
+    layer = cells.make(CELLS[cell], I, H).double()
+    return SimpleNamespace(**{n.removesuffix("_l0"): p for n, p in layer.named_parameters() if n.endswith("_l0")})
+
+
+def test_the_gru_declares_its_reduction_to_the_tanh_rnn():
+    assert "gru" in REDUCING and CELLS["gru"].reduces_to.cell == "rnn"
+    assert CELLS["gru"].reduces_to.force == {"r": 1.0, "z": 0.0}
+
+
+@pytest.mark.parametrize("cell", REDUCING)
+def test_a_cell_with_its_gates_forced_is_the_cell_it_reduces_to(cell):
+    from grucli.cells.base import project
+    red = CELLS[cell].reduces_to
+    torch.manual_seed(0)
+    w = _layer_weights(cell, 3, 5)
+    x, h = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    with torch.no_grad():
+        (forced,), _ = CELLS[cell].step(project(x, w), (h,), w, force=red.force)
+        target_w = red.weights(w)
+        (target,), _ = CELLS[red.cell].step(project(x, target_w), (h,), target_w)
+        (free,), _ = CELLS[cell].step(project(x, w), (h,), w)
+    assert torch.allclose(forced, target, atol=1e-12)
+    assert not torch.allclose(free, target, atol=1e-3)  # the gates do something when free
+
+
+def test_torch_s_update_gate_convention_z_one_keeps_the_state():
+    torch.manual_seed(0)
+    w = _layer_weights("gru", 3, 5)
+    x, h = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    from grucli.cells.base import project
+    with torch.no_grad():
+        (kept,), _ = CELLS["gru"].step(project(x, w), (h,), w, force={"z": 1.0})
+    assert torch.equal(kept, h)

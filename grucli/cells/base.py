@@ -56,6 +56,18 @@ def project(x, w):
 
 
 @dataclass(frozen=True)
+class Reduction:
+    """With some gates held at constants, the cell computes another registry cell: its
+    `step` accepts `force={gate: value}`, and `weights` maps one layer's weights (by name)
+    to the other cell's. (The claims suite checks it on trained weights.)"""
+
+    cell: str  # the registry cell it becomes
+    force: dict  # gate name -> the constant it is held at
+    weights: Callable  # SimpleNamespace of this cell's layer weights -> the other cell's
+    statement: str  # the reduction in words, in this cell's convention
+
+
+@dataclass(frozen=True)
 class Display:
     """How every table and figure shows the cell (Okabe-Ito colours, colour-blind safe)."""
 
@@ -85,6 +97,7 @@ class Cell:
     forget_gate: int | None = None  # gate block whose bias `model.forget_bias` sets
     bias_params: tuple[str, ...] = ("bias_ih", "bias_hh")  # biases that add up in a pre-activation
     notes: dict = field(default_factory=dict)  # free-form facts (e.g. why no torch module)
+    reduces_to: Reduction | None = None  # gates held fixed -> another cell (GRU with r = 1, z = 0 -> tanh RNN)
 
     @property
     def impls(self) -> tuple[str, ...]:
