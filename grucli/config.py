@@ -222,7 +222,8 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
 
 def apply_overrides(raw: dict, overrides, source: str) -> dict:
     """Apply `dotted.key=value` overrides (values parsed as YAML). A key that is also a
-    grid axis fixes that axis to the given value."""
+    grid axis fixes that axis to the given value; `grid.<axis>=[...]` gives an axis other
+    values (e.g. --set grid.task.seq_len=[10,20])."""
     raw = dict(raw)
     for item in overrides:
         if "=" not in item:
@@ -240,6 +241,9 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
             continue
         if parts[0] == "search":
             raw["search"] = _set_search(raw.get("search"), parts[1:], value, key)
+            continue
+        if parts[0] == "grid":
+            raw["grid"] = _set_axis(raw.get("grid"), ".".join(parts[1:]), value, key)
             continue
         if parts[0] not in SECTIONS:
             raise ConfigError(f"--set {key}: only task.*, model.*, train.*, search.* and top-level keys can be set")
@@ -268,6 +272,16 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
 
 
 SECTIONS = ("task", "model", "train")
+
+
+def _set_axis(grid, axis: str, value, key: str) -> dict:
+    """--set grid.<axis>=[values]: new values for an axis the grid already has."""
+    if not isinstance(grid, dict) or axis not in grid:
+        axes = ", ".join(map(str, grid)) if isinstance(grid, dict) and grid else "none"
+        raise ConfigError(f"--set {key}: '{axis}' is not an axis of this grid (axes: {axes})")
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"--set {key}: expected a non-empty list of values, e.g. {key}=[1, 2]")
+    return {**grid, axis: value}
 
 
 def _set_search(search, parts: list[str], value, key: str) -> dict:

@@ -154,6 +154,22 @@ def test_set_unknown_key_suggests_the_closest(write_yaml, tiny_experiment, overr
     assert text in error_of(write_yaml(tiny_experiment()), [override])
 
 
+def test_set_grid_axis_gives_an_axis_other_values(write_yaml, tiny_experiment):
+    path = write_yaml(tiny_experiment(grid={"model.cell": ["rnn", "gru"], "task.seq_len": [5, 6]}))
+    runs = runs_of(path, ["grid.task.seq_len=[7, 8, 9]"])
+    assert sorted({r.config.task.seq_len for r in runs}) == [7, 8, 9]
+    assert {r.config.model.cell for r in runs} == {"rnn", "gru"}
+
+
+@pytest.mark.parametrize("override,text", [
+    ("grid.model.dropout=[0.1]", "'model.dropout' is not an axis of this grid (axes: model.cell, task.seq_len)"),
+    ("grid.task.seq_len=7", "expected a non-empty list"),
+])
+def test_set_grid_axis_errors_name_the_axes(write_yaml, tiny_experiment, override, text):
+    path = write_yaml(tiny_experiment(grid={"model.cell": ["rnn", "gru"], "task.seq_len": [5, 6]}))
+    assert text in error_of(path, [override])
+
+
 def test_set_without_equals_sign(write_yaml, tiny_experiment):
     message = error_of(write_yaml(tiny_experiment()), ["model.cell"])
     assert "--set model.cell" in message and "key=value" in message
