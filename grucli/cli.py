@@ -13,6 +13,7 @@ from grucli.commands import inspect as inspect_cmd
 from grucli.commands import bench as bench_cmd
 from grucli.commands import sample as sample_cmd
 from grucli.commands import report as report_cmd
+from grucli.commands import claims as claims_cmd
 
 class _Group(TyperGroup):
     """Command-line mistakes (--jobs abc, an unknown command or option, a missing argument)
@@ -78,6 +79,7 @@ app.command("bench")(bench_cmd.bench)
 app.command("inspect")(inspect_cmd.inspect)
 app.command("sample")(sample_cmd.sample)
 app.command("report")(report_cmd.report)
+app.command("claims")(claims_cmd.claims)
 
 
 def main() -> None:

@@ -1,0 +1,86 @@
+"""What the study notes claim, measured: the claims registry (torch-free).
+
+A claim is a quote, the experiment file(s) under experiments/claims/ that measure it, and
+an evaluator (grucli.claims.evidence) that reads their results and returns findings with
+verdicts (grucli.claims.verdict) and one figure. `grucli claims` runs what is missing
+(resumable, like compare and tune), evaluates every claim and writes the page "What the
+notes say, what we measured" (grucli.claims.page).
+
+Adding a claim = one experiment file + one evaluator function + one entry below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path("experiments/claims")
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    quote: str  # as the notes say it (or the paper's result)
+    source: str  # "the notes" or the paper
+    experiments: tuple[str, ...]  # files under experiments/claims/
+    evaluate: str  # function name in grucli.claims.evidence
+    quick: tuple[str, ...] = ()  # --set overrides for --quick (seconds, for tests and a first look)
+    how: str = ""  # what counts as support, in one sentence
+    notes: dict = field(default_factory=dict)
+
+    def paths(self, root: Path = ROOT) -> list[Path]:
+        return [root / name for name in self.experiments]
+
+
+_TINY_TRAIN = ("train.epochs=2", "train.max_steps=6", "seeds=2")
+_TINY_TUNE = ("search.trials=3", "search.final_seeds=2", "train.epochs=2", "train.max_steps=6")
+
+CLAIMS: list[Claim] = [
+    Claim("params", "GRUs have fewer parameters than LSTMs", "the notes", ("params.yaml",), "params",
+          quick=("grid.model.hidden_size=[8, 32]",),
+          how="every GRU count below the LSTM's at the same H, and every count equal to its closed form"),
+    Claim("speed", "GRUs often train faster due to fewer parameters", "the notes", ("speed.yaml",), "speed",
+          quick=("repeats=2", "warmup=1", "sizes=[{hidden: 13, seq_len: 5, batch: 4}, {hidden: 16, seq_len: 5, batch: 4}]"),
+          how="GRU / LSTM training-step time below 0.95 (CPU time, interleaved in one bench), per implementation, "
+              "at equal H and at equal parameters; above 1.05 is not supported"),
+    Claim("comparable", "GRUs and LSTMs generally achieve comparable performance", "the notes",
+          ("comparable_adding.yaml", "comparable_forecast.yaml"), "comparable", quick=_TINY_TUNE,
+          how="after an equal tuning budget per cell, the 90% interval of the GRU - LSTM difference lies inside "
+              "+-10% of the better mean (TOST), per task"),
+    Claim("long_range", "LSTMs tend to perform better when there are very long-range dependencies", "the notes",
+          ("long_range.yaml",), "long_range", quick=_TINY_TRAIN + ("grid.task.seq_len=[20]",),
+          how="LSTM significantly better than GRU (Holm over tasks x lengths) at the longest T, runs converged"),
+    Claim("data", "GRUs ... may train a bit faster or need less data to generalize", "the notes",
+          ("data_efficiency.yaml",), "data_efficiency", quick=_TINY_TRAIN + ("grid.task.n_train=[64, 128]",),
+          how="GRU significantly better than LSTM (Holm over sizes) at the small training sets"),
+    Claim("sensitivity", "The performance of GRUs can be sensitive to hyperparameters", "the notes",
+          ("sensitivity.yaml",), "sensitivity", quick=_TINY_TUNE + ("search.trials=4",),
+          how="the spread of the GRU's trial results (log validation metric) significantly larger than the "
+              "LSTM's (Brown-Forsythe test) under the same random search"),
+    Claim("memory", "GRUs are more memory-efficient", "the notes", ("memory.yaml",), "memory",
+          quick=("grid.model.hidden_size=[8]", "task.seq_len=10"),
+          how="GRU bytes (parameters; activations saved for the backward) below the LSTM's, per implementation"),
+    Claim("gru_to_rnn", "If we set the reset to all 1's and update gate to all 0's we arrive at our plain RNN model",
+          "the notes", ("gru_to_rnn.yaml",), "gru_to_rnn", quick=("train.epochs=1", "train.max_steps=2"),
+          how="on trained weights, the GRU step with those gates forced equals the tanh RNN step to float64 "
+              "rounding (1e-12), while the free GRU does not"),
+    Claim("counting", "An LSTM trained on a^n b^n learns to count and generalises beyond the training n; "
+                      "a GRU does not", "Weiss et al. 2018", ("counting.yaml",), "counting",
+          quick=_TINY_TRAIN + ("task.max_n_train=3", "task.max_n_test=5", "task.n_train=64"),
+          how="LSTM test accuracy (n beyond training) significantly above the GRU's"),
+    Claim("adding_limits", "On the adding problem the plain tanh RNN's length limit is far below the gated "
+                           "cells'", "Le et al. 2015 (style)", ("adding_limits.yaml",), "adding_limits",
+          quick=_TINY_TRAIN + ("grid.task.seq_len=[10, 20]", "task.n_train=128"),
+          how="the largest T solved (test MSE < 0.01 in at least half the seeds) is smaller for rnn than for "
+              "gru and for lstm"),
+]
+BY_ID = {c.id: c for c in CLAIMS}
+
+
+def get(claim_id: str) -> Claim:
+    from grucli.errors import ConfigError
+    from grucli.config import unknown_name
+
+    if claim_id not in BY_ID:
+        raise ConfigError(unknown_name("claim", claim_id, list(BY_ID)))
+    return BY_ID[claim_id]

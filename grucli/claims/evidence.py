@@ -1,0 +1,403 @@
+"""Each claim's evaluator: its experiments' results -> findings with verdicts, a budget
+line and one figure. Results are read through the one reader (grucli.store.reader) or
+tune's (grucli.tune.analysis); nothing here trains (grucli.claims.run does).
+
+Every evaluator takes the results folders of its claim's experiments, in the order the
+registry lists them (for `speed`: the folder holding bench.csv), and returns Evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from grucli import stats
+from grucli.claims.verdict import Finding, below, better
+from grucli.claims.verdict import comparable as equivalent
+from grucli.tables import order_cells
+
+TARGET_SHARE = 0.5  # a length counts as solved when at least this share of seeds reach the target
+
+
+@dataclass
+class Evidence:
+    findings: list[Finding]
+    budget: str  # epochs / steps / trials / seeds the verdicts rest on
+    figure: object | None = None  # a matplotlib Figure
+    caption: str = ""
+    table: pd.DataFrame | None = None  # the numbers behind the figure (written as CSV)
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- helpers
+def _runs(exp_dir: Path) -> pd.DataFrame:
+    from grucli.store.reader import collect
+
+    runs = collect([exp_dir], histories=False).runs
+    if runs.empty or "state" not in runs:
+        raise FileNotFoundError(f"{exp_dir}: no finished runs")
+    return runs[runs["state"] == "ok"].copy()
+
+
+def _improving(df: pd.DataFrame) -> int:
+    return int(df["still_improving"].fillna(False).astype(bool).sum()) if "still_improving" in df else 0
+
+
+def _budget(df: pd.DataFrame) -> str:
+    from grucli import budget
+
+    epochs = [int(v) for v in df.get("timing.epochs", pd.Series(dtype=float)).dropna()]
+    steps = [int(v) for v in df.get("timing.steps", pd.Series(dtype=float)).dropna()]
+    seeds = df.groupby([c for c in df.columns if c.startswith("varied.")] or ["cell"])["seed"].nunique()
+    n = f"{int(seeds.min())}" if len(seeds) and seeds.min() == seeds.max() else f"{int(seeds.min())}-{int(seeds.max())}"
+    return f"{budget.describe(epochs, steps)}, {n} seeds per setting"
+
+
+def _axes(ncols: int = 1, width: float = 5.0, height: float = 3.4):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, axes[0]
+
+
+def _style(cell: str) -> dict:
+    from grucli import cells
+
+    return {"color": cells.colour(cell), "marker": cells.marker(cell), "label": cell}
+
+
+def _series(ax, df: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: bool = False) -> None:
+    """Mean over seeds with 95% CI per cell against x."""
+    for cell in order_cells(df["cell"].unique()):
+        g = df[df["cell"] == cell]
+        pts = []
+        for xv, gx in g.groupby(x):
+            d = stats.describe(gx[y].tolist())
+            pts.append((xv, d.mean, d.ci or 0.0))
+        if not pts:
+            continue
+        xs, ms, cis = zip(*sorted(pts))
+        ax.errorbar(xs, ms, yerr=cis, capsize=3, lw=1.5, **_style(cell))
+    if log_x:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _holm(findings_p: list[tuple[dict, float | None]]) -> list[float | None]:
+    return stats.holm([p for _, p in findings_p])
+
+
+def _pairs(df: pd.DataFrame, by: list[str], a: str, b: str, goal: str, value: str = "value"):
+    """Per setting (the `by` columns): the values of cell a and cell b, and Welch's p."""
+    out = []
+    for key, g in df.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        va = g.loc[g["cell"] == a, value].tolist()
+        vb = g.loc[g["cell"] == b, value].tolist()
+        out.append((dict(zip(by, key)), va, vb, stats.compare(va, vb).p_welch, g))
+    return out
+
+
+def _label(setting: dict) -> str:
+    return ", ".join(f"{k.split('.')[-1]} = {v}" for k, v in setting.items())
+
+
+# --------------------------------------------------------------------------- 1 params
+def params(dirs: list[Path]) -> Evidence:
+    from grucli.model import model_params
+
+    df = _runs(dirs[0])
+    df["H"] = df["hidden_size"].astype(int)
+    df["formula"] = [model_params(c, h, input_size=2, output_size=1, layers=1, bidirectional=False)
+                     for c, h in zip(df["cell"], df["H"])]
+    findings = []
+    for H, g in df.groupby("H"):
+        by = g.set_index("cell")
+        if not {"gru", "lstm"} <= set(by.index):
+            continue
+        f = below(float(by.at["gru", "params"]), float(by.at["lstm", "params"]), "gru", "lstm",
+                  label=f"H = {H}", unit=" parameters")
+        if (g["params"] != g["formula"]).any():
+            f = Finding(f.label, "not supported", f.evidence + "; a count differs from its closed form")
+        findings.append(f)
+    fig, (ax,) = _axes()
+    for cell in order_cells(df["cell"].unique()):
+        g = df[df["cell"] == cell].sort_values("H")
+        ax.plot(g["H"], g["params"], **_style(cell))
+    ax.set(xscale="log", yscale="log", xlabel="hidden size H", ylabel="parameters (adding: I = 2, O = 1)",
+           title="parameters vs H")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return Evidence(findings, "exact counts (no training needed; one step per model)", fig,
+                    "Parameters per cell and hidden size, counted on the model and equal to the closed form: "
+                    "GRU 3H(I+H)+6H, LSTM 4H(I+H)+8H, ratio -> 3/4 as H grows.",
+                    df[["cell", "H", "params", "formula"]].sort_values(["H", "cell"]))
+
+
+# --------------------------------------------------------------------------- 2 speed
+def speed(dirs: list[Path]) -> Evidence:
+    df = pd.read_csv(dirs[0] / "bench.csv")
+    col = "train_cpu_ms"
+    findings, rows = [], []
+    for impl, g in df.groupby("impl", sort=False):
+        gru, lstm = g[g["cell"] == "gru"], g[g["cell"] == "lstm"]
+        for _, r in gru.iterrows():
+            same = lstm[(lstm["hidden"] == r["hidden"]) & (lstm["seq_len"] == r["seq_len"]) & (lstm["batch"] == r["batch"])]
+            if len(same):
+                rows.append((impl, f"equal H = {r['hidden']}", r[col], same.iloc[0][col]))
+            peers = lstm[(lstm["seq_len"] == r["seq_len"]) & (lstm["batch"] == r["batch"]) & (lstm["hidden"] != r["hidden"])]
+            if len(peers):
+                gap = (peers["params"] - r["params"]).abs() / r["params"]
+                best = peers.loc[gap.idxmin()]
+                if gap.min() <= 0.02:
+                    rows.append((impl, f"equal params (GRU H = {r['hidden']}, LSTM H = {best['hidden']})", r[col],
+                                 best[col]))
+    for impl, label, a, b in rows:
+        findings.append(below(a, b, "gru", "lstm", label=f"{impl}, {label}", unit=" ms", tolerance=0.05))
+    fig, (ax,) = _axes(width=6.0)
+    labels = [f"{i}\n{l}" for i, l, _, _ in rows]
+    ax.bar(range(len(rows)), [a / b for _, _, a, b in rows], color=["#D55E00" if a < b else "0.6" for _, _, a, b in rows])
+    ax.axhline(1.0, color="0.3", lw=1)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(labels, fontsize=6)
+    ax.set(ylabel="GRU / LSTM training-step time", title="does the GRU train faster?")
+    r0 = df.iloc[0]
+    return Evidence(findings, f"median CPU time over {int(r0['repeats'])} interleaved rounds, {int(r0['threads'])} "
+                              f"thread(s), T = {int(r0['seq_len'])}, B = {int(r0['batch'])}", fig,
+                    "GRU / LSTM training-step time per implementation (below 1: the GRU is faster).",
+                    pd.DataFrame(rows, columns=["impl", "comparison", "gru_ms", "lstm_ms"]))
+
+
+# --------------------------------------------------------------------------- 3 comparable
+def comparable(dirs: list[Path]) -> Evidence:
+    from grucli.tune import analysis
+
+    findings, table, budgets = [], [], []
+    fig, axes = _axes(len(dirs))
+    for ax, d in zip(axes, dirs):
+        t = analysis.load(d)
+        arms = {a["point"].get("model.cell"): a for a in t.arms}
+        values = {c: t.finals(arms[c])[f"test.{t.metric}"].tolist() for c in ("gru", "lstm") if c in arms}
+        improving = sum(_improving(t.finals(arms[c])) for c in values)
+        task = t.runs["task"].dropna().iloc[0] if len(t.runs) else d.name
+        findings.append(equivalent(values.get("gru", []), values.get("lstm", []), "gru", "lstm", margin=0.1,
+                                   still_improving=improving, label=f"{task} (test {t.metric})"))
+        budgets.append(f"{task}: {analysis.budget_text(t)}")
+        for c, v in values.items():
+            table += [{"task": task, "cell": c, f"test": x} for x in v]
+            ax.scatter([c] * len(v), v, **{k: w for k, w in _style(c).items() if k != "label"})
+            d_ = stats.describe(v)
+            ax.errorbar([c], [d_.mean], yerr=[d_.ci or 0], color="k", capsize=4)
+        ax.set(title=f"{task}: tuned, test {t.metric}", ylabel=f"test {t.metric}")
+        ax.grid(alpha=0.3)
+    return Evidence(findings, "; ".join(budgets), fig,
+                    "Each cell at its tuned best: final seeds (dots), mean and 95% CI (bars).", pd.DataFrame(table))
+
+
+# --------------------------------------------------------------------------- 4 long range
+def long_range(dirs: list[Path]) -> Evidence:
+    df = _runs(dirs[0])
+    T = "config.task.seq_len"
+    pairs = _pairs(df, ["task", T], "lstm", "gru", "min")
+    goal = {task: g["goal"].iloc[0] for task, g in df.groupby("task")}
+    adjusted = stats.holm([p for *_, p, _ in pairs])
+    findings = []
+    for (setting, va, vb, _, g), p in zip(pairs, adjusted):
+        if setting[T] != df[df["task"] == setting["task"]][T].max():
+            continue  # the claim is about the longest dependencies; shorter T are in the figure
+        findings.append(better(va, vb, goal[setting["task"]], "lstm", "gru", p_adjusted=p,
+                               still_improving=_improving(g), label=f"{setting['task']}, T = {setting[T]}"))
+    tasks = sorted(df["task"].unique())
+    fig, axes = _axes(len(tasks))
+    for ax, task in zip(axes, tasks):
+        g = df[df["task"] == task]
+        _series(ax, g, T, "value", log_y=goal[task] == "min")
+        ax.set(title=task, xlabel="T", ylabel=f"test {g['metric'].iloc[0]}")
+    return Evidence(findings, _budget(df), fig, "Test metric vs sequence length, mean and 95% CI over seeds; "
+                    "Holm-corrected over every task x length.", df[["task", T, "cell", "seed", "value"]])
+
+
+# --------------------------------------------------------------------------- 5 data
+def data_efficiency(dirs: list[Path]) -> Evidence:
+    df = _runs(dirs[0])
+    N = "config.task.n_train"
+    pairs = _pairs(df, ["task", N], "gru", "lstm", "min")
+    adjusted = stats.holm([p for *_, p, _ in pairs])
+    goal = df["goal"].iloc[0]
+    smallest = sorted(df[N].unique())[:2]
+    findings = [better(va, vb, goal, "gru", "lstm", p_adjusted=p, still_improving=_improving(g),
+                       label=f"{s['task']}, n_train = {s[N]}")
+                for (s, va, vb, _, g), p in zip(pairs, adjusted) if s[N] in smallest]
+    fig, (ax,) = _axes()
+    _series(ax, df, N, "value", log_x=True, log_y=goal == "min")
+    ax.set(xlabel="training sequences (log scale)", ylabel=f"test {df['metric'].iloc[0]}",
+           title=f"{df['task'].iloc[0]}: metric vs training-set size")
+    return Evidence(findings, _budget(df), fig, "Test metric vs training-set size (equal optimiser steps), mean and "
+                    "95% CI over seeds; verdicts at the two smallest sizes, Holm-corrected over every size.",
+                    df[["task", N, "cell", "seed", "value"]])
+
+
+# --------------------------------------------------------------------------- 6 sensitivity
+def sensitivity(dirs: list[Path]) -> Evidence:
+    from scipy import stats as st
+
+    from grucli.tune import analysis
+
+    t = analysis.load(dirs[0])
+    ok = t.trials[t.trials["state"] == "ok"].copy()
+    ok["cell"] = [a.split("=")[-1] for a in ok["arm"]]
+    ok["log10"] = np.log10(ok["value"].astype(float).clip(lower=1e-12))
+    spread = {c: g["log10"].to_numpy() for c, g in ok.groupby("cell")}
+    findings = []
+    if {"gru", "lstm"} <= set(spread) and min(len(spread["gru"]), len(spread["lstm"])) >= 3:
+        p = float(st.levene(spread["gru"], spread["lstm"], center="median").pvalue)
+        iqr = {c: float(np.subtract(*np.percentile(v, [75, 25]))) for c, v in spread.items()}
+        text = (f"IQR of log10 validation {t.select} over trials: gru {iqr['gru']:.3g}, lstm {iqr['lstm']:.3g} "
+                f"decades (n = {len(spread['gru'])}, {len(spread['lstm'])}), Brown-Forsythe p = {p:.3g}")
+        verdict = "inconclusive" if p >= stats.ALPHA else ("supported" if iqr["gru"] > iqr["lstm"] else "not supported")
+        findings.append(Finding("spread of the trials", verdict, text))
+    imp = analysis.importance(t)
+    notes = []
+    if len(imp):
+        for cell, g in imp.groupby("arm"):
+            notes.append(f"{cell}: importance " + ", ".join(f"{r.param} {r.importance:.2f} [{r.lo:.2f}, {r.hi:.2f}]"
+                                                           for r in g.itertuples()))
+    fig, (ax,) = _axes()
+    cells_ = order_cells(spread)
+    ax.boxplot([spread[c] for c in cells_], tick_labels=cells_)
+    for i, c in enumerate(cells_, 1):
+        ax.scatter(np.full(len(spread[c]), i) + np.random.default_rng(0).uniform(-0.08, 0.08, len(spread[c])),
+                   spread[c], s=12, **{k: w for k, w in _style(c).items() if k != "label"})
+    ax.set(ylabel=f"log10 validation {t.select} per trial", title="the same random search per cell")
+    return Evidence(findings, analysis.budget_text(t), fig,
+                    "Every completed trial's validation result per cell (log scale): a wider box = more sensitive "
+                    "to the searched hyperparameters.", ok[["cell", "trial", "value"]], notes)
+
+
+# --------------------------------------------------------------------------- 7 memory
+def memory(dirs: list[Path]) -> Evidence:
+    df = _runs(dirs[0])
+    df["impl_"] = df["config.model.impl"]
+    findings, rows = [], []
+    for (impl, H), g in df.groupby(["impl_", "hidden_size"]):
+        by = g.set_index("cell")
+        if not {"gru", "lstm"} <= set(by.index):
+            continue
+        for what, col in (("activations", "timing.saved_activation_bytes"), ("parameters", "timing.param_bytes")):
+            a, b = float(by.at["gru", col]), float(by.at["lstm", col])
+            rows.append({"impl": impl, "H": int(H), "bytes": what, "gru": a, "lstm": b, "ratio": a / b})
+            if what == "activations" or impl == "torch":  # parameter bytes do not depend on the impl
+                findings.append(below(a, b, "gru", "lstm", label=f"{what}, {impl}, H = {int(H)}", unit=" B"))
+    table = pd.DataFrame(rows)
+    fig, (ax,) = _axes(width=6.0)
+    act = table[table["bytes"] == "activations"]
+    ax.bar(range(len(act)), act["ratio"], color=["#D55E00" if r < 1 else "0.6" for r in act["ratio"]])
+    ax.axhline(1.0, color="0.3", lw=1)
+    ax.set_xticks(range(len(act)))
+    ax.set_xticklabels([f"{r.impl}\nH={r.H}" for r in act.itertuples()], fontsize=7)
+    ax.set(ylabel="GRU / LSTM saved-activation bytes", title="memory a training step keeps for its backward")
+    T = int(df["config.task.seq_len"].iloc[0])
+    B = int(df["config.train.batch_size"].iloc[0])
+    return Evidence(findings, f"one batch of {B} sequences of T = {T} (bytes are exact, no seeds needed)", fig,
+                    "GRU / LSTM bytes of the activations saved for the backward, per implementation (saved-tensor "
+                    "hooks).", table)
+
+
+# --------------------------------------------------------------------------- 8 gru -> rnn
+def gru_to_rnn(dirs: list[Path]) -> Evidence:
+    import torch
+
+    from grucli import cells
+    from grucli.cells.stack import layer_weights
+    from grucli.inspect.analysis import load_run
+
+    df = _runs(dirs[0])
+    run = load_run(df["run_dir"].iloc[0])
+    gru = cells.get(run.cfg.model.cell)
+    red = gru.reduces_to
+    rnn = cells.get(red.cell)
+    model = run.model.double()
+    w = layer_weights(model.rnn, gru, 0)
+    wr = red.weights(w)
+    x = run.data.test.x.double()
+    B, H = x.shape[0], w.weight_hh.shape[1]
+    h_f = h_r = h_free = torch.zeros(B, H, dtype=torch.float64)
+    forced_gap, free_gap, trace = 0.0, 0.0, []
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            h_f = gru.step(gru.project(x[:, t], w), (h_f,), w, force=red.force)[0][0]
+            h_r = rnn.step(rnn.project(x[:, t], wr), (h_r,), wr)[0][0]
+            h_free = gru.step(gru.project(x[:, t], w), (h_free,), w)[0][0]
+            forced_gap = max(forced_gap, float((h_f - h_r).abs().max()))
+            free_gap = max(free_gap, float((h_free - h_r).abs().max()))
+            trace.append((t + 1, forced_gap, free_gap))
+    ok = forced_gap <= 1e-12 and free_gap > 1e-3
+    finding = Finding(f"{gru.name} -> {rnn.name}, trained weights", "supported" if ok else "not supported",
+                      f"{red.statement}. Over {B} test sequences of T = {x.shape[1]} (float64): largest |h_forced - "
+                      f"h_rnn| = {forced_gap:.1e}; the same GRU with its own gates differs from that RNN by "
+                      f"{free_gap:.3g}")
+    tr = pd.DataFrame(trace, columns=["t", "forced_vs_rnn", "free_vs_rnn"])
+    fig, (ax,) = _axes()
+    ax.semilogy(tr["t"], tr["forced_vs_rnn"].clip(lower=1e-18), label="GRU, r = 1 and z = 0 forced", color="#D55E00")
+    ax.semilogy(tr["t"], tr["free_vs_rnn"], label="GRU, its own gates", color="0.5", ls="--")
+    ax.set(xlabel="time step", ylabel="max |h - h_rnn| so far", title="GRU with forced gates vs the tanh RNN")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return Evidence([finding], f"weights of one GRU trained for {int(df['timing.epochs'].iloc[0])} epoch(s)", fig,
+                    "Largest state difference to the tanh RNN (candidate weights), step by step.", tr)
+
+
+# --------------------------------------------------------------------------- 9 counting
+def counting(dirs: list[Path]) -> Evidence:
+    df = _runs(dirs[0])
+    va, vb = (df.loc[df["cell"] == c, "value"].tolist() for c in ("lstm", "gru"))
+    cfg = df.iloc[0]
+    label = f"trained n <= {int(cfg['config.task.max_n_train'])}, tested {int(cfg['config.task.max_n_train'])} < n <= " \
+            f"{int(cfg['config.task.max_n_test'])}"
+    finding = better(va, vb, "max", "lstm", "gru", still_improving=_improving(df), label=label)
+    fig, (ax,) = _axes()
+    for i, c in enumerate(order_cells(df["cell"].unique())):
+        v = df.loc[df["cell"] == c, "value"].to_numpy()
+        ax.scatter(np.full(len(v), i), v, **_style(c))
+    ax.axhline(float(cfg.get("baseline_value", math.nan)), ls="--", color="0.4", label="best length-only rule")
+    ax.set(xticks=range(df["cell"].nunique()), xticklabels=order_cells(df["cell"].unique()),
+           ylabel="test accuracy (n beyond training)", title="a^n b^n beyond the training n")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return Evidence([finding], _budget(df), fig, "Test accuracy per seed on n beyond training.",
+                    df[["cell", "seed", "value"]])
+
+
+# --------------------------------------------------------------------------- 10 adding limits
+def adding_limits(dirs: list[Path]) -> Evidence:
+    df = _runs(dirs[0])
+    T = "config.task.seq_len"
+    target = float(df["target"].dropna().iloc[0])
+    solved = (df.assign(hit=df["value"] < target).groupby(["cell", T])["hit"].mean() >= TARGET_SHARE)
+    limit = {c: max([t for (cc, t), ok in solved.items() if cc == c and ok], default=0) for c in df["cell"].unique()}
+    tried = sorted(int(t) for t in df[T].unique())
+    text = "; ".join(f"{c}: {'T = ' + str(limit[c]) if limit[c] else 'none'}" for c in order_cells(limit))
+    findings = []
+    for gated in ("gru", "lstm"):
+        if "rnn" in limit and gated in limit:
+            a, b = limit["rnn"], limit[gated]
+            verdict = ("supported" if a < b else "not supported" if a > b else "inconclusive")
+            findings.append(Finding(f"rnn vs {gated}", verdict, f"largest T solved (test MSE < {target:g} in >= "
+                                                                 f"{TARGET_SHARE:.0%} of seeds, of {tried}): {text}"))
+    fig, (ax,) = _axes()
+    _series(ax, df, T, "value", log_y=True)
+    ax.axhline(target, ls=":", color="0.4", label="target")
+    ax.set(xlabel="T", ylabel="test MSE", title="adding: how long can each cell go?")
+    return Evidence(findings, _budget(df), fig, "Test MSE vs T per cell (mean, 95% CI); dotted: the target.",
+                    df[["cell", T, "seed", "value"]])
+

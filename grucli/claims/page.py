@@ -1,0 +1,121 @@
+"""The page "What the notes say, what we measured": one section per claim (the quote, the
+experiment, the evidence with its numbers and one figure, the verdict at the stated budget,
+the command that reproduces it), a summary table first, and claims.csv (one row per
+finding) for pandas. Figures go to figures/<claim>.png, the numbers behind each figure to
+data/<claim>.csv. Everything is written to a temporary name and moved into place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from grucli.claims.run import Outcome
+from grucli.claims.verdict import overall
+
+NOT_MEASURED = "not measured yet"
+
+
+def verdict_of(o: Outcome) -> str:
+    if o.missing:
+        return NOT_MEASURED
+    if o.error:
+        return "could not evaluate"
+    return overall(o.evidence.findings)
+
+
+def write(outcomes: list[Outcome], out: Path, *, quick: bool, root: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
+    (out / "data").mkdir(exist_ok=True)
+    rows = []
+    for o in outcomes:
+        ev = o.evidence
+        if ev is None:
+            rows.append({"claim": o.claim.id, "finding": "", "verdict": verdict_of(o), "evidence": o.error or "",
+                         "budget": ""})
+            continue
+        for f in ev.findings:
+            rows.append({"claim": o.claim.id, "finding": f.label, "verdict": f.verdict, "evidence": f.evidence,
+                         "budget": ev.budget})
+        if ev.figure is not None:
+            _atomic(out / "figures" / f"{o.claim.id}.png", lambda p, fig=ev.figure: fig.savefig(p, dpi=130,
+                                                                                                  bbox_inches="tight",
+                                                                                                  format="png"))
+            import matplotlib.pyplot as plt
+
+            plt.close(ev.figure)
+        if ev.table is not None:
+            _atomic(out / "data" / f"{o.claim.id}.csv", lambda p, t=ev.table: t.to_csv(p, index=False))
+    _atomic(out / "claims.csv", lambda p: pd.DataFrame(rows).to_csv(p, index=False))
+    text = render(outcomes, quick=quick, root=root)
+    _atomic(out / "claims.md", lambda p: p.write_text(text, encoding="utf-8"))
+    return out / "claims.md"
+
+
+def render(outcomes: list[Outcome], *, quick: bool, root: Path) -> str:
+    from grucli import environment
+
+    env = environment._static()
+    lines = ["# What the notes say, what we measured", ""]
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines.append(f"Written by `grucli claims{' --quick' if quick else ''}` on {when} ({environment.code_label(env) or 'no git'}, torch {env['torch']}, {env['cpu']}).")
+    lines.append("")
+    if quick:
+        lines += ["> **Quick scale**: a few steps and seeds per experiment, to check the pipeline. These verdicts "
+                  "measure almost no training; run `grucli claims` without `--quick` for the real ones.", ""]
+    lines += ["Each verdict holds *at the stated budget and number of seeds*: **supported** = the measurement says "
+              "what the claim says beyond its uncertainty; **not supported** = it says the opposite; "
+              "**inconclusive** = the uncertainty covers both, or runs were still improving when the budget ended. "
+              "Differences across seeds use Welch's test, Holm-corrected over the comparisons of a claim; "
+              "\"comparable\" uses two one-sided tests (TOST).", ""]
+    lines += ["| # | claim | source | verdict |", "|---|---|---|---|"]
+    for i, o in enumerate(outcomes, 1):
+        lines.append(f"| {i} | [{_md(o.claim.quote)}](#{_anchor(i, o)}) | {o.claim.source} | **{verdict_of(o)}** |")
+    lines.append("")
+    for i, o in enumerate(outcomes, 1):
+        lines += _section(i, o, quick, root)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _section(i: int, o: Outcome, quick: bool, root: Path) -> list[str]:
+    c = o.claim
+    files = ", ".join(f"`{p}`" for p in c.paths(root))
+    cmd = f"grucli claims {c.id}{' --quick' if quick else ''}"
+    lines = [f"## {i}. {c.id}", "", f"> {_md(c.quote)} — *{c.source}*", "",
+             f"**Verdict: {verdict_of(o)}**", "", f"- Experiment: {files}", f"- Judged by: {c.how}"]
+    if o.missing:
+        lines += [f"- Not measured yet: no results in {', '.join(f'`{d}`' for d in o.missing)}.",
+                  f"- Run it: `{cmd}`", ""]
+        return lines
+    if o.error:
+        lines += [f"- The results could not be evaluated: {o.error}", f"- Re-run: `{cmd}`", ""]
+        return lines
+    ev = o.evidence
+    lines += [f"- Budget: {ev.budget}", f"- Results: {', '.join(f'`{d}`' for d in o.dirs)}",
+              f"- Reproduce: `{cmd}`", "", "Evidence:", ""]
+    for f in ev.findings:
+        lines.append(f"- *{_md(f.label)}* — **{f.verdict}**: {_md(f.evidence)}")
+    if not ev.findings:
+        lines.append("- no comparison could be made from these results")
+    for n in ev.notes:
+        lines.append(f"- {_md(n)}")
+    lines.append("")
+    if ev.figure is not None:
+        lines += [f"![{c.id}](figures/{c.id}.png)", "", f"*{_md(ev.caption)}* Numbers: `data/{c.id}.csv`.", ""]
+    return lines
+
+
+def _anchor(i: int, o: Outcome) -> str:
+    return f"{i}-{o.claim.id}".lower()  # GitHub's anchor of the heading "{i}. {id}"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _atomic(path: Path, write_to) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write_to(tmp)
+    tmp.replace(path)

@@ -1,0 +1,123 @@
+"""Run (what is missing of) a claim's experiments and evaluate the claim.
+
+Each file under experiments/claims/ is one of three kinds, told by its top-level keys:
+a tuned experiment (a `search:` section: grucli.tune.run), a plain grid (a `task:`:
+grucli.experiment.run) or a bench config (neither: grucli.bench, the step-time claims).
+Grids and studies resume by run id like `grucli compare` / `grucli tune`; a bench whose
+bench.csv exists is read, not re-timed. `quick` applies the claim's small overrides and
+keeps the results apart (name + "_quick"), so a first look never mixes with the real one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grucli.claims import Claim
+from grucli.errors import ConfigError
+
+QUICK_SUFFIX = "_quick"
+
+
+@dataclass
+class Outcome:
+    """One claim, evaluated (or why not)."""
+
+    claim: Claim
+    dirs: list[Path]
+    evidence: object | None = None  # grucli.claims.evidence.Evidence
+    missing: list[Path] = field(default_factory=list)  # results folders with nothing to read yet
+    error: str | None = None  # the evaluator could not read what is there (one line)
+
+
+def kind_of(path: Path) -> str:
+    """'tune' | 'grid' | 'bench' from the file's top-level keys."""
+    from grucli.config import parse_yaml, read_text
+
+    raw = parse_yaml(read_text(path, str(path)), str(path))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    if "search" in raw:
+        return "tune"
+    return "grid" if "task" in raw else "bench"
+
+
+def name_of(path: Path, kind: str, quick: bool) -> str:
+    """The results folder name: the experiment's `name:` (a bench: claims_<file stem>)."""
+    from grucli.config import parse_yaml, read_text
+
+    if kind == "bench":
+        base = f"claims_{path.stem}"
+    else:
+        base = str(parse_yaml(read_text(path, str(path)), str(path)).get("name") or path.stem)
+    return base + (QUICK_SUFFIX if quick else "")
+
+
+def overrides(claim: Claim, kind: str, quick: bool, path: Path) -> list[str]:
+    if kind == "bench" or not quick:
+        return []
+    return [f"name={name_of(path, kind, quick)}", *claim.quick]
+
+
+def results_dirs(claim: Claim, results: Path, quick: bool, root: Path) -> list[Path]:
+    return [results / name_of(p, kind_of(p), quick) for p in claim.paths(root)]
+
+
+def run_experiment(claim: Claim, path: Path, results: Path, *, quick: bool, executor: str = "local",
+                   jobs: int | None = None, threads: int | None = None, reporter=None, on_round=None) -> Path:
+    """Train / tune / time what is missing of one experiment; returns its results folder."""
+    kind = kind_of(path)
+    if kind == "bench":
+        return _bench(claim, path, results, quick, on_round)
+    if kind == "tune":
+        from grucli.tune import run as tuning
+
+        return tuning.run(path, overrides(claim, kind, quick, path), results=results, executor=executor, jobs=jobs,
+                          threads=threads, reporter=reporter).exp_dir
+    from grucli import experiment
+
+    return experiment.run(path, overrides(claim, kind, quick, path), results=results, executor=executor, jobs=jobs,
+                          threads=threads, reporter=reporter).exp_dir
+
+
+def _bench(claim: Claim, path: Path, results: Path, quick: bool, on_round) -> Path:
+    from grucli import bench
+    from grucli.config import parse_yaml
+
+    out = results / name_of(path, "bench", quick)
+    if (out / "bench.csv").is_file():
+        return out
+    extra = {}
+    for item in claim.quick if quick else ():
+        key, text = item.split("=", 1)
+        extra[key] = parse_yaml(text, f"quick {key}")
+    cfg = bench.load_bench_config(path, **extra)
+    rows, _ = bench.run_bench(cfg, on_round=on_round)
+    bench.write_csv(rows, out / "bench.csv.tmp").replace(out / "bench.csv")  # a killed bench leaves no bench.csv
+    return out
+
+
+def evaluate(claim: Claim, results: Path, *, quick: bool, root: Path) -> Outcome:
+    """Read the claim's results and judge it; missing results are reported, not guessed."""
+    from grucli.claims import evidence
+
+    dirs = results_dirs(claim, results, quick, root)
+    out = Outcome(claim, dirs)
+    out.missing = [d for d in dirs if not _has_results(d)]
+    if out.missing:
+        return out
+    try:
+        out.evidence = getattr(evidence, claim.evaluate)(dirs)
+    except FileNotFoundError as e:
+        out.missing = [Path(str(e).split(":")[0])]
+    except (KeyError, ValueError, IndexError) as e:  # results of another shape (e.g. an edited file)
+        out.error = f"{type(e).__name__}: {e}"
+    return out
+
+
+def _has_results(d: Path) -> bool:
+    if (d / "bench.csv").is_file():
+        return True
+    from grucli.store import reader
+
+    return d.is_dir() and any(reader.is_run_dir(p) for p in d.iterdir())

@@ -1,0 +1,115 @@
+"""How a claim's evidence becomes a verdict: pure functions on plain numbers (torch-free).
+
+Three verdicts, always with what they rest on:
+  supported      the measurement says what the claim says, beyond its uncertainty
+  not supported  it says the opposite (or, for "comparable", a difference larger than the margin)
+  inconclusive   the uncertainty covers both, or the budget cut the runs off while they were
+                 still improving -- at this budget and this number of seeds
+
+Directional claims ("the LSTM does better at long range") test a difference of means across
+seeds (Welch), Holm-corrected over the comparisons a claim makes. "Comparable" claims test
+equivalence (two one-sided intervals inside +-margin of the better mean, TOST). Exact
+claims (parameter counts, bytes) compare numbers that have no seed spread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from grucli import stats
+
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One measured statement of a claim: what was compared, the verdict and its evidence."""
+
+    label: str  # e.g. "adding, T = 400"
+    verdict: str
+    evidence: str  # numbers with intervals, the test, the budget
+
+
+def better(a: Sequence[float], b: Sequence[float], goal: str, name_a: str, name_b: str, *,
+           p_adjusted: float | None = None, still_improving: int = 0, alpha: float = stats.ALPHA,
+           label: str = "", unit: str = "") -> Finding:
+    """The claim "a does better than b" (lower for goal min) on values across seeds.
+    `p_adjusted`: the Holm-adjusted p of this comparison (default: Welch's own p);
+    `still_improving`: runs the budget cut off while their validation curve was still
+    falling -- a verdict that would rest on them is inconclusive."""
+    c = stats.compare(a, b)
+    text = f"{name_a} {_g(c.mean_a)}{unit} vs {name_b} {_g(c.mean_b)}{unit} (n = {c.n_a}, {c.n_b})"
+    if c.diff_lo is not None:
+        text += f", difference {_g(c.diff)} [{_g(c.diff_lo)}, {_g(c.diff_hi)}]"
+    p = c.p_welch if p_adjusted is None else p_adjusted
+    if p is not None:
+        text += f", {'Holm ' if p_adjusted is not None else ''}p = {p:.3g}"
+    if c.n_a < 2 or c.n_b < 2 or p is None:
+        return Finding(label, INCONCLUSIVE, text + "; fewer than 2 seeds or no spread: no test")
+    a_wins = c.diff < 0 if goal == "min" else c.diff > 0
+    if still_improving:
+        return Finding(label, INCONCLUSIVE, text + f"; {still_improving} run(s) still improving when the budget "
+                                                   "ended: this measures the budget")
+    if p >= alpha:
+        return Finding(label, INCONCLUSIVE, text + f"; not significant at {alpha:g}")
+    return Finding(label, SUPPORTED if a_wins else NOT_SUPPORTED, text)
+
+
+def comparable(a: Sequence[float], b: Sequence[float], name_a: str, name_b: str, *, margin: float = 0.1,
+               still_improving: int = 0, label: str = "", unit: str = "") -> Finding:
+    """The claim "a and b perform comparably": supported when the 90% interval of the
+    difference (two one-sided 5% tests) lies inside +-margin x the better mean; not supported
+    when the 95% interval lies wholly outside it; inconclusive otherwise."""
+    c = stats.compare(a, b)
+    scale = min(abs(c.mean_a), abs(c.mean_b))
+    bound = margin * scale
+    text = (f"{name_a} {_g(c.mean_a)}{unit} vs {name_b} {_g(c.mean_b)}{unit} (n = {c.n_a}, {c.n_b}), "
+            f"margin +-{margin:.0%} of the better = +-{_g(bound)}")
+    if c.n_a < 2 or c.n_b < 2:
+        return Finding(label, INCONCLUSIVE, text + "; fewer than 2 seeds: no interval")
+    diff, half90, *_ = stats.welch(a, b, confidence=0.90)
+    _, half95, *_ = stats.welch(a, b, confidence=0.95)
+    if half90 is None:  # no spread at all: the difference itself decides
+        half90 = half95 = 0.0
+    text += f", difference {_g(diff)}, 90% interval [{_g(diff - half90)}, {_g(diff + half90)}]"
+    if still_improving:
+        return Finding(label, INCONCLUSIVE, text + f"; {still_improving} run(s) still improving when the budget ended")
+    if -bound < diff - half90 and diff + half90 < bound:
+        return Finding(label, SUPPORTED, text + ": inside the margin")
+    if diff - half95 > bound or diff + half95 < -bound:
+        return Finding(label, NOT_SUPPORTED, text + ": the 95% interval lies outside the margin")
+    return Finding(label, INCONCLUSIVE, text + ": the interval crosses the margin")
+
+
+def below(value: float, reference: float, name: str, ref_name: str, *, label: str = "", unit: str = "",
+          tolerance: float = 0.0) -> Finding:
+    """Exact quantities (parameters, bytes, a step time's ratio measured side by side):
+    supported when value < reference by more than `tolerance` (relative), not supported
+    when it is larger by more than that, inconclusive within it."""
+    ratio = value / reference if reference else float("inf")
+    text = f"{name} {_g(value)}{unit} vs {ref_name} {_g(reference)}{unit}: ratio {ratio:.3g}"
+    if ratio < 1 - tolerance:
+        return Finding(label, SUPPORTED, text)
+    if ratio > 1 + tolerance:
+        return Finding(label, NOT_SUPPORTED, text)
+    return Finding(label, INCONCLUSIVE, text + f" (within +-{tolerance:.0%})")
+
+
+def overall(findings: Sequence[Finding]) -> str:
+    """A claim's verdict from its findings: the common verdict, or "mixed: ..." naming
+    which findings went which way."""
+    verdicts = {f.verdict for f in findings}
+    if not findings:
+        return INCONCLUSIVE
+    if len(verdicts) == 1:
+        return findings[0].verdict
+    parts = [f"{v} ({', '.join(f.label for f in findings if f.verdict == v)})" for v in VERDICTS if v in verdicts]
+    return "mixed: " + "; ".join(parts)
+
+
+def _g(v: float | None) -> str:
+    if v is None or v != v:
+        return "n/a"
+    return f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
