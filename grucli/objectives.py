@@ -75,6 +75,29 @@ class NextToken(Classification):
         return {"bpc": m["ce"] / math.log(2), **m}
 
 
+class MultiLabel:
+    """Several binary targets per step (the keys sounding in a piano roll): the Bernoulli
+    negative log-likelihood summed over the targets, averaged over the scored steps (a step
+    whose targets are -1 is padding). Metrics: nll (nats per step, as Chung et al. 2014
+    report it) and frame-level accuracy TP / (TP + FP + FN) at probability 0.5 (Bay et al.
+    2009)."""
+
+    kind = "multilabel"
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        keep = y[..., 0] >= 0  # (B, T)
+        steps = keep.sum().clamp(min=1)
+        return F.binary_cross_entropy_with_logits(out[keep], y[keep], reduction="sum") / steps
+
+    def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
+        keep = y[..., 0] >= 0
+        logits, target = out[keep].double(), y[keep].double()
+        nll = float(F.binary_cross_entropy_with_logits(logits, target, reduction="sum")) / max(1, len(target))
+        pred, on = logits > 0, target > 0.5
+        tp, fp, fn = int((pred & on).sum()), int((pred & ~on).sum()), int((~pred & on).sum())
+        return {"nll": nll, "accuracy": tp / (tp + fp + fn) if tp + fp + fn else float("nan")}
+
+
 class Forecast:
     """Forecasting `H` steps of a series from a scaled window.
 

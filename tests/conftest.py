@@ -26,6 +26,7 @@ TINY_TASKS: dict[str, dict] = {
     "word_lm": {"name": "word_lm", "seq_len": 10, "max_words": 3000},
     "reverse": {"name": "reverse", "seq_len": 5, "min_len": 2, "n_symbols": 4, "n_train": 64, "n_val": 32, "n_test": 32},
     "g2p": {"name": "g2p", "n_train": 64, "n_val": 32, "n_test": 32, "max_letters": 6},
+    "polyphonic": {"name": "polyphonic", "max_pieces": 6, "max_len": 12},
 }
 # Registered tasks without a tiny config, and why (their own test modules cover them).
 NOT_TINY: dict[str, str] = {

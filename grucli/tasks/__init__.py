@@ -7,6 +7,7 @@ from grucli.tasks.anomaly import ANOMALY, CSV_ANOMALY
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.digits import SEQ_DIGITS
 from grucli.tasks.forecast import FORECAST
+from grucli.tasks.music import POLYPHONIC
 from grucli.tasks.sentiment import SENTIMENT
 from grucli.tasks.seq2seq import CSV_TRANSLATE, G2P, REVERSE
 from grucli.tasks.synthetic import ADDING, COPY, COUNTING, TEMPORAL_ORDER
@@ -34,6 +35,7 @@ TASKS: dict[str, Task] = {
         REVERSE,
         G2P,
         CSV_TRANSLATE,
+        POLYPHONIC,
     ]
 }
 

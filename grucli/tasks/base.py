@@ -48,7 +48,7 @@ class Split:
         if self.lengths is None:
             return self
         T, full = int(self.lengths.max()), self.x.shape[1]
-        per_step = self.y.dim() == 2 and self.y.dtype == torch.long and self.y.shape[1] == full
+        per_step = self.y.dim() >= 2 and self.y.shape[1] == full and (self.y.dtype == torch.long or self.y.dim() == 3)
         mask = None if self.score_mask is None else self.score_mask[:, :T]
         return Split(self.x[:, :T], self.y[:, :T] if per_step else self.y, self.lengths, mask)
 

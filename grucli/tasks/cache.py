@@ -32,7 +32,7 @@ FORMAT, VERSION = "grucli-task-cache", 2
 SPLITS, FIELDS = ("train", "val", "test"), ("x", "y", "lengths", "score_mask")
 OBJECTIVES = {c.__name__: c for c in (objectives.Regression, objectives.Classification, objectives.NextToken,
                                       objectives.NextWord, objectives.Forecast, objectives.AnomalyForecast,
-                                      objectives.Transduction)}
+                                      objectives.Transduction, objectives.MultiLabel)}
 
 
 def cache_dir() -> Path:
