@@ -378,7 +378,39 @@ def counting(dirs: list[Path]) -> Evidence:
                     df[["cell", "seed", "value"]])
 
 
-# --------------------------------------------------------------------------- 10 adding limits
+# --------------------------------------------------------------------------- 10 polyphonic
+CHUNG_JSB = {"rnn": 8.67, "gru": 8.54, "lstm": 8.67}  # Chung et al. 2014, Table 2, JSB Chorales test NLL
+
+
+def polyphonic(dirs: list[Path]) -> Evidence:
+    df = _runs(dirs[0])
+    value = {c: df.loc[df["cell"] == c, "value"].tolist() for c in ("gru", "lstm", "rnn")}
+    others = [c for c in ("lstm", "rnn") if value[c]]
+    ps = stats.holm([stats.compare(value["gru"], value[c]).p_welch for c in others])
+    findings = [better(value["gru"], value[c], "min", "gru", c, p_adjusted=p,
+                       still_improving=_improving(df[df["cell"].isin(["gru", c])]), label=f"gru vs {c}", unit=" nats")
+                for c, p in zip(others, ps)]
+    fig, (ax,) = _axes()
+    cells_ = order_cells(df["cell"].unique())
+    for i, c in enumerate(cells_):
+        v = value.get(c) or df.loc[df["cell"] == c, "value"].tolist()
+        d = stats.describe(v)
+        ax.scatter(np.full(len(v), i), v, **_style(c))
+        ax.errorbar([i + 0.15], [d.mean], yerr=[d.ci or 0], color="k", capsize=4)
+    ax.axhline(float(df["baseline_value"].iloc[0]), ls="--", color="0.4", label="independent keys (baseline)")
+    ax.set(xticks=range(len(cells_)), xticklabels=cells_, ylabel="test NLL per step (nats)",
+           title="Bach chorales: next-step NLL")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    params = ", ".join(f"{c} {int(g['params'].iloc[0]):,}" for c, g in df.groupby("cell"))
+    return Evidence(findings, _budget(df) + f"; parameters {params}", fig,
+                    "Test NLL per time step per seed (dots), mean and 95% CI (bars); dashed: every key on with "
+                    "its training frequency.", df[["cell", "seed", "params", "value"]],
+                    [f"Chung et al. 2014 on JSB (their split and encoding): " +
+                     ", ".join(f"{c} {v}" for c, v in CHUNG_JSB.items()) + " -- compare the ordering"])
+
+
+# --------------------------------------------------------------------------- 11 adding limits
 def adding_limits(dirs: list[Path]) -> Evidence:
     df = _runs(dirs[0])
     T = "config.task.seq_len"
