@@ -189,6 +189,23 @@ def test_a_second_run_trains_nothing_and_rewrites_the_page(quick_run):
     assert "params" in res.output and "counting" in res.output and "speed" not in res.output.split("page:")[0]
 
 
+def test_a_partly_run_experiment_is_judged_and_marked_incomplete(quick_run):
+    import shutil
+
+    results, _ = quick_run
+    runs = sorted(p for p in (results / "claims_counting_quick").iterdir() if (p / "summary.json").is_file())
+    shutil.rmtree(runs[0])  # as if the grid had been stopped one run short
+    res = runner.invoke(app, ["claims", "counting", "--read", "--quick", "--results", str(results),
+                              "--experiments", str(ROOT)])
+    assert res.exit_code == 0, res.output
+    total = len(runs)
+    assert f"incomplete ({total - 1} of {total} runs finished)" in res.output
+    page = (results / "claims_quick" / "claims.md").read_text()
+    assert "**Incomplete**" in page
+    rows = pd.read_csv(results / "claims_quick" / "claims.csv").set_index("claim")
+    assert not rows.loc[["counting"], "complete"].any() and rows.loc[["params"], "complete"].all()
+
+
 def test_read_only_says_what_is_not_measured(tmp_path):
     res = runner.invoke(app, ["claims", "memory", "--read", "--results", str(tmp_path), "--experiments", str(ROOT)])
     assert res.exit_code == 0, res.output

@@ -22,6 +22,8 @@ def verdict_of(o: Outcome) -> str:
         return NOT_MEASURED
     if o.error:
         return "could not evaluate"
+    if o.incomplete:
+        return f"incomplete ({o.incomplete}); so far: {overall(o.evidence.findings)}"
     return overall(o.evidence.findings)
 
 
@@ -34,11 +36,11 @@ def write(outcomes: list[Outcome], out: Path, *, quick: bool, root: Path) -> Pat
         ev = o.evidence
         if ev is None:
             rows.append({"claim": o.claim.id, "finding": "", "verdict": verdict_of(o), "evidence": o.error or "",
-                         "budget": ""})
+                         "budget": "", "complete": False})
             continue
         for f in ev.findings:
             rows.append({"claim": o.claim.id, "finding": f.label, "verdict": f.verdict, "evidence": f.evidence,
-                         "budget": ev.budget})
+                         "budget": ev.budget, "complete": not o.incomplete})
         if ev.figure is not None:
             _atomic(out / "figures" / f"{o.claim.id}.png", lambda p, fig=ev.figure: fig.savefig(p, dpi=130,
                                                                                                   bbox_inches="tight",
@@ -93,6 +95,8 @@ def _section(i: int, o: Outcome, quick: bool, root: Path) -> list[str]:
         lines += [f"- The results could not be evaluated: {o.error}", f"- Re-run: `{cmd}`", ""]
         return lines
     ev = o.evidence
+    if o.incomplete:
+        lines += [f"- **Incomplete**: {o.incomplete}; judged on those so far. Finish it: `{cmd}`"]
     lines += [f"- Budget: {ev.budget}", f"- Results: {', '.join(f'`{d}`' for d in o.dirs)}",
               f"- Reproduce: `{cmd}`", "", "Evidence:", ""]
     for f in ev.findings:

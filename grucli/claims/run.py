@@ -29,6 +29,7 @@ class Outcome:
     evidence: object | None = None  # grucli.claims.evidence.Evidence
     missing: list[Path] = field(default_factory=list)  # results folders with nothing to read yet
     error: str | None = None  # the evaluator could not read what is there (one line)
+    incomplete: str | None = None  # e.g. "12 of 36 runs finished": judged on what is there, and said so
 
 
 def kind_of(path: Path) -> str:
@@ -111,6 +112,10 @@ def evaluate(claim: Claim, results: Path, *, quick: bool, root: Path) -> Outcome
     out.missing = [d for d in dirs if not _has_results(d)]
     if out.missing:
         return out
+    parts = [progress(claim, p, results, quick) for p in claim.paths(root)]
+    done, total = sum(d for d, _ in parts), sum(t for _, t in parts)
+    if done < total:
+        out.incomplete = f"{done} of {total} runs finished"
     try:
         out.evidence = getattr(evidence, claim.evaluate)(dirs)
     except FileNotFoundError as e:
@@ -118,6 +123,27 @@ def evaluate(claim: Claim, results: Path, *, quick: bool, root: Path) -> Outcome
     except (KeyError, ValueError, IndexError) as e:  # results of another shape (e.g. an edited file)
         out.error = f"{type(e).__name__}: {e}"
     return out
+
+
+def progress(claim: Claim, path: Path, results: Path, quick: bool) -> tuple[int, int]:
+    """(finished, planned) runs of one experiment (trials and final runs for a study; a
+    bench counts as one), read from its results folder without training."""
+    kind = kind_of(path)
+    if kind == "bench":
+        return int((results / name_of(path, kind, quick) / "bench.csv").is_file()), 1
+    if kind == "tune":
+        from grucli import store
+        from grucli.tune.run import open_tune
+
+        tr, _ = open_tune(path, overrides(claim, kind, quick, path), results)
+        s = tr.search
+        finals = sum(store.read_summary(tr.exp_dir / rid) is not None for a in tr.arms for rid in a.finals)
+        return (sum(min(a.done, s.trials) for a in tr.arms) + finals,
+                len(tr.arms) * (s.trials + len(s.final_seed_list())))
+    from grucli.experiment import open_experiment
+
+    er = open_experiment(path, overrides(claim, kind, quick, path), results)
+    return er.finished, len(er.runs)
 
 
 def _has_results(d: Path) -> bool:
