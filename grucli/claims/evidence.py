@@ -262,8 +262,10 @@ def sensitivity(dirs: list[Path]) -> Evidence:
     if {"gru", "lstm"} <= set(spread) and min(len(spread["gru"]), len(spread["lstm"])) >= 3:
         p = float(st.levene(spread["gru"], spread["lstm"], center="median").pvalue)
         iqr = {c: float(np.subtract(*np.percentile(v, [75, 25]))) for c, v in spread.items()}
+        med = {c: 10 ** float(np.median(v)) for c, v in spread.items()}
         text = (f"IQR of log10 validation {t.select} over trials: gru {iqr['gru']:.3g}, lstm {iqr['lstm']:.3g} "
-                f"decades (n = {len(spread['gru'])}, {len(spread['lstm'])}), Brown-Forsythe p = {p:.3g}")
+                f"decades (n = {len(spread['gru'])}, {len(spread['lstm'])}), Brown-Forsythe p = {p:.3g}; median trial "
+                f"gru {med['gru']:.3g}, lstm {med['lstm']:.3g} (a narrow spread can also mean every trial failed alike)")
         verdict = "inconclusive" if p >= stats.ALPHA else ("supported" if iqr["gru"] > iqr["lstm"] else "not supported")
         findings.append(Finding("spread of the trials", verdict, text))
     imp = analysis.importance(t)
