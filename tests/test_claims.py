@@ -189,6 +189,20 @@ def test_a_second_run_trains_nothing_and_rewrites_the_page(quick_run):
     assert "params" in res.output and "counting" in res.output and "speed" not in res.output.split("page:")[0]
 
 
+def test_runs_left_by_an_earlier_version_of_the_file_are_not_evidence(quick_run):
+    results, _ = quick_run
+    before = pd.read_csv(results / "claims_quick" / "data" / "counting.csv")
+    import shutil
+
+    fake = synthetic_results.write_run(results / "claims_counting_quick", "0123456789ab", "gru", 8, seed=7)
+    res = runner.invoke(app, ["claims", "counting", "--read", "--quick", "--results", str(results),
+                              "--experiments", str(ROOT)])
+    shutil.rmtree(fake)
+    assert res.exit_code == 0, res.output
+    after = pd.read_csv(results / "claims_quick" / "data" / "counting.csv")
+    assert len(after) == len(before) and 7 not in set(after["seed"])
+
+
 def test_a_partly_run_experiment_is_judged_and_marked_incomplete(quick_run):
     import shutil
 

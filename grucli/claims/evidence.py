@@ -33,13 +33,32 @@ class Evidence:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Source:
+    """One experiment's results folder and the run ids of its grid as the file reads now
+    (None: every run in the folder): runs left by an earlier version of the file are not
+    this claim's evidence."""
+
+    dir: Path
+    run_ids: frozenset[str] | None = None
+
+    def __truediv__(self, other) -> Path:
+        return self.dir / other
+
+
+def _dir(src) -> Path:
+    return src.dir if isinstance(src, Source) else Path(src)
+
+
 # --------------------------------------------------------------------------- helpers
-def _runs(exp_dir: Path) -> pd.DataFrame:
+def _runs(src) -> pd.DataFrame:
     from grucli.store.reader import collect
 
-    runs = collect([exp_dir], histories=False).runs
+    runs = collect([_dir(src)], histories=False).runs
+    if isinstance(src, Source) and src.run_ids is not None and len(runs):
+        runs = runs[runs["run_id"].isin(src.run_ids)]
     if runs.empty or "state" not in runs:
-        raise FileNotFoundError(f"{exp_dir}: no finished runs")
+        raise FileNotFoundError(f"{_dir(src)}: no finished runs")
     return runs[runs["state"] == "ok"].copy()
 
 
@@ -185,11 +204,11 @@ def comparable(dirs: list[Path]) -> Evidence:
     findings, table, budgets = [], [], []
     fig, axes = _axes(len(dirs))
     for ax, d in zip(axes, dirs):
-        t = analysis.load(d)
+        t = analysis.load(_dir(d))
         arms = {a["point"].get("model.cell"): a for a in t.arms}
         values = {c: t.finals(arms[c])[f"test.{t.metric}"].tolist() for c in ("gru", "lstm") if c in arms}
         improving = sum(_improving(t.finals(arms[c])) for c in values)
-        task = t.runs["task"].dropna().iloc[0] if len(t.runs) else d.name
+        task = t.runs["task"].dropna().iloc[0] if len(t.runs) else _dir(d).name
         findings.append(equivalent(values.get("gru", []), values.get("lstm", []), "gru", "lstm", margin=0.1,
                                    still_improving=improving, label=f"{task} (test {t.metric})"))
         budgets.append(f"{task}: {analysis.budget_text(t)}")
@@ -253,7 +272,7 @@ def sensitivity(dirs: list[Path]) -> Evidence:
 
     from grucli.tune import analysis
 
-    t = analysis.load(dirs[0])
+    t = analysis.load(_dir(dirs[0]))
     ok = t.trials[t.trials["state"] == "ok"].copy()
     ok["cell"] = [a.split("=")[-1] for a in ok["arm"]]
     ok["log10"] = np.log10(ok["value"].astype(float).clip(lower=1e-12))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grucli.claims import Claim
-from grucli.errors import ConfigError
+from grucli.errors import ConfigError, GrucliError
 
 QUICK_SUFFIX = "_quick"
 
@@ -112,12 +112,17 @@ def evaluate(claim: Claim, results: Path, *, quick: bool, root: Path) -> Outcome
     out.missing = [d for d in dirs if not _has_results(d)]
     if out.missing:
         return out
-    parts = [progress(claim, p, results, quick) for p in claim.paths(root)]
-    done, total = sum(d for d, _ in parts), sum(t for _, t in parts)
+    try:
+        parts = [progress(claim, p, results, quick) for p in claim.paths(root)]
+    except GrucliError as e:  # e.g. a study made from another version of the file: said, never mixed
+        out.error = str(e)
+        return out
+    done, total = sum(d for d, *_ in parts), sum(t for _, t, _ in parts)
     if done < total:
         out.incomplete = f"{done} of {total} runs finished"
+    sources = [evidence.Source(d, ids) for d, (_, _, ids) in zip(dirs, parts)]
     try:
-        out.evidence = getattr(evidence, claim.evaluate)(dirs)
+        out.evidence = getattr(evidence, claim.evaluate)(sources)
     except FileNotFoundError as e:
         out.missing = [Path(str(e).split(":")[0])]
     except (KeyError, ValueError, IndexError) as e:  # results of another shape (e.g. an edited file)
@@ -125,12 +130,13 @@ def evaluate(claim: Claim, results: Path, *, quick: bool, root: Path) -> Outcome
     return out
 
 
-def progress(claim: Claim, path: Path, results: Path, quick: bool) -> tuple[int, int]:
-    """(finished, planned) runs of one experiment (trials and final runs for a study; a
-    bench counts as one), read from its results folder without training."""
+def progress(claim: Claim, path: Path, results: Path, quick: bool) -> tuple[int, int, frozenset[str] | None]:
+    """(finished, planned, the grid's run ids) of one experiment, read from its results
+    folder without training: trials and final runs for a study (run ids None: its manifest
+    says which), a bench counts as one."""
     kind = kind_of(path)
     if kind == "bench":
-        return int((results / name_of(path, kind, quick) / "bench.csv").is_file()), 1
+        return int((results / name_of(path, kind, quick) / "bench.csv").is_file()), 1, None
     if kind == "tune":
         from grucli import store
         from grucli.tune.run import open_tune
@@ -139,11 +145,11 @@ def progress(claim: Claim, path: Path, results: Path, quick: bool) -> tuple[int,
         s = tr.search
         finals = sum(store.read_summary(tr.exp_dir / rid) is not None for a in tr.arms for rid in a.finals)
         return (sum(min(a.done, s.trials) for a in tr.arms) + finals,
-                len(tr.arms) * (s.trials + len(s.final_seed_list())))
+                len(tr.arms) * (s.trials + len(s.final_seed_list())), None)
     from grucli.experiment import open_experiment
 
     er = open_experiment(path, overrides(claim, kind, quick, path), results)
-    return er.finished, len(er.runs)
+    return er.finished, len(er.runs), frozenset(er.run_ids)
 
 
 def _has_results(d: Path) -> bool:
