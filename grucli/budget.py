@@ -54,7 +54,7 @@ def describe(epochs: Sequence[int], steps: Sequence[int], trials: int | None = N
         if not xs:
             return None
         lo, hi = min(xs), max(xs)
-        return f"{lo:,} {unit}" if lo == hi else f"{lo:,}-{hi:,} {unit}"
+        return f"{lo:,} {unit.removesuffix('s') if lo == 1 else unit}" if lo == hi else f"{lo:,}-{hi:,} {unit}"
 
     parts = [span(epochs, "epochs"), span(steps, "steps")]
     text = parts[0] or ""

@@ -274,13 +274,19 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
 SECTIONS = ("task", "model", "train")
 
 
+def _flow(values) -> str:
+    return yaml.safe_dump(values, default_flow_style=True, width=10**6).strip()
+
+
 def _set_axis(grid, axis: str, value, key: str) -> dict:
     """--set grid.<axis>=[values]: new values for an axis the grid already has."""
     if not isinstance(grid, dict) or axis not in grid:
         axes = ", ".join(map(str, grid)) if isinstance(grid, dict) and grid else "none"
-        raise ConfigError(f"--set {key}: '{axis}' is not an axis of this grid (axes: {axes})")
+        raise ConfigError(f"--set {key}: '{axis}' is not an axis of this grid (axes: {axes}); grid.<axis> gives an "
+                          f"existing axis new values, --set {axis}=value fixes a key")
     if not isinstance(value, list) or not value:
-        raise ConfigError(f"--set {key}: expected a non-empty list of values, e.g. {key}=[1, 2]")
+        raise ConfigError(f"--set {key}: expected a non-empty list of values, like the file's {key}="
+                          f"{_flow(grid[axis])}")
     return {**grid, axis: value}
 
 

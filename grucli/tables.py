@@ -266,6 +266,7 @@ def answers(view: TaskView, summary: pd.DataFrame, h2h: pd.DataFrame) -> list[st
     lines = []
     keys = [short(c) for c in view.settings]
     groups = summary.groupby(keys, dropna=False, sort=False) if keys else [((), summary)]
+    runs_of = {setting_label(view.settings, v): g[g["state"] == OK] for v, _, g in view.groups(by_cell=False)}
     for values, rows in groups:
         values = values if isinstance(values, tuple) else (values,)
         where = f"{view.task}" + (f", {setting_label(view.settings, values)}" if keys else "")
@@ -276,18 +277,20 @@ def answers(view: TaskView, summary: pd.DataFrame, h2h: pd.DataFrame) -> list[st
         best = done.loc[done["mean"].idxmin() if view.goal == "min" else done["mean"].idxmax()]
         reached = "" if view.target is None else (f", validation reached the target in {int(best['reached_target'])}/"
                                                    f"{int(best['n'])}")
-        head = (f"{where}: {best['cell']} did best (test {view.metric} {_pm(best['mean'], best['ci95'])} over "
-                f"{int(best['n'])} seeds{reached}; {_int(best['params'])} params, {_g3(best['train_time_s'])} s "
-                "training)")
+        n = int(best["n"])
+        did = "did best" if len(done) > 1 else "(the only cell here)"
+        head = (f"{where}: {best['cell']} {did} (test {view.metric} {_pm(best['mean'], best['ci95'])} over "
+                f"{n} seed{'s' if n != 1 else ''}{reached}; {_int(best['params'])} params, "
+                f"{_g3(best['train_time_s'])} s training)")
         label = setting_label(view.settings, values)
         mine = h2h[(h2h["setting"] == label) & (h2h["family"] == "metric")] if len(h2h) else h2h
         against = [f"vs {r.b if r.a == best['cell'] else r.a}: {r.verdict} (Holm p {_pv(getattr(r, 'p_holm', None))})"
                    for r in mine.itertuples() if best["cell"] in (r.a, r.b)]
-        spent = mine["budget"].iloc[0] if len(mine) else ""
-        improving = sorted({f"{c} {n}" for r in mine.itertuples() for c, n in ((r.a, r.improving_a),
-                                                                                (r.b, r.improving_b)) if _flagged(n)})
-        plateau = sorted({f"{c} {n}" for r in mine.itertuples() for c, n in ((r.a, r.at_baseline_a),
-                                                                              (r.b, r.at_baseline_b)) if _flagged(n)})
+        ok = runs_of.get(label, pd.DataFrame())  # every cell of the setting, one or many
+        spent = budget.describe(_col(ok, "timing.epochs"), _col(ok, "timing.steps")) if len(ok) else ""
+        per_cell = [(c, ok[ok["cell"] == c]) for c in order_cells(ok["cell"].unique())] if len(ok) else []
+        improving = [f"{c} {n}" for c, g in per_cell if _flagged(n := _share(g, "still_improving"))]
+        plateau = [f"{c} {n}" for c, g in per_cell if _flagged(n := _share(g, "left_baseline", False))]
         tail = f" -- at {spent}" if spent else ""
         if improving:
             tail += f"; still improving when training stopped: {', '.join(improving)} runs"

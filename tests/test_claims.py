@@ -88,8 +88,14 @@ def test_overall_names_which_findings_went_which_way():
     n = verdict.Finding("fused", NOT_SUPPORTED, "")
     assert verdict.overall([s, s]) == SUPPORTED
     assert verdict.overall([]) == INCONCLUSIVE
-    mixed = verdict.overall([s, n])
-    assert mixed.startswith("mixed") and "supported (torch)" in mixed and "not supported (fused)" in mixed
+    mixed = verdict.overall([s, n, s])
+    assert mixed.startswith("mixed") and "supported: torch | torch" in mixed and "not supported: fused" in mixed
+    assert verdict.overall([s, n, s], short=True) == "mixed: 2 supported, 1 not supported"
+
+
+def test_exact_counts_keep_every_digit():
+    assert "3,489 parameters vs lstm 4,641 parameters" in verdict.below(3489, 4641, "gru", "lstm",
+                                                                      unit=" parameters").evidence
 
 
 # --------------------------------------------------------------------------- an evaluator on made-up runs

@@ -275,3 +275,23 @@ def test_difficulty_axis_is_log_when_the_sweep_spans_ten_times(tmp_path):
         assert ax.get_xscale() == scale
         assert [t.get_text() for t in ax.get_xticklabels()] == [str(v) for v in lens]  # the sizes actually run
         plt.close(drawn.figure)
+
+
+def test_a_single_cell_answer_keeps_its_budget_flags_and_does_not_say_did_best(tmp_path):
+    import json
+
+    import synthetic_results
+
+    from grucli import tables
+    from grucli.store import reader
+
+    exp = synthetic_results.write_experiment(tmp_path, "one", cells=("gru",), seq_lens=(10,), seeds=2)
+    for path in exp.glob("*/summary.json"):
+        s = json.loads(path.read_text())
+        path.write_text(json.dumps({**s, "still_improving": True, "left_baseline": False}))
+    (view,) = tables.task_views(reader.collect([exp], histories=False).runs)
+    (line,) = tables.answers(view, tables.summary_table(view), tables.head_to_head(view))
+    assert "gru (the only cell here)" in line and "did best" not in line
+    assert "at 3 epochs (12 steps) per run" in line
+    assert "still improving when training stopped: gru 2/2" in line
+    assert "never left the trivial baseline: gru 2/2" in line

@@ -106,10 +106,31 @@ def _series(ax, df: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: bo
         ax.errorbar(xs, ms, yerr=cis, capsize=3, lw=1.5, **_style(cell))
     if log_x:
         ax.set_xscale("log")
+    ticks = sorted(df[x].unique())
+    ax.set_xticks(ticks)  # ticks at the measured values only (one T gave 19.0, 19.5, ... 21.0)
+    ax.set_xticklabels([f"{int(t):,}" if float(t).is_integer() else f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+
+
+VERDICT_COLOUR = {"supported": "#D55E00", "not supported": "0.45", "inconclusive": "#E69F00"}
+
+
+def _ratio_bars(ax, labels: list[str], ratios: list[float], verdicts: list[str], band: float = 0.0) -> None:
+    """GRU / LSTM ratios as bars coloured by their finding's verdict, 1 and the +-band drawn."""
+    ax.bar(range(len(ratios)), ratios, color=[VERDICT_COLOUR.get(v, "0.7") for v in verdicts])
+    ax.axhline(1.0, color="0.3", lw=1)
+    if band:
+        ax.axhspan(1 - band, 1 + band, color="0.85", zorder=0, label=f"within +-{band:.0%}: inconclusive")
+    ax.set_xticks(range(len(ratios)))
+    ax.set_xticklabels(labels, fontsize=7, rotation=30, ha="right")
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=c, label=v) for v, c in VERDICT_COLOUR.items() if v in verdicts]
+    ax.legend(handles=handles, fontsize=7, loc="best")
 
 
 def _holm(findings_p: list[tuple[dict, float | None]]) -> list[float | None]:
@@ -183,13 +204,10 @@ def speed(dirs: list[Path]) -> Evidence:
                                  best[col]))
     for impl, label, a, b in rows:
         findings.append(below(a, b, "gru", "lstm", label=f"{impl}, {label}", unit=" ms", tolerance=0.05))
-    fig, (ax,) = _axes(width=6.0)
-    labels = [f"{i}\n{l}" for i, l, _, _ in rows]
-    ax.bar(range(len(rows)), [a / b for _, _, a, b in rows], color=["#D55E00" if a < b else "0.6" for _, _, a, b in rows])
-    ax.axhline(1.0, color="0.3", lw=1)
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels(labels, fontsize=6)
-    ax.set(ylabel="GRU / LSTM training-step time", title="does the GRU train faster?")
+    fig, (ax,) = _axes(width=7.0, height=4.2)
+    _ratio_bars(ax, [f"{i}: {l}" for i, l, _, _ in rows], [a / b for _, _, a, b in rows],
+                [f.verdict for f in findings], band=0.05)
+    ax.set(ylabel="GRU / LSTM training-step time", title="does the GRU train faster? (below 1: yes)")
     r0 = df.iloc[0]
     return Evidence(findings, f"median CPU time over {int(r0['repeats'])} interleaved rounds, {int(r0['threads'])} "
                               f"thread(s), T = {int(r0['seq_len'])}, B = {int(r0['batch'])}", fig,
@@ -291,8 +309,9 @@ def sensitivity(dirs: list[Path]) -> Evidence:
     notes = []
     if len(imp):
         for cell, g in imp.groupby("arm"):
-            notes.append(f"{cell}: importance " + ", ".join(f"{r.param} {r.importance:.2f} [{r.lo:.2f}, {r.hi:.2f}]"
-                                                           for r in g.itertuples()))
+            notes.append(f"{cell}: importance (fANOVA on all trials; in brackets the middle 95% of it over bootstrap "
+                         "resamples of the trials, which can miss the all-trials value when trials are few) " +
+                         ", ".join(f"{r.param} {r.importance:.2f} [{r.lo:.2f}, {r.hi:.2f}]" for r in g.itertuples()))
     fig, (ax,) = _axes()
     cells_ = order_cells(spread)
     ax.boxplot([spread[c] for c in cells_], tick_labels=cells_)
@@ -320,12 +339,11 @@ def memory(dirs: list[Path]) -> Evidence:
             if what == "activations" or impl == "torch":  # parameter bytes do not depend on the impl
                 findings.append(below(a, b, "gru", "lstm", label=f"{what}, {impl}, H = {int(H)}", unit=" B"))
     table = pd.DataFrame(rows)
-    fig, (ax,) = _axes(width=6.0)
+    fig, (ax,) = _axes(width=6.0, height=3.8)
     act = table[table["bytes"] == "activations"]
-    ax.bar(range(len(act)), act["ratio"], color=["#D55E00" if r < 1 else "0.6" for r in act["ratio"]])
-    ax.axhline(1.0, color="0.3", lw=1)
-    ax.set_xticks(range(len(act)))
-    ax.set_xticklabels([f"{r.impl}\nH={r.H}" for r in act.itertuples()], fontsize=7)
+    verdicts = {f.label: f.verdict for f in findings}
+    _ratio_bars(ax, [f"{r.impl}, H = {r.H}" for r in act.itertuples()], act["ratio"].tolist(),
+                [verdicts.get(f"activations, {r.impl}, H = {r.H}", "") for r in act.itertuples()])
     ax.set(ylabel="GRU / LSTM saved-activation bytes", title="memory a training step keeps for its backward")
     T = int(df["config.task.seq_len"].iloc[0])
     B = int(df["config.train.batch_size"].iloc[0])
@@ -439,14 +457,16 @@ def adding_limits(dirs: list[Path]) -> Evidence:
     solved = (df.assign(hit=df["value"] < target).groupby(["cell", T])["hit"].mean() >= TARGET_SHARE)
     limit = {c: max([t for (cc, t), ok in solved.items() if cc == c and ok], default=0) for c in df["cell"].unique()}
     tried = sorted(int(t) for t in df[T].unique())
-    text = "; ".join(f"{c}: {'T = ' + str(limit[c]) if limit[c] else 'none'}" for c in order_cells(limit))
+    solved_text = lambda c: f"T = {limit[c]}" if limit[c] else "none"  # noqa: E731
     findings = []
     for gated in ("gru", "lstm"):
         if "rnn" in limit and gated in limit:
             a, b = limit["rnn"], limit[gated]
             verdict = ("supported" if a < b else "not supported" if a > b else "inconclusive")
-            findings.append(Finding(f"rnn vs {gated}", verdict, f"largest T solved (test MSE < {target:g} in >= "
-                                                                 f"{TARGET_SHARE:.0%} of seeds, of {tried}): {text}"))
+            findings.append(Finding(f"rnn vs {gated}", verdict,
+                                    f"largest T solved (test MSE < {target:g} in >= {TARGET_SHARE:.0%} of seeds; tried "
+                                    f"{', '.join(map(str, tried))}): rnn {solved_text('rnn')}, {gated} "
+                                    f"{solved_text(gated)}" + ("" if a != b else "; the same: no ordering")))
     fig, (ax,) = _axes()
     _series(ax, df, T, "value", log_y=True)
     ax.axhline(target, ls=":", color="0.4", label="target")

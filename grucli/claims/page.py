@@ -17,14 +17,14 @@ from grucli.claims.verdict import overall
 NOT_MEASURED = "not measured yet"
 
 
-def verdict_of(o: Outcome) -> str:
+def verdict_of(o: Outcome, short: bool = False) -> str:
     if o.missing:
         return NOT_MEASURED
     if o.error:
         return "could not evaluate"
     if o.incomplete:
-        return f"incomplete ({o.incomplete}); so far: {overall(o.evidence.findings)}"
-    return overall(o.evidence.findings)
+        return f"incomplete ({o.incomplete}); so far: {overall(o.evidence.findings, short)}"
+    return overall(o.evidence.findings, short)
 
 
 def write(outcomes: list[Outcome], out: Path, *, quick: bool, root: Path) -> Path:
@@ -74,7 +74,8 @@ def render(outcomes: list[Outcome], *, quick: bool, root: Path) -> str:
               "\"comparable\" uses two one-sided tests (TOST).", ""]
     lines += ["| # | claim | source | verdict |", "|---|---|---|---|"]
     for i, o in enumerate(outcomes, 1):
-        lines.append(f"| {i} | [{_md(o.claim.quote)}](#{_anchor(i, o)}) | {o.claim.source} | **{verdict_of(o)}** |")
+        lines.append(f"| {i} | [{_md(o.claim.quote)}](#{_anchor(i, o)}) | {o.claim.source} | "
+                     f"**{verdict_of(o, short=True)}** |")
     lines.append("")
     for i, o in enumerate(outcomes, 1):
         lines += _section(i, o, quick, root)

@@ -97,19 +97,24 @@ def below(value: float, reference: float, name: str, ref_name: str, *, label: st
     return Finding(label, INCONCLUSIVE, text + f" (within +-{tolerance:.0%})")
 
 
-def overall(findings: Sequence[Finding]) -> str:
-    """A claim's verdict from its findings: the common verdict, or "mixed: ..." naming
-    which findings went which way."""
+def overall(findings: Sequence[Finding], short: bool = False) -> str:
+    """A claim's verdict from its findings: the common verdict, or "mixed" naming which
+    findings went which way ("mixed -- supported: a | b; not supported: c"), or with
+    `short` only how many ("mixed: 2 supported, 1 not supported")."""
     verdicts = {f.verdict for f in findings}
     if not findings:
         return INCONCLUSIVE
     if len(verdicts) == 1:
         return findings[0].verdict
-    parts = [f"{v} ({', '.join(f.label for f in findings if f.verdict == v)})" for v in VERDICTS if v in verdicts]
-    return "mixed: " + "; ".join(parts)
+    if short:
+        return "mixed: " + ", ".join(f"{sum(f.verdict == v for f in findings)} {v}" for v in VERDICTS if v in verdicts)
+    parts = [f"{v}: {' | '.join(f.label for f in findings if f.verdict == v)}" for v in VERDICTS if v in verdicts]
+    return "mixed -- " + "; ".join(parts)
 
 
 def _g(v: float | None) -> str:
     if v is None or v != v:
         return "n/a"
+    if abs(v) >= 1000 and float(v).is_integer():  # counts (parameters, bytes) are exact: all digits
+        return f"{int(v):,}"
     return f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"

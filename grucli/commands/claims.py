@@ -52,8 +52,9 @@ def claims(
     """Run each claim's experiments (what is missing: resumable, like compare and tune),
     judge each claim at its budget and write results/claims/claims.md (figures, CSVs).
 
-    Example:
+    Examples:
 
+    \b
         grucli claims --quick          # every claim at a tiny scale, minutes
         grucli claims memory speed     # two claims at full scale
         grucli claims --read           # the page from what is already measured
@@ -83,7 +84,7 @@ def claims(
     for o in outcomes:
         if o.claim not in chosen:
             continue
-        v = page.verdict_of(o)
+        v = page.verdict_of(o, short=True)
         style = VERDICT_STYLE.get(v, "yellow" if v.startswith("mixed") else "dim")
         console.print(f"  {o.claim.id:<14} [{style}]{escape(v)}[/]  {escape(o.claim.quote)}")
         if o.error:
