@@ -101,7 +101,7 @@ def test_exact_counts_keep_every_digit():
 # --------------------------------------------------------------------------- an evaluator on made-up runs
 def test_long_range_reads_the_longest_T_and_corrects_over_every_length(tmp_path):
     exp = synthetic_results.write_experiment(tmp_path, "lr", cells=("gru", "lstm"), seq_lens=(10, 40), seeds=3)
-    ev = evidence.long_range([exp])
+    ev = evidence.long_range([exp], claims.get("long_range").cells)
     assert [f.label for f in ev.findings] == ["adding, T = 40"]  # the claim is about the longest T only
     assert ev.findings[0].verdict == SUPPORTED  # the made-up LSTM's MSE is 0.4x the GRU's
     assert "Holm p" in ev.findings[0].evidence and "3 seeds" in ev.budget
@@ -111,7 +111,7 @@ def test_long_range_reads_the_longest_T_and_corrects_over_every_length(tmp_path)
 def test_long_range_is_not_supported_when_the_gru_wins(tmp_path, monkeypatch):
     monkeypatch.setitem(synthetic_results.LEVEL, "gru", 0.005)
     exp = synthetic_results.write_experiment(tmp_path, "lr", cells=("gru", "lstm"), seq_lens=(10, 40), seeds=3)
-    assert evidence.long_range([exp]).findings[0].verdict == NOT_SUPPORTED
+    assert evidence.long_range([exp], claims.get("long_range").cells).findings[0].verdict == NOT_SUPPORTED
 
 
 # --------------------------------------------------------------------------- the files

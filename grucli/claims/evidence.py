@@ -153,7 +153,8 @@ def _label(setting: dict) -> str:
 
 
 # --------------------------------------------------------------------------- 1 params
-def params(dirs: list[Path]) -> Evidence:
+def params(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    a, b = cells
     from grucli.model import model_params
 
     df = _runs(dirs[0])
@@ -163,9 +164,9 @@ def params(dirs: list[Path]) -> Evidence:
     findings = []
     for H, g in df.groupby("H"):
         by = g.set_index("cell")
-        if not {"gru", "lstm"} <= set(by.index):
+        if not {a, b} <= set(by.index):
             continue
-        f = below(float(by.at["gru", "params"]), float(by.at["lstm", "params"]), "gru", "lstm",
+        f = below(float(by.at[a, "params"]), float(by.at[b, "params"]), a, b,
                   label=f"H = {H}", unit=" parameters")
         if (g["params"] != g["formula"]).any():
             f = Finding(f.label, "not supported", f.evidence + "; a count differs from its closed form")
@@ -185,12 +186,13 @@ def params(dirs: list[Path]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 2 speed
-def speed(dirs: list[Path]) -> Evidence:
+def speed(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    ca, cb = cells
     df = pd.read_csv(dirs[0] / "bench.csv")
     col = "train_cpu_ms"
     findings, rows = [], []
     for impl, g in df.groupby("impl", sort=False):
-        gru, lstm = g[g["cell"] == "gru"], g[g["cell"] == "lstm"]
+        gru, lstm = g[g["cell"] == ca], g[g["cell"] == cb]
         for _, r in gru.iterrows():
             same = lstm[(lstm["hidden"] == r["hidden"]) & (lstm["seq_len"] == r["seq_len"]) & (lstm["batch"] == r["batch"])]
             if len(same):
@@ -203,7 +205,7 @@ def speed(dirs: list[Path]) -> Evidence:
                     rows.append((impl, f"equal params (GRU H = {r['hidden']}, LSTM H = {best['hidden']})", r[col],
                                  best[col]))
     for impl, label, a, b in rows:
-        findings.append(below(a, b, "gru", "lstm", label=f"{impl}, {label}", unit=" ms", tolerance=0.05))
+        findings.append(below(a, b, ca, cb, label=f"{impl}, {label}", unit=" ms", tolerance=0.05))
     fig, (ax,) = _axes(width=7.0, height=4.2)
     _ratio_bars(ax, [f"{i}: {l}" for i, l, _, _ in rows], [a / b for _, _, a, b in rows],
                 [f.verdict for f in findings], band=0.05)
@@ -216,7 +218,8 @@ def speed(dirs: list[Path]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 3 comparable
-def comparable(dirs: list[Path]) -> Evidence:
+def comparable(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    a, b = cells
     from grucli.tune import analysis
 
     findings, table, budgets = [], [], []
@@ -224,10 +227,10 @@ def comparable(dirs: list[Path]) -> Evidence:
     for ax, d in zip(axes, dirs):
         t = analysis.load(_dir(d))
         arms = {a["point"].get("model.cell"): a for a in t.arms}
-        values = {c: t.finals(arms[c])[f"test.{t.metric}"].tolist() for c in ("gru", "lstm") if c in arms}
+        values = {c: t.finals(arms[c])[f"test.{t.metric}"].tolist() for c in (a, b) if c in arms}
         improving = sum(_improving(t.finals(arms[c])) for c in values)
         task = t.runs["task"].dropna().iloc[0] if len(t.runs) else _dir(d).name
-        findings.append(equivalent(values.get("gru", []), values.get("lstm", []), "gru", "lstm", margin=0.1,
+        findings.append(equivalent(values.get(a, []), values.get(b, []), a, b, margin=0.1,
                                    still_improving=improving, label=f"{task} (test {t.metric})"))
         budgets.append(f"{task}: {analysis.budget_text(t)}")
         for c, v in values.items():
@@ -242,17 +245,18 @@ def comparable(dirs: list[Path]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 4 long range
-def long_range(dirs: list[Path]) -> Evidence:
+def long_range(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    a, b = cells
     df = _runs(dirs[0])
     T = "config.task.seq_len"
-    pairs = _pairs(df, ["task", T], "lstm", "gru", "min")
+    pairs = _pairs(df, ["task", T], a, b, "min")
     goal = {task: g["goal"].iloc[0] for task, g in df.groupby("task")}
     adjusted = stats.holm([p for *_, p, _ in pairs])
     findings = []
     for (setting, va, vb, _, g), p in zip(pairs, adjusted):
         if setting[T] != df[df["task"] == setting["task"]][T].max():
             continue  # the claim is about the longest dependencies; shorter T are in the figure
-        findings.append(better(va, vb, goal[setting["task"]], "lstm", "gru", p_adjusted=p,
+        findings.append(better(va, vb, goal[setting["task"]], a, b, p_adjusted=p,
                                still_improving=_improving(g), label=f"{setting['task']}, T = {setting[T]}"))
     tasks = sorted(df["task"].unique())
     fig, axes = _axes(len(tasks))
@@ -265,14 +269,15 @@ def long_range(dirs: list[Path]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 5 data
-def data_efficiency(dirs: list[Path]) -> Evidence:
+def data_efficiency(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    a, b = cells
     df = _runs(dirs[0])
     N = "config.task.n_train"
-    pairs = _pairs(df, ["task", N], "gru", "lstm", "min")
+    pairs = _pairs(df, ["task", N], a, b, "min")
     adjusted = stats.holm([p for *_, p, _ in pairs])
     goal = df["goal"].iloc[0]
     smallest = sorted(df[N].unique())[:2]
-    findings = [better(va, vb, goal, "gru", "lstm", p_adjusted=p, still_improving=_improving(g),
+    findings = [better(va, vb, goal, a, b, p_adjusted=p, still_improving=_improving(g),
                        label=f"{s['task']}, n_train = {s[N]}")
                 for (s, va, vb, _, g), p in zip(pairs, adjusted) if s[N] in smallest]
     fig, (ax,) = _axes()
@@ -285,25 +290,26 @@ def data_efficiency(dirs: list[Path]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 6 sensitivity
-def sensitivity(dirs: list[Path]) -> Evidence:
+def sensitivity(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    a, b = cells
     from scipy import stats as st
 
     from grucli.tune import analysis
 
     t = analysis.load(_dir(dirs[0]))
     ok = t.trials[t.trials["state"] == "ok"].copy()
-    ok["cell"] = [a.split("=")[-1] for a in ok["arm"]]
+    ok["cell"] = [arm.split("=")[-1] for arm in ok["arm"]]
     ok["log10"] = np.log10(ok["value"].astype(float).clip(lower=1e-12))
     spread = {c: g["log10"].to_numpy() for c, g in ok.groupby("cell")}
     findings = []
-    if {"gru", "lstm"} <= set(spread) and min(len(spread["gru"]), len(spread["lstm"])) >= 3:
-        p = float(st.levene(spread["gru"], spread["lstm"], center="median").pvalue)
+    if {a, b} <= set(spread) and min(len(spread[a]), len(spread[b])) >= 3:
+        p = float(st.levene(spread[a], spread[b], center="median").pvalue)
         iqr = {c: float(np.subtract(*np.percentile(v, [75, 25]))) for c, v in spread.items()}
         med = {c: 10 ** float(np.median(v)) for c, v in spread.items()}
-        text = (f"IQR of log10 validation {t.select} over trials: gru {iqr['gru']:.3g}, lstm {iqr['lstm']:.3g} "
-                f"decades (n = {len(spread['gru'])}, {len(spread['lstm'])}), Brown-Forsythe p = {p:.3g}; median trial "
-                f"gru {med['gru']:.3g}, lstm {med['lstm']:.3g} (a narrow spread can also mean every trial failed alike)")
-        verdict = "inconclusive" if p >= stats.ALPHA else ("supported" if iqr["gru"] > iqr["lstm"] else "not supported")
+        text = (f"IQR of log10 validation {t.select} over trials: {a} {iqr[a]:.3g}, {b} {iqr[b]:.3g} "
+                f"decades (n = {len(spread[a])}, {len(spread[b])}), Brown-Forsythe p = {p:.3g}; median trial "
+                f"{a} {med[a]:.3g}, {b} {med[b]:.3g} (a narrow spread can also mean every trial failed alike)")
+        verdict = "inconclusive" if p >= stats.ALPHA else ("supported" if iqr[a] > iqr[b] else "not supported")
         findings.append(Finding("spread of the trials", verdict, text))
     imp = analysis.importance(t)
     notes = []
@@ -325,19 +331,20 @@ def sensitivity(dirs: list[Path]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 7 memory
-def memory(dirs: list[Path]) -> Evidence:
+def memory(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    ca, cb = cells
     df = _runs(dirs[0])
     df["impl_"] = df["config.model.impl"]
     findings, rows = [], []
     for (impl, H), g in df.groupby(["impl_", "hidden_size"]):
         by = g.set_index("cell")
-        if not {"gru", "lstm"} <= set(by.index):
+        if not {ca, cb} <= set(by.index):
             continue
         for what, col in (("activations", "timing.saved_activation_bytes"), ("parameters", "timing.param_bytes")):
-            a, b = float(by.at["gru", col]), float(by.at["lstm", col])
-            rows.append({"impl": impl, "H": int(H), "bytes": what, "gru": a, "lstm": b, "ratio": a / b})
+            a, b = float(by.at[ca, col]), float(by.at[cb, col])
+            rows.append({"impl": impl, "H": int(H), "bytes": what, ca: a, cb: b, "ratio": a / b})
             if what == "activations" or impl == "torch":  # parameter bytes do not depend on the impl
-                findings.append(below(a, b, "gru", "lstm", label=f"{what}, {impl}, H = {int(H)}", unit=" B"))
+                findings.append(below(a, b, ca, cb, label=f"{what}, {impl}, H = {int(H)}", unit=" B"))
     table = pd.DataFrame(rows)
     fig, (ax,) = _axes(width=6.0, height=3.8)
     act = table[table["bytes"] == "activations"]
@@ -353,7 +360,7 @@ def memory(dirs: list[Path]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 8 gru -> rnn
-def gru_to_rnn(dirs: list[Path]) -> Evidence:
+def gru_to_rnn(dirs: list, cells: tuple[str, ...]) -> Evidence:
     import torch
 
     from grucli import cells
@@ -397,13 +404,14 @@ def gru_to_rnn(dirs: list[Path]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 9 counting
-def counting(dirs: list[Path]) -> Evidence:
+def counting(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    a, b = cells
     df = _runs(dirs[0])
-    va, vb = (df.loc[df["cell"] == c, "value"].tolist() for c in ("lstm", "gru"))
+    va, vb = (df.loc[df["cell"] == c, "value"].tolist() for c in (a, b))
     cfg = df.iloc[0]
     label = f"trained n <= {int(cfg['config.task.max_n_train'])}, tested {int(cfg['config.task.max_n_train'])} < n <= " \
             f"{int(cfg['config.task.max_n_test'])}"
-    finding = better(va, vb, "max", "lstm", "gru", still_improving=_improving(df), label=label)
+    finding = better(va, vb, "max", a, b, still_improving=_improving(df), label=label)
     fig, (ax,) = _axes()
     for i, c in enumerate(order_cells(df["cell"].unique())):
         v = df.loc[df["cell"] == c, "value"].to_numpy()
@@ -421,13 +429,14 @@ def counting(dirs: list[Path]) -> Evidence:
 CHUNG_JSB = {"rnn": 8.67, "gru": 8.54, "lstm": 8.67}  # Chung et al. 2014, Table 2, JSB Chorales test NLL
 
 
-def polyphonic(dirs: list[Path]) -> Evidence:
+def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    a, *rest = cells
     df = _runs(dirs[0])
-    value = {c: df.loc[df["cell"] == c, "value"].tolist() for c in ("gru", "lstm", "rnn")}
-    others = [c for c in ("lstm", "rnn") if value[c]]
-    ps = stats.holm([stats.compare(value["gru"], value[c]).p_welch for c in others])
-    findings = [better(value["gru"], value[c], "min", "gru", c, p_adjusted=p,
-                       still_improving=_improving(df[df["cell"].isin(["gru", c])]), label=f"gru vs {c}", unit=" nats")
+    value = {c: df.loc[df["cell"] == c, "value"].tolist() for c in cells}
+    others = [c for c in rest if value[c]]
+    ps = stats.holm([stats.compare(value[a], value[c]).p_welch for c in others])
+    findings = [better(value[a], value[c], "min", a, c, p_adjusted=p,
+                       still_improving=_improving(df[df["cell"].isin([a, c])]), label=f"{a} vs {c}", unit=" nats")
                 for c, p in zip(others, ps)]
     fig, (ax,) = _axes()
     cells_ = order_cells(df["cell"].unique())
@@ -450,7 +459,8 @@ def polyphonic(dirs: list[Path]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 11 adding limits
-def adding_limits(dirs: list[Path]) -> Evidence:
+def adding_limits(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    plain, *rest = cells
     df = _runs(dirs[0])
     T = "config.task.seq_len"
     target = float(df["target"].dropna().iloc[0])
@@ -459,13 +469,13 @@ def adding_limits(dirs: list[Path]) -> Evidence:
     tried = sorted(int(t) for t in df[T].unique())
     solved_text = lambda c: f"T = {limit[c]}" if limit[c] else "none"  # noqa: E731
     findings = []
-    for gated in ("gru", "lstm"):
-        if "rnn" in limit and gated in limit:
-            a, b = limit["rnn"], limit[gated]
+    for gated in rest:
+        if plain in limit and gated in limit:
+            a, b = limit[plain], limit[gated]
             verdict = ("supported" if a < b else "not supported" if a > b else "inconclusive")
-            findings.append(Finding(f"rnn vs {gated}", verdict,
+            findings.append(Finding(f"{plain} vs {gated}", verdict,
                                     f"largest T solved (test MSE < {target:g} in >= {TARGET_SHARE:.0%} of seeds; tried "
-                                    f"{', '.join(map(str, tried))}): rnn {solved_text('rnn')}, {gated} "
+                                    f"{', '.join(map(str, tried))}): {plain} {solved_text(plain)}, {gated} "
                                     f"{solved_text(gated)}" + ("" if a != b else "; the same: no ordering")))
     fig, (ax,) = _axes()
     _series(ax, df, T, "value", log_y=True)
