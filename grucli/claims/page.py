@@ -1,8 +1,8 @@
 """The page "What the notes say, what we measured": one section per claim (the quote, the
 experiment, the evidence with its numbers and one figure, the verdict at the stated budget,
 the command that reproduces it), a summary table first, and claims.csv (one row per
-finding) for pandas. Figures go to figures/<claim>.png, the numbers behind each figure to
-data/<claim>.csv. Everything is written to a temporary name and moved into place."""
+finding) for pandas. Figures go to figures/<claim>.png and .svg, the numbers behind each figure to
+data/<claim>.csv; every file is written atomically (grucli.store)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ def verdict_of(o: Outcome, short: bool = False) -> str:
 
 
 def write(outcomes: list[Outcome], out: Path, *, quick: bool, root: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "figures").mkdir(exist_ok=True)
-    (out / "data").mkdir(exist_ok=True)
+    import matplotlib.pyplot as plt
+
+    from grucli.report.plots import Drawn, save
+    from grucli.store import atomic_write_text
+
     rows = []
     for o in outcomes:
         ev = o.evidence
@@ -41,18 +43,13 @@ def write(outcomes: list[Outcome], out: Path, *, quick: bool, root: Path) -> Pat
         for f in ev.findings:
             rows.append({"claim": o.claim.id, "finding": f.label, "verdict": f.verdict, "evidence": f.evidence,
                          "budget": ev.budget, "complete": not o.incomplete})
-        if ev.figure is not None:
-            _atomic(out / "figures" / f"{o.claim.id}.png", lambda p, fig=ev.figure: fig.savefig(p, dpi=130,
-                                                                                                  bbox_inches="tight",
-                                                                                                  format="png"))
-            import matplotlib.pyplot as plt
-
+        if ev.figure is not None:  # PNG for the page, SVG for a paper, as the report writes them
+            save(Drawn(o.claim.id, ev.figure, ev.caption), out / "figures")
             plt.close(ev.figure)
         if ev.table is not None:
-            _atomic(out / "data" / f"{o.claim.id}.csv", lambda p, t=ev.table: t.to_csv(p, index=False))
-    _atomic(out / "claims.csv", lambda p: pd.DataFrame(rows).to_csv(p, index=False))
-    text = render(outcomes, quick=quick, root=root)
-    _atomic(out / "claims.md", lambda p: p.write_text(text, encoding="utf-8"))
+            atomic_write_text(out / "data" / f"{o.claim.id}.csv", ev.table.to_csv(index=False))
+    atomic_write_text(out / "claims.csv", pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_text(out / "claims.md", render(outcomes, quick=quick, root=root))
     return out / "claims.md"
 
 
@@ -118,9 +115,3 @@ def _anchor(i: int, o: Outcome) -> str:
 
 def _md(text: str) -> str:
     return str(text).replace("|", "\\|")
-
-
-def _atomic(path: Path, write_to) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write_to(tmp)
-    tmp.replace(path)

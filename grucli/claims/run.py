@@ -32,37 +32,39 @@ class Outcome:
     incomplete: str | None = None  # e.g. "12 of 36 runs finished": judged on what is there, and said so
 
 
-def kind_of(path: Path) -> str:
-    """'tune' | 'grid' | 'bench' from the file's top-level keys."""
+def _top(path: Path) -> dict:
+    """The file's top-level mapping (read once per call site that needs kind and name)."""
     from grucli.config import parse_yaml, read_text
 
     raw = parse_yaml(read_text(path, str(path)), str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return raw
+
+
+def kind_of(path: Path, raw: dict | None = None) -> str:
+    """'tune' | 'grid' | 'bench' from the file's top-level keys."""
+    raw = _top(path) if raw is None else raw
     if "search" in raw:
         return "tune"
     return "grid" if "task" in raw else "bench"
 
 
-def name_of(path: Path, kind: str, quick: bool) -> str:
+def name_of(path: Path, quick: bool, raw: dict | None = None) -> str:
     """The results folder name: the experiment's `name:` (a bench: claims_<file stem>)."""
-    from grucli.config import parse_yaml, read_text
-
-    if kind == "bench":
-        base = f"claims_{path.stem}"
-    else:
-        base = str(parse_yaml(read_text(path, str(path)), str(path)).get("name") or path.stem)
+    raw = _top(path) if raw is None else raw
+    base = f"claims_{path.stem}" if kind_of(path, raw) == "bench" else str(raw.get("name") or path.stem)
     return base + (QUICK_SUFFIX if quick else "")
 
 
 def overrides(claim: Claim, kind: str, quick: bool, path: Path) -> list[str]:
     if kind == "bench" or not quick:
         return []
-    return [f"name={name_of(path, kind, quick)}", *claim.quick]
+    return [f"name={name_of(path, quick)}", *claim.quick]
 
 
 def results_dirs(claim: Claim, results: Path, quick: bool, root: Path) -> list[Path]:
-    return [results / name_of(p, kind_of(p), quick) for p in claim.paths(root)]
+    return [results / name_of(p, quick) for p in claim.paths(root)]
 
 
 def run_experiment(claim: Claim, path: Path, results: Path, *, quick: bool, executor: str = "local",
@@ -83,10 +85,13 @@ def run_experiment(claim: Claim, path: Path, results: Path, *, quick: bool, exec
 
 
 def _bench(claim: Claim, path: Path, results: Path, quick: bool, on_round) -> Path:
+    import pandas as pd
+
     from grucli import bench
     from grucli.config import parse_yaml
+    from grucli.store import atomic_write_text
 
-    out = results / name_of(path, "bench", quick)
+    out = results / name_of(path, quick)
     extra = {}
     for item in claim.quick if quick else ():
         key, text = item.split("=", 1)
@@ -97,9 +102,8 @@ def _bench(claim: Claim, path: Path, results: Path, quick: bool, on_round) -> Pa
     if (out / "bench.csv").is_file() and done.is_file() and done.read_text() == wanted:
         return out  # timed with this very config: read, not re-timed (an edited file is timed again)
     rows, _ = bench.run_bench(cfg, on_round=on_round)
-    bench.write_csv(rows, out / "bench.csv.tmp").replace(out / "bench.csv")  # a killed bench leaves no bench.csv
-    (out / "bench_config.json.tmp").write_text(wanted)
-    (out / "bench_config.json.tmp").replace(done)
+    atomic_write_text(out / "bench.csv", pd.DataFrame(rows).to_csv(index=False))  # a killed bench leaves none
+    atomic_write_text(done, wanted)
     return out
 
 
@@ -136,7 +140,7 @@ def progress(claim: Claim, path: Path, results: Path, quick: bool) -> tuple[int,
     says which), a bench counts as one."""
     kind = kind_of(path)
     if kind == "bench":
-        return int((results / name_of(path, kind, quick) / "bench.csv").is_file()), 1, None
+        return int((results / name_of(path, quick) / "bench.csv").is_file()), 1, None
     if kind == "tune":
         from grucli import store
         from grucli.tune.run import open_tune
