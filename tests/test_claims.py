@@ -173,6 +173,9 @@ def test_quick_run_judges_every_claim_and_writes_the_page(quick_run):
     assert set(rows["claim"]) == {c.id for c in claims.CLAIMS}
     assert set(rows["verdict"]) <= set(VERDICTS)
     assert "not measured yet" not in page and "could not evaluate" not in page
+    assert (results / "claims_quick" / "figures" / "params.svg").is_file()
+    # every verdict in the terminal says the budget it was reached at
+    assert "at exact counts" in res.output and res.output.count("seeds per setting") >= 5
 
 
 def test_exact_claims_hold_even_at_the_quick_scale(quick_run):

@@ -87,6 +87,8 @@ def claims(
         v = page.verdict_of(o, short=True)
         style = VERDICT_STYLE.get(v, "yellow" if v.startswith("mixed") else "dim")
         console.print(f"  {o.claim.id:<14} [{style}]{escape(v)}[/]  {escape(o.claim.quote)}")
+        if o.evidence is not None:
+            console.print(f"  {'':<14} [dim]at {escape(o.evidence.budget)}[/]")
         if o.error:
             console.print(f"    [red]{escape(o.error)}[/]")
     console.print(f"page: {out}  (claims.csv: one row per finding; figures/, data/)")
