@@ -241,11 +241,11 @@ def test_rebuilding_removes_stale_figures_but_nothing_else(tmp_path):
 def test_error_bars_stop_at_the_metric_range():
     """A 95% t interval over 3 seeds can span past [0, 1] on an accuracy (or below 0 on an
     MSE); the plotted bars stop where a run could actually be."""
-    from grucli.report.plots import _yerr
+    from grucli.report.plots import cut_yerr
 
-    lower, upper = _yerr([0.9, 0.5], [0.5, 0.2], "accuracy")
+    lower, upper = cut_yerr([0.9, 0.5], [0.5, 0.2], "accuracy")
     assert lower == pytest.approx([0.5, 0.2]) and upper == pytest.approx([0.1, 0.2])
-    lower, upper = _yerr([0.01], [0.05], "mse")
+    lower, upper = cut_yerr([0.01], [0.05], "mse")
     assert lower == pytest.approx([0.01]) and upper == pytest.approx([0.05])
 
 

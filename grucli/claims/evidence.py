@@ -82,7 +82,7 @@ def _axes(ncols: int = 1, width: float = 5.0, height: float = 3.4):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False, layout="constrained")
     return fig, axes[0]
 
 
@@ -93,7 +93,9 @@ def _style(cell: str) -> dict:
 
 
 def _series(ax, df: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: bool = False) -> None:
-    """Mean over seeds with 95% CI per cell against x."""
+    """Mean over seeds with 95% CI per cell against x (cut at the metric's range, as the report's)."""
+    from grucli.report.plots import cut_yerr
+
     for cell in order_cells(df["cell"].unique()):
         g = df[df["cell"] == cell]
         pts = []
@@ -103,7 +105,7 @@ def _series(ax, df: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: bo
         if not pts:
             continue
         xs, ms, cis = zip(*sorted(pts))
-        ax.errorbar(xs, ms, yerr=cis, capsize=3, lw=1.5, **_style(cell))
+        ax.errorbar(xs, ms, yerr=cut_yerr(ms, cis, g["metric"].iloc[0]), capsize=3, lw=1.5, **_style(cell))
     if log_x:
         ax.set_xscale("log")
     ticks = sorted(df[x].unique())
@@ -133,10 +135,6 @@ def _ratio_bars(ax, labels: list[str], ratios: list[float], verdicts: list[str],
     ax.legend(handles=handles, fontsize=7, loc="best")
 
 
-def _holm(findings_p: list[tuple[dict, float | None]]) -> list[float | None]:
-    return stats.holm([p for _, p in findings_p])
-
-
 def _pairs(df: pd.DataFrame, by: list[str], a: str, b: str, goal: str, value: str = "value"):
     """Per setting (the `by` columns): the values of cell a and cell b, and Welch's p."""
     out = []
@@ -146,10 +144,6 @@ def _pairs(df: pd.DataFrame, by: list[str], a: str, b: str, goal: str, value: st
         vb = g.loc[g["cell"] == b, value].tolist()
         out.append((dict(zip(by, key)), va, vb, stats.compare(va, vb).p_welch, g))
     return out
-
-
-def _label(setting: dict) -> str:
-    return ", ".join(f"{k.split('.')[-1]} = {v}" for k, v in setting.items())
 
 
 # --------------------------------------------------------------------------- 1 params
@@ -399,7 +393,10 @@ def gru_to_rnn(dirs: list, cells: tuple[str, ...]) -> Evidence:
     ax.set(xlabel="time step", ylabel="max |h - h_rnn| so far", title="GRU with forced gates vs the tanh RNN")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return Evidence([finding], f"weights of one GRU trained for {int(df['timing.epochs'].iloc[0])} epoch(s)", fig,
+    from grucli import budget
+
+    trained = budget.describe(df["timing.epochs"].tolist(), df["timing.steps"].tolist()).removesuffix(" per run")
+    return Evidence([finding], f"weights of one GRU trained for {trained}", fig,
                     "Largest state difference to the tanh RNN (candidate weights), step by step.", tr)
 
 

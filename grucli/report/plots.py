@@ -72,7 +72,7 @@ def _maybe_log_y(ax, values, view: TaskView) -> None:
 METRIC_RANGE = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0)}  # every other grucli metric is >= 0
 
 
-def _yerr(ms, cis, metric: str) -> list[list[float]]:
+def cut_yerr(ms, cis, metric: str) -> list[list[float]]:
     """Error bars (lower, upper) of a t interval, cut at the metric's range: with 3 seeds a
     95% CI on an accuracy can span more than [0, 1], which no run can reach."""
     lo, hi = METRIC_RANGE.get(metric, (0.0, math.inf))
@@ -238,7 +238,7 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
                 pts = sorted((x, *_ci(gx["value"])) for x, gx in g.groupby(knob))
                 xs, ms, cis = zip(*pts)
                 every += ms
-                ax.errorbar(xs, ms, yerr=_yerr(ms, cis, view.metric), color=colour(cell),
+                ax.errorbar(xs, ms, yerr=cut_yerr(ms, cis, view.metric), color=colour(cell),
                             marker=marker(cell), capsize=3, lw=1.6, label=cell)
             for col, style, name in _baselines(runs):
                 base = runs.groupby(knob)[col].first().dropna() if col in runs else pd.Series(dtype=float)
@@ -283,7 +283,7 @@ def size(view: TaskView, histories: dict) -> list[Drawn]:
         for cell, g in _by_cell(runs):
             pts = sorted((p, *_ci(gp["value"])) for p, gp in g.groupby("params"))
             xs, ms, cis = zip(*pts)
-            ax.errorbar(xs, ms, yerr=_yerr(ms, cis, view.metric), color=colour(cell),
+            ax.errorbar(xs, ms, yerr=cut_yerr(ms, cis, view.metric), color=colour(cell),
                         marker=marker(cell), capsize=3, lw=1.6, label=cell)
         _baseline_lines(ax, runs)
         ax.set_xscale("log")
