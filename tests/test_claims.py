@@ -246,3 +246,16 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     assert res.exit_code == 2
     assert message in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_claims_file_stops_before_any_claim_trains(tmp_path):
+    import shutil
+
+    root = tmp_path / "claims"
+    shutil.copytree(ROOT, root)
+    (root / "speed.yaml").write_text("cells: [gru, nosuch]\n")
+    res = runner.invoke(app, ["claims", "params", "speed", "--quick", "--results", str(tmp_path / "r"),
+                              "--experiments", str(root)])
+    assert res.exit_code == 2
+    assert "speed.yaml: cells: unknown cell 'nosuch'" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "r").exists()  # params, listed first, did not train

@@ -67,6 +67,30 @@ def results_dirs(claim: Claim, results: Path, quick: bool, root: Path) -> list[P
     return [results / name_of(p, quick) for p in claim.paths(root)]
 
 
+def check(claim: Claim, path: Path, quick: bool) -> None:
+    """Load and validate one experiment file as it would run (nothing read or written in
+    results/): `grucli claims` checks every file before it trains the first."""
+    kind = kind_of(path)
+    if kind == "bench":
+        from grucli import bench
+
+        bench.load_bench_config(path, **_bench_quick(claim, quick))
+        return
+    from grucli.config import load_experiment
+    from grucli.grid import expand
+
+    exp = load_experiment(path, overrides(claim, kind, quick, path))
+    if kind == "grid":
+        expand(exp)
+
+
+def _bench_quick(claim: Claim, quick: bool) -> dict:
+    """The claim's quick overrides of a bench config (key=YAML value)."""
+    from grucli.config import parse_yaml
+
+    return {k: parse_yaml(v, f"quick {k}") for k, v in (i.split("=", 1) for i in (claim.quick if quick else ()))}
+
+
 def run_experiment(claim: Claim, path: Path, results: Path, *, quick: bool, executor: str = "local",
                    jobs: int | None = None, threads: int | None = None, reporter=None, on_round=None) -> Path:
     """Train / tune / time what is missing of one experiment; returns its results folder."""
@@ -88,15 +112,10 @@ def _bench(claim: Claim, path: Path, results: Path, quick: bool, on_round) -> Pa
     import pandas as pd
 
     from grucli import bench
-    from grucli.config import parse_yaml
     from grucli.store import atomic_write_text
 
     out = results / name_of(path, quick)
-    extra = {}
-    for item in claim.quick if quick else ():
-        key, text = item.split("=", 1)
-        extra[key] = parse_yaml(text, f"quick {key}")
-    cfg = bench.load_bench_config(path, **extra)
+    cfg = bench.load_bench_config(path, **_bench_quick(claim, quick))
     wanted = json.dumps(cfg.model_dump(), sort_keys=True)
     done = out / "bench_config.json"
     if (out / "bench.csv").is_file() and done.is_file() and done.read_text() == wanted:

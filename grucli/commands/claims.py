@@ -69,6 +69,8 @@ def claims(
             if not p.is_file():
                 raise GrucliError(f"{p}: the experiment of claim '{c.id}' is missing (--experiments points at the "
                                   "folder of the claims' files)")
+            if not read_only:
+                claims_run.check(c, p, quick)  # a bad file stops here, before any claim trains
     if not read_only:
         for i, c in enumerate(chosen, 1):
             for p in c.paths(root):
