@@ -69,12 +69,15 @@ def open_experiment(path: str | Path, overrides=(), results: str | Path = "resul
 
 def run(path: str | Path, overrides=(), *, results: str | Path = "results", executor: str = "inline",
         jobs: int | None = None, threads: int | None = None, address: str | None = None,
-        retry_failed: bool = False, dry_run: bool = False, reporter: Reporter | None = None) -> ExperimentRun:
+        retry_failed: bool = False, dry_run: bool = False, reporter: Reporter | None = None,
+        pack: int | None = None) -> ExperimentRun:
     """Train every run of the experiment at `path` that is not finished in `results`.
 
     executor: inline (this process) | local (a process pool of `jobs` workers) | ray (at
-    `address`, or a local cluster). `threads`: torch threads per worker. Finished runs are
-    found by run id and kept, so the same call resumes an interrupted grid."""
+    `address`, or a local cluster). `threads`: torch threads per worker. `pack`: runs of one
+    shape trained together per worker (1: each alone; None: chosen, execute.pack.size); the
+    numbers are the same either way. Finished runs are found by run id and kept, so the
+    same call resumes an interrupted grid."""
     rep = reporter or Reporter()
     if executor not in EXECUTORS:
         raise GrucliError(f"--executor {executor}: unknown executor; valid: {', '.join(EXECUTORS)}")
@@ -96,7 +99,8 @@ def run(path: str | Path, overrides=(), *, results: str | Path = "results", exec
     store.write_experiment(er.exp_dir, er.experiment)
     rep.grid_started(er.plan.todo)
     er.outcome = execute.run_grid(er.plan.todo, er.exp_dir, er.experiment.name, executor=executor, jobs=jobs,
-                                  threads=threads, address=address, retry_failed=retry_failed, reporter=rep)
+                                  threads=threads, address=address, retry_failed=retry_failed, reporter=rep,
+                                  pack=pack)
     return er
 
 

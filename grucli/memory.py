@@ -35,8 +35,8 @@ def parameter_bytes(model: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer, params=None) -> int:
     """Adam's two moments (and step counters), RMSprop's averages, SGD's momentum: every
-    tensor in the optimiser's state."""
-    return sum(v.numel() * v.element_size() for state in optimizer.state.values() for v in state.values()
-               if isinstance(v, torch.Tensor))
+    tensor in the optimiser's state, or in that of `params` only (one run of a pack)."""
+    states = optimizer.state.values() if params is None else [optimizer.state[p] for p in params if p in optimizer.state]
+    return sum(v.numel() * v.element_size() for state in states for v in state.values() if isinstance(v, torch.Tensor))

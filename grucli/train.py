@@ -112,12 +112,14 @@ def _kernels(impl: str) -> str:
 
 
 def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
+    """The run's optimiser over `params`: tensors, or param groups with their own `lr` and
+    `weight_decay` (a pack: one group per run, each stepped exactly as alone)."""
     t = cfg.train
+    params = list(params)
     if t.optimizer == "adam":
         return adam(params, lr=t.lr, weight_decay=t.weight_decay)
     if t.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    params = list(params)
     return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **_fused(params))
 
 
@@ -125,7 +127,8 @@ def _fused(params: list) -> dict:
     """torch's fused optimiser step (one kernel over every parameter) where it has one for
     these tensors. On CPU it cuts Adam's step at H=16 from ~0.3 to ~0.14 ms; the per-tensor
     loop it replaces is most of a small model's fixed cost per training step."""
-    ok = params and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+    tensors = [p for item in params for p in (item["params"] if isinstance(item, dict) else [item])]
+    ok = tensors and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in tensors)
     return {"fused": True} if ok else {}
 
 
@@ -133,6 +136,22 @@ def adam(params, **kwargs) -> torch.optim.Adam:
     """Adam as grucli trains with it (and `grucli bench` times it)."""
     params = list(params)
     return torch.optim.Adam(params, **kwargs, **_fused(params))
+
+
+def clip_grad_norms(param_lists: list[list[torch.Tensor]], max_norms: list[float]) -> None:
+    """torch.nn.utils.clip_grad_norm_(params, max_norm) for several runs at once, with its
+    arithmetic (each gradient's 2-norm, the norm of those, times min(max / (norm + 1e-6), 1)):
+    the per-tensor norms of every run in one call, then a few small ops per run. torch's
+    own does the same work for one run behind ~0.2 ms of Python per call on a small model."""
+    grads = [[p.grad for p in ps if p.grad is not None] for ps in param_lists]
+    norms = torch._foreach_norm([g for gs in grads for g in gs], 2.0)
+    start = 0
+    for gs, max_norm in zip(grads, max_norms):
+        if not gs:
+            continue
+        total = torch.linalg.vector_norm(torch.stack(norms[start:start + len(gs)]), 2.0)
+        start += len(gs)
+        torch._foreach_mul_(gs, torch.clamp(float(max_norm) / (total + 1e-6), max=1.0))
 
 
 def forward(model: torch.nn.Module, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,132 +230,297 @@ def _latency_ms(model: torch.nn.Module, split: Split, batch_size: int, repeats: 
 
 def train_run(cfg: RunConfig, callback: Callback | None = None, threads: int | None = None) -> RunResult:
     """Train one run. Config and data errors raise GrucliError; any other exception is
-    caught and returned as status 'failed'; a non-finite loss stops with 'diverged'."""
-    cb = callback or Callback()
-    device = runtime.resolve_device(cfg.train.device)
-    n_threads = runtime.configure(threads or cfg.train.threads, device)
+    caught and returned as status 'failed'; a non-finite loss stops with 'diverged'.
+    A run alone is a pack of one: the same code, and the same numbers, as in a pack."""
+    return train_pack([cfg], [callback], threads)[0]
+
+
+def train_pack(cfgs: list[RunConfig], callbacks: list[Callback | None] | None = None, threads: int | None = None,
+               on_result=None) -> list[RunResult]:
+    """Train runs of one shape (grucli.execute.pack.key: they differ at most in seed, lr,
+    weight decay, gradient clip, dropout and when to stop) together, one step advancing
+    all of them. Each run keeps its own weights (from its seed), batch order, dropout
+    masks, optimiser state, clip, stopping, history and result, with the arithmetic it
+    has alone: its forward is its own; the backward is one call over every run's loss
+    (disjoint graphs: each gradient is what its own backward gives) and the optimiser one
+    step over one param group per run. A run that diverges, stops or fails leaves the pack
+    at once; `on_result(i, result)` hears of each run as it finishes. Returns the results
+    in the order of `cfgs`."""
+    from grucli.execute.pack import key
+
+    if len({key(c) for c in cfgs}) != 1:
+        raise ValueError("train_pack: these runs differ in more than what a pack may vary (grucli.execute.pack)")
+    callbacks = list(callbacks or [None] * len(cfgs))
+    first = cfgs[0]
+    device = runtime.resolve_device(first.train.device)
+    n_threads = runtime.configure(threads or first.train.threads, device)
     _reset_peak_memory(device)
-    data = build_task(cfg.task)
-    result = RunResult(status="ok", metric=data.metric, goal=data.goal, target=data.target, select=data.selection,
-                       baseline=dict(data.baseline), env=environment.describe(device, n_threads))
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            _fit(cfg, data, device, cb, result)
-    except GrucliError:
-        raise
-    except Exception as e:  # recorded, the grid goes on
-        result.status = "failed"
-        result.error = f"{type(e).__name__}: {e}".splitlines()[0]
-        result.traceback = traceback.format_exc()
-    return result
+    data = build_task(first.task)
+    env = environment.describe(device, n_threads)
+    with torch.random.fork_rng(devices=[]):
+        runs = [_Member(i, cfg, cb or Callback(), data, device, env) for i, (cfg, cb) in enumerate(zip(cfgs, callbacks))]
+        _Pack(runs, data, device, on_result).fit()
+    return [r.result for r in runs]
 
 
-def _fit(cfg: RunConfig, data: TaskData, device: torch.device, cb: Callback, result: RunResult) -> None:
-    t, wall0 = cfg.train, time.perf_counter()
-    model = build_model(cfg, data).to(device)
-    result.params, result.hidden_size = count_params(model), model.hidden
-    result.model_meta = {"hidden_size": model.hidden, "impl": model.impl, "kernels": _kernels(model.impl),
-                         "spec": model_size(cfg, data)[1], "input_size": data.input_size,
-                         "output_size": data.output_size, "head": data.head, "tokens": data.tokens,
-                         "vocab": data.info.get("vocab"),  # token tasks: id -> token, to decode (grucli sample)
-                         "unit": data.info.get("unit"), "src_vocab": data.info.get("src_vocab"),
-                         "tgt_vocab": data.info.get("tgt_vocab"), "src_unit": data.info.get("src_unit"),
-                         "tgt_unit": data.info.get("tgt_unit")}
-    opt = make_optimizer(cfg, model.parameters())
-    train, val, test = (_to(s, device) for s in (data.train, data.val, data.test))
-    order_gen = torch.Generator().manual_seed(cfg.seed)
-    n, B = len(train), t.batch_size
-    steps_per_epoch = math.ceil(n / B)
-    total = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
-    cb.on_start(total)
+class _Member:
+    """One run of a pack: its model, batch order, random state, bookkeeping and result."""
 
-    step, seqs, train_time, best, best_state, since_best = 0, 0, 0.0, float("nan"), None, 0
-    epoch_times: list[float] = []
-    result.stopped_by = "epochs"
-    for epoch in range(1, t.epochs + 1):
-        perm = torch.randperm(n, generator=order_gen).to(device)
-        loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
-        for i in range(0, n, B):
-            batch = train.take(perm[i:i + B])
-            out, y = forward(model, batch)
-            loss = data.objective.loss(out, y)
-            value = loss.item()
-            if not math.isfinite(value):
-                result.status, result.error = "diverged", f"non-finite loss ({value}) at step {step + 1}"
-                result.stopped_by = "diverged"
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if t.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            opt.step()
-            step += 1
-            loss_sum += value * len(batch)
-            seen += len(batch)
-            seqs += len(batch)
-            cb.on_step(step, value)
-            if step >= total:
-                break
-        epoch_time = time.perf_counter() - t0
-        train_time += epoch_time
-        epoch_times.append(epoch_time)
-        if result.status == "diverged":
-            break
-        val_metrics = evaluate(model, val, data, t.eval_batch_size)
-        row = {"epoch": epoch, "step": step, "train_loss": loss_sum / max(seen, 1),
+    def __init__(self, index: int, cfg: RunConfig, cb: Callback, data: TaskData, device: torch.device, env: dict):
+        self.index, self.cfg, self.cb, self.data, self.device = index, cfg, cb, data, device
+        self.result = RunResult(status="ok", metric=data.metric, goal=data.goal, target=data.target,
+                                select=data.selection, baseline=dict(data.baseline), env=dict(env))
+        self.wall0 = time.perf_counter()
+        self.done, self.model, self.loss, self.value = False, None, None, 0.0
+        self.step, self.seqs, self.train_time = 0, 0, 0.0
+        self.best, self.best_state, self.since_best = float("nan"), None, 0
+        self.epoch_times: list[float] = []
+        self.result.stopped_by = "epochs"
+        try:
+            torch.manual_seed(cfg.seed)  # weights, then dropout masks, from the run's own seed
+            self.model = build_model(cfg, data).to(device)
+            self.rng = _rng_state(device)
+            self.order_gen = torch.Generator().manual_seed(cfg.seed)  # batch order
+            self.result.params, self.result.hidden_size = count_params(self.model), self.model.hidden
+            self.result.model_meta = _model_meta(self.model, cfg, data)
+        except GrucliError:
+            raise
+        except Exception as e:
+            self.fail(e)
+
+    def fail(self, error: BaseException) -> None:  # recorded, the pack and the grid go on
+        self.result.status = "failed"
+        self.result.error = f"{type(error).__name__}: {error}".splitlines()[0]
+        self.result.traceback = "".join(traceback.format_exception(error))
+        self.result.stopped_by = None
+        self.done = True
+
+    def start_epoch(self, n: int) -> None:
+        self.perm = torch.randperm(n, generator=self.order_gen).to(self.device)
+        self.loss_sum, self.seen, self.epoch_time = 0.0, 0, 0.0
+
+    def forward(self, train: Split, i: int, batch_size: int) -> None:
+        """This run's loss on its next batch; a non-finite loss ends it as diverged."""
+        self.batch = train.take(self.perm[i:i + batch_size])
+        _set_rng_state(device := self.device, self.rng)  # the dropout masks it would draw alone
+        out, y = forward(self.model, self.batch)
+        self.rng = _rng_state(device)
+        self.loss = self.data.objective.loss(out, y)
+        self.value = self.loss.item()
+        if not math.isfinite(self.value):
+            self.result.status, self.result.error = "diverged", f"non-finite loss ({self.value}) at step {self.step + 1}"
+            self.result.stopped_by, self.done, self.loss = "diverged", True, None
+
+    def stepped(self, seconds: float) -> None:
+        self.step += 1
+        self.loss_sum += self.value * len(self.batch)
+        self.seen += len(self.batch)
+        self.seqs += len(self.batch)
+        self.epoch_time += seconds
+        self.loss = None
+        self.cb.on_step(self.step, self.value)
+
+    def end_epoch(self) -> None:
+        self.train_time += self.epoch_time
+        self.epoch_times.append(self.epoch_time)
+
+    def evaluate(self, epoch: int, val: Split, total: int, steps_per_epoch: int) -> None:
+        """The epoch's validation row and whether the run stops here (self.done)."""
+        t, data, result = self.cfg.train, self.data, self.result
+        val_metrics = evaluate(self.model, val, data, t.eval_batch_size)
+        row = {"epoch": epoch, "step": self.step, "train_loss": self.loss_sum / max(self.seen, 1),
                **{f"val_{k}": v for k, v in val_metrics.items()},
-               "epoch_time_s": epoch_time, "train_time_s": train_time, "wall_time_s": time.perf_counter() - wall0}
+               "epoch_time_s": self.epoch_time, "train_time_s": self.train_time,
+               "wall_time_s": time.perf_counter() - self.wall0}
         result.history.append(row)
-        cb.on_epoch(row)
+        self.cb.on_epoch(row)
         score = val_metrics[data.selection[0]]
         if result.time_to_target_s is None and data.reached(score):
-            result.time_to_target_s, result.epoch_to_target = train_time, epoch
-        if _better(score, best, data.selection[1]):
-            best, since_best = score, 0
-            best_state = copy.deepcopy(model.state_dict())
+            result.time_to_target_s, result.epoch_to_target = self.train_time, epoch
+        if _better(score, self.best, data.selection[1]):
+            self.best, self.since_best = score, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
         else:
-            since_best += 1
-        stop = cb.stop_reason()
+            self.since_best += 1
+        stop = self.cb.stop_reason()
         if stop:
-            result.status, result.error, result.stopped_by = "pruned", stop, "pruned"
-            break
-        if step >= total:
-            result.stopped_by = "max_steps" if t.max_steps is not None and step < steps_per_epoch * t.epochs else "epochs"
-            break
-        if t.early_stopping and since_best >= t.early_stopping:
-            result.stopped_by = "early_stopping"
-            break
-        if t.stop_at_target and result.time_to_target_s is not None:
-            result.stopped_by = "target"
-            break
-    select, select_goal = data.selection
-    curve = [r[f"val_{select}"] for r in result.history]
-    result.still_improving = budget.still_improving(curve, select_goal, result.stopped_by,
-                                                    solved=result.time_to_target_s is not None)
-    result.left_baseline = budget.left_baseline(curve, data.baseline.get(select), select_goal)
+            result.status, result.error, result.stopped_by, self.done = "pruned", stop, "pruned", True
+        elif self.step >= total:
+            capped = t.max_steps is not None and self.step < steps_per_epoch * t.epochs
+            result.stopped_by, self.done = ("max_steps" if capped else "epochs"), True
+        elif t.early_stopping and self.since_best >= t.early_stopping:
+            result.stopped_by, self.done = "early_stopping", True
+        elif t.stop_at_target and result.time_to_target_s is not None:
+            result.stopped_by, self.done = "target", True
 
-    if best_state is not None:
-        model.load_state_dict(best_state)  # final metrics at the best validation epoch
-    if result.history:
-        result.val = evaluate(model, val, data, t.eval_batch_size)
-        result.test = evaluate(model, test, data, t.eval_batch_size)
-        result.train = evaluate(model, train.take(slice(0, TRAIN_EVAL_CAP)), data, t.eval_batch_size)
-        result.reached_target = result.time_to_target_s is not None  # validation, as time_to_target_s
-        result.test_reached_target = data.reached(result.test[select])
-    result.state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    batch = train.take(slice(0, B))
-    activations = memory.saved_activation_bytes(model, lambda: data.objective.loss(*forward(model, batch)))
-    latency = _latency_ms(model, test, B)
-    result.timing = {
-        "epochs": len(epoch_times), "steps": step, "train_time_s": train_time,
-        "epoch_time_s": sum(epoch_times) / len(epoch_times) if epoch_times else None,
-        "throughput_seq_s": seqs / train_time if train_time else None,
-        "latency_batch_ms": latency,
-        "latency_seq_ms": latency / min(B, len(test)),
-        "peak_memory_mb": _peak_memory_mb(device),
-        "saved_activation_bytes": activations,  # kept for the backward of one batch of batch_size (memory.py)
-        "param_bytes": memory.parameter_bytes(model),
-        "optimizer_state_bytes": memory.optimizer_state_bytes(opt),
-        "total_time_s": time.perf_counter() - wall0,
-    }
+    def finish(self, splits: tuple[Split, Split, Split], pack_size: int) -> None:
+        """Final metrics at the best validation epoch, the weights and the measurements."""
+        result, data, model, t = self.result, self.data, self.model, self.cfg.train
+        train, val, test = splits
+        select, select_goal = data.selection
+        curve = [r[f"val_{select}"] for r in result.history]
+        result.still_improving = budget.still_improving(curve, select_goal, result.stopped_by,
+                                                        solved=result.time_to_target_s is not None)
+        result.left_baseline = budget.left_baseline(curve, data.baseline.get(select), select_goal)
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)  # final metrics at the best validation epoch
+        if result.history:
+            result.val = evaluate(model, val, data, t.eval_batch_size)
+            result.test = evaluate(model, test, data, t.eval_batch_size)
+            result.train = evaluate(model, train.take(slice(0, TRAIN_EVAL_CAP)), data, t.eval_batch_size)
+            result.reached_target = result.time_to_target_s is not None  # validation, as time_to_target_s
+            result.test_reached_target = data.reached(result.test[select])
+        result.state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        B = t.batch_size
+        batch = train.take(slice(0, B))
+        activations = memory.saved_activation_bytes(model, lambda: data.objective.loss(*forward(model, batch)))
+        latency = _latency_ms(model, test, B)
+        epochs = self.epoch_times
+        result.timing = {
+            "epochs": len(epochs), "steps": self.step, "train_time_s": self.train_time,
+            "epoch_time_s": sum(epochs) / len(epochs) if epochs else None,
+            "throughput_seq_s": self.seqs / self.train_time if self.train_time else None,
+            "latency_batch_ms": latency,
+            "latency_seq_ms": latency / min(B, len(test)),
+            "peak_memory_mb": _peak_memory_mb(self.device),  # of the process: a pack's runs share it
+            "saved_activation_bytes": activations,  # kept for the backward of one batch of batch_size (memory.py)
+            "param_bytes": memory.parameter_bytes(model),
+            "optimizer_state_bytes": memory.optimizer_state_bytes(self.opt, self.params),
+            "total_time_s": time.perf_counter() - self.wall0,
+            # runs trained together in one process; its training time is its share of each step's
+            "pack_size": pack_size,
+        }
+
+
+def _rng_state(device: torch.device) -> tuple:
+    """The global generators a training forward draws from (dropout): CPU, and the device's."""
+    return (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
+def _set_rng_state(device: torch.device, state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def _model_meta(model: torch.nn.Module, cfg: RunConfig, data: TaskData) -> dict:
+    return {"hidden_size": model.hidden, "impl": model.impl, "kernels": _kernels(model.impl),
+            "spec": model_size(cfg, data)[1], "input_size": data.input_size,
+            "output_size": data.output_size, "head": data.head, "tokens": data.tokens,
+            "vocab": data.info.get("vocab"),  # token tasks: id -> token, to decode (grucli sample)
+            "unit": data.info.get("unit"), "src_vocab": data.info.get("src_vocab"),
+            "tgt_vocab": data.info.get("tgt_vocab"), "src_unit": data.info.get("src_unit"),
+            "tgt_unit": data.info.get("tgt_unit")}
+
+
+class _Pack:
+    """The training loop over the runs of one pack, in lockstep."""
+
+    def __init__(self, runs: list[_Member], data: TaskData, device: torch.device, on_result):
+        self.runs, self.data, self.device, self.on_result = runs, data, device, on_result
+        self.splits = tuple(_to(s, device) for s in (data.train, data.val, data.test))
+
+    def _leave(self, run: _Member) -> None:
+        """A run is over (any status): its final measurements, then its result is handed on."""
+        if run.result.status != "failed":
+            try:
+                run.finish(self.splits, len(self.runs))
+            except GrucliError:
+                raise
+            except Exception as e:
+                run.fail(e)
+        run.done = True
+        run.model = run.best_state = run.loss = run.params = None  # a finished run's memory goes back now
+        if self.on_result is not None:
+            self.on_result(run.index, run.result)
+
+    def _guard(self, runs: list[_Member], action) -> bool:
+        """Do `action()`; if it raises, every run in `runs` failed (the rest go on): False."""
+        try:
+            action()
+            return True
+        except GrucliError:
+            raise
+        except Exception as e:
+            for run in runs:
+                run.fail(e)
+            return False
+
+    def fit(self) -> None:
+        live = [r for r in self.runs if not r.done]
+        for r in self.runs:
+            if r.done:  # failed while being built
+                self._leave(r)
+        if not live:
+            return
+        t = live[0].cfg.train
+        for r in live:
+            r.params = list(r.model.parameters())
+        groups = [{"params": r.params, "lr": r.cfg.train.lr, "weight_decay": r.cfg.train.weight_decay} for r in live]
+        opt = None
+
+        def build_optimizer():
+            nonlocal opt
+            opt = make_optimizer(live[0].cfg, groups)
+
+        if not self._guard(live, build_optimizer):
+            for r in live:
+                self._leave(r)
+            return
+        for r in live:
+            r.opt = opt
+        train, val, _ = self.splits
+        n, B = len(train), t.batch_size
+        steps_per_epoch = math.ceil(n / B)
+        total = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
+        for r in live:
+            if not r.done:
+                r.cb.on_start(total)
+        clipped = [r for r in live if r.cfg.train.grad_clip]
+        for epoch in range(1, t.epochs + 1):
+            stepping = [r for r in live if not r.done]
+            if not stepping:
+                break
+            for r in stepping:
+                r.start_epoch(n)
+            clock = time.perf_counter()
+            for i in range(0, n, B):
+                for r in stepping:
+                    self._guard([r], lambda: r.forward(train, i, B))
+                going = [r for r in stepping if not r.done]
+                if len(going) < len(stepping):
+                    for r in stepping:
+                        if r.done:
+                            r.end_epoch()
+                            self._leave(r)
+                    stepping = going
+                    if not stepping:
+                        break
+
+                def update():
+                    opt.zero_grad(set_to_none=True)  # every run's, so a run that left is not stepped
+                    torch.autograd.backward([r.loss for r in stepping])
+                    clip = [r for r in clipped if not r.done]
+                    if clip:
+                        clip_grad_norms([r.params for r in clip], [r.cfg.train.grad_clip for r in clip])
+                    opt.step()
+
+                if not self._guard(stepping, update):  # the shared step failed: every run in it is recorded failed
+                    for r in stepping:
+                        self._leave(r)
+                    stepping = []
+                    break
+                now = time.perf_counter()
+                share, clock = (now - clock) / len(stepping), now  # each run's share of the step's time
+                for r in stepping:
+                    r.stepped(share)
+                if stepping[0].step >= total:
+                    break
+            for r in stepping:
+                r.end_epoch()
+                self._guard([r], lambda: r.evaluate(epoch, val, total, steps_per_epoch))
+                if r.done:
+                    self._leave(r)
+        for r in live:
+            if not r.done:
+                self._leave(r)

@@ -91,14 +91,14 @@ def test_failure_isolation_inline(tmp_path, monkeypatch):
     """One run raises, one diverges: both recorded with their status, the rest complete."""
     import grucli.train as train_mod
 
-    real_fit = train_mod._fit
+    real_build = train_mod.build_model
 
-    def fit(cfg, *args):
+    def build(cfg, *args):
         if cfg.model.cell == "rnn" and cfg.seed == 0:
             raise RuntimeError("boom")
-        return real_fit(cfg, *args)
+        return real_build(cfg, *args)
 
-    monkeypatch.setattr(train_mod, "_fit", fit)
+    monkeypatch.setattr(train_mod, "build_model", build)
     exp = write_exp(tmp_path, extra="include:\n  - {model.cell: lstm, train.lr: 1.0e+9, train.grad_clip: null, "
                                      "train.optimizer: sgd}\n")
     res = runner.invoke(app, ["compare", str(exp), "--jobs", "1", "--results", str(tmp_path / "r")])
@@ -108,7 +108,7 @@ def test_failure_isolation_inline(tmp_path, monkeypatch):
     failed = [json.loads(p.read_text()) for p in (tmp_path / "r" / "tiny").glob("*/summary.json")]
     assert any(s["status"] == "failed" and "boom" in s["error"] for s in failed)
     # --retry-failed re-runs exactly the failed and diverged runs
-    monkeypatch.setattr(train_mod, "_fit", real_fit)
+    monkeypatch.setattr(train_mod, "build_model", real_build)
     dry = runner.invoke(app, ["compare", str(exp), "--dry-run", "--retry-failed", "--results", str(tmp_path / "r")])
     assert "3 to run" in dry.output
 

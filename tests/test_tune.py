@@ -196,10 +196,12 @@ def test_report_on_a_tune_folder_has_the_tuned_comparison(tuned, tmp_path):
 
 
 # --------------------------------------------------------------------------- interruption
-def test_a_trial_left_running_is_retried_and_every_arm_ends_with_exactly_n(tmp_path):
+@pytest.mark.parametrize("pack", ["1", "auto"])
+def test_a_trial_left_running_is_retried_and_every_arm_ends_with_exactly_n(tmp_path, pack):
     """Interrupt the tune inside a trial (after Optuna handed it out, before it ended): the
     study keeps a RUNNING trial, as after kill -9. The same command marks it interrupted,
-    trains its parameters again, and each arm ends with exactly `trials` counted trials."""
+    trains its parameters again, and each arm ends with exactly `trials` counted trials.
+    Packed, the driver had asked for a whole pack of trials: every one of them is retried."""
     from grucli.commands import common
 
     path = write(tmp_path, TINY)
@@ -218,21 +220,22 @@ def test_a_trial_left_running_is_retried_and_every_arm_ends_with_exactly_n(tmp_p
 
     common.ProgressReporter.run_started = run_started
     try:
-        res = tune(path, tmp_path / "r")
+        res = tune(path, tmp_path / "r", "--pack", pack)
     finally:
         common.ProgressReporter.run_started = original
     assert res.exit_code == 130
     exp_dir = tmp_path / "r" / "tt"
     running = [t for ts in studies(exp_dir).values() for t in ts if t.state.name == "RUNNING"]
-    assert len(running) == 1
-    res = tune(path, tmp_path / "r")
+    assert len(running) == 1 if pack == "1" else len(running) >= 1
+    res = tune(path, tmp_path / "r", "--pack", pack)
     assert res.exit_code == 0, res.output
-    assert "1 interrupted by a kill: retried with the same parameters" in res.output
+    if pack == "1":
+        assert "1 interrupted by a kill: retried with the same parameters" in res.output
     for trials in studies(exp_dir).values():
         states = [t.user_attrs.get("grucli_state") for t in trials]
         assert states.count("ok") == 3 and "running" not in states
     retried = [t for ts in studies(exp_dir).values() for t in ts if "retry_of" in t.user_attrs]
-    assert len(retried) == 1 and retried[0].params == running[0].params
+    assert sorted(map(str, (t.params for t in retried))) == sorted(map(str, (t.params for t in running)))
 
 
 def test_resume_after_sigkill_of_a_parallel_tune(tmp_path):
@@ -285,7 +288,7 @@ def test_a_pruned_trial_is_a_run_folder_with_status_pruned_whose_history_is_a_pr
     row = pruned.iloc[0]
     summary = json.loads((exp_dir / row["run_id"] / "summary.json").read_text())
     assert summary["status"] == "pruned" and summary["stopped_by"] == "pruned" and "pruned by asha" in summary["error"]
-    history = pd.read_csv(exp_dir / row["run_id"] / "history.csv")
+    history = pd.read_csv(exp_dir / row["run_id"] / "history.csv", float_precision="round_trip")  # exact floats
     assert len(history) < 6
     from grucli.config import RunConfig
 

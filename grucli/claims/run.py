@@ -92,7 +92,8 @@ def _bench_quick(claim: Claim, quick: bool) -> dict:
 
 
 def run_experiment(claim: Claim, path: Path, results: Path, *, quick: bool, executor: str = "local",
-                   jobs: int | None = None, threads: int | None = None, reporter=None, on_round=None) -> Path:
+                   jobs: int | None = None, threads: int | None = None, reporter=None, on_round=None,
+                   pack: int | None = None) -> Path:
     """Train / tune / time what is missing of one experiment; returns its results folder."""
     kind = kind_of(path)
     if kind == "bench":
@@ -101,11 +102,11 @@ def run_experiment(claim: Claim, path: Path, results: Path, *, quick: bool, exec
         from grucli.tune import run as tuning
 
         return tuning.run(path, overrides(claim, kind, quick, path), results=results, executor=executor, jobs=jobs,
-                          threads=threads, reporter=reporter).exp_dir
+                          threads=threads, reporter=reporter, pack=pack).exp_dir
     from grucli import experiment
 
     return experiment.run(path, overrides(claim, kind, quick, path), results=results, executor=executor, jobs=jobs,
-                          threads=threads, reporter=reporter).exp_dir
+                          threads=threads, reporter=reporter, pack=pack).exp_dir
 
 
 def _bench(claim: Claim, path: Path, results: Path, quick: bool, on_round) -> Path:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from grucli.commands.common import (ProgressReporter, at_least_one, baseline_text, clean_errors, console,
-                                    device_overrides, fmt, print_plan)
+                                    device_overrides, fmt, print_plan, PACK_HELP)
 from grucli.errors import GrucliError
 
 
@@ -81,6 +81,7 @@ def compare(
     results: Path = typer.Option(Path("results"), "--results", "-o", help="Results root folder."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (overrides train.threads; default 1)."),
+    pack: str = typer.Option("auto", "--pack", help=PACK_HELP),
 ) -> None:
     """Run a comparison grid of cells x settings x seeds, then print the comparison table.
 
@@ -93,8 +94,10 @@ def compare(
     """
     from grucli import experiment as runner
     from grucli import runtime
+    from grucli.execute import pack as packing
 
     at_least_one(jobs=jobs, threads=threads)
+    k = packing.parse(pack)
     if executor not in ("local", "ray"):
         raise GrucliError(f"--executor {executor}: unknown executor; valid: local, ray")
     overrides = [*set_, *device_overrides(device, None)]
@@ -115,7 +118,7 @@ def compare(
 
     with ProgressReporter(header=None if dry_run else header) as reporter:
         er = runner.run(experiment, overrides, results=results, executor=executor, jobs=jobs, threads=threads,
-                        address=address, retry_failed=retry_failed, dry_run=dry_run, reporter=reporter)
+                        address=address, retry_failed=retry_failed, dry_run=dry_run, reporter=reporter, pack=k)
     if dry_run:
         print_plan(er.plan)
         return

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from grucli.commands.common import (ProgressReporter, at_least_one, clean_errors, console, device_overrides,
-                                    print_plan)
+                                    print_plan, PACK_HELP)
 
 
 def _header(er) -> None:
@@ -25,6 +25,7 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (overrides train.threads; default 1)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also re-run failed and diverged runs."),
+    pack: str = typer.Option("auto", "--pack", help=PACK_HELP),
 ) -> None:
     """Train one configuration or every run of a YAML grid, one after another.
 
@@ -36,10 +37,13 @@ def train(
     """
     from grucli import experiment as runner
 
+    from grucli.execute import pack as packing
+
     at_least_one(threads=threads)
+    k = packing.parse(pack)
     with ProgressReporter(header=None if dry_run else _header) as reporter:
         er = runner.run(experiment, [*set_, *device_overrides(device, threads)], results=results, executor="inline",
-                        retry_failed=retry_failed, dry_run=dry_run, reporter=reporter)
+                        retry_failed=retry_failed, dry_run=dry_run, reporter=reporter, pack=k)
     if dry_run:
         print_plan(er.plan)
         return

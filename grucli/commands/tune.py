@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from grucli.commands.common import ProgressReporter, at_least_one, clean_errors, console, device_overrides, fmt
+from grucli.commands.common import ProgressReporter, at_least_one, clean_errors, console, device_overrides, fmt, PACK_HELP
 from grucli.errors import GrucliError
 
 
@@ -63,6 +63,7 @@ def tune(
     results: Path = typer.Option(Path("results"), "--results", "-o", help="Results root folder."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default 1)."),
+    pack: str = typer.Option("auto", "--pack", help=PACK_HELP),
 ) -> None:
     """Tune each cell (every arm of the grid) with the same budget of trials, then compare.
 
@@ -81,14 +82,17 @@ def tune(
     """
     from grucli.tune import run as tuning
 
+    from grucli.execute import pack as packing
+
     at_least_one(jobs=jobs, threads=threads)
+    k = packing.parse(pack)
     if executor not in ("local", "ray"):
         raise GrucliError(f"--executor {executor}: unknown executor; valid: local, ray")
     if address and executor != "ray":
         raise GrucliError("--address is the address of a Ray cluster: use it with --executor ray")
     with ProgressReporter(header=_plan) as reporter:
         tr = tuning.run(experiment, [*set_, *device_overrides(device, None)], results=results, executor=executor,
-                        jobs=jobs, threads=threads, address=address, dry_run=dry_run, reporter=reporter)
+                        jobs=jobs, threads=threads, address=address, dry_run=dry_run, reporter=reporter, pack=k)
     if dry_run:
         return
     render_tuned(tr.exp_dir)

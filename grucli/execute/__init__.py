@@ -22,6 +22,7 @@ from typing import Iterable
 from filelock import FileLock, Timeout
 
 from grucli import runtime, store
+from grucli.execute import pack as packing
 from grucli.errors import DataError, GrucliError
 from grucli.grid import Run
 from grucli.train import Callback, RunResult
@@ -160,16 +161,15 @@ def crashed(message: str) -> RunResult:
     return RunResult(status="failed", error=message)
 
 
+def train(runs: list[Run], callbacks: list[Callback | None], threads: int | None, on_result=None) -> list[RunResult]:
+    """Train one pack of runs in this process (what every executor's worker calls; a pack
+    of one is a run alone): each run's watcher, if any (a tuner's pruner), wraps its
+    progress callback; `on_result(run, result)` hears of each run as it finishes."""
+    from grucli.train import train_pack
 
-
-def train(run: Run, callback: Callback | None, threads: int | None) -> RunResult:
-    """Train one run in this process (what every executor's worker calls): the run's
-    watcher, if any (a tuner's pruner), wraps the progress callback."""
-    from grucli.train import train_run
-
-    if run.watch is not None:
-        callback = run.watch.callback(callback)
-    return train_run(run.config, callback, threads=threads)
+    callbacks = [r.watch.callback(cb) if r.watch is not None else cb for r, cb in zip(runs, callbacks)]
+    hear = None if on_result is None else (lambda i, result: on_result(runs[i], result))
+    return train_pack([r.config for r in runs], callbacks, threads=threads, on_result=hear)
 
 
 # --------------------------------------------------------------------------- driver
@@ -195,10 +195,14 @@ class _Queue(Source):
         return self.queue.pop(0) if self.queue else None
 
 
-def run_grid(todo: Iterable[Run], exp_dir: Path, experiment: str, **options) -> Outcome:
+def run_grid(todo: Iterable[Run], exp_dir: Path, experiment: str, *, pack: int | None = 1, jobs: int | None = None,
+             **options) -> Outcome:
     """Train every run in `todo` (longest first) and store each as it finishes. Runs that
-    another driver holds or has finished meanwhile are skipped. Options as `drive`."""
-    return drive(_Queue(todo), exp_dir, experiment, **options)
+    another driver holds or has finished meanwhile are skipped. `pack`: runs per pack (1:
+    each alone; None: chosen, execute.pack.size). Options as `drive`."""
+    todo = list(todo)
+    jobs = jobs or runtime.usable_cores()
+    return drive(_Queue(todo), exp_dir, experiment, pack=packing.size(pack, todo, jobs), jobs=jobs, **options)
 
 
 def _executor(executor: str, jobs: int, threads: int | None, address: str | None, rep: Reporter):
@@ -219,12 +223,15 @@ def _executor(executor: str, jobs: int, threads: int | None, address: str | None
 
 def drive(source: Source, exp_dir: Path, experiment: str, *, executor: str = "local", jobs: int | None = None,
           threads: int | None = None, address: str | None = None, retry_failed: bool = False,
-          reporter: Reporter | None = None) -> Outcome:
-    """Start runs from `source` while workers are free, store each result as it comes
+          reporter: Reporter | None = None, pack: int = 1) -> Outcome:
+    """Start packs of runs from `source` while workers are free (up to `pack` runs of one
+    shape each, execute.pack; 1 = every run alone), store each result as it comes
     (atomically, under the run's OS lock), until the source has nothing more and nothing
     is in flight. executor: inline | local (`jobs` processes) | ray."""
     rep = reporter or Reporter()
     exp_dir = Path(exp_dir)
+    if pack < 1:
+        raise GrucliError(f"--pack {pack}: a pack holds at least 1 run")
     ex = _executor(executor, jobs or runtime.usable_cores(), threads, address, rep)
     locks: dict[str, FileLock] = {}
     outcome = Outcome()
@@ -232,41 +239,55 @@ def drive(source: Source, exp_dir: Path, experiment: str, *, executor: str = "lo
     lock_dir = exp_dir / LOCK_DIR
     lock_dir.mkdir(parents=True, exist_ok=True)
     store.remove_stale_temps(exp_dir)  # left by a writer that was killed
+    waiting: list[Run] = []  # taken from the source, not started yet: packs are cut from here
+
+    def deliver(run: Run, result: RunResult) -> None:
+        if run.run_id not in locks:  # delivered before (a pool worker sends each result as it finishes)
+            return
+        try:
+            store.write_run(exp_dir, run, result, experiment)
+        finally:
+            locks.pop(run.run_id).release()
+        outcome.finished[result.status] = outcome.finished.get(result.status, 0) + 1
+        store.write_runs_table(exp_dir)
+        source.finished(run, result)
+        rep.run_finished(run, result)
+
+    def claim(run: Run) -> bool:
+        """Lock the run for this driver, unless another process holds or has finished it."""
+        lock = FileLock(str(lock_dir / f"{run.run_id}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            why = "being trained by another process"
+        else:
+            if store.run_state(exp_dir / run.run_id) in redo:
+                locks[run.run_id] = lock
+                return True
+            lock.release()
+            why = "finished by another process"
+        outcome.skipped += 1
+        source.skipped(run, why)
+        rep.run_skipped(run, why)
+        return False
+
+    ex.deliver = deliver
     try:
         while True:
-            while len(locks) < ex.slots:
-                run = source.next()
-                if run is None:
+            while ex.busy() < ex.slots:
+                while len(waiting) < pack * ex.slots and (run := source.next()) is not None:
+                    waiting.append(run)
+                if not waiting:
                     break
-                lock = FileLock(str(lock_dir / f"{run.run_id}.lock"))
-                try:
-                    lock.acquire(timeout=0)
-                except Timeout:
-                    outcome.skipped += 1
-                    source.skipped(run, "being trained by another process")
-                    rep.run_skipped(run, "being trained by another process")
-                    continue
-                if store.run_state(exp_dir / run.run_id) not in redo:
-                    lock.release()
-                    outcome.skipped += 1
-                    source.skipped(run, "finished by another process")
-                    rep.run_skipped(run, "finished by another process")
-                    continue
-                locks[run.run_id] = lock
-                store.clear_partial(exp_dir / run.run_id)
-                rep.run_started(run)
-                ex.submit(run)
+                runs = [run for run in packing.take(waiting, pack) if claim(run)]
+                for run in runs:
+                    store.clear_partial(exp_dir / run.run_id)
+                    rep.run_started(run)
+                if runs:
+                    ex.submit(runs)
             if not locks:
                 break
-            for run, result in ex.wait():
-                try:
-                    store.write_run(exp_dir, run, result, experiment)
-                finally:
-                    locks.pop(run.run_id).release()
-                outcome.finished[result.status] = outcome.finished.get(result.status, 0) + 1
-                store.write_runs_table(exp_dir)
-                source.finished(run, result)
-                rep.run_finished(run, result)
+            ex.wait()
     except BaseException:
         ex.close(abort=True)
         raise

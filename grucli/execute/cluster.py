@@ -1,5 +1,6 @@
-"""The Ray executor: each run a Ray task on a local or an existing cluster; results come
-back to the driver, which stores them."""
+"""The Ray executor: each pack a Ray task on a local or an existing cluster; results come
+back to the driver, which stores them. A pack's results come back when the whole pack has
+trained: a pack killed midway is trained again in full (a pool delivers each run as it ends)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from grucli.grid import Run
 from grucli.train import RunResult
 
 
-def _ray_train(run: Run, threads: int) -> RunResult:
-    return train(run, None, threads)
+def _ray_train(runs: list[Run], threads: int) -> list[RunResult]:
+    return train(runs, [None] * len(runs), threads)
 
 
 class Ray:
-    """Each run a Ray task (num_cpus=1); results come back to this driver, which stores them."""
+    """Each pack a Ray task (num_cpus=1); results come back to this driver, which stores them."""
 
     def __init__(self, jobs: int, threads: int | None, address: str | None, reporter: Reporter):
         try:
@@ -35,25 +36,29 @@ class Ray:
         self.slots = max(1, int(ray.cluster_resources().get("CPU", jobs))) if address else jobs
         self.remote = ray.remote(num_cpus=1, max_retries=0)(_ray_train)
         self.inflight: dict = {}
+        self.deliver = None  # set by the driver: deliver(run, result)
 
-    def submit(self, run: Run) -> None:
-        self.inflight[self.remote.remote(run, self.threads)] = run
+    def busy(self) -> int:
+        return len(self.inflight)
 
-    def wait(self) -> list[tuple[Run, RunResult]]:
+    def submit(self, runs: list[Run]) -> None:
+        self.inflight[self.remote.remote(runs, self.threads)] = runs
+
+    def wait(self) -> None:
         ready, _ = self.ray.wait(list(self.inflight), num_returns=1)
-        out = []
         for ref in ready:
-            run = self.inflight.pop(ref)
+            runs = self.inflight.pop(ref)
             try:
-                out.append((run, self.ray.get(ref)))
+                results = self.ray.get(ref)
             except GrucliError:
                 raise
             except Exception as e:  # task or worker failure: recorded, the grid goes on
                 cause = getattr(e, "cause", None)
                 if isinstance(cause, GrucliError):
                     raise cause from None
-                out.append((run, crashed(f"ray task failed: {type(e).__name__}: {e}".splitlines()[0])))
-        return out
+                results = [crashed(f"ray task failed: {type(e).__name__}: {e}".splitlines()[0])] * len(runs)
+            for run, result in zip(runs, results):
+                self.deliver(run, result)
 
     def close(self, abort: bool = False) -> None:
         if abort:

@@ -1,5 +1,5 @@
-"""Executors on this machine: `Inline` (this process, one run at a time) and `Pool` (a
-pool of worker processes, one run per worker at a time)."""
+"""Executors on this machine: `Inline` (this process, one pack at a time) and `Pool` (a
+pool of worker processes, one pack per worker at a time). A pack of one is a run alone."""
 
 from __future__ import annotations
 
@@ -16,20 +16,28 @@ from grucli.train import RunResult
 
 
 class Inline:
-    """Train in this process, one run at a time."""
+    """Train in this process, one pack at a time; each result is delivered as its run ends."""
 
     slots = 1
 
     def __init__(self, threads: int | None, reporter: Reporter):
         self.threads, self.reporter, self.pending = threads, reporter, []
+        self.deliver = None  # set by the driver: deliver(run, result)
 
-    def submit(self, run: Run) -> None:
-        self.pending.append(run)
+    def busy(self) -> int:
+        return len(self.pending)
 
-    def wait(self) -> list[tuple[Run, RunResult]]:
-        run = self.pending.pop(0)
-        cb = ProgressCallback(lambda s, t, i: self.reporter.run_progress(run, s, t, i), every_s=0.1)
-        return [(run, train(run, cb, self.threads))]
+    def submit(self, runs: list[Run]) -> None:
+        self.pending.append(runs)
+
+    def _progress(self, run: Run) -> ProgressCallback:
+        return ProgressCallback(lambda s, t, i: self.reporter.run_progress(run, s, t, i), every_s=0.1)
+
+    def wait(self) -> None:
+        runs = self.pending.pop(0)
+        results = train(runs, [self._progress(r) for r in runs], self.threads, on_result=self.deliver)
+        for run, result in zip(runs, results):  # each was delivered as it ended; the driver ignores repeats
+            self.deliver(run, result)
 
     def close(self, abort: bool = False) -> None: ...
 
@@ -64,14 +72,23 @@ def _init_worker(q) -> None:
     _worker_queue = q
 
 
-def _worker_train(run: Run, threads: int) -> RunResult:
-    def send(step, total, info):
-        try:
-            _worker_queue.put_nowait((run.run_id, step, total, info))
-        except Exception:  # progress is best-effort
-            pass
+def _worker_train(runs: list[Run], threads: int) -> list[RunResult]:
+    """In a worker: train one pack, sending progress and each result as its run ends (so a
+    worker killed later loses only the runs still training); returns every result too."""
 
-    return train(run, ProgressCallback(send), threads)
+    def sender(run):
+        def send(step, total, info):
+            try:
+                _worker_queue.put_nowait(("progress", run.run_id, (step, total, info)))
+            except Exception:  # progress is best-effort
+                pass
+
+        return send
+
+    def finished(run, result):
+        _worker_queue.put(("result", run.run_id, result))
+
+    return train(runs, [ProgressCallback(sender(r)) for r in runs], threads, on_result=finished)
 
 
 class Pool:
@@ -95,41 +112,59 @@ class Pool:
         return cf.ProcessPoolExecutor(self.slots, mp_context=self.ctx, initializer=_init_worker,
                                       initargs=(self.queue,))
 
-    def submit(self, run: Run) -> None:
-        self.inflight[self.pool.submit(_worker_train, run, self.threads)] = run
-        self.by_id[run.run_id] = run
+    def busy(self) -> int:
+        return len(self.inflight)
+
+    def submit(self, runs: list[Run]) -> None:
+        self.inflight[self.pool.submit(_worker_train, runs, self.threads)] = runs
+        self.by_id.update({r.run_id: r for r in runs})
 
     def _drain(self) -> None:
         while True:
             try:
-                run_id, step, total, info = self.queue.get_nowait()
-            except (queue_mod.Empty, OSError, ValueError):
+                kind, run_id, body = self.queue.get_nowait()
+            except (queue_mod.Empty, OSError, ValueError, EOFError):
                 return
-            if run_id in self.by_id:
-                self.reporter.run_progress(self.by_id[run_id], step, total, info)
+            run = self.by_id.get(run_id)
+            if run is None:
+                continue
+            if kind == "result":
+                self._deliver(run, body)
+            else:
+                self.reporter.run_progress(run, *body)
 
-    def wait(self) -> list[tuple[Run, RunResult]]:
+    def _deliver(self, run: Run, result: RunResult) -> None:
+        self.by_id.pop(run.run_id, None)
+        self.deliver(run, result)
+
+    def wait(self) -> None:
+        """Until a pack finishes: progress and early results as they come, then the pack's
+        remaining results (a dead worker's unfinished runs are recorded failed)."""
         while True:
             done, _ = cf.wait(list(self.inflight), timeout=0.2, return_when=cf.FIRST_COMPLETED)
             self._drain()
             if done:
                 break
-        out, broken = [], False
+        broken = False
         for fut in done:
-            run = self.inflight.pop(fut)
-            self.by_id.pop(run.run_id, None)
+            runs = self.inflight.pop(fut)
             try:
-                out.append((run, fut.result()))
+                results = fut.result()
             except cf.process.BrokenProcessPool as e:
                 broken = True
-                out.append((run, crashed(f"worker process died while this run was in flight ({e})")))
+                results = [crashed(f"worker process died while this run was in flight ({e})")] * len(runs)
+            for run, result in zip(runs, results):
+                if run.run_id in self.by_id:
+                    self._deliver(run, result)
         if broken:  # every in-flight future of a broken pool fails: record them, start afresh
-            for fut, run in list(self.inflight.items()):
-                out.append((run, crashed("worker process died while this run was in flight")))
+            self._drain()
+            for fut, runs in list(self.inflight.items()):
+                for run in runs:
+                    if run.run_id in self.by_id:
+                        self._deliver(run, crashed("worker process died while this run was in flight"))
             self.inflight.clear()
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._new_pool()
-        return out
 
     def close(self, abort: bool = False) -> None:
         if abort:

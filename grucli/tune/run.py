@@ -24,7 +24,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from grucli import execute, store
+from grucli import execute, runtime, store
+from grucli.execute import pack as packing
 from grucli.config import Experiment, load_experiment
 from grucli.errors import ConfigError, GrucliError
 from grucli.grid import Run, run_id
@@ -248,9 +249,12 @@ def open_tune(path, overrides=(), results: str | Path = "results") -> tuple[Tune
 
 def run(path, overrides=(), *, results: str | Path = "results", executor: str = "inline", jobs: int | None = None,
         threads: int | None = None, address: str | None = None, dry_run: bool = False,
-        reporter=None) -> TuneRun:
+        reporter=None, pack: int | None = None) -> TuneRun:
     """Tune every arm of the experiment at `path` to `search.trials` counted trials, then
-    train each arm's best configuration with the final seeds. Resumes whatever is done."""
+    train each arm's best configuration with the final seeds. Resumes whatever is done.
+    `pack`: trials (and final runs) of one shape trained together per worker (1: each
+    alone; None: chosen, execute.pack.size); a pack of K asks its study for K trials
+    before it hears how any of them ended, as K parallel workers would."""
     from grucli.experiment import Reporter
     from grucli.tasks import build_task
 
@@ -287,22 +291,34 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
         store.write_experiment(tr.exp_dir, tr.experiment)
         write_records(tr, found)
         rep.planned(tr)
+        jobs = jobs or runtime.usable_cores()
         options = dict(executor=executor, jobs=jobs, threads=threads, address=address, reporter=rep)
         if tr.to_run:
             rep.grid_started([None] * tr.to_run)
+            k = packing.size(pack, trial_shapes(tr), jobs)
             tr.trial_outcome = execute.drive(_Trials(tr, st, found, warmups), tr.exp_dir, tr.experiment.name,
-                                             **options)
+                                             pack=k, **options)
         write_records(tr, found)
         finals = final_runs(tr)
         todo = [r for r in finals if store.read_summary(tr.exp_dir / r.run_id) is None]
         if todo:
             rep.stage("training each arm's best configuration with the final seeds")
             rep.grid_started(todo)
-            tr.final_outcome = execute.run_grid(todo, tr.exp_dir, tr.experiment.name, **options)
+            tr.final_outcome = execute.run_grid(todo, tr.exp_dir, tr.experiment.name, pack=pack, **options)
         write_records(tr, found)
     finally:
         lock.release()
     return tr
+
+
+def trial_shapes(tr: TuneRun) -> list:
+    """Stand-ins for the trials still to run (each arm's config before its searched values),
+    to size packs by: a search over packable keys (lr, weight decay, clip, dropout) keeps
+    an arm's trials one shape."""
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(config=s.arm.config({}, tr.search.seed))
+            for s in tr.arms for _ in range(max(0, tr.search.trials - s.done))]
 
 
 def final_runs(tr: TuneRun) -> list[Run]:

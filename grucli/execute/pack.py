@@ -1,0 +1,111 @@
+"""Which runs train together as one pack (train.train_pack), and how a grid is cut into packs.
+
+Runs pack together when they build the same model on the same data with the same steps:
+everything in their configs is equal except the keys a pack lets each run keep for itself
+(VARIES). A pack then advances all its runs with one backward and one optimiser step per
+training step, each run's arithmetic unchanged, so the per-step fixed cost (autograd,
+clipping, optimiser, Python) that dominates small models is paid once per pack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from grucli.config import RunConfig
+
+# What may differ between the runs of one pack: each run keeps its own.
+VARIES = {
+    ("seed",): "weights, batch order and dropout masks",
+    ("train", "lr"): "a param group per run",
+    ("train", "weight_decay"): "a param group per run",
+    ("train", "grad_clip"): "clipped per run",
+    ("train", "early_stopping"): "a run that stops leaves the pack",
+    ("train", "stop_at_target"): "a run that stops leaves the pack",
+    ("model", "dropout"): "masks drawn from the run's own generator",
+}
+MAX_AUTO = 8  # the largest pack `--pack auto` makes
+AUTO_LIMIT = 64 * 64  # auto packs models whose recurrent width H (or sqrt of the parameter budget) is at most 64
+
+
+_KEYS: dict[int, tuple[RunConfig, str]] = {}  # id(config) -> (config, key): grids ask for the same keys often
+
+
+def key(cfg: RunConfig) -> str:
+    """Runs with equal keys can share a pack: the config without the keys in VARIES."""
+    known = _KEYS.get(id(cfg))
+    if known is not None and known[0] is cfg:
+        return known[1]
+    d = cfg.model_dump(mode="json")
+    for path in VARIES:
+        node = d
+        for part in path[:-1]:
+            node = node[part]
+        node.pop(path[-1], None)
+    _KEYS[id(cfg)] = (cfg, out := json.dumps(d, sort_keys=True))
+    return out
+
+
+def small(cfg: RunConfig) -> bool:
+    """Whether packing pays off: small models, whose steps are mostly fixed cost."""
+    m = cfg.model
+    width2 = m.hidden_size ** 2 if m.hidden_size else (m.param_budget or AUTO_LIMIT + 1) / 4
+    return width2 <= AUTO_LIMIT and cfg.train.device != "cuda"
+
+
+def size(pack: int | None, runs: list, jobs: int) -> int:
+    """The pack size K to use: `pack` when given (1 = every run alone). For auto (None): 1
+    unless every run is small; else the largest K up to MAX_AUTO that still cuts the runs
+    into at least `jobs` packs, so no worker waits (24 trials on 2 workers: K = 8; the
+    demo's settings of 3 seeds each: K = 3)."""
+    if pack is not None:
+        return pack
+    if not runs or not all(small(r.config) for r in runs):
+        return 1
+    counts = _counts(runs).values()
+    fits = [k for k in range(1, MAX_AUTO + 1) if sum(math.ceil(c / k) for c in counts) >= jobs]
+    return min(max(fits, default=1), max(counts))
+
+
+def _counts(runs: list) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in runs:
+        k = key(r.config)
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+def parse(value: str) -> int | None:
+    """--pack: 'auto' (None) or a whole number of runs >= 1."""
+    from grucli.errors import GrucliError
+
+    if value == "auto":
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise GrucliError(f"--pack {value}: give a number of runs per pack (at least 1; 1 = each run alone) or auto")
+    return k
+
+
+def take(queue: list, k: int) -> list:
+    """Remove from `queue` and return its first run with up to k - 1 later runs of the same
+    key, in queue order."""
+    if not queue:
+        return []
+    first = key(queue[0].config)
+    picked = [i for i, r in enumerate(queue) if key(r.config) == first][:k]
+    out = [queue[i] for i in picked]
+    for i in reversed(picked):
+        del queue[i]
+    return out
+
+
+def packs(runs: list, k: int) -> list[list]:
+    """A list of runs cut into packs of up to k (grid order kept within each pack)."""
+    queue, out = list(runs), []
+    while queue:
+        out.append(take(queue, k))
+    return out

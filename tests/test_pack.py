@@ -1,0 +1,218 @@
+"""Packed training (train.train_pack, execute.pack): runs of one shape trained together give
+every run exactly the numbers it gets alone; which runs pack together; packs in the driver,
+resumed after a kill mid-pack."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from grucli import execute
+from grucli.cli import app
+from grucli.config import RunConfig, load_experiment
+from grucli.execute import pack as packing
+from grucli.grid import expand
+from grucli.train import clip_grad_norms, train_pack, train_run
+
+runner = CliRunner()
+TASK = {"name": "adding", "seq_len": 8, "n_train": 96, "n_val": 32, "n_test": 32}
+
+
+def cfg(seed=0, impl="fused", cell="gru", dropout=0.0, layers=1, **train) -> RunConfig:
+    return RunConfig(task=TASK, model={"cell": cell, "hidden_size": 6, "impl": impl, "num_layers": layers,
+                                       "dropout": dropout},
+                     train={"epochs": 4, "batch_size": 32, "lr": 5e-3, "threads": 1, **train}, seed=seed)
+
+
+def numbers(r) -> tuple:
+    """Everything a run records except times: status, why it stopped, history, metrics, weights."""
+    history = [{k: v for k, v in row.items() if not k.endswith("time_s")} for row in r.history]
+    weights = None if r.state_dict is None else {k: v.numpy().tobytes() for k, v in r.state_dict.items()}
+    return (r.status, r.error, r.stopped_by, history, r.val, r.test, r.train, weights, r.timing.get("steps"),
+            r.params, r.still_improving)
+
+
+def mixed_pack(impl: str, cell: str = "gru") -> list[RunConfig]:
+    """Seeds, learning rates, weight decay, clip, dropout; one run that diverges, one that stops early."""
+    layers = 2  # so dropout (between layers) draws masks
+    return [cfg(0, impl, cell, layers=layers), cfg(1, impl, cell, layers=layers),
+            cfg(2, impl, cell, layers=layers, lr=2e-2, weight_decay=0.01),
+            cfg(3, impl, cell, dropout=0.3, layers=layers, grad_clip=0.05),
+            cfg(4, impl, cell, layers=layers, lr=1e30, grad_clip=None),  # diverges
+            cfg(5, impl, cell, layers=layers, lr=5.0, early_stopping=1)]  # stops early
+
+
+@pytest.mark.parametrize("impl,cell", [("fused", "gru"), ("fused", "lstm"), ("torch", "gru"), ("reference", "rnn")])
+def test_each_packed_run_equals_the_same_run_alone(impl, cell):
+    cfgs = mixed_pack(impl, cell)
+    finished = []
+    packed = train_pack(cfgs, on_result=lambda i, r: finished.append(i))
+    alone = [train_run(c) for c in cfgs]
+    assert [numbers(p) for p in packed] == [numbers(a) for a in alone]
+    statuses = [p.status for p in packed]
+    assert statuses[4] == "diverged" and packed[4].history == []
+    assert packed[5].stopped_by == "early_stopping" and len(packed[5].history) < 4
+    assert all(p.status == "ok" and p.stopped_by == "epochs" for p in packed[:4])
+    # runs that left early were handed on first, while the rest still trained
+    assert finished[:2] == [4, 5] and sorted(finished) == list(range(6))
+    assert {p.timing["pack_size"] for p in packed} == {6} and {a.timing["pack_size"] for a in alone} == {1}
+    # the pack's runs do not all train alike: otherwise the test above would prove little
+    assert len({json.dumps(p.test) for p in packed[:4]}) == 4
+
+
+def test_a_run_that_fails_in_a_pack_is_recorded_and_the_others_go_on(monkeypatch):
+    import grucli.train as train_mod
+
+    real = train_mod.build_model
+
+    def build(c, data):
+        if c.seed == 1:
+            raise RuntimeError("weights exploded")
+        return real(c, data)
+
+    monkeypatch.setattr(train_mod, "build_model", build)
+    cfgs = [cfg(0), cfg(1), cfg(2)]
+    packed = train_pack(cfgs)
+    assert packed[1].status == "failed" and "weights exploded" in packed[1].error and "Traceback" in packed[1].traceback
+    monkeypatch.setattr(train_mod, "build_model", real)
+    assert numbers(packed[0]) == numbers(train_run(cfgs[0])) and numbers(packed[2]) == numbers(train_run(cfgs[2]))
+
+
+def test_runs_of_different_shapes_never_share_a_pack():
+    with pytest.raises(ValueError, match="differ"):
+        train_pack([cfg(0), cfg(1, cell="lstm")])
+
+
+def test_clip_of_several_runs_is_torchs_clip_of_each():
+    gen = torch.Generator().manual_seed(0)
+    runs = [[torch.nn.Parameter(torch.zeros(s)) for s in shapes] for shapes in ([(3, 4), (4,)], [(5,)], [(2, 2), (7,)])]
+    for scale, ps in zip((10.0, 0.01, 3.0), runs):
+        for p in ps:
+            p.grad = scale * torch.randn(p.shape, generator=gen)
+    mine = [[p.grad.clone() for p in ps] for ps in runs]
+    before = [[g.clone() for g in gs] for gs in mine]
+    clips = [1.0, 1.0, 0.5]
+    for ps, c in zip(runs, clips):
+        torch.nn.utils.clip_grad_norm_(ps, c)
+    theirs = [[p.grad for p in ps] for ps in runs]
+    as_params = [[SimpleNamespace(grad=g) for g in gs] for gs in mine]
+    clip_grad_norms(as_params, clips)
+    for a, b in zip(mine, theirs):
+        for x, y in zip(a, b):
+            assert torch.equal(x, y)
+    assert not torch.equal(mine[0][0], before[0][0]) and torch.equal(mine[1][0], before[1][0])  # clipped / not
+
+
+# --------------------------------------------------------------------------- which runs pack together
+def test_the_pack_key_ignores_only_what_a_pack_lets_each_run_keep():
+    base = packing.key(cfg(0))
+    same = [cfg(7), cfg(0, lr=0.1), cfg(0, weight_decay=0.1), cfg(0, grad_clip=None), cfg(0, dropout=0.2),
+            cfg(0, early_stopping=3), cfg(0, stop_at_target=True)]
+    assert all(packing.key(c) == base for c in same)
+    different = [cfg(0, cell="lstm"), cfg(0, impl="torch"), cfg(0, layers=2), cfg(0, batch_size=16), cfg(0, epochs=5),
+                 cfg(0, max_steps=3), cfg(0, optimizer="sgd"), cfg(0, momentum=0.5), cfg(0, threads=2),
+                 RunConfig(task={**TASK, "seq_len": 9}, model={"cell": "gru", "hidden_size": 6, "impl": "fused"},
+                           train={"epochs": 4, "batch_size": 32, "lr": 5e-3, "threads": 1})]
+    assert all(packing.key(c) != base for c in different)
+
+
+def runs_of(cfgs):
+    return [SimpleNamespace(config=c) for c in cfgs]
+
+
+def test_take_packs_same_key_runs_in_queue_order_and_leaves_the_rest():
+    queue = runs_of([cfg(0), cfg(0, cell="lstm"), cfg(1), cfg(2), cfg(1, cell="lstm"), cfg(3)])
+    first = packing.take(queue, 3)
+    assert [r.config.seed for r in first] == [0, 1, 2] and all(r.config.model.cell == "gru" for r in first)
+    assert [(r.config.model.cell, r.config.seed) for r in queue] == [("lstm", 0), ("lstm", 1), ("gru", 3)]
+    assert [len(p) for p in packing.packs(queue, 3)] == [2, 1]
+
+
+def test_auto_pack_size_keeps_every_worker_busy_and_leaves_large_models_alone():
+    demo = runs_of([cfg(s, cell=c) for c in ("rnn", "gru", "lstm") for s in range(3)])
+    assert packing.size(None, demo, jobs=2) == 3  # a setting's seeds
+    trials = runs_of([cfg(0, lr=10 ** -(1 + i / 8)) for i in range(24)])
+    assert packing.size(None, trials, jobs=2) == packing.MAX_AUTO
+    assert packing.size(None, runs_of([cfg(0), cfg(1)]), jobs=2) == 1  # two runs, two workers: one each
+    big = runs_of([RunConfig(task=TASK, model={"cell": "gru", "hidden_size": 256}, seed=s) for s in range(8)])
+    assert packing.size(None, big, jobs=1) == 1
+    assert packing.size(4, big, jobs=1) == 4  # asked for: done
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_a_bad_pack_option_is_one_line(tmp_path, value):
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump({"name": "p", "task": TASK, "model": {"cell": "gru", "hidden_size": 4}}))
+    out = runner.invoke(app, ["compare", str(path), "--pack", value, "--results", str(tmp_path / "r")])
+    assert out.exit_code == 2 and "--pack" in out.output and "Traceback" not in out.output
+    assert not (tmp_path / "r").exists()
+
+
+# --------------------------------------------------------------------------- packs in the driver
+GRID = {"name": "packed", "task": TASK, "model": {"cell": "gru", "hidden_size": 6, "impl": "fused"},
+        "train": {"epochs": 3, "batch_size": 32, "lr": 5e-3, "threads": 1},
+        "grid": {"model.cell": ["gru", "lstm"], "train.lr": [5e-3, 2e-2]}, "seeds": 2}
+
+
+def stored(exp_dir):
+    out = {}
+    for s in exp_dir.glob("*/summary.json"):
+        d = json.loads(s.read_text())
+        hist = (s.parent / "history.csv").read_text().splitlines()
+        out[d["run_id"]] = (d["status"], d["test"], d["val"], d["stopped_by"], len(hist))
+    return out
+
+
+@pytest.mark.parametrize("executor,jobs", [("inline", 1), ("local", 2)])
+def test_a_packed_grid_stores_what_the_unpacked_grid_stores(tmp_path, executor, jobs):
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump(GRID))
+    runs = expand(load_experiment(path))
+    execute.run_grid(runs, tmp_path / "alone", "packed", executor="inline", pack=1, threads=1)
+    execute.run_grid(runs, tmp_path / "packed", "packed", executor=executor, jobs=jobs, pack=4, threads=1)
+    alone, packed = stored(tmp_path / "alone"), stored(tmp_path / "packed")
+    assert len(alone) == 8 and alone == packed
+    sizes = {json.loads(s.read_text())["timing"]["pack_size"] for s in (tmp_path / "packed").glob("*/summary.json")}
+    assert sizes == {4}  # one cell's 2 learning rates x 2 seeds per pack
+
+
+def test_killed_mid_pack_keeps_the_runs_that_finished_and_resumes_the_rest(tmp_path):
+    """A pack of 4 on the pool: one run diverges at once and is stored while the others
+    train; kill -9 the whole tree; the same command trains only the missing runs, and the
+    metrics equal an unpacked grid's."""
+    spec = {**GRID, "train": {**GRID["train"], "epochs": 400}, "grid": {"train.lr": [5e-3, 1e30]},
+            "model": {**GRID["model"], "cell": "gru"}}
+    spec["train"]["grad_clip"] = None
+    path = tmp_path / "k.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "grucli", "compare", str(path), "--jobs", "2", "--pack", "4", "--results", str(killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    exp_dir = killed / "packed"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if len(list(exp_dir.glob("*/summary.json"))) >= 2:  # the two diverged runs, stored mid-pack
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = stored(exp_dir)
+    assert sorted(s[0] for s in first.values()) == ["diverged", "diverged"], "only the runs that left the pack"
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "2 already finished" in resumed.stdout
+    after = stored(exp_dir)
+    assert len(after) == 4 and {k: after[k] for k in first} == first
+    runs = expand(load_experiment(path))
+    execute.run_grid(runs, tmp_path / "alone", "packed", executor="inline", pack=1, threads=1)
+    assert stored(tmp_path / "alone") == after
