@@ -62,6 +62,7 @@ def grid(root: Path, path: Path, overrides: list[str], pack: int | None, jobs: i
 
 def tune(root: Path, trials: int, epochs: int, pack: int | None, jobs: int) -> tuple[float, int, Path]:
     path = root / "search.yaml"
+    root.mkdir(parents=True, exist_ok=True)
     path.write_text(SEARCH.format(trials=trials, epochs=epochs))
     t0 = time.perf_counter()
     tr = tuning.run(path, results=root, executor="local" if jobs > 1 else "inline", jobs=jobs, threads=1, pack=pack)

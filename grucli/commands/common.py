@@ -15,8 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from grucli.errors import GrucliError
 
 PACK_HELP = ("Runs of one shape (differing only in seed, lr, weight decay, clip, dropout, stopping) trained "
-             "together per worker: a number, or auto (default: up to 8 small runs). Same numbers either way; "
-             "1 = each run alone.")
+             "together per worker: a number, or auto (default: 4-8 small runs where there are that many of one "
+             "shape, else alone). Same numbers either way; 1 = each run alone.")
 
 # Piped output (not a terminal) gets a width that fits the comparison tables.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)

@@ -25,6 +25,9 @@ VARIES = {
     ("model", "dropout"): "masks drawn from the run's own generator",
 }
 MAX_AUTO = 8  # the largest pack `--pack auto` makes
+# The smallest: measured on 2 cores (benchmarks/batched_grid.py), packs of 3 (the demo's seeds)
+# trained no faster than runs alone (0.98x), packs of 8 trials 1.3x; below this, auto trains alone.
+MIN_AUTO = 4
 AUTO_LIMIT = 64 * 64  # auto packs models whose recurrent width H (or sqrt of the parameter budget) is at most 64
 
 
@@ -56,15 +59,16 @@ def small(cfg: RunConfig) -> bool:
 def size(pack: int | None, runs: list, jobs: int) -> int:
     """The pack size K to use: `pack` when given (1 = every run alone). For auto (None): 1
     unless every run is small; else the largest K up to MAX_AUTO that still cuts the runs
-    into at least `jobs` packs, so no worker waits (24 trials on 2 workers: K = 8; the
-    demo's settings of 3 seeds each: K = 3)."""
+    into at least `jobs` packs, so no worker waits (24 trials on 2 workers: K = 8), and 1
+    where that is below MIN_AUTO (the demo's settings of 3 seeds each train alone)."""
     if pack is not None:
         return pack
     if not runs or not all(small(r.config) for r in runs):
         return 1
     counts = _counts(runs).values()
     fits = [k for k in range(1, MAX_AUTO + 1) if sum(math.ceil(c / k) for c in counts) >= jobs]
-    return min(max(fits, default=1), max(counts))
+    k = min(max(fits, default=1), max(counts))
+    return k if k >= MIN_AUTO else 1
 
 
 def _counts(runs: list) -> dict[str, int]:
