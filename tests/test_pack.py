@@ -174,8 +174,10 @@ def stored(exp_dir):
     return out
 
 
-@pytest.mark.parametrize("executor,jobs", [("inline", 1), ("local", 2)])
+@pytest.mark.parametrize("executor,jobs", [("inline", 1), ("local", 2), ("ray", 2)])
 def test_a_packed_grid_stores_what_the_unpacked_grid_stores(tmp_path, executor, jobs):
+    if executor == "ray":
+        pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
     path = tmp_path / "g.yaml"
     path.write_text(yaml.safe_dump(GRID))
     runs = expand(load_experiment(path))
