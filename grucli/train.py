@@ -435,7 +435,7 @@ class _Pack:
             self.on_result(run.index, run.result)
 
     def _guard(self, runs: list[_Member], action) -> bool:
-        """Do `action()`; if it raises, every run in `runs` failed (the rest go on): False."""
+        """Do `action()`; if it raises, every run in `runs` failed and left (the rest go on): False."""
         try:
             action()
             return True
@@ -444,39 +444,40 @@ class _Pack:
         except Exception as e:
             for run in runs:
                 run.fail(e)
+                self._leave(run)
             return False
 
+    def _update(self, stepping: list[_Member], opt: torch.optim.Optimizer) -> None:
+        """One backward over the stepping runs' losses, each run's clip, one optimiser step."""
+        opt.zero_grad(set_to_none=True)  # every run's, so a run that left is not stepped
+        torch.autograd.backward([r.loss for r in stepping])
+        clip = [r for r in stepping if r.cfg.train.grad_clip]
+        if clip:
+            clip_grad_norms([r.params for r in clip], [r.cfg.train.grad_clip for r in clip])
+        opt.step()
+
     def fit(self) -> None:
-        live = [r for r in self.runs if not r.done]
         for r in self.runs:
             if r.done:  # failed while being built
                 self._leave(r)
+        live = [r for r in self.runs if not r.done]
         if not live:
             return
         t = live[0].cfg.train
         for r in live:
             r.params = list(r.model.parameters())
         groups = [{"params": r.params, "lr": r.cfg.train.lr, "weight_decay": r.cfg.train.weight_decay} for r in live]
-        opt = None
-
-        def build_optimizer():
-            nonlocal opt
-            opt = make_optimizer(live[0].cfg, groups)
-
-        if not self._guard(live, build_optimizer):
-            for r in live:
-                self._leave(r)
+        opts = []
+        if not self._guard(live, lambda: opts.append(make_optimizer(live[0].cfg, groups))):
             return
-        for r in live:
-            r.opt = opt
+        opt = opts[0]
         train, val, _ = self.splits
         n, B = len(train), t.batch_size
         steps_per_epoch = math.ceil(n / B)
         total = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
         for r in live:
-            if not r.done:
-                r.cb.on_start(total)
-        clipped = [r for r in live if r.cfg.train.grad_clip]
+            r.opt = opt
+            r.cb.on_start(total)
         for epoch in range(1, t.epochs + 1):
             stepping = [r for r in live if not r.done]
             if not stepping:
@@ -487,27 +488,12 @@ class _Pack:
             for i in range(0, n, B):
                 for r in stepping:
                     self._guard([r], lambda: r.forward(train, i, B))
-                going = [r for r in stepping if not r.done]
-                if len(going) < len(stepping):
-                    for r in stepping:
-                        if r.done:
-                            r.end_epoch()
-                            self._leave(r)
-                    stepping = going
-                    if not stepping:
-                        break
-
-                def update():
-                    opt.zero_grad(set_to_none=True)  # every run's, so a run that left is not stepped
-                    torch.autograd.backward([r.loss for r in stepping])
-                    clip = [r for r in clipped if not r.done]
-                    if clip:
-                        clip_grad_norms([r.params for r in clip], [r.cfg.train.grad_clip for r in clip])
-                    opt.step()
-
-                if not self._guard(stepping, update):  # the shared step failed: every run in it is recorded failed
-                    for r in stepping:
+                for r in stepping:
+                    if r.done and r.result.status == "diverged":  # (a failed run has left already)
+                        r.end_epoch()
                         self._leave(r)
+                stepping = [r for r in stepping if not r.done]
+                if not stepping or not self._guard(stepping, lambda: self._update(stepping, opt)):
                     stepping = []
                     break
                 now = time.perf_counter()
@@ -518,8 +504,7 @@ class _Pack:
                     break
             for r in stepping:
                 r.end_epoch()
-                self._guard([r], lambda: r.evaluate(epoch, val, total, steps_per_epoch))
-                if r.done:
+                if self._guard([r], lambda: r.evaluate(epoch, val, total, steps_per_epoch)) and r.done:
                     self._leave(r)
         for r in live:
             if not r.done:

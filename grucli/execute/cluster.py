@@ -56,7 +56,7 @@ class Ray:
                 cause = getattr(e, "cause", None)
                 if isinstance(cause, GrucliError):
                     raise cause from None
-                results = [crashed(f"ray task failed: {type(e).__name__}: {e}".splitlines()[0])] * len(runs)
+                results = [crashed(f"ray task failed: {type(e).__name__}: {e}".splitlines()[0]) for _ in runs]
             for run, result in zip(runs, results):
                 self.deliver(run, result)
 

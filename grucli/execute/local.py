@@ -35,9 +35,7 @@ class Inline:
 
     def wait(self) -> None:
         runs = self.pending.pop(0)
-        results = train(runs, [self._progress(r) for r in runs], self.threads, on_result=self.deliver)
-        for run, result in zip(runs, results):  # each was delivered as it ended; the driver ignores repeats
-            self.deliver(run, result)
+        train(runs, [self._progress(r) for r in runs], self.threads, on_result=self.deliver)  # every run, as it ends
 
     def close(self, abort: bool = False) -> None: ...
 
@@ -152,7 +150,7 @@ class Pool:
                 results = fut.result()
             except cf.process.BrokenProcessPool as e:
                 broken = True
-                results = [crashed(f"worker process died while this run was in flight ({e})")] * len(runs)
+                results = [crashed(f"worker process died while this run was in flight ({e})") for _ in runs]
             for run, result in zip(runs, results):
                 if run.run_id in self.by_id:
                     self._deliver(run, result)

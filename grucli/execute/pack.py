@@ -28,7 +28,7 @@ MAX_AUTO = 8  # the largest pack `--pack auto` makes
 # The smallest: measured on 2 cores (benchmarks/batched_grid.py), packs of 3 (the demo's seeds)
 # trained no faster than runs alone (0.98x), packs of 8 trials 1.3x; below this, auto trains alone.
 MIN_AUTO = 4
-AUTO_LIMIT = 64 * 64  # auto packs models whose recurrent width H (or sqrt of the parameter budget) is at most 64
+AUTO_LIMIT = 64 * 64  # auto packs models with H^2 (or, given a parameter budget, budget / 4) at most this
 
 
 _KEYS: dict[int, tuple[RunConfig, str]] = {}  # id(config) -> (config, key): grids ask for the same keys often
