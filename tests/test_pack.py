@@ -88,6 +88,50 @@ def test_a_run_that_fails_in_a_pack_is_recorded_and_the_others_go_on(monkeypatch
     assert numbers(packed[0]) == numbers(train_run(cfgs[0])) and numbers(packed[2]) == numbers(train_run(cfgs[2]))
 
 
+class _FailsInBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("gradient exploded")
+
+
+def test_a_run_whose_backward_fails_mid_training_leaves_alone(monkeypatch):
+    # each run's backward is its own: one failing mid-epoch fails that run only, and the
+    # others' numbers stay those they get alone (its partial gradients are never stepped)
+    import grucli.train as train_mod
+
+    real_build, real_forward = train_mod.build_model, train_mod.forward
+    doomed, calls = set(), {}
+
+    def build(c, data):
+        model = real_build(c, data)
+        if c.seed == 1:
+            doomed.add(id(model))
+        return model
+
+    def forward(model, batch):
+        out, y = real_forward(model, batch)
+        if id(model) in doomed and torch.is_grad_enabled():
+            calls[id(model)] = calls.get(id(model), 0) + 1
+            if calls[id(model)] == 5:  # in the second epoch (3 steps per epoch)
+                out = _FailsInBackward.apply(out)
+        return out, y
+
+    monkeypatch.setattr(train_mod, "build_model", build)
+    monkeypatch.setattr(train_mod, "forward", forward)
+    cfgs = [cfg(0), cfg(1), cfg(2, grad_clip=0.05)]
+    packed = train_pack(cfgs)
+    assert packed[1].status == "failed" and "gradient exploded" in packed[1].error
+    assert len(packed[1].history) == 1  # it left during its second epoch
+    monkeypatch.setattr(train_mod, "build_model", real_build)
+    monkeypatch.setattr(train_mod, "forward", real_forward)
+    assert [p.status for p in packed[::2]] == ["ok", "ok"]
+    assert numbers(packed[0]) == numbers(train_run(cfgs[0])) and numbers(packed[2]) == numbers(train_run(cfgs[2]))
+
+
 def test_runs_of_different_shapes_never_share_a_pack():
     with pytest.raises(ValueError, match="differ"):
         train_pack([cfg(0), cfg(1, cell="lstm")])
