@@ -241,10 +241,9 @@ def train_pack(cfgs: list[RunConfig], callbacks: list[Callback | None] | None = 
     weight decay, gradient clip, dropout and when to stop) together, one step advancing
     all of them. Each run keeps its own weights (from its seed), batch order, dropout
     masks, optimiser state, clip, stopping, history and result, with the arithmetic it
-    has alone: its forward and backward are its own, one right after the other (so its
-    saved activations are still in cache); the clip is one call over every run's
-    gradients and the optimiser one step over one param group per run. A run that
-    diverges, stops or fails leaves the pack
+    has alone: its forward is its own; the backward is one call over every run's loss
+    (disjoint graphs: each gradient is what its own backward gives) and the optimiser one
+    step over one param group per run. A run that diverges, stops or fails leaves the pack
     at once; `on_result(i, result)` hears of each run as it finishes. Returns the results
     in the order of `cfgs`."""
     from grucli.execute.pack import key
@@ -272,7 +271,7 @@ class _Member:
         self.result = RunResult(status="ok", metric=data.metric, goal=data.goal, target=data.target,
                                 select=data.selection, baseline=dict(data.baseline), env=dict(env))
         self.wall0 = time.perf_counter()
-        self.done, self.model, self.params, self.value = False, None, None, 0.0
+        self.done, self.model, self.loss, self.value = False, None, None, 0.0
         self.step, self.seqs, self.train_time = 0, 0, 0.0
         self.best, self.best_state, self.since_best = float("nan"), None, 0
         self.epoch_times: list[float] = []
@@ -300,20 +299,17 @@ class _Member:
         self.perm = torch.randperm(n, generator=self.order_gen).to(self.device)
         self.loss_sum, self.seen, self.epoch_time = 0.0, 0, 0.0
 
-    def forward_backward(self, train: Split, i: int, batch_size: int) -> None:
-        """This run's loss on its next batch and its gradients; a non-finite loss ends it as
-        diverged (no backward)."""
+    def forward(self, train: Split, i: int, batch_size: int) -> None:
+        """This run's loss on its next batch; a non-finite loss ends it as diverged."""
         self.batch = train.take(self.perm[i:i + batch_size])
         _set_rng_state(device := self.device, self.rng)  # the dropout masks it would draw alone
         out, y = forward(self.model, self.batch)
         self.rng = _rng_state(device)
-        loss = self.data.objective.loss(out, y)
-        self.value = loss.item()
+        self.loss = self.data.objective.loss(out, y)
+        self.value = self.loss.item()
         if not math.isfinite(self.value):
             self.result.status, self.result.error = "diverged", f"non-finite loss ({self.value}) at step {self.step + 1}"
-            self.result.stopped_by, self.done = "diverged", True
-            return
-        loss.backward()
+            self.result.stopped_by, self.done, self.loss = "diverged", True, None
 
     def stepped(self, seconds: float) -> None:
         self.step += 1
@@ -321,6 +317,7 @@ class _Member:
         self.seen += len(self.batch)
         self.seqs += len(self.batch)
         self.epoch_time += seconds
+        self.loss = None
         self.cb.on_step(self.step, self.value)
 
     def end_epoch(self) -> None:
@@ -433,9 +430,7 @@ class _Pack:
             except Exception as e:
                 run.fail(e)
         run.done = True
-        for p in run.params or ():  # a run that left mid-step is never stepped
-            p.grad = None
-        run.model = run.best_state = run.params = None  # a finished run's memory goes back now
+        run.model = run.best_state = run.loss = run.params = None  # a finished run's memory goes back now
         if self.on_result is not None:
             self.on_result(run.index, run.result)
 
@@ -453,7 +448,12 @@ class _Pack:
             return False
 
     def _update(self, stepping: list[_Member], opt: torch.optim.Optimizer) -> None:
-        """Each stepping run's clip (one call for all), then one optimiser step."""
+        """One backward over the stepping runs' losses, each run's clip, one optimiser step.
+        The graphs are traversed together, so an error raised here fails every stepping run.
+        (A backward per run, right after its forward, keeps its activations in cache but
+        measured no faster: benchmarks/pack_bound.py, README.)"""
+        opt.zero_grad(set_to_none=True)  # every run's, so a run that left is not stepped
+        torch.autograd.backward([r.loss for r in stepping])
         clip = [r for r in stepping if r.cfg.train.grad_clip]
         if clip:
             clip_grad_norms([r.params for r in clip], [r.cfg.train.grad_clip for r in clip])
@@ -489,9 +489,8 @@ class _Pack:
                 r.start_epoch(n)
             clock = time.perf_counter()
             for i in range(0, n, B):
-                opt.zero_grad(set_to_none=True)  # every run's: only those that step get gradients
                 for r in stepping:
-                    self._guard([r], lambda: r.forward_backward(train, i, B))
+                    self._guard([r], lambda: r.forward(train, i, B))
                 for r in stepping:
                     if r.done and r.result.status == "diverged":  # (a failed run has left already)
                         r.end_epoch()
