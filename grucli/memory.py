@@ -40,3 +40,15 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer, params=None) -> int:
     tensor in the optimiser's state, or in that of `params` only (one run of a pack)."""
     states = optimizer.state.values() if params is None else [optimizer.state[p] for p in params if p in optimizer.state]
     return sum(v.numel() * v.element_size() for state in states for v in state.values() if isinstance(v, torch.Tensor))
+
+
+def available_bytes() -> int | None:
+    """Memory the system can give without swapping (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

@@ -259,8 +259,27 @@ def train_pack(cfgs: list[RunConfig], callbacks: list[Callback | None] | None = 
     env = environment.describe(device, n_threads)
     with torch.random.fork_rng(devices=[]):
         runs = [_Member(i, cfg, cb or Callback(), data, device, env) for i, (cfg, cb) in enumerate(zip(cfgs, callbacks))]
-        _Pack(runs, data, device, on_result).fit()
+        for group in _fitting(runs, data, device):
+            _Pack(group, data, device, on_result).fit()
     return [r.result for r in runs]
+
+
+def _fitting(runs: list[_Member], data: TaskData, device: torch.device) -> list[list[_Member]]:
+    """The pack cut into consecutive groups that fit in memory (execute.pack.fit), trained
+    one after another; one group unless the runs are big. One run's bytes: its weights,
+    gradients and Adam's two moments, and what autograd saves for one batch (measured on
+    the first run with a forward whose random draws are undone)."""
+    from grucli.execute import pack as packing
+
+    built = [r for r in runs if r.model is not None]
+    if len(runs) < 2 or not built or device.type != "cpu":
+        return [runs]
+    model, t = built[0].model, built[0].cfg.train
+    batch = _to(data.train.take(slice(0, t.batch_size)), device)
+    saved = memory.saved_activation_bytes(model, lambda: data.objective.loss(*forward(model, batch)))
+    k = packing.fit(len(runs), saved + 4 * memory.parameter_bytes(model), memory.available_bytes(),
+                    runtime.usable_cores())
+    return [runs[i:i + k] for i in range(0, len(runs), k)]
 
 
 class _Member:

@@ -22,7 +22,8 @@ from grucli.cli import app
 from grucli.config import RunConfig, load_experiment
 from grucli.execute import pack as packing
 from grucli.grid import expand
-from grucli.train import clip_grad_norms, train_pack, train_run
+from grucli.tasks import build_task
+from grucli.train import build_model, clip_grad_norms, train_pack, train_run
 
 runner = CliRunner()
 TASK = {"name": "adding", "seq_len": 8, "n_train": 96, "n_val": 32, "n_test": 32}
@@ -284,3 +285,41 @@ def test_pack_bound_times_the_kernels_of_both_variants(tmp_path):
         assert 0 < share < 100 and calls > 0
     bound = float(lines[-1].rsplit("= ", 1)[1].rstrip("x"))
     assert bound > 1
+
+
+def test_fit_keeps_every_cores_packs_within_the_memory_share():
+    gib = 2**30
+    assert packing.fit(8, 10 * 2**20, 16 * gib, 2) == 8  # 10 MB runs: all 8 fit easily
+    assert packing.fit(8, 1 * gib, 16 * gib, 2) == 4  # 0.5 * 16 GiB / 2 cores = 4 GiB: 4 runs
+    assert packing.fit(8, 5 * gib, 16 * gib, 2) == 1  # not even one fits: it still trains, alone
+    assert packing.fit(8, 1 * gib, None, 2) == 8  # memory unknown: as asked
+
+
+def test_a_pack_too_big_for_memory_trains_in_smaller_packs_with_the_same_numbers(monkeypatch):
+    import grucli.memory as memory_mod
+
+    cfgs = [cfg(s, grad_clip=0.05 if s % 2 else None) for s in range(5)]
+    # memory for two such runs per core: the pack of 5 trains as 2 + 2 + 1
+    seen = {}
+
+    def available():
+        return seen["two"]
+
+    real = packing.fit
+
+    def spy(k, run_bytes, avail, cores):
+        seen["run_bytes"] = run_bytes
+        return real(k, run_bytes, avail, cores)
+
+    seen["two"] = None
+    monkeypatch.setattr(packing, "fit", spy)
+    train_pack(cfgs[:2])  # learns one run's bytes
+    run_bytes = seen["run_bytes"]
+    params = sum(p.numel() for p in build_model(cfgs[0], build_task(cfgs[0].task)).parameters())
+    assert run_bytes > 4 * 4 * params  # weights, gradients, two Adam moments (float32) and activations
+    seen["two"] = int(2 * run_bytes * os.cpu_count() / packing.MEMORY_SHARE) + 1
+    monkeypatch.setattr(memory_mod, "available_bytes", available)
+    monkeypatch.setattr("grucli.runtime.usable_cores", lambda: os.cpu_count())
+    packed = train_pack(cfgs)
+    assert [p.timing["pack_size"] for p in packed] == [2, 2, 2, 2, 1]
+    assert [numbers(p) for p in packed] == [numbers(train_run(c)) for c in cfgs]

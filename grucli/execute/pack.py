@@ -31,6 +31,19 @@ MIN_AUTO = 4
 AUTO_LIMIT = 64 * 64  # auto packs models with H^2 (or, given a parameter budget, budget / 4) at most this
 
 
+MEMORY_SHARE = 0.5  # of the memory available, what the packs of all cores may hold together
+
+
+def fit(k: int, run_bytes: int, available: int | None, cores: int) -> int:
+    """How many of a pack's k runs train at once so that, with every core training such a
+    pack, they hold at most MEMORY_SHARE of the memory available (run_bytes: one run's
+    weights, gradients, optimiser state and saved activations for one batch). The rest of
+    the pack trains next, in the same worker: packed or alone, a run's numbers are the same."""
+    if available is None or run_bytes <= 0:
+        return k
+    return max(1, min(k, int(MEMORY_SHARE * available / max(cores, 1) // run_bytes)))
+
+
 _KEYS: dict[int, tuple[RunConfig, str]] = {}  # id(config) -> (config, key): grids ask for the same keys often
 
 
