@@ -8,9 +8,9 @@ in the same invocation, and the ratios GRU/LSTM, RNN/LSTM and impl/torch. Before
 every implementation's output and gradients are checked against torch's (or the reference
 equations) at the sizes it is timed at: a wrong-but-fast kernel stops the bench.
 
-Timing: every variant is built first, then measured in rounds; each round times every
-variant once, in a rotated order (variants interleaved, so a noisy neighbour hits all of
-them alike). Reported: the median over the rounds after `warmup` rounds, of wall time and
+Timing: every variant is built first, then each size is measured in rounds; a round times
+every variant of that size once, in a rotated order (variants interleaved, so a noisy
+neighbour hits all of them alike). Reported: the median over the rounds after `warmup` rounds, of wall time and
 of process CPU time. On a machine shared with other jobs the CPU time is the steadier
 measure of the work a variant does (wall time also counts waiting for a core).
 """
@@ -139,15 +139,33 @@ def _products(cell: str, size: Size, input_size: int, bidirectional: bool):
 
 
 def matmul_peak_gflops(n: int = 512, repeats: int = 5) -> float:
-    """This machine's matmul rate now, at the current thread count (best of `repeats`)."""
+    """This machine's matmul rate now, at the current thread count: the best of `repeats`
+    n x n products, by the faster of torch's matmul (its BLAS) and the fused kernels' own
+    products (grucli/cells/fused/gemm.h) where they are built -- the rate a kernel could
+    reach with the best product available here."""
+    return max(matmul_rates(n, repeats).values())
+
+
+def matmul_rates(n: int = 512, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of an n x n product, best of `repeats`: {"torch": ..., "grucli": ...} (the
+    second only where the fused kernels are built)."""
+    from grucli.cells.fused import build
+
     a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+    products = {"torch": lambda: a @ b}
+    if build.available():
+        k = build.kernels()
+        products["grucli"] = lambda: k.matmul(a, b, False)
+    rates = {}
+    for name, product in products.items():
+        product()
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            product()
+            best = min(best, time.perf_counter() - t0)
+        rates[name] = 2 * n**3 / best / 1e9
+    return rates
 
 
 # --------------------------------------------------------------------------- timing
@@ -234,7 +252,13 @@ def variants_of(cfg: BenchConfig) -> list[tuple[str, str, Size]]:
 
 def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
     """Measure every variant; returns (one row per variant, matmul peak GFLOP/s).
-    `on_round(done, total)` is called after each round (for a progress bar)."""
+    `on_round(done, total)` is called after each round (for a progress bar).
+
+    Sizes are measured one after another, the variants of a size interleaved in rotated
+    rounds. Interleaving sizes would charge a small model with the cold caches a big one
+    leaves: measured here, a fused GRU step at H=16 took 0.83 ms right after an H=128 step
+    and 0.27 ms after its own (zero_grad and the loss, pure dispatch, 2.5x slower too), which
+    no grid sees: a run trains thousands of steps in a row."""
     threads = runtime.configure(cfg.threads, torch.device("cpu"))
     torch.set_flush_denormal(cfg.flush_denormal)
     variants = [Variant(c, i, s, cfg) for c, i, s in variants_of(cfg)]
@@ -242,16 +266,21 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
         v.checked = check_variant(v, cfg)
     peak = matmul_peak_gflops()
     rounds = cfg.warmup + cfg.repeats
-    for r in range(rounds):
-        k = r % len(variants)
-        for v in variants[k:] + variants[:k]:  # rotated: no variant always runs first
-            t_train = v.train_step()
-            t_infer = v.inference() if cfg.inference else (float("nan"), float("nan"))
-            if r >= cfg.warmup:
-                for name, value in zip(v.times, (*t_train, *t_infer)):
-                    v.times[name].append(value)
-        if on_round:
-            on_round(r + 1, rounds)
+    sizes = list(dict.fromkeys(v.size for v in variants))
+    done = 0
+    for size in sizes:  # one size at a time (see run_bench's docstring)
+        block = [v for v in variants if v.size == size]
+        for r in range(rounds):
+            k = r % len(block)
+            for v in block[k:] + block[:k]:  # rotated: no variant always runs first
+                t_train = v.train_step()
+                t_infer = v.inference() if cfg.inference else (float("nan"), float("nan"))
+                if r >= cfg.warmup:
+                    for name, value in zip(v.times, (*t_train, *t_infer)):
+                        v.times[name].append(value)
+            done += 1
+            if on_round:
+                on_round(done, rounds * len(sizes))
     peak = max(peak, matmul_peak_gflops())  # measured before and after; the better one
     rows = []
     for v in variants:

@@ -19,7 +19,7 @@ from grucli.train import train_run
 
 FUSED = [c for c in CELLS if CELLS[c].fused]
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
-KERNELS = ["compiled", "compiled-chunked", "compiled-aten"]
+KERNELS = ["compiled", "compiled-chunked", "compiled-blas", "compiled-aten"]
 
 
 def built_kernels():
@@ -35,13 +35,14 @@ def built_kernels():
 def kernels(request, monkeypatch):
     """Run the test with the compiled kernels; with them on chunks of one step (the weight
     gradients are accumulated chunk by chunk, the first step's h_prev is h0); and with
-    their matrix products through ATen instead of the BLAS symbols."""
+    their matrix products through the BLAS symbols or ATen instead of grucli's own."""
     k = built_kernels()
     if request.param == "compiled-chunked":
         monkeypatch.setattr(fused, "CHUNK", 1)  # one step per chunk
-    if request.param == "compiled-aten":
-        k.set_direct_blas(False)
-        request.addfinalizer(lambda: k.set_direct_blas(True))
+    for name in ("blas", "aten"):
+        if request.param == f"compiled-{name}":
+            was = k.set_products(build.PRODUCTS[name])
+            request.addfinalizer(lambda: k.set_products(was))
     return request.param
 
 

@@ -21,8 +21,10 @@ import warnings
 from pathlib import Path
 
 SOURCE = Path(__file__).parent / "fused_rnn.cpp"
+HEADERS = [Path(__file__).parent / "gemm.h"]  # included by SOURCE (grucli's own matrix products)
 FUNCTIONS = ["gru_forward", "gru_backward", "gru_cho_forward", "gru_cho_backward", "lstm_forward", "lstm_backward",
-             "rnn_forward", "rnn_backward", "set_direct_blas"]
+             "rnn_forward", "rnn_backward", "set_products", "matmul"]
+PRODUCTS = {"own": 0, "blas": 1, "aten": 2}  # set_products(mode): which code runs the kernels' matrix products
 _why: list[str] = []  # why the kernels are unavailable, once known
 
 
@@ -48,7 +50,8 @@ def build_dir() -> Path:
     """Where the extension is built and cached."""
     import torch
 
-    key = hashlib.sha256("\n".join([SOURCE.read_text(), torch.__version__, sys.prefix, *_flags()]).encode())
+    sources = [SOURCE.read_text(), *(h.read_text() for h in HEADERS)]
+    key = hashlib.sha256("\n".join([*sources, torch.__version__, sys.prefix, *_flags()]).encode())
     root = Path(os.environ.get("GRUCLI_FUSED_CACHE", Path.home() / ".cache" / "grucli" / "extensions"))
     return root / f"grucli_fused_{key.hexdigest()[:12]}"
 
@@ -92,7 +95,7 @@ def kernels():
             # process is building here, so such a file is stale.
             (build / "lock").unlink(missing_ok=True)
             return load_inline(name=build.name, cpp_sources=[source], functions=FUNCTIONS, extra_cflags=flags,
-                               build_directory=str(build), verbose=False)
+                               extra_include_paths=[str(SOURCE.parent)], build_directory=str(build), verbose=False)
     except Exception as e:  # the build failed: say so with the compiler's own last words
         _why.append(f"the build failed: {_last_lines(e)}")
         warnings.warn(f"grucli: the fused CPU kernels did not build ({_why[-1]}); model.impl auto uses torch's "

@@ -16,13 +16,19 @@
 // out[t] always holds the state after step t; a masked (padded) step copies the previous
 // state, so the last processed step holds every sequence's final state.
 //
-// Matrix products go straight to the BLAS libtorch links (sgemm_/dgemm_, looked up as weak
-// symbols); where libtorch has none, the same products run through ATen on tensor views.
+// Matrix products run on grucli's own register-tiled kernels (gemm.h) where this build has
+// SIMD (AVX-512 or AVX2): 2-5x the BLAS libtorch links at these sizes on the AMD machines
+// measured. A build without SIMD calls that BLAS (sgemm_/dgemm_, looked up as weak symbols),
+// or ATen on tensor views where libtorch exports none. Products whose right operand is a
+// transposed weight read a transposed copy made once per call.
 
 #include <cmath>
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <vector>
+
+#include "gemm.h"
 
 extern "C" {
 void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
@@ -146,7 +152,9 @@ template <> void tanh_<double>(double* x, int64_t n) {
 #endif
 
 // ------------------------------------------------------------------------------ matmul
-bool direct_blas = true;  // false: always the ATen path (tests exercise both)
+// Which code runs the products: grucli's tiles (gemm.h), the BLAS, or ATen (tests compare them).
+enum Products : int64_t { OWN = 0, BLAS = 1, ATEN = 2 };
+int64_t products = smallgemm::AVAILABLE ? OWN : BLAS;
 
 // Fortran BLAS gemm (column-major), the same signature for float and double.
 template <typename S>
@@ -161,30 +169,53 @@ template <typename S> Tensor view(const S* p, int64_t rows, int64_t cols, int64_
                        at::TensorOptions().dtype(c10::CppTypeToScalarType<S>::value));
 }
 
-// Row-major C (M x N, leading dimension ldc) = op(A) op(B) + beta C, with op(A) M x K and
-// op(B) K x N. A is stored M x K (or K x M if ta) with leading dimension lda; B likewise.
+// C^T (N x M) = B^T A for C = A^T B with few columns (N below one vector) and many rows:
+// vectorised along M instead of N, then added into C transposed.
 template <typename S>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb,
-          S beta, S* C, int64_t ldc) {
+void own_narrow(int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, bool accumulate,
+                S* C, int64_t ldc) {
+  thread_local std::vector<S> scratch;
+  scratch.resize(size_t(M * N));
+  smallgemm::gemm<S>(true, N, M, K, B, ldb, A, lda, false, scratch.data(), M);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = accumulate ? C[i * ldc + j] + scratch[j * M + i] : scratch[j * M + i];
+}
+
+// Row-major C (M x N, leading dimension ldc) = op(A) B + beta C (beta 0 or 1), with op(A)
+// M x K: A stored M x K (or K x M if ta) with leading dimension lda; B stored K x N (ldb).
+template <typename S>
+void gemm(bool ta, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, S beta, S* C,
+          int64_t ldc) {
   if (M == 0 || N == 0) return;
+  const bool accumulate = beta != S(0);
+  if (K == 0) {  // an empty sum (BLAS implementations disagree on it)
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, S(0));
+    return;
+  }
+  if (products == OWN && smallgemm::AVAILABLE) {
+    if (ta && N < smallgemm::Vec<S>::W && M >= smallgemm::Vec<S>::W)
+      own_narrow<S>(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+    else
+      smallgemm::gemm<S>(ta, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+    return;
+  }
   const int64_t big = std::max({M, N, K, lda, ldb, ldc});
   BlasGemm<S>* blas = blas_gemm<S>();
-  if (direct_blas && blas && big < INT_MAX) {
-    // column-major BLAS sees each row-major matrix transposed: C^T = op(B)^T op(A)^T
+  if (products != ATEN && blas && big < INT_MAX) {
+    // column-major BLAS sees each row-major matrix transposed: C^T = B^T op(A)^T
     const int m = int(N), n = int(M), k = int(K), la = int(lda), lb = int(ldb), lc = int(ldc);
     const S one = 1;
-    blas(tb ? "T" : "N", ta ? "T" : "N", &m, &n, &k, &one, B, &lb, A, &la, &beta, C, &lc);
+    blas("N", ta ? "T" : "N", &m, &n, &k, &one, B, &lb, A, &la, &beta, C, &lc);
     return;
   }
   Tensor a = ta ? view(A, K, M, lda).t() : view(A, M, K, lda);
-  Tensor b = tb ? view(B, N, K, ldb).t() : view(B, K, N, ldb);
-  Tensor c = view(C, M, N, ldc);
-  if (K == 0) {
-    c.mul_(beta);
-    return;
-  }
-  c.addmm_(a, b, beta, 1);
+  Tensor b = view(B, K, N, ldb);
+  view(C, M, N, ldc).addmm_(a, b, beta, 1);
 }
+
+// A weight's transpose, contiguous: the right operand of x W^T, made once per call.
+inline Tensor transposed(const Tensor& w) { return w.t().contiguous(); }
 
 // ------------------------------------------------------------------------------ layout
 struct Steps {  // processing order of one direction
@@ -217,20 +248,21 @@ struct Chunk {
 // The input projection x W_ih^T, computed a chunk of steps at a time just before those
 // steps run, into a cache-sized buffer instead of a (T, B, G*H) array in memory.
 template <typename S> struct Projection {
-  const S *x, *w;  // (T, B, I), (GH, I)
+  Tensor wt;  // W_ih^T (I, GH)
+  const S *x, *w;  // (T, B, I), W_ih^T
   int64_t B, I, GH;
   Chunk chunk;
   Tensor storage;  // (C*B, GH)
   S* buf;
   // x (T, B, I) and w_ih (GH, I), both contiguous
   Projection(const Tensor& x_, const Tensor& w_ih, bool reverse, int64_t budget)
-      : x(x_.data_ptr<S>()), w(w_ih.data_ptr<S>()), B(x_.size(1)), I(x_.size(2)), GH(w_ih.size(0)),
-        chunk(x_.size(0), B * GH, budget, reverse), storage(at::empty({chunk.C * B, GH}, x_.options())),
-        buf(storage.data_ptr<S>()) {}
+      : wt(transposed(w_ih)), x(x_.data_ptr<S>()), w(wt.data_ptr<S>()), B(x_.size(1)), I(x_.size(2)),
+        GH(w_ih.size(0)), chunk(x_.size(0), B * GH, budget, reverse),
+        storage(at::empty({chunk.C * B, GH}, x_.options())), buf(storage.data_ptr<S>()) {}
   const S* step(int64_t t) {  // gi for step t: (B, GH)
     if (!chunk.contains(t)) {
       chunk.start(t);
-      gemm<S>(false, true, (chunk.hi - chunk.lo) * B, GH, I, x + chunk.lo * B * I, I, w, I, S(0), buf, GH);
+      gemm<S>(false, (chunk.hi - chunk.lo) * B, GH, I, x + chunk.lo * B * I, I, w, GH, S(0), buf, GH);
     }
     return buf + (t - chunk.lo) * B * GH;
   }
@@ -254,21 +286,21 @@ template <typename S> struct WeightGrads {
     const int64_t M = HR ? HR : GH;
     int64_t a = lo, b = hi;  // the times whose h_prev is a row of out
     if (first >= lo && first < hi) {
-      gemm<S>(true, false, M, H, B, dG + (first - lo) * B * GH, GH, h0, H, S(1), dw_hh, H);
+      gemm<S>(true, M, H, B, dG + (first - lo) * B * GH, GH, h0, H, S(1), dw_hh, H);
       if (reverse) b = hi - 1; else a = lo + 1;
     }
     if (b > a) {
       const S* hp = out + (reverse ? a + 1 : a - 1) * B * H;
-      gemm<S>(true, false, M, H, (b - a) * B, dG + (a - lo) * B * GH, GH, hp, H, S(1), dw_hh, H);
+      gemm<S>(true, M, H, (b - a) * B, dG + (a - lo) * B * GH, GH, hp, H, S(1), dw_hh, H);
     }
-    gemm<S>(true, false, GH, I, n, dI, GH, x + lo * B * I, I, S(1), dw_ih, I);
+    gemm<S>(true, GH, I, n, dI, GH, x + lo * B * I, I, S(1), dw_ih, I);
     for (int64_t r = 0; r < n; ++r) {
       const S *g = dG + r * GH, *gi = dI + r * GH;
       for (int64_t j = 0; j < GH; ++j) db_hh[j] += g[j];
       if (dI != dG)
         for (int64_t j = 0; j < GH; ++j) db_ih[j] += gi[j];
     }
-    if (dx) gemm<S>(false, false, n, I, GH, dI, GH, w_ih, I, S(0), dx + lo * B * I, I);
+    if (dx) gemm<S>(false, n, I, GH, dI, GH, w_ih, I, S(0), dx + lo * B * I, I);
   }
 };
 
@@ -407,15 +439,16 @@ std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, T
   auto gh = at::empty({B, 3 * H}, o);
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
+  const Tensor whh_t = transposed(w_hh);  // (H, G*H): the right operand of h W_hh^T
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward", [&] {
     using S = scalar_t;
     Projection<S> proj(x, w_ih, reverse, budget);
-    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>(), *h00 = h0.data_ptr<S>();
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whhT = whh_t.data_ptr<S>(), *h00 = h0.data_ptr<S>();
     S *gh0 = gh.data_ptr<S>(), *out0 = out.data_ptr<S>(), *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
       const S* hp0 = s == 0 ? h00 : out0 + steps.at(s - 1) * B * H;
-      gemm<S>(false, true, B, 3 * H, H, hp0, H, whh, H, S(0), gh0, 3 * H);
+      gemm<S>(false, B, 3 * H, H, hp0, H, whhT, 3 * H, S(0), gh0, 3 * H);
       const S* xg = proj.step(t);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b, srow = save ? row : b;
@@ -475,7 +508,7 @@ std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<T
         }
         gru_row_backward(g0 + row * GH, gn0 + row * H, hp0 + b * H, dh_b, dd, dg, di, H);
       }
-      gemm<S>(false, false, B, H, GH, dG, GH, whh, H, S(1), carry.next, H);  // dh_prev = direct + dG W_hh
+      gemm<S>(false, B, H, GH, dG, GH, whh, H, S(1), carry.next, H);  // dh_prev = direct + dG W_hh
       carry.swap();
     }
     if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dI0);
@@ -500,16 +533,17 @@ std::vector<Tensor> gru_cho_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_h
   auto gh = at::empty({B, 2 * H}, o), gn = at::empty({B, H}, o);
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
+  const Tensor whh_t = transposed(w_hh);  // (H, G*H): the right operand of h W_hh^T
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_cho_forward", [&] {
     using S = scalar_t;
     Projection<S> proj(x, w_ih, reverse, budget);
-    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>(), *h00 = h0.data_ptr<S>();
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whhT = whh_t.data_ptr<S>(), *h00 = h0.data_ptr<S>();
     S *gh0 = gh.data_ptr<S>(), *gn0 = gn.data_ptr<S>(), *out0 = out.data_ptr<S>(), *g0 = gates.data_ptr<S>();
     S* rh0 = rh.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
       const S* hp0 = s == 0 ? h00 : out0 + steps.at(s - 1) * B * H;
-      gemm<S>(false, true, B, 2 * H, H, hp0, H, whh, H, S(0), gh0, 2 * H);  // h_prev W_h[rz]^T
+      gemm<S>(false, B, 2 * H, H, hp0, H, whhT, 3 * H, S(0), gh0, 2 * H);  // h_prev W_h[rz]^T
       const S* xg = proj.step(t);
       S* rht = rh0 + (save ? t : 0) * B * H;
       for (int64_t b = 0; b < B; ++b) {  // r, z, and r * h_prev
@@ -524,7 +558,7 @@ std::vector<Tensor> gru_cho_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_h
         sigmoid_(g, 2 * H);
         for (int64_t j = 0; j < H; ++j) r_h[j] = g[j] * hp[j];
       }
-      gemm<S>(false, true, B, H, H, rht, H, whh + 2 * H * H, H, S(0), gn0, H);  // (r * h_prev) W_hn^T
+      gemm<S>(false, B, H, H, rht, H, whhT + 2 * H, 3 * H, S(0), gn0, H);  // (r * h_prev) W_hn^T
       for (int64_t b = 0; b < B; ++b) {  // n and the new state
         const int64_t row = t * B + b, srow = save ? row : b;
         S* ob = out0 + row * H;
@@ -572,7 +606,7 @@ std::vector<Tensor> gru_cho_backward(c10::optional<Tensor> grad_out, c10::option
     S *dG0 = dGbuf.data_ptr<S>(), *drh0 = drh.data_ptr<S>(), *dwhh_n = grads.dw_hh.data_ptr<S>() + 2 * H * H;
     auto flush = [&](int64_t lo, int64_t hi) {
       acc.add(lo, hi, dG0, dG0);
-      gemm<S>(true, false, H, H, (hi - lo) * B, dG0 + 2 * H, GH, rh0 + lo * B * H, H, S(1), dwhh_n, H);
+      gemm<S>(true, H, H, (hi - lo) * B, dG0 + 2 * H, GH, rh0 + lo * B * H, H, S(1), dwhh_n, H);
     };
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = steps.at(s);
@@ -599,7 +633,7 @@ std::vector<Tensor> gru_cho_backward(c10::optional<Tensor> grad_out, c10::option
           dd[j] = dh_b[j] * z;
         }
       }
-      gemm<S>(false, false, B, H, H, dG + 2 * H, GH, whh + 2 * H * H, H, S(0), drh0, H);  // d(r * h_prev) = dn W_hn
+      gemm<S>(false, B, H, H, dG + 2 * H, GH, whh + 2 * H * H, H, S(0), drh0, H);  // d(r * h_prev) = dn W_hn
       for (int64_t b = 0; b < B; ++b) {  // dr, and the path through r * h_prev
         const int64_t row = t * B + b;
         if (m && !m[row]) continue;
@@ -611,7 +645,7 @@ std::vector<Tensor> gru_cho_backward(c10::optional<Tensor> grad_out, c10::option
           dd[j] += dr_h[j] * r;
         }
       }
-      gemm<S>(false, false, B, H, 2 * H, dG, GH, whh, H, S(1), carry.next, H);  // + [dr, dz] W_h[rz]
+      gemm<S>(false, B, H, 2 * H, dG, GH, whh, H, S(1), carry.next, H);  // + [dr, dz] W_h[rz]
       carry.swap();
     }
     if (chunk.hi > chunk.lo) flush(chunk.lo, chunk.hi);
@@ -635,10 +669,11 @@ std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Te
   auto gh = at::empty({B, 4 * H}, o);
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
+  const Tensor whh_t = transposed(w_hh);  // (H, G*H): the right operand of h W_hh^T
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
     using S = scalar_t;
     Projection<S> proj(x, w_ih, reverse, budget);
-    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>();
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whhT = whh_t.data_ptr<S>();
     const S *h00 = h0.data_ptr<S>(), *c00 = c0.data_ptr<S>();
     S *gh0 = gh.data_ptr<S>(), *out0 = out.data_ptr<S>(), *cs0 = cs.data_ptr<S>(), *g0 = gates.data_ptr<S>(),
       *tc0 = tcs.data_ptr<S>();
@@ -646,7 +681,7 @@ std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Te
       const int64_t t = steps.at(s);
       const S* hp0 = s == 0 ? h00 : out0 + steps.at(s - 1) * B * H;
       const S* cp0 = s == 0 ? c00 : cs0 + steps.at(s - 1) * B * H;
-      gemm<S>(false, true, B, 4 * H, H, hp0, H, whh, H, S(0), gh0, 4 * H);
+      gemm<S>(false, B, 4 * H, H, hp0, H, whhT, 4 * H, S(0), gh0, 4 * H);
       const S* xg = proj.step(t);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b, srow = save ? row : b;
@@ -710,7 +745,7 @@ std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<
         if (m) std::memset(dd, 0, H * sizeof(S));
         lstm_row_backward(g0 + row * GH, tc0 + row * H, cp0 + b * H, dh_b, dc0 + b * H, dg, H);
       }
-      gemm<S>(false, false, B, H, GH, dG, GH, whh, H, S(m ? 1 : 0), carry.next, H);
+      gemm<S>(false, B, H, GH, dG, GH, whh, H, S(m ? 1 : 0), carry.next, H);
       carry.swap();
     }
     if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dG0);
@@ -731,15 +766,16 @@ std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, T
   auto gh = at::empty({B, H}, o);
   const bool* m = mask_ptr(mask);
   Steps steps{T, reverse};
+  const Tensor whh_t = transposed(w_hh);  // (H, G*H): the right operand of h W_hh^T
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
     using S = scalar_t;
     Projection<S> proj(x, w_ih, reverse, budget);
-    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whh = w_hh.data_ptr<S>(), *h00 = h0.data_ptr<S>();
+    const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whhT = whh_t.data_ptr<S>(), *h00 = h0.data_ptr<S>();
     S *gh0 = gh.data_ptr<S>(), *out0 = out.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = steps.at(s);
       const S* hp0 = s == 0 ? h00 : out0 + steps.at(s - 1) * B * H;
-      gemm<S>(false, true, B, H, H, hp0, H, whh, H, S(0), gh0, H);
+      gemm<S>(false, B, H, H, hp0, H, whhT, H, S(0), gh0, H);
       const S* xg = proj.step(t);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = t * B + b;
@@ -795,7 +831,7 @@ std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<T
         if (m) std::memset(dd, 0, H * sizeof(S));
         rnn_row_backward(out0 + row * H, dh_b, dg, H, relu);
       }
-      gemm<S>(false, false, B, H, GH, dG, GH, whh, H, S(m ? 1 : 0), carry.next, H);
+      gemm<S>(false, B, H, GH, dG, GH, whh, H, S(m ? 1 : 0), carry.next, H);
       carry.swap();
     }
     if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dG0);
@@ -805,9 +841,24 @@ std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<T
   return {grads.dx, dh, grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh};
 }
 
-// Tests: false routes every matrix product through ATen instead of the BLAS symbols.
-bool set_direct_blas(bool on) {
-  const bool was = direct_blas;
-  direct_blas = on;
+// Tests and bench: which code runs the kernels' products (0 grucli's tiles, 1 the BLAS, 2
+// ATen); returns the previous choice. Asking for the tiles in a build without SIMD gives the BLAS.
+int64_t set_products(int64_t mode) {
+  const int64_t was = products;
+  products = mode == OWN && !smallgemm::AVAILABLE ? BLAS : mode;
   return was;
+}
+
+// op(a) b with the kernels' own products (op(a) = a^T if at), for tests and `grucli bench`.
+Tensor matmul(Tensor a, Tensor b, bool at) {
+  a = a.contiguous();
+  b = b.contiguous();
+  const int64_t M = at ? a.size(1) : a.size(0), K = b.size(0), N = b.size(1);
+  TORCH_CHECK((at ? a.size(0) : a.size(1)) == K, "matmul: inner sizes differ");
+  Tensor c = at::empty({M, N}, b.options());
+  AT_DISPATCH_FLOATING_TYPES(b.scalar_type(), "matmul", [&] {
+    using S = scalar_t;
+    gemm<S>(at, M, N, K, a.data_ptr<S>(), a.size(1), b.data_ptr<S>(), N, S(0), c.data_ptr<S>(), N);
+  });
+  return c;
 }

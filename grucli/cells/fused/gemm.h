@@ -1,0 +1,208 @@
+// grucli's own small matrix products for the fused kernels (included by fused_rnn.cpp).
+//
+// Why: the products inside a recurrent step are small (B x H times H x G*H, H of 16..256),
+// and the BLAS libtorch links (MKL) runs them far below this CPU's vector peak: on the AMD
+// machines grucli is developed on it takes its AVX2 code path (about 105 GFLOP/s at 512^2 on
+// a core that does 270 with AVX-512 FMAs), and a weight gradient of shape (G*H x 2) with a
+// reduction over 1,500 rows took 113 us where the FLOPs need 3.
+//
+// What: C (M x N, row-major, leading dimension ldc) = [C +] op(A) B, with B (K x N)
+// row-major and op(A) either A (M x K) or A^T (A stored K x M). Callers with a transposed
+// B pass a transposed copy (fused_rnn.cpp makes it once per call, not once per step).
+// C is cut into tiles of MR rows x NV vectors; a tile's accumulators stay in registers
+// while k runs, each element of C a chain of fused multiply-adds in increasing k, so
+// every element's arithmetic depends only on its own row of A and column of B: never on
+// the matrix sizes, the tiling or how many other runs a call computes.
+
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <utility>
+
+namespace smallgemm {
+
+template <typename S> struct Vec;  // one SIMD register of S: W lanes, masks for a row's last lanes
+
+#if defined(GRUCLI_AVX512)
+constexpr int REGISTERS = 32;
+template <> struct Vec<float> {
+  using R = __m512;
+  using Mask = __mmask16;
+  static constexpr int W = 16;
+  static Mask mask(int64_t n) { return n >= W ? Mask(0xFFFF) : Mask((1u << n) - 1); }
+  static R zero() { return _mm512_setzero_ps(); }
+  static R set1(float a) { return _mm512_set1_ps(a); }
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static R load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static void store(float* p, R v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+};
+template <> struct Vec<double> {
+  using R = __m512d;
+  using Mask = __mmask8;
+  static constexpr int W = 8;
+  static Mask mask(int64_t n) { return n >= W ? Mask(0xFF) : Mask((1u << n) - 1); }
+  static R zero() { return _mm512_setzero_pd(); }
+  static R set1(double a) { return _mm512_set1_pd(a); }
+  static R load(const double* p) { return _mm512_loadu_pd(p); }
+  static R load(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
+  static void store(double* p, R v, Mask m) { _mm512_mask_storeu_pd(p, m, v); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+};
+#elif defined(GRUCLI_AVX2)
+constexpr int REGISTERS = 16;
+inline __m256i lanes_below(int64_t n, int lanes) {  // lanes [0, n) set (32-bit lanes; 64-bit as pairs)
+  const __m256i idx = lanes == 8 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::min<int64_t>(n, lanes))), idx);
+}
+template <> struct Vec<float> {
+  using R = __m256;
+  using Mask = __m256i;
+  static constexpr int W = 8;
+  static Mask mask(int64_t n) { return lanes_below(n, 8); }
+  static R zero() { return _mm256_setzero_ps(); }
+  static R set1(float a) { return _mm256_set1_ps(a); }
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static R load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static void store(float* p, R v, Mask m) { _mm256_maskstore_ps(p, m, v); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+};
+template <> struct Vec<double> {
+  using R = __m256d;
+  using Mask = __m256i;
+  static constexpr int W = 4;
+  static Mask mask(int64_t n) { return lanes_below(n, 4); }
+  static R zero() { return _mm256_setzero_pd(); }
+  static R set1(double a) { return _mm256_set1_pd(a); }
+  static R load(const double* p) { return _mm256_loadu_pd(p); }
+  static R load(const double* p, Mask m) { return _mm256_maskload_pd(p, m); }
+  static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
+  static void store(double* p, R v, Mask m) { _mm256_maskstore_pd(p, m, v); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+};
+#endif
+
+#if defined(GRUCLI_AVX512) || defined(GRUCLI_AVX2)
+constexpr bool AVAILABLE = true;
+
+// Tile shapes: with NV vectors per row of the tile, the most rows whose accumulators, the
+// NV vectors of B and one broadcast of A fit in the registers.
+constexpr int MAX_NV = REGISTERS == 32 ? 4 : 2;
+constexpr int rows_for(int nv) {
+  return REGISTERS == 32 ? (nv == 1 ? 14 : nv == 2 ? 12 : nv == 3 ? 8 : 6) : (nv == 1 ? 8 : 6);
+}
+constexpr int64_t K_BLOCK = 256;  // k is cut into blocks so a tile's panel of B stays in cache
+
+// unroll<N>(f): f(0), f(1), ..., f(N - 1), each index a compile-time constant, so arrays
+// indexed by them become registers (loops over r and v left to the compiler kept the
+// accumulators in memory: one store per FMA).
+template <typename F, int... I>
+__attribute__((always_inline)) inline void unroll_(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, typename F>
+__attribute__((always_inline)) inline void unroll(F&& f) {
+  unroll_(f, std::make_integer_sequence<int, N>{});
+}
+
+// One tile: C[MR x (NV vectors, the last masked by `last`)] (+)= op(A)[MR x K] B[K x NV*W].
+template <typename S, int MR, int NV, bool AT>
+void tile(int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, S* C, int64_t ldc, bool accumulate,
+          typename Vec<S>::Mask last) {
+  using V = Vec<S>;
+  using R = typename V::R;
+  R c[MR][NV];
+  unroll<MR>([&](auto r) {
+    unroll<NV>([&](auto v) {
+      S* p = C + r * ldc + v * V::W;
+      c[r][v] = !accumulate ? V::zero() : v == NV - 1 ? V::load(p, last) : V::load(p);
+    });
+  });
+  for (int64_t k = 0; k < K; ++k) {
+    const S* Bk = B + k * ldb;
+    R b[NV];
+    unroll<NV>([&](auto v) { b[v] = v == NV - 1 ? V::load(Bk + v * V::W, last) : V::load(Bk + v * V::W); });
+    unroll<MR>([&](auto r) {
+      const R a = V::set1(AT ? A[k * lda + r] : A[r * lda + k]);
+      unroll<NV>([&](auto v) { c[r][v] = V::fma(a, b[v], c[r][v]); });
+    });
+  }
+  unroll<MR>([&](auto r) {
+    unroll<NV>([&](auto v) {
+      S* p = C + r * ldc + v * V::W;
+      if (v == NV - 1)
+        V::store(p, c[r][v], last);
+      else
+        V::store(p, c[r][v]);
+    });
+  });
+}
+
+template <typename S>
+using Tile = void (*)(int64_t, const S*, int64_t, const S*, int64_t, S*, int64_t, bool, typename Vec<S>::Mask);
+
+// tiles<S, NV, AT>()[mr - 1]: the tile of mr rows (1 <= mr <= rows_for(NV)).
+template <typename S, int NV, bool AT, int... R>
+constexpr std::array<Tile<S>, sizeof...(R)> tiles_of(std::integer_sequence<int, R...>) {
+  return {&tile<S, R + 1, NV, AT>...};
+}
+template <typename S, int NV, bool AT>
+const Tile<S>* tiles() {
+  static constexpr auto table = tiles_of<S, NV, AT>(std::make_integer_sequence<int, rows_for(NV)>{});
+  return table.data();
+}
+
+template <typename S, bool AT>
+const Tile<S>* tiles_for(int nv) {
+  if constexpr (MAX_NV == 4) {
+    switch (nv) {
+      case 1: return tiles<S, 1, AT>();
+      case 2: return tiles<S, 2, AT>();
+      case 3: return tiles<S, 3, AT>();
+      default: return tiles<S, 4, AT>();
+    }
+  } else {
+    return nv == 1 ? tiles<S, 1, AT>() : tiles<S, 2, AT>();
+  }
+}
+
+// C (M x N) (+)= op(A) B: column panels of up to MAX_NV vectors, each swept over blocks of
+// k (accumulating from the second block on, which keeps every element's chain in order)
+// and, inside a block, over tiles of rows.
+template <typename S>
+void gemm(bool at, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, bool accumulate,
+          S* C, int64_t ldc) {
+  using V = Vec<S>;
+  if (M <= 0 || N <= 0 || K <= 0) return;  // (the caller handles K = 0)
+  for (int64_t j0 = 0; j0 < N; j0 += MAX_NV * V::W) {
+    const int64_t cols = std::min<int64_t>(N - j0, MAX_NV * V::W);
+    const int nv = int((cols + V::W - 1) / V::W);
+    const typename V::Mask last = V::mask(cols - (nv - 1) * V::W);
+    const Tile<S>* table = at ? tiles_for<S, true>(nv) : tiles_for<S, false>(nv);
+    const int64_t MR = rows_for(nv);
+    for (int64_t k0 = 0; k0 < K; k0 += K_BLOCK) {
+      const int64_t kb = std::min<int64_t>(K_BLOCK, K - k0);
+      const bool acc = accumulate || k0 > 0;
+      const S* Bk = B + k0 * ldb + j0;
+      for (int64_t i0 = 0; i0 < M; i0 += MR) {
+        const int64_t rows = std::min<int64_t>(MR, M - i0);
+        const S* Ai = at ? A + k0 * lda + i0 : A + i0 * lda + k0;
+        table[rows - 1](kb, Ai, lda, Bk, ldb, C + i0 * ldc + j0, ldc, acc, last);
+      }
+    }
+  }
+}
+#else
+constexpr bool AVAILABLE = false;  // no SIMD build: fused_rnn.cpp uses the BLAS
+template <typename S>
+void gemm(bool, int64_t, int64_t, int64_t, const S*, int64_t, const S*, int64_t, bool, S*, int64_t) {}
+#endif
+
+}  // namespace smallgemm
