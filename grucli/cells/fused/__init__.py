@@ -35,12 +35,15 @@ def _c(t):
 
 
 # Each Function covers one layer and direction: input projection, recurrence, and all weight
-# gradients, in one kernel call each way. Gradients of outputs nobody used arrive as None
-# (not materialised zeros), and the kernels skip them.
+# gradients, in one kernel call each way, for one run or a pack of runs: x (K, T, B, I),
+# states (K, B, H), weights (K, ...), mask (K, T, B); a single run's tensors may come
+# without K (the kernels treat them as a pack of one). Gradients of outputs nobody used arrive as None (not
+# materialised zeros), and the kernels skip them.
 class GRULayer(torch.autograd.Function):
-    """(x (T, B, I), h0 (B, H), W_ih, W_hh, b_ih, b_hh) -> (out (T, B, H), h_n (B, H)), for the
-    kernels `<family>_forward/_backward` of a GRU family (gru, gru_cho): both save the gates
-    and one (T, B, H) tensor of their own (gru: h W_hn + b_hn; gru_cho: r * h_prev)."""
+    """(x (T, B, I), h0 (B, H), W_ih, W_hh, b_ih, b_hh) -> (out (T, B, H), h_n (B, H)), or the
+    same with a leading K, for the kernels `<family>_forward/_backward` of a GRU family (gru,
+    gru_cho): both save the gates and one (T, B, H) tensor of their own (gru: h W_hn + b_hn;
+    gru_cho: r * h_prev)."""
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k, family):
@@ -55,14 +58,14 @@ class GRULayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_h):
         x, gates, extra, out, h0, w_ih, w_hh = ctx.saved_tensors
-        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = ctx.backward_kernel(
-            _c(grad_out), _c(grad_h), gates, extra, out, h0, x, w_ih, w_hh, ctx.mask, ctx.reverse,
-            ctx.needs_input_grad[0], CHUNK)
-        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
+        grads = ctx.backward_kernel(_c(grad_out), _c(grad_h), gates, extra, out, h0, x, w_ih, w_hh, ctx.mask,
+                                    ctx.reverse, ctx.needs_input_grad[0], CHUNK)
+        return (*grads, None, None, None, None)
 
 
 class LSTMLayer(torch.autograd.Function):
-    """(x (T, B, I), h0, c0 (B, H), W_ih, W_hh, b_ih, b_hh) -> (out (T, B, H), h_n, c_n)."""
+    """(x (T, B, I), h0, c0 (B, H), W_ih, W_hh, b_ih, b_hh) -> (out (T, B, H), h_n, c_n), or
+    the same with a leading K."""
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k):
@@ -77,14 +80,14 @@ class LSTMLayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_h, grad_c):
         x, gates, cs, tcs, out, h0, c0, w_ih, w_hh = ctx.saved_tensors
-        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = ctx.k.lstm_backward(
-            _c(grad_out), _c(grad_h), _c(grad_c), gates, cs, tcs, out, h0, c0, x, w_ih, w_hh, ctx.mask, ctx.reverse,
-            ctx.needs_input_grad[0], CHUNK)
-        return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
+        grads = ctx.k.lstm_backward(_c(grad_out), _c(grad_h), _c(grad_c), gates, cs, tcs, out, h0, c0, x, w_ih, w_hh,
+                                    ctx.mask, ctx.reverse, ctx.needs_input_grad[0], CHUNK)
+        return (*grads, None, None, None)
 
 
 class RNNLayer(torch.autograd.Function):
-    """(x (T, B, I), h0 (B, H), W_ih, W_hh, b_ih, b_hh) -> (out (T, B, H), h_n (B, H))."""
+    """(x (T, B, I), h0 (B, H), W_ih, W_hh, b_ih, b_hh) -> (out (T, B, H), h_n (B, H)), or the
+    same with a leading K."""
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse, relu, k):
@@ -98,10 +101,9 @@ class RNNLayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_h):
         x, out, h0, w_ih, w_hh = ctx.saved_tensors
-        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = ctx.k.rnn_backward(
-            _c(grad_out), _c(grad_h), out, h0, x, w_ih, w_hh, ctx.mask, ctx.reverse, ctx.relu,
-            ctx.needs_input_grad[0], CHUNK)
-        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
+        grads = ctx.k.rnn_backward(_c(grad_out), _c(grad_h), out, h0, x, w_ih, w_hh, ctx.mask, ctx.reverse, ctx.relu,
+                                   ctx.needs_input_grad[0], CHUNK)
+        return (*grads, None, None, None, None)
 
 
 def _gru(family: str):

@@ -7,7 +7,8 @@ are unavailable is kept apart: no compiler, switched off, or a build that failed
 the compiler's last lines), so nothing falls back silently.
 
 Environment: GRUCLI_FUSED_CACHE (build folder, default ~/.cache/grucli/extensions),
-GRUCLI_NO_COMPILE=1 (never compile: fused is unavailable, auto uses torch's modules).
+GRUCLI_NO_COMPILE=1 (never compile: fused is unavailable, auto uses torch's modules),
+GRUCLI_SIMD=avx2|none (build a narrower variant than this CPU allows, to test it).
 """
 
 from __future__ import annotations
@@ -21,24 +22,33 @@ import warnings
 from pathlib import Path
 
 SOURCE = Path(__file__).parent / "fused_rnn.cpp"
-HEADERS = [Path(__file__).parent / "gemm.h"]  # included by SOURCE (grucli's own matrix products)
+HEADERS = [Path(__file__).parent / h for h in ("gemm.h", "products.h", "activations.h")]  # included by SOURCE
 FUNCTIONS = ["gru_forward", "gru_backward", "gru_cho_forward", "gru_cho_backward", "lstm_forward", "lstm_backward",
              "rnn_forward", "rnn_backward", "set_products", "matmul"]
 PRODUCTS = {"own": 0, "blas": 1, "aten": 2}  # set_products(mode): which code runs the kernels' matrix products
 _why: list[str] = []  # why the kernels are unavailable, once known
 
 
+SIMD = {"avx512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mprefer-vector-width=512", "-DGRUCLI_AVX512"],
+        "avx2": ["-mavx2", "-mfma", "-DGRUCLI_AVX2"], "none": []}
+
+
 def _simd_flags() -> list[str]:
-    """Vector width for the gate arithmetic: AVX-512 or AVX2 where /proc/cpuinfo has them
-    (Sleef's vector exp/tanh come from libtorch itself), else scalar code."""
+    """Vector width for the products and the gate arithmetic: AVX-512 or AVX2 where
+    /proc/cpuinfo has them (Sleef's vector exp/tanh come from libtorch itself), else scalar
+    code (and the BLAS for the products). GRUCLI_SIMD=avx2|none builds a narrower variant
+    (to test the code other machines run)."""
+    forced = os.environ.get("GRUCLI_SIMD")
+    if forced in SIMD:
+        return SIMD[forced]
     try:
         flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
         return []
     if {"avx512f", "avx512dq"} <= flags:
-        return ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mprefer-vector-width=512", "-DGRUCLI_AVX512"]
+        return SIMD["avx512"]
     if {"avx2", "fma"} <= flags:
-        return ["-mavx2", "-mfma", "-DGRUCLI_AVX2"]
+        return SIMD["avx2"]
     return []
 
 

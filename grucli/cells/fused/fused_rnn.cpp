@@ -3,9 +3,7 @@
 //
 // One layer, one direction, time-major, raw pointers throughout (no ATen op per step).
 // Forward, per step: one matmul gh = h W_hh^T (no bias: biases are added in the gate pass),
-// then ONE pass over the gate buffer doing all gate arithmetic (vectorised sigmoid/tanh
-// through the Sleef functions libtorch already exports; a row's leftover elements go in one
-// masked vector: a scalar exp each made a step at H=39 ~1.6x slower). The input projection
+// then ONE pass over the gate buffer doing all gate arithmetic. The input projection
 // x W_ih^T is one matmul per chunk of a few steps, computed just before they run, so it is
 // read back from cache.
 // Backward, per step: one pass for the gate gradients and one matmul for dh_prev. Every
@@ -16,206 +14,22 @@
 // out[t] always holds the state after step t; a masked (padded) step copies the previous
 // state, so the last processed step holds every sequence's final state.
 //
-// Matrix products run on grucli's own register-tiled kernels (gemm.h) where this build has
-// SIMD (AVX-512 or AVX2): 2-5x the BLAS libtorch links at these sizes on the AMD machines
-// measured. A build without SIMD calls that BLAS (sgemm_/dgemm_, looked up as weak symbols),
-// or ATen on tensor views where libtorch exports none. Products whose right operand is a
-// transposed weight read a transposed copy made once per call.
-
+// Matrix products: products.h (grucli's own tiles, gemm.h); gate nonlinearities: activations.h.
 #include <cmath>
 #include <algorithm>
-#include <climits>
 #include <cstring>
 #include <vector>
 
-#include "gemm.h"
-
-extern "C" {
-void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
-            const float*, const int*, const float*, float*, const int*) __attribute__((weak));
-void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*, const int*,
-            const double*, const int*, const double*, double*, const int*) __attribute__((weak));
-}
-
-#if defined(GRUCLI_AVX512)
-#include <immintrin.h>
-extern "C" {
-__m512 Sleef_expf16_u10(__m512);
-__m512 Sleef_tanhf16_u35(__m512);
-__m512d Sleef_expd8_u10(__m512d);
-__m512d Sleef_tanhd8_u10(__m512d);
-}
-#elif defined(GRUCLI_AVX2)
-#include <immintrin.h>
-extern "C" {
-__m256 Sleef_expf8_u10(__m256);
-__m256 Sleef_tanhf8_u35(__m256);
-__m256d Sleef_expd4_u10(__m256d);
-__m256d Sleef_tanhd4_u10(__m256d);
-}
-#endif
+#include "activations.h"
+#include "products.h"
 
 namespace {
 
 using at::Tensor;
-
-template <typename T> inline T sigm(T x) { return T(1) / (T(1) + std::exp(-x)); }
-
-template <typename T> void sigmoid_(T* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = sigm(x[i]);
-}
-template <typename T> void tanh_(T* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
-}
-
-#if defined(GRUCLI_AVX512)
-template <> void sigmoid_<float>(float* x, int64_t n) {
-  const __m512 one = _mm512_set1_ps(1.f), zero = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 v = _mm512_loadu_ps(x + i);
-    v = _mm512_div_ps(one, _mm512_add_ps(one, Sleef_expf16_u10(_mm512_sub_ps(zero, v))));
-    _mm512_storeu_ps(x + i, v);
-  }
-  if (i < n) {  // the tail in one masked vector: the same Sleef function as every other element
-    const __mmask16 k = __mmask16((1u << (n - i)) - 1);
-    __m512 v = _mm512_maskz_loadu_ps(k, x + i);
-    v = _mm512_div_ps(one, _mm512_add_ps(one, Sleef_expf16_u10(_mm512_sub_ps(zero, v))));
-    _mm512_mask_storeu_ps(x + i, k, v);
-  }
-}
-template <> void tanh_<float>(float* x, int64_t n) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, Sleef_tanhf16_u35(_mm512_loadu_ps(x + i)));
-  if (i < n) {
-    const __mmask16 k = __mmask16((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(x + i, k, Sleef_tanhf16_u35(_mm512_maskz_loadu_ps(k, x + i)));
-  }
-}
-template <> void sigmoid_<double>(double* x, int64_t n) {
-  const __m512d one = _mm512_set1_pd(1.), zero = _mm512_setzero_pd();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m512d v = _mm512_loadu_pd(x + i);
-    v = _mm512_div_pd(one, _mm512_add_pd(one, Sleef_expd8_u10(_mm512_sub_pd(zero, v))));
-    _mm512_storeu_pd(x + i, v);
-  }
-  for (; i < n; ++i) x[i] = sigm(x[i]);
-}
-template <> void tanh_<double>(double* x, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm512_storeu_pd(x + i, Sleef_tanhd8_u10(_mm512_loadu_pd(x + i)));
-  for (; i < n; ++i) x[i] = std::tanh(x[i]);
-}
-#elif defined(GRUCLI_AVX2)
-inline __m256i tail_mask8(int64_t r) {  // lanes [0, r) set, 0 < r < 8
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-template <> void sigmoid_<float>(float* x, int64_t n) {
-  const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_loadu_ps(x + i);
-    v = _mm256_div_ps(one, _mm256_add_ps(one, Sleef_expf8_u10(_mm256_sub_ps(zero, v))));
-    _mm256_storeu_ps(x + i, v);
-  }
-  if (i < n) {  // the tail in one masked vector: the same Sleef function as every other element
-    const __m256i k = tail_mask8(n - i);
-    __m256 v = _mm256_maskload_ps(x + i, k);
-    v = _mm256_div_ps(one, _mm256_add_ps(one, Sleef_expf8_u10(_mm256_sub_ps(zero, v))));
-    _mm256_maskstore_ps(x + i, k, v);
-  }
-}
-template <> void tanh_<float>(float* x, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, Sleef_tanhf8_u35(_mm256_loadu_ps(x + i)));
-  if (i < n) {
-    const __m256i k = tail_mask8(n - i);
-    _mm256_maskstore_ps(x + i, k, Sleef_tanhf8_u35(_mm256_maskload_ps(x + i, k)));
-  }
-}
-template <> void sigmoid_<double>(double* x, int64_t n) {
-  const __m256d one = _mm256_set1_pd(1.), zero = _mm256_setzero_pd();
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    __m256d v = _mm256_loadu_pd(x + i);
-    v = _mm256_div_pd(one, _mm256_add_pd(one, Sleef_expd4_u10(_mm256_sub_pd(zero, v))));
-    _mm256_storeu_pd(x + i, v);
-  }
-  for (; i < n; ++i) x[i] = sigm(x[i]);
-}
-template <> void tanh_<double>(double* x, int64_t n) {
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) _mm256_storeu_pd(x + i, Sleef_tanhd4_u10(_mm256_loadu_pd(x + i)));
-  for (; i < n; ++i) x[i] = std::tanh(x[i]);
-}
-#endif
-
-// ------------------------------------------------------------------------------ matmul
-// Which code runs the products: grucli's tiles (gemm.h), the BLAS, or ATen (tests compare them).
-enum Products : int64_t { OWN = 0, BLAS = 1, ATEN = 2 };
-int64_t products = smallgemm::AVAILABLE ? OWN : BLAS;
-
-// Fortran BLAS gemm (column-major), the same signature for float and double.
-template <typename S>
-using BlasGemm = void(const char*, const char*, const int*, const int*, const int*, const S*, const S*, const int*,
-                      const S*, const int*, const S*, S*, const int*);
-template <typename S> BlasGemm<S>* blas_gemm();  // null where libtorch exports none
-template <> BlasGemm<float>* blas_gemm<float>() { return sgemm_; }
-template <> BlasGemm<double>* blas_gemm<double>() { return dgemm_; }
-
-template <typename S> Tensor view(const S* p, int64_t rows, int64_t cols, int64_t ld) {
-  return at::from_blob(const_cast<S*>(p), {rows, cols}, {ld, 1},
-                       at::TensorOptions().dtype(c10::CppTypeToScalarType<S>::value));
-}
-
-// C^T (N x M) = B^T A for C = A^T B with few columns (N below one vector) and many rows:
-// vectorised along M instead of N, then added into C transposed.
-template <typename S>
-void own_narrow(int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, bool accumulate,
-                S* C, int64_t ldc) {
-  thread_local std::vector<S> scratch;
-  scratch.resize(size_t(M * N));
-  smallgemm::gemm<S>(true, N, M, K, B, ldb, A, lda, false, scratch.data(), M);
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = accumulate ? C[i * ldc + j] + scratch[j * M + i] : scratch[j * M + i];
-}
-
-// Row-major C (M x N, leading dimension ldc) = op(A) B + beta C (beta 0 or 1), with op(A)
-// M x K: A stored M x K (or K x M if ta) with leading dimension lda; B stored K x N (ldb).
-template <typename S>
-void gemm(bool ta, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, S beta, S* C,
-          int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  const bool accumulate = beta != S(0);
-  if (K == 0) {  // an empty sum (BLAS implementations disagree on it)
-    if (!accumulate)
-      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, S(0));
-    return;
-  }
-  if (products == OWN && smallgemm::AVAILABLE) {
-    if (ta && N < smallgemm::Vec<S>::W && M >= smallgemm::Vec<S>::W)
-      own_narrow<S>(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
-    else
-      smallgemm::gemm<S>(ta, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
-    return;
-  }
-  const int64_t big = std::max({M, N, K, lda, ldb, ldc});
-  BlasGemm<S>* blas = blas_gemm<S>();
-  if (products != ATEN && blas && big < INT_MAX) {
-    // column-major BLAS sees each row-major matrix transposed: C^T = B^T op(A)^T
-    const int m = int(N), n = int(M), k = int(K), la = int(lda), lb = int(ldb), lc = int(ldc);
-    const S one = 1;
-    blas("N", ta ? "T" : "N", &m, &n, &k, &one, B, &lb, A, &la, &beta, C, &lc);
-    return;
-  }
-  Tensor a = ta ? view(A, K, M, lda).t() : view(A, M, K, lda);
-  Tensor b = view(B, K, N, ldb);
-  view(C, M, N, ldc).addmm_(a, b, beta, 1);
-}
-
-// A weight's transpose, contiguous: the right operand of x W^T, made once per call.
-inline Tensor transposed(const Tensor& w) { return w.t().contiguous(); }
+using activations::sigmoid_;
+using activations::tanh_;
+using products::gemm;
+using products::transposed;
 
 // ------------------------------------------------------------------------------ layout
 struct Steps {  // processing order of one direction
@@ -223,12 +37,6 @@ struct Steps {  // processing order of one direction
   bool reverse;
   int64_t at(int64_t s) const { return reverse ? T - 1 - s : s; }
 };
-
-inline const bool* mask_ptr(const c10::optional<Tensor>& mask) {
-  return mask.has_value() && mask->defined() ? mask->data_ptr<bool>() : nullptr;
-}
-
-inline bool given(const c10::optional<Tensor>& t) { return t.has_value() && t->defined(); }
 
 // A window of C consecutive time steps [lo, hi), visited in descending or ascending t.
 // C is chosen so that a (C*B, width) buffer holds about `budget` elements (~cache-sized).
@@ -389,7 +197,7 @@ inline void rnn_row_backward(const S* __restrict__ h, const S* __restrict__ d, S
   }
 }
 
-// Shapes shared by the entry points below.
+// Shapes of one run, read off its slices.
 struct Dims {
   int64_t T, B, I, H;
 };
@@ -400,46 +208,88 @@ inline Dims dims(const Tensor& x, const Tensor& h0) { return {x.size(0), x.size(
 template <typename S> struct Carry {
   Tensor a, b;
   S *cur, *next;
-  Carry(const c10::optional<Tensor>& grad_h, int64_t B, int64_t H, const at::TensorOptions& o)
-      : a(given(grad_h) ? grad_h->contiguous().clone() : at::zeros({B, H}, o)), b(at::empty({B, H}, o)),
+  Carry(const Tensor& grad_h, int64_t B, int64_t H, const at::TensorOptions& o)
+      : a(grad_h.defined() ? grad_h.contiguous().clone() : at::zeros({B, H}, o)), b(at::empty({B, H}, o)),
         cur(a.data_ptr<S>()), next(b.data_ptr<S>()) {}
   void swap() { std::swap(cur, next); }
   Tensor result() const { return cur == a.data_ptr<S>() ? a : b; }
 };
 
-struct Grads {  // dx (or undefined), dW_ih, dW_hh, db_ih, db_hh
-  Tensor dx, dw_ih, dw_hh, db_ih, db_hh;
-  Grads(const Dims& d, int64_t GH, bool need_dx, const at::TensorOptions& o)
-      : dx(need_dx ? at::empty({d.T, d.B, d.I}, o) : Tensor()), dw_ih(at::zeros({GH, d.I}, o)),
-        dw_hh(at::zeros({GH, d.H}, o)), db_ih(at::zeros({GH}, o)), db_hh(at::zeros({GH}, o)) {}
-  template <typename S>
-  WeightGrads<S> acc(const Tensor& x, const Tensor& w_ih, const Tensor& out, const Tensor& h0, const Dims& d, int64_t GH,
-                     bool reverse) {
-    return {x.data_ptr<S>(), w_ih.data_ptr<S>(), out.data_ptr<S>(), h0.data_ptr<S>(), d.T, d.B, d.I, d.H, GH, reverse,
-            dw_ih.data_ptr<S>(), dw_hh.data_ptr<S>(), db_ih.data_ptr<S>(), db_hh.data_ptr<S>(),
-            dx.defined() ? dx.data_ptr<S>() : nullptr};
+// A pack: every tensor of an entry point below has a leading run dimension K (a model
+// trained alone is a pack of one). Each run is computed by the same code on its own
+// slices, so its numbers never depend on the others.
+struct Pack {
+  int64_t K;
+  static Tensor run(const c10::optional<Tensor>& t, int64_t k) {  // run k's slice, or undefined
+    return t.has_value() && t->defined() ? (*t)[k] : Tensor();
+  }
+  static const bool* mask(const c10::optional<Tensor>& mask, int64_t k) {  // (K, T, B) -> run k's (T, B)
+    return mask.has_value() && mask->defined() ? mask->data_ptr<bool>() + k * mask->size(1) * mask->size(2) : nullptr;
   }
 };
 
+// A run given without its pack dimension (x (T, B, I), ...) is a pack of one; its results
+// come back without it too.
+struct Single {
+  bool on;
+  explicit Single(const Tensor& x) : on(x.dim() == 3) {}
+  Tensor in(const Tensor& t) const { return on && t.defined() ? t.unsqueeze(0) : t; }
+  c10::optional<Tensor> in(const c10::optional<Tensor>& t) const {
+    return on && t.has_value() && t->defined() ? c10::optional<Tensor>(t->unsqueeze(0)) : t;
+  }
+  std::vector<Tensor> out(std::vector<Tensor> ts) const {
+    if (on)
+      for (auto& t : ts)
+        if (t.defined()) t = t.squeeze(0);
+    return ts;
+  }
+};
+
+// The state after the last processed step of every run (out (K, T, B, H); out[t] holds the
+// state after step t, padded steps included), or the initial state when T = 0.
+inline Tensor last_state(const Tensor& seq, const Tensor& init, bool reverse) {
+  const int64_t T = seq.size(1);
+  return T ? seq.select(1, reverse ? 0 : T - 1).clone() : init.clone();
+}
+
+// The weight and input gradients of a pack, zeroed, and run k's views of them.
+struct Grads {  // dx (or undefined), dW_ih, dW_hh, db_ih, db_hh; all (K, ...)
+  Tensor dx, dw_ih, dw_hh, db_ih, db_hh, dh0;
+  Grads(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, bool need_dx)
+      : dx(need_dx ? at::empty_like(x) : Tensor()), dw_ih(at::zeros_like(w_ih)), dw_hh(at::zeros_like(w_hh)),
+        db_ih(at::zeros({w_ih.size(0), w_ih.size(1)}, w_ih.options())),
+        db_hh(at::zeros({w_ih.size(0), w_ih.size(1)}, w_ih.options())),
+        dh0(at::empty({x.size(0), x.size(2), w_hh.size(2)}, x.options())) {}
+  template <typename S>
+  WeightGrads<S> acc(int64_t k, const Tensor& x, const Tensor& w_ih, const Tensor& out, const Tensor& h0, const Dims& d,
+                     int64_t GH, bool reverse) {
+    return {x.data_ptr<S>(), w_ih.data_ptr<S>(), out.data_ptr<S>(), h0.data_ptr<S>(), d.T, d.B, d.I, d.H, GH, reverse,
+            dw_ih[k].data_ptr<S>(), dw_hh[k].data_ptr<S>(), db_ih[k].data_ptr<S>(), db_hh[k].data_ptr<S>(),
+            dx.defined() ? dx[k].data_ptr<S>() : nullptr};
+  }
+  std::vector<Tensor> result() const { return {dx, dh0, dw_ih, dw_hh, db_ih, db_hh}; }
+};
+
 }  // namespace
+
+// Every entry point takes a pack: x (K, T, B, I), states (K, B, H), W_ih (K, G*H, I),
+// W_hh (K, G*H, H), biases (K, G*H), mask (K, T, B) or none; and returns tensors of the
+// same leading K. Inside, one loop over the runs calls the one-run code below. A single
+// run may come without K (struct Single).
 
 // ------------------------------------------------------------------------------------ GRU
 // gates (r, z, n) as torch: r = s(gi_r + b_ir + gh_r + b_hr), z likewise,
 // n = tanh(gi_n + b_in + r * (gh_n + b_hn)), h = (1 - z) * n + z * h_prev, gh = h_prev W_hh^T.
 // save=false (inference): the gates are kept for one step only.
-// Returns out (T, B, H), h_n, and for the backward: gates (r, z, n), gh_n + b_hn.
-std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
-                                c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+namespace {
+void gru_forward_run(const Tensor& x, const Tensor& w_ih, const Tensor& h0, const Tensor& w_hh, const Tensor& b_ih,
+                     const Tensor& b_hh, const bool* m, bool reverse, bool save, int64_t budget, Tensor out,
+                     Tensor gates, Tensor ghn) {
   const Dims d = dims(x, h0);
   const int64_t T = d.T, B = d.B, H = d.H;
-  auto o = x.options();
-  auto out = at::empty({T, B, H}, o);
-  auto gates = at::empty({save ? T : 1, B, 3 * H}, o);
-  auto ghn = at::empty({save ? T : 1, B, H}, o);
-  auto gh = at::empty({B, 3 * H}, o);
-  const bool* m = mask_ptr(mask);
-  Steps steps{T, reverse};
+  auto gh = at::empty({B, 3 * H}, x.options());
   const Tensor whh_t = transposed(w_hh);  // (H, G*H): the right operand of h W_hh^T
+  Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward", [&] {
     using S = scalar_t;
     Projection<S> proj(x, w_ih, reverse, budget);
@@ -462,29 +312,22 @@ std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, T
       }
     }
   });
-  Tensor h_last = T ? out[steps.at(T - 1)].clone() : h0.clone();
-  return {out, h_last, gates, ghn};
 }
 
-// Returns dx (undefined unless need_dx), dh0, dW_ih, dW_hh, db_ih, db_hh.
-std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates,
-                                 Tensor ghn, Tensor out, Tensor h0, Tensor x, Tensor w_ih, Tensor w_hh,
-                                 c10::optional<Tensor> mask, bool reverse, bool need_dx, int64_t budget) {
+void gru_backward_run(const Tensor& go, const Tensor& grad_h, const Tensor& gates, const Tensor& ghn,
+                      const Tensor& out, const Tensor& h0, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
+                      const bool* m, bool reverse, int64_t budget, Grads& grads, int64_t k) {
   const Dims d = dims(x, h0);
   const int64_t T = d.T, B = d.B, H = d.H, GH = 3 * H;
   auto o = out.options();
-  const bool* m = mask_ptr(mask);
-  const bool has_go = given(grad_out);
-  Tensor go = has_go ? grad_out->contiguous() : Tensor();
-  Grads grads(d, GH, need_dx, o);
+  const bool has_go = go.defined();
   Chunk chunk(T, B * GH, budget, !reverse);
   auto dGbuf = at::empty({chunk.C * B, GH}, o), dIbuf = at::empty({chunk.C * B, GH}, o);
-  Tensor dh;
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "gru_backward", [&] {
     using S = scalar_t;
     Carry<S> carry(grad_h, B, H, o);
-    WeightGrads<S> acc = grads.acc<S>(x, w_ih, out, h0, d, GH, reverse);
+    WeightGrads<S> acc = grads.acc<S>(k, x, w_ih, out, h0, d, GH, reverse);
     const S *g0 = gates.data_ptr<S>(), *gn0 = ghn.data_ptr<S>(), *go0 = has_go ? go.data_ptr<S>() : nullptr;
     const S *out0 = out.data_ptr<S>(), *h00 = h0.data_ptr<S>(), *whh = w_hh.data_ptr<S>();
     S *dG0 = dGbuf.data_ptr<S>(), *dI0 = dIbuf.data_ptr<S>();
@@ -512,28 +355,23 @@ std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<T
       carry.swap();
     }
     if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dI0);
-    dh = carry.result();
+    grads.dh0[k].copy_(carry.result());
   });
-  return {grads.dx, dh, grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh};
 }
 
 // ------------------------------------------------------------------------------- GRU-Cho
 // gates (r, z, n) as Cho et al. 2014: r, z as torch's GRU, but the reset gate acts BEFORE
 // the hidden product: n = tanh(gi_n + b_in + (r * h_prev) W_hn^T + b_hn),
 // h = (1 - z) * n + z * h_prev. Two products per step: h_prev W_h[rz]^T, then (r * h_prev) W_hn^T.
-// Returns out (T, B, H), h_n, and for the backward: gates (r, z, n), rh = r * h_prev.
-std::vector<Tensor> gru_cho_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
-                                    c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+void gru_cho_forward_run(const Tensor& x, const Tensor& w_ih, const Tensor& h0, const Tensor& w_hh,
+                         const Tensor& b_ih, const Tensor& b_hh, const bool* m, bool reverse, bool save,
+                         int64_t budget, Tensor out, Tensor gates, Tensor rh) {
   const Dims d = dims(x, h0);
   const int64_t T = d.T, B = d.B, H = d.H;
   auto o = x.options();
-  auto out = at::empty({T, B, H}, o);
-  auto gates = at::empty({save ? T : 1, B, 3 * H}, o);
-  auto rh = at::empty({save ? T : 1, B, H}, o);
   auto gh = at::empty({B, 2 * H}, o), gn = at::empty({B, H}, o);
-  const bool* m = mask_ptr(mask);
-  Steps steps{T, reverse};
   const Tensor whh_t = transposed(w_hh);  // (H, G*H): the right operand of h W_hh^T
+  Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_cho_forward", [&] {
     using S = scalar_t;
     Projection<S> proj(x, w_ih, reverse, budget);
@@ -575,35 +413,29 @@ std::vector<Tensor> gru_cho_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_h
       }
     }
   });
-  Tensor h_last = T ? out[steps.at(T - 1)].clone() : h0.clone();
-  return {out, h_last, gates, rh};
 }
 
-// Returns dx (undefined unless need_dx), dh0, dW_ih, dW_hh, db_ih, db_hh. Every block's
-// pre-activation gradient is the same for its input product, its hidden product and both
-// biases (dr, dz, dn), so one buffer serves as dG and dI; the n rows of dW_hh read r * h_prev.
-std::vector<Tensor> gru_cho_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates,
-                                     Tensor rh, Tensor out, Tensor h0, Tensor x, Tensor w_ih, Tensor w_hh,
-                                     c10::optional<Tensor> mask, bool reverse, bool need_dx, int64_t budget) {
+// Every block's pre-activation gradient is the same for its input product, its hidden
+// product and both biases (dr, dz, dn), so one buffer serves as dG and dI; the n rows of
+// dW_hh read r * h_prev.
+void gru_cho_backward_run(const Tensor& go, const Tensor& grad_h, const Tensor& gates, const Tensor& rh,
+                          const Tensor& out, const Tensor& h0, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
+                          const bool* m, bool reverse, int64_t budget, Grads& grads, int64_t k) {
   const Dims d = dims(x, h0);
   const int64_t T = d.T, B = d.B, H = d.H, GH = 3 * H;
   auto o = out.options();
-  const bool* m = mask_ptr(mask);
-  const bool has_go = given(grad_out);
-  Tensor go = has_go ? grad_out->contiguous() : Tensor();
-  Grads grads(d, GH, need_dx, o);
+  const bool has_go = go.defined();
   Chunk chunk(T, B * GH, budget, !reverse);
   auto dGbuf = at::empty({chunk.C * B, GH}, o), drh = at::empty({B, H}, o);
-  Tensor dh;
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "gru_cho_backward", [&] {
     using S = scalar_t;
     Carry<S> carry(grad_h, B, H, o);
-    WeightGrads<S> acc = grads.acc<S>(x, w_ih, out, h0, d, GH, reverse);
+    WeightGrads<S> acc = grads.acc<S>(k, x, w_ih, out, h0, d, GH, reverse);
     acc.HR = 2 * H;
     const S *g0 = gates.data_ptr<S>(), *rh0 = rh.data_ptr<S>(), *go0 = has_go ? go.data_ptr<S>() : nullptr;
     const S *out0 = out.data_ptr<S>(), *h00 = h0.data_ptr<S>(), *whh = w_hh.data_ptr<S>();
-    S *dG0 = dGbuf.data_ptr<S>(), *drh0 = drh.data_ptr<S>(), *dwhh_n = grads.dw_hh.data_ptr<S>() + 2 * H * H;
+    S *dG0 = dGbuf.data_ptr<S>(), *drh0 = drh.data_ptr<S>(), *dwhh_n = grads.dw_hh[k].data_ptr<S>() + 2 * H * H;
     auto flush = [&](int64_t lo, int64_t hi) {
       acc.add(lo, hi, dG0, dG0);
       gemm<S>(true, H, H, (hi - lo) * B, dG0 + 2 * H, GH, rh0 + lo * B * H, H, S(1), dwhh_n, H);
@@ -649,27 +481,20 @@ std::vector<Tensor> gru_cho_backward(c10::optional<Tensor> grad_out, c10::option
       carry.swap();
     }
     if (chunk.hi > chunk.lo) flush(chunk.lo, chunk.hi);
-    dh = carry.result();
+    grads.dh0[k].copy_(carry.result());
   });
-  grads.db_ih.copy_(grads.db_hh);
-  return {grads.dx, dh, grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh};
 }
 
 // ----------------------------------------------------------------------------------- LSTM
 // gates (i, f, g, o) as torch: c = f * c_prev + i * g, h = o * tanh(c).
-std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
-                                 c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+void lstm_forward_run(const Tensor& x, const Tensor& w_ih, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                      const Tensor& b_ih, const Tensor& b_hh, const bool* m, bool reverse, bool save, int64_t budget,
+                      Tensor out, Tensor cs, Tensor tcs, Tensor gates) {
   const Dims d = dims(x, h0);
   const int64_t T = d.T, B = d.B, H = d.H;
-  auto o = x.options();
-  auto out = at::empty({T, B, H}, o);
-  auto cs = at::empty({T, B, H}, o);
-  auto tcs = at::empty({save ? T : 1, B, H}, o);       // tanh(c)
-  auto gates = at::empty({save ? T : 1, B, 4 * H}, o);  // activated i, f, g, o
-  auto gh = at::empty({B, 4 * H}, o);
-  const bool* m = mask_ptr(mask);
-  Steps steps{T, reverse};
+  auto gh = at::empty({B, 4 * H}, x.options());
   const Tensor whh_t = transposed(w_hh);  // (H, G*H): the right operand of h W_hh^T
+  Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
     using S = scalar_t;
     Projection<S> proj(x, w_ih, reverse, budget);
@@ -696,32 +521,27 @@ std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Te
       }
     }
   });
-  Tensor h_last = T ? out[steps.at(T - 1)].clone() : h0.clone();
-  Tensor c_last = T ? cs[steps.at(T - 1)].clone() : c0.clone();
-  return {out, h_last, c_last, gates, cs, tcs};
 }
 
-// Returns dx (undefined unless need_dx), dh0, dc0, dW_ih, dW_hh, db_ih, db_hh.
-std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h,
-                                  c10::optional<Tensor> grad_c, Tensor gates, Tensor cs, Tensor tcs, Tensor out,
-                                  Tensor h0, Tensor c0, Tensor x, Tensor w_ih, Tensor w_hh, c10::optional<Tensor> mask,
-                                  bool reverse, bool need_dx, int64_t budget) {
+void lstm_backward_run(const Tensor& go, const Tensor& grad_h, const Tensor& grad_c, const Tensor& gates,
+                       const Tensor& cs, const Tensor& tcs, const Tensor& out, const Tensor& h0, const Tensor& c0,
+                       const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const bool* m, bool reverse,
+                       int64_t budget, Grads& grads, Tensor dc, int64_t k) {
   const Dims d = dims(x, h0);
   const int64_t T = d.T, B = d.B, H = d.H, GH = 4 * H;
   auto o = out.options();
-  const bool* m = mask_ptr(mask);
-  const bool has_go = given(grad_out);
-  Tensor go = has_go ? grad_out->contiguous() : Tensor();
-  Grads grads(d, GH, need_dx, o);
+  const bool has_go = go.defined();
   Chunk chunk(T, B * GH, budget, !reverse);
   auto dGbuf = at::empty({chunk.C * B, GH}, o);
-  auto dc = given(grad_c) ? grad_c->contiguous().clone() : at::zeros({B, H}, o);
-  Tensor dh;
+  if (grad_c.defined())
+    dc.copy_(grad_c);
+  else
+    dc.zero_();
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "lstm_backward", [&] {
     using S = scalar_t;
     Carry<S> carry(grad_h, B, H, o);
-    WeightGrads<S> acc = grads.acc<S>(x, w_ih, out, h0, d, GH, reverse);
+    WeightGrads<S> acc = grads.acc<S>(k, x, w_ih, out, h0, d, GH, reverse);
     const S *g0 = gates.data_ptr<S>(), *tc0 = tcs.data_ptr<S>(), *cs0 = cs.data_ptr<S>(), *c00 = c0.data_ptr<S>();
     const S *go0 = has_go ? go.data_ptr<S>() : nullptr, *whh = w_hh.data_ptr<S>();
     S *dc0 = dc.data_ptr<S>(), *dG0 = dGbuf.data_ptr<S>();
@@ -749,24 +569,19 @@ std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<
       carry.swap();
     }
     if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dG0);
-    dh = carry.result();
+    grads.dh0[k].copy_(carry.result());
   });
-  grads.db_ih.copy_(grads.db_hh);
-  return {grads.dx, dh, dc, grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh};
 }
 
 // ------------------------------------------------------------------------------------ RNN
 // h = phi(gi + b_ih + h_prev W_hh^T + b_hh), phi = tanh or relu.
-std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
-                                c10::optional<Tensor> mask, bool reverse, bool relu, int64_t budget) {
+void rnn_forward_run(const Tensor& x, const Tensor& w_ih, const Tensor& h0, const Tensor& w_hh, const Tensor& b_ih,
+                     const Tensor& b_hh, const bool* m, bool reverse, bool relu, int64_t budget, Tensor out) {
   const Dims d = dims(x, h0);
   const int64_t T = d.T, B = d.B, H = d.H;
-  auto o = x.options();
-  auto out = at::empty({T, B, H}, o);
-  auto gh = at::empty({B, H}, o);
-  const bool* m = mask_ptr(mask);
-  Steps steps{T, reverse};
+  auto gh = at::empty({B, H}, x.options());
   const Tensor whh_t = transposed(w_hh);  // (H, G*H): the right operand of h W_hh^T
+  Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
     using S = scalar_t;
     Projection<S> proj(x, w_ih, reverse, budget);
@@ -787,29 +602,22 @@ std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, T
       }
     }
   });
-  Tensor h_last = T ? out[steps.at(T - 1)].clone() : h0.clone();
-  return {out, h_last};
 }
 
-// Returns dx (undefined unless need_dx), dh0, dW_ih, dW_hh, db_ih, db_hh.
-std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor out, Tensor h0,
-                                 Tensor x, Tensor w_ih, Tensor w_hh, c10::optional<Tensor> mask, bool reverse, bool relu,
-                                 bool need_dx, int64_t budget) {
+void rnn_backward_run(const Tensor& go, const Tensor& grad_h, const Tensor& out, const Tensor& h0, const Tensor& x,
+                      const Tensor& w_ih, const Tensor& w_hh, const bool* m, bool reverse, bool relu, int64_t budget,
+                      Grads& grads, int64_t k) {
   const Dims d = dims(x, h0);
   const int64_t T = d.T, B = d.B, H = d.H, GH = H;
   auto o = out.options();
-  const bool* m = mask_ptr(mask);
-  const bool has_go = given(grad_out);
-  Tensor go = has_go ? grad_out->contiguous() : Tensor();
-  Grads grads(d, GH, need_dx, o);
+  const bool has_go = go.defined();
   Chunk chunk(T, B * GH, budget, !reverse);
   auto dGbuf = at::empty({chunk.C * B, GH}, o);
-  Tensor dh;
   Steps steps{T, reverse};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "rnn_backward", [&] {
     using S = scalar_t;
     Carry<S> carry(grad_h, B, H, o);
-    WeightGrads<S> acc = grads.acc<S>(x, w_ih, out, h0, d, GH, reverse);
+    WeightGrads<S> acc = grads.acc<S>(k, x, w_ih, out, h0, d, GH, reverse);
     const S *out0 = out.data_ptr<S>(), *go0 = has_go ? go.data_ptr<S>() : nullptr, *whh = w_hh.data_ptr<S>();
     S* dG0 = dGbuf.data_ptr<S>();
     for (int64_t s = T - 1; s >= 0; --s) {
@@ -835,30 +643,134 @@ std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<T
       carry.swap();
     }
     if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dG0);
-    dh = carry.result();
+    grads.dh0[k].copy_(carry.result());
   });
+}
+}  // namespace
+
+// ------------------------------------------------------------------------- entry points
+// Forward: out (K, T, B, H), the final state(s) (K, B, H), and what the backward reads.
+// Backward: dx (K, T, B, I) (undefined unless need_dx), dh0 (and dc0), dW_ih, dW_hh, db_ih, db_hh.
+
+// gru: returns out, h_n, gates (r, z, n), gh_n + b_hn.
+std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+                                c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+  const Single one(x);
+  x = one.in(x), w_ih = one.in(w_ih), h0 = one.in(h0), w_hh = one.in(w_hh), b_ih = one.in(b_ih), b_hh = one.in(b_hh);
+  mask = one.in(mask);
+  const int64_t K = x.size(0), T = x.size(1), B = x.size(2), H = h0.size(2);
+  auto o = x.options();
+  auto out = at::empty({K, T, B, H}, o), gates = at::empty({K, save ? T : 1, B, 3 * H}, o),
+       ghn = at::empty({K, save ? T : 1, B, H}, o);
+  for (int64_t k = 0; k < K; ++k)
+    gru_forward_run(x[k], w_ih[k], h0[k], w_hh[k], b_ih[k], b_hh[k], Pack::mask(mask, k), reverse, save, budget,
+                    out[k], gates[k], ghn[k]);
+  return one.out({out, last_state(out, h0, reverse), gates, ghn});
+}
+
+std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates,
+                                 Tensor ghn, Tensor out, Tensor h0, Tensor x, Tensor w_ih, Tensor w_hh,
+                                 c10::optional<Tensor> mask, bool reverse, bool need_dx, int64_t budget) {
+  const Single one(x);
+  grad_out = one.in(grad_out), grad_h = one.in(grad_h), gates = one.in(gates), ghn = one.in(ghn), out = one.in(out);
+  h0 = one.in(h0), x = one.in(x), w_ih = one.in(w_ih), w_hh = one.in(w_hh), mask = one.in(mask);
+  Grads grads(x, w_ih, w_hh, need_dx);
+  for (int64_t k = 0; k < x.size(0); ++k)
+    gru_backward_run(Pack::run(grad_out, k), Pack::run(grad_h, k), gates[k], ghn[k], out[k], h0[k], x[k], w_ih[k],
+                     w_hh[k], Pack::mask(mask, k), reverse, budget, grads, k);
+  return one.out(grads.result());
+}
+
+// gru_cho: returns out, h_n, gates (r, z, n), r * h_prev.
+std::vector<Tensor> gru_cho_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+                                    c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+  const Single one(x);
+  x = one.in(x), w_ih = one.in(w_ih), h0 = one.in(h0), w_hh = one.in(w_hh), b_ih = one.in(b_ih), b_hh = one.in(b_hh);
+  mask = one.in(mask);
+  const int64_t K = x.size(0), T = x.size(1), B = x.size(2), H = h0.size(2);
+  auto o = x.options();
+  auto out = at::empty({K, T, B, H}, o), gates = at::empty({K, save ? T : 1, B, 3 * H}, o),
+       rh = at::empty({K, save ? T : 1, B, H}, o);
+  for (int64_t k = 0; k < K; ++k)
+    gru_cho_forward_run(x[k], w_ih[k], h0[k], w_hh[k], b_ih[k], b_hh[k], Pack::mask(mask, k), reverse, save, budget,
+                        out[k], gates[k], rh[k]);
+  return one.out({out, last_state(out, h0, reverse), gates, rh});
+}
+
+std::vector<Tensor> gru_cho_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates,
+                                     Tensor rh, Tensor out, Tensor h0, Tensor x, Tensor w_ih, Tensor w_hh,
+                                     c10::optional<Tensor> mask, bool reverse, bool need_dx, int64_t budget) {
+  const Single one(x);
+  grad_out = one.in(grad_out), grad_h = one.in(grad_h), gates = one.in(gates), rh = one.in(rh), out = one.in(out);
+  h0 = one.in(h0), x = one.in(x), w_ih = one.in(w_ih), w_hh = one.in(w_hh), mask = one.in(mask);
+  Grads grads(x, w_ih, w_hh, need_dx);
+  for (int64_t k = 0; k < x.size(0); ++k)
+    gru_cho_backward_run(Pack::run(grad_out, k), Pack::run(grad_h, k), gates[k], rh[k], out[k], h0[k], x[k], w_ih[k],
+                         w_hh[k], Pack::mask(mask, k), reverse, budget, grads, k);
   grads.db_ih.copy_(grads.db_hh);
-  return {grads.dx, dh, grads.dw_ih, grads.dw_hh, grads.db_ih, grads.db_hh};
+  return one.out(grads.result());
 }
 
-// Tests and bench: which code runs the kernels' products (0 grucli's tiles, 1 the BLAS, 2
-// ATen); returns the previous choice. Asking for the tiles in a build without SIMD gives the BLAS.
-int64_t set_products(int64_t mode) {
-  const int64_t was = products;
-  products = mode == OWN && !smallgemm::AVAILABLE ? BLAS : mode;
-  return was;
+// lstm: returns out, h_n, c_n, gates (activated i, f, g, o), c, tanh(c).
+std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+                                 c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+  const Single one(x);
+  x = one.in(x), w_ih = one.in(w_ih), h0 = one.in(h0), c0 = one.in(c0), w_hh = one.in(w_hh), b_ih = one.in(b_ih);
+  b_hh = one.in(b_hh), mask = one.in(mask);
+  const int64_t K = x.size(0), T = x.size(1), B = x.size(2), H = h0.size(2);
+  auto o = x.options();
+  auto out = at::empty({K, T, B, H}, o), cs = at::empty({K, T, B, H}, o),
+       tcs = at::empty({K, save ? T : 1, B, H}, o), gates = at::empty({K, save ? T : 1, B, 4 * H}, o);
+  for (int64_t k = 0; k < K; ++k)
+    lstm_forward_run(x[k], w_ih[k], h0[k], c0[k], w_hh[k], b_ih[k], b_hh[k], Pack::mask(mask, k), reverse, save,
+                     budget, out[k], cs[k], tcs[k], gates[k]);
+  return one.out({out, last_state(out, h0, reverse), last_state(cs, c0, reverse), gates, cs, tcs});
 }
 
-// op(a) b with the kernels' own products (op(a) = a^T if at), for tests and `grucli bench`.
-Tensor matmul(Tensor a, Tensor b, bool at) {
-  a = a.contiguous();
-  b = b.contiguous();
-  const int64_t M = at ? a.size(1) : a.size(0), K = b.size(0), N = b.size(1);
-  TORCH_CHECK((at ? a.size(0) : a.size(1)) == K, "matmul: inner sizes differ");
-  Tensor c = at::empty({M, N}, b.options());
-  AT_DISPATCH_FLOATING_TYPES(b.scalar_type(), "matmul", [&] {
-    using S = scalar_t;
-    gemm<S>(at, M, N, K, a.data_ptr<S>(), a.size(1), b.data_ptr<S>(), N, S(0), c.data_ptr<S>(), N);
-  });
-  return c;
+// Returns dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh.
+std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h,
+                                  c10::optional<Tensor> grad_c, Tensor gates, Tensor cs, Tensor tcs, Tensor out,
+                                  Tensor h0, Tensor c0, Tensor x, Tensor w_ih, Tensor w_hh, c10::optional<Tensor> mask,
+                                  bool reverse, bool need_dx, int64_t budget) {
+  const Single one(x);
+  grad_out = one.in(grad_out), grad_h = one.in(grad_h), grad_c = one.in(grad_c), gates = one.in(gates);
+  cs = one.in(cs), tcs = one.in(tcs), out = one.in(out), h0 = one.in(h0), c0 = one.in(c0), x = one.in(x);
+  w_ih = one.in(w_ih), w_hh = one.in(w_hh), mask = one.in(mask);
+  Grads grads(x, w_ih, w_hh, need_dx);
+  auto dc = at::empty_like(c0);
+  for (int64_t k = 0; k < x.size(0); ++k)
+    lstm_backward_run(Pack::run(grad_out, k), Pack::run(grad_h, k), Pack::run(grad_c, k), gates[k], cs[k], tcs[k],
+                      out[k], h0[k], c0[k], x[k], w_ih[k], w_hh[k], Pack::mask(mask, k), reverse, budget, grads,
+                      dc[k], k);
+  grads.db_ih.copy_(grads.db_hh);
+  auto r = grads.result();
+  r.insert(r.begin() + 2, dc);
+  return one.out(r);
+}
+
+// rnn (tanh or relu): returns out, h_n.
+std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+                                c10::optional<Tensor> mask, bool reverse, bool relu, int64_t budget) {
+  const Single one(x);
+  x = one.in(x), w_ih = one.in(w_ih), h0 = one.in(h0), w_hh = one.in(w_hh), b_ih = one.in(b_ih), b_hh = one.in(b_hh);
+  mask = one.in(mask);
+  const int64_t K = x.size(0), T = x.size(1), B = x.size(2), H = h0.size(2);
+  auto out = at::empty({K, T, B, H}, x.options());
+  for (int64_t k = 0; k < K; ++k)
+    rnn_forward_run(x[k], w_ih[k], h0[k], w_hh[k], b_ih[k], b_hh[k], Pack::mask(mask, k), reverse, relu, budget, out[k]);
+  return one.out({out, last_state(out, h0, reverse)});
+}
+
+std::vector<Tensor> rnn_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor out, Tensor h0,
+                                 Tensor x, Tensor w_ih, Tensor w_hh, c10::optional<Tensor> mask, bool reverse, bool relu,
+                                 bool need_dx, int64_t budget) {
+  const Single one(x);
+  grad_out = one.in(grad_out), grad_h = one.in(grad_h), out = one.in(out), h0 = one.in(h0), x = one.in(x);
+  w_ih = one.in(w_ih), w_hh = one.in(w_hh), mask = one.in(mask);
+  Grads grads(x, w_ih, w_hh, need_dx);
+  for (int64_t k = 0; k < x.size(0); ++k)
+    rnn_backward_run(Pack::run(grad_out, k), Pack::run(grad_h, k), out[k], h0[k], x[k], w_ih[k], w_hh[k],
+                     Pack::mask(mask, k), reverse, relu, budget, grads, k);
+  grads.db_ih.copy_(grads.db_hh);
+  return one.out(grads.result());
 }

@@ -16,7 +16,9 @@
 
 #pragma once
 
+#if defined(GRUCLI_AVX512) || defined(GRUCLI_AVX2)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <array>
