@@ -83,7 +83,7 @@ class SequenceModel(nn.Module):
             return x  # (B, T, I)
         if self.embed is not None:
             return self.embed(x)  # (B, T, E)
-        return F.one_hot(x, self.vocab_size).float()  # (B, T, V)
+        return F.one_hot(x, self.vocab_size).to(self.head.weight.dtype)  # (B, T, V)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         z = self.encode(x)  # (B, T, I)

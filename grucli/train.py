@@ -291,6 +291,7 @@ class _Member:
                                 select=data.selection, baseline=dict(data.baseline), env=dict(env))
         self.wall0 = time.perf_counter()
         self.done, self.model, self.loss, self.value = False, None, None, 0.0
+        self.params, self.opt_state_bytes, self.step_kind = None, 0, None  # set by the pack's stepper
         self.step, self.seqs, self.train_time = 0, 0, 0.0
         self.best, self.best_state, self.since_best = float("nan"), None, 0
         self.epoch_times: list[float] = []
@@ -318,14 +319,23 @@ class _Member:
         self.perm = torch.randperm(n, generator=self.order_gen).to(self.device)
         self.loss_sum, self.seen, self.epoch_time = 0.0, 0, 0.0
 
-    def forward(self, train: Split, i: int, batch_size: int) -> None:
-        """This run's loss on its next batch; a non-finite loss ends it as diverged."""
+    def take(self, train: Split, i: int, batch_size: int) -> Split:
+        """This run's next batch (its own order)."""
         self.batch = train.take(self.perm[i:i + batch_size])
+        return self.batch
+
+    def forward(self, train: Split, i: int, batch_size: int) -> None:
+        """This run's loss on its next batch, from its own model."""
+        self.take(train, i, batch_size)
         _set_rng_state(device := self.device, self.rng)  # the dropout masks it would draw alone
         out, y = forward(self.model, self.batch)
         self.rng = _rng_state(device)
-        self.loss = self.data.objective.loss(out, y)
-        self.value = self.loss.item()
+        self.record(self.data.objective.loss(out, y))
+
+    def record(self, loss: torch.Tensor, value: float | None = None) -> None:
+        """The loss of this step (its value, if known); a non-finite loss ends the run as diverged."""
+        self.loss = loss
+        self.value = loss.item() if value is None else value
         if not math.isfinite(self.value):
             self.result.status, self.result.error = "diverged", f"non-finite loss ({self.value}) at step {self.step + 1}"
             self.result.stopped_by, self.done, self.loss = "diverged", True, None
@@ -404,10 +414,11 @@ class _Member:
             "peak_memory_mb": _peak_memory_mb(self.device),  # of the process: a pack's runs share it
             "saved_activation_bytes": activations,  # kept for the backward of one batch of batch_size (memory.py)
             "param_bytes": memory.parameter_bytes(model),
-            "optimizer_state_bytes": memory.optimizer_state_bytes(self.opt, self.params),
+            "optimizer_state_bytes": self.opt_state_bytes,
             "total_time_s": time.perf_counter() - self.wall0,
             # runs trained together in one process; its training time is its share of each step's
             "pack_size": pack_size,
+            "step": self.step_kind,  # how its steps ran: "stacked" (grucli.stacked) or "per-run"
         }
 
 
@@ -432,15 +443,109 @@ def _model_meta(model: torch.nn.Module, cfg: RunConfig, data: TaskData) -> dict:
             "tgt_unit": data.info.get("tgt_unit")}
 
 
+class _RunByRun:
+    """How a pack steps when its runs cannot train stacked (grucli.stacked.unsupported):
+    each run's forward on its own model, with its random state swapped in; then one backward
+    over every run's loss (disjoint graphs: each gradient is what its own backward gives),
+    each run's clip, and one optimiser step over a param group per run."""
+
+    kind = "per-run"
+
+    def __init__(self, runs: list[_Member]):
+        for r in runs:
+            r.params = list(r.model.parameters())
+        groups = [{"params": r.params, "lr": r.cfg.train.lr, "weight_decay": r.cfg.train.weight_decay} for r in runs]
+        self.opt = make_optimizer(runs[0].cfg, groups)
+
+    def forward(self, pack: "_Pack", stepping: list[_Member], train: Split, i: int, batch_size: int) -> None:
+        for r in stepping:
+            pack._guard([r], lambda: r.forward(train, i, batch_size))
+
+    def update(self, stepping: list[_Member]) -> None:
+        """The graphs are traversed together, so an error raised here fails every stepping
+        run. (A backward per run, right after its forward, keeps its activations in cache
+        but measured no faster: benchmarks/pack_bound.py, README.)"""
+        self.opt.zero_grad(set_to_none=True)  # every run's, so a run that left is not stepped
+        torch.autograd.backward([r.loss for r in stepping])
+        clip = [r for r in stepping if r.cfg.train.grad_clip]
+        if clip:
+            clip_grad_norms([r.params for r in clip], [r.cfg.train.grad_clip for r in clip])
+        self.opt.step()
+
+    def sync(self, run: _Member) -> None:  # its model is the one that trains
+        pass
+
+    def left(self, run: _Member) -> None:
+        pass
+
+    def state_bytes(self, run: _Member) -> int:
+        return memory.optimizer_state_bytes(self.opt, run.params) if run.params is not None else 0
+
+
+class _StackedSteps:
+    """How a pack steps on the fused kernels: one stacked computation for all its runs
+    (grucli.stacked); each run's model receives its weights before it is evaluated."""
+
+    kind = "stacked"
+
+    def __init__(self, runs: list[_Member]):
+        from grucli import stacked
+
+        rngs = [torch.Generator().set_state(r.rng[0]) for r in runs]  # dropout: each run's own stream
+        self.stack = stacked.Stacked([r.model for r in runs], [r.cfg for r in runs], rngs)
+        self.order = [r.index for r in runs]  # run index at each slice
+        self.gone: set[int] = set()
+
+    def slot(self, run: _Member) -> int:
+        return self.order.index(run.index)
+
+    def forward(self, pack: "_Pack", stepping: list[_Member], train: Split, i: int, batch_size: int) -> None:
+        if self.gone:  # runs left since the last step: keep the others' slices
+            self.stack.keep([k for k, idx in enumerate(self.order) if idx not in self.gone])
+            self.order = [idx for idx in self.order if idx not in self.gone]
+            self.gone.clear()
+        assert [r.index for r in stepping] == self.order
+
+        def run():
+            batches = [r.take(train, i, batch_size) for r in stepping]
+            out = self.stack.forward(torch.stack([b.x for b in batches]))
+            losses = [pack.data.objective.loss(out[k], b.y) for k, b in enumerate(batches)]
+            values = torch.stack([loss.detach() for loss in losses]).tolist()
+            for r, loss, value in zip(stepping, losses, values):
+                r.record(loss, value)
+
+        pack._guard(stepping, run)
+
+    def update(self, stepping: list[_Member]) -> None:
+        self.stack.zero_grad()
+        torch.autograd.backward([r.loss for r in stepping])
+        self.stack.step([self.slot(r) for r in stepping])
+
+    def sync(self, run: _Member) -> None:
+        if run.model is not None and run.index not in self.gone:
+            self.stack.write(self.slot(run), run.model)
+
+    def left(self, run: _Member) -> None:
+        self.gone.add(run.index)
+
+    def state_bytes(self, run: _Member) -> int:
+        return self.stack.state_bytes()
+
+
 class _Pack:
     """The training loop over the runs of one pack, in lockstep."""
 
     def __init__(self, runs: list[_Member], data: TaskData, device: torch.device, on_result):
         self.runs, self.data, self.device, self.on_result = runs, data, device, on_result
         self.splits = tuple(_to(s, device) for s in (data.train, data.val, data.test))
+        self.steps: _RunByRun | _StackedSteps | None = None
 
     def _leave(self, run: _Member) -> None:
         """A run is over (any status): its final measurements, then its result is handed on."""
+        if self.steps is not None:
+            self.steps.sync(run)
+            run.opt_state_bytes, run.step_kind = self.steps.state_bytes(run), self.steps.kind
+            self.steps.left(run)
         if run.result.status != "failed":
             try:
                 run.finish(self.splits, len(self.runs))
@@ -466,39 +571,26 @@ class _Pack:
                 self._leave(run)
             return False
 
-    def _update(self, stepping: list[_Member], opt: torch.optim.Optimizer) -> None:
-        """One backward over the stepping runs' losses, each run's clip, one optimiser step.
-        The graphs are traversed together, so an error raised here fails every stepping run.
-        (A backward per run, right after its forward, keeps its activations in cache but
-        measured no faster: benchmarks/pack_bound.py, README.)"""
-        opt.zero_grad(set_to_none=True)  # every run's, so a run that left is not stepped
-        torch.autograd.backward([r.loss for r in stepping])
-        clip = [r for r in stepping if r.cfg.train.grad_clip]
-        if clip:
-            clip_grad_norms([r.params for r in clip], [r.cfg.train.grad_clip for r in clip])
-        opt.step()
+    def _stepper(self, live: list[_Member]) -> None:
+        from grucli import stacked
+
+        why = stacked.unsupported([r.model for r in live], self.data, self.device)
+        self.steps = _RunByRun(live) if why else _StackedSteps(live)
 
     def fit(self) -> None:
         for r in self.runs:
             if r.done:  # failed while being built
                 self._leave(r)
         live = [r for r in self.runs if not r.done]
-        if not live:
+        if not live or not self._guard(live, lambda: self._stepper(live)):
             return
+        steps = self.steps
         t = live[0].cfg.train
-        for r in live:
-            r.params = list(r.model.parameters())
-        groups = [{"params": r.params, "lr": r.cfg.train.lr, "weight_decay": r.cfg.train.weight_decay} for r in live]
-        opts = []
-        if not self._guard(live, lambda: opts.append(make_optimizer(live[0].cfg, groups))):
-            return
-        opt = opts[0]
         train, val, _ = self.splits
         n, B = len(train), t.batch_size
         steps_per_epoch = math.ceil(n / B)
         total = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
         for r in live:
-            r.opt = opt
             r.cb.on_start(total)
         for epoch in range(1, t.epochs + 1):
             stepping = [r for r in live if not r.done]
@@ -508,14 +600,13 @@ class _Pack:
                 r.start_epoch(n)
             clock = time.perf_counter()
             for i in range(0, n, B):
-                for r in stepping:
-                    self._guard([r], lambda: r.forward(train, i, B))
+                steps.forward(self, stepping, train, i, B)
                 for r in stepping:
                     if r.done and r.result.status == "diverged":  # (a failed run has left already)
                         r.end_epoch()
                         self._leave(r)
                 stepping = [r for r in stepping if not r.done]
-                if not stepping or not self._guard(stepping, lambda: self._update(stepping, opt)):
+                if not stepping or not self._guard(stepping, lambda: steps.update(stepping)):
                     stepping = []
                     break
                 now = time.perf_counter()
@@ -526,6 +617,7 @@ class _Pack:
                     break
             for r in stepping:
                 r.end_epoch()
+                steps.sync(r)
                 if self._guard([r], lambda: r.evaluate(epoch, val, total, steps_per_epoch)) and r.done:
                     self._leave(r)
         for r in live:

@@ -93,14 +93,14 @@ def test_partial_run_is_retrained_and_finished_ones_are_kept(write_yaml, tiny_ex
 
 
 def test_failed_run_is_recorded_and_the_grid_goes_on(write_yaml, tiny_experiment, results, monkeypatch):
-    real = train_mod.make_optimizer
+    real = train_mod.build_model
 
-    def fails_for_lstm(cfg, params):
+    def fails_for_lstm(cfg, data):
         if cfg.model.cell == "lstm":
             raise RuntimeError("lstm optimiser broke")
-        return real(cfg, params)
+        return real(cfg, data)
 
-    monkeypatch.setattr(train_mod, "make_optimizer", fails_for_lstm)
+    monkeypatch.setattr(train_mod, "build_model", fails_for_lstm)
     path = write_yaml(tiny_experiment(grid={"model.cell": ["lstm", "gru"]}))
     out = invoke("train", path, "--results", results)
     assert out.exit_code == 1  # some run failed

@@ -67,6 +67,8 @@ def test_each_packed_run_equals_the_same_run_alone(impl, cell):
     # runs that left early were handed on first, while the rest still trained
     assert finished[:2] == [4, 5] and sorted(finished) == list(range(6))
     assert {p.timing["pack_size"] for p in packed} == {6} and {a.timing["pack_size"] for a in alone} == {1}
+    way = "stacked" if impl == "fused" else "per-run"  # fused runs train stacked, alone too (a pack of one)
+    assert {r.timing["step"] for r in packed + alone} == {way}
     # the pack's runs do not all train alike: otherwise the test above would prove little
     assert len({json.dumps(p.test) for p in packed[:4]}) == 4
 
@@ -99,13 +101,15 @@ class _FailsInBackward(torch.autograd.Function):
         raise RuntimeError("gradient exploded")
 
 
-def test_an_error_in_the_shared_backward_fails_the_runs_stepping_and_is_recorded(monkeypatch):
+@pytest.mark.parametrize("impl", ["fused", "torch"])
+def test_an_error_in_the_shared_backward_fails_the_runs_stepping_and_is_recorded(monkeypatch, impl):
     # the runs' graphs are traversed by one backward, so an error there is every stepping
     # run's: they are recorded failed with it (not raised), and a run that left before keeps
-    # its own result
+    # its own result. fused: the stacked step (one graph for all); torch: run by run.
+    import grucli.stacked as stacked_mod
     import grucli.train as train_mod
 
-    real_build, real_forward = train_mod.build_model, train_mod.forward
+    real_build, real_forward, real_stacked = train_mod.build_model, train_mod.forward, stacked_mod.Stacked.forward
     doomed, calls = set(), {}
 
     def build(c, data):
@@ -122,14 +126,19 @@ def test_an_error_in_the_shared_backward_fails_the_runs_stepping_and_is_recorded
                 out = _FailsInBackward.apply(out)
         return out, y
 
+    def stacked_forward(self, x):
+        out = real_stacked(self, x)
+        calls["stacked"] = calls.get("stacked", 0) + 1
+        return _FailsInBackward.apply(out) if calls["stacked"] == 5 else out
+
     monkeypatch.setattr(train_mod, "build_model", build)
     monkeypatch.setattr(train_mod, "forward", forward)
-    cfgs = [cfg(0), cfg(1), cfg(2, grad_clip=0.05), cfg(3, lr=1e30, grad_clip=None)]
+    monkeypatch.setattr(stacked_mod.Stacked, "forward", stacked_forward)
+    cfgs = [cfg(0, impl), cfg(1, impl), cfg(2, impl, grad_clip=0.05), cfg(3, impl, lr=1e30, grad_clip=None)]
     packed = train_pack(cfgs)
     assert [p.status for p in packed] == ["failed", "failed", "failed", "diverged"]
     assert all("gradient exploded" in p.error and len(p.history) == 1 for p in packed[:3])
-    monkeypatch.setattr(train_mod, "build_model", real_build)
-    monkeypatch.setattr(train_mod, "forward", real_forward)
+    monkeypatch.undo()
     assert numbers(packed[3]) == numbers(train_run(cfgs[3]))
 
 

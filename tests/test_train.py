@@ -128,7 +128,8 @@ def test_fused_optimizer_step_trains_like_the_per_tensor_one(tiny_run, monkeypat
     same algorithm: weight decay and momentum included, the same metrics to float tolerance."""
     from grucli import train as train_mod
 
-    cfg = tiny_run(train={"epochs": 2, "max_steps": 6, "optimizer": optimizer, "weight_decay": 0.01, "momentum": 0.9,
+    cfg = tiny_run(model={"impl": "torch"},  # (fused models step through grucli.stacked's own optimiser)
+                   train={"epochs": 2, "max_steps": 6, "optimizer": optimizer, "weight_decay": 0.01, "momentum": 0.9,
                           "lr": 0.05})
     assert train_mod.make_optimizer(cfg, [torch.nn.Parameter(torch.ones(2))]).defaults.get("fused") is True
     fused = train_mod.train_run(cfg)
@@ -156,12 +157,16 @@ def test_nan_loss_is_recorded_as_diverged(tiny_run, monkeypatch, task, objective
     assert r.timing["steps"] == 0
 
 
-def test_exception_is_recorded_as_failed_not_raised(tiny_run, monkeypatch):
+@pytest.mark.parametrize("impl", ["fused", "torch"])  # stepped stacked (grucli.stacked) or run by run
+def test_exception_is_recorded_as_failed_not_raised(tiny_run, monkeypatch, impl):
+    from grucli import stacked
+
     def boom(*args, **kwargs):
         raise RuntimeError("optimiser exploded")
 
     monkeypatch.setattr(train_mod, "make_optimizer", boom)
-    r = train_run(tiny_run("adding"))
+    monkeypatch.setattr(stacked.Stacked, "step", boom)
+    r = train_run(tiny_run("adding", model={"impl": impl}))
     assert r.status == "failed"
     assert r.error == "RuntimeError: optimiser exploded"
     assert "Traceback" in r.traceback and "optimiser exploded" in r.traceback

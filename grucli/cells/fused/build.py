@@ -21,10 +21,12 @@ import sys
 import warnings
 from pathlib import Path
 
-SOURCE = Path(__file__).parent / "fused_rnn.cpp"
-HEADERS = [Path(__file__).parent / h for h in ("gemm.h", "products.h", "activations.h")]  # included by SOURCE
+HERE = Path(__file__).parent
+SOURCES = [HERE / "fused_rnn.cpp", HERE / "step.cpp"]  # compiled as one unit, in this order
+HEADERS = [HERE / h for h in ("gemm.h", "products.h", "activations.h")]  # included by the sources
 FUNCTIONS = ["gru_forward", "gru_backward", "gru_cho_forward", "gru_cho_backward", "lstm_forward", "lstm_backward",
-             "rnn_forward", "rnn_backward", "set_products", "matmul"]
+             "rnn_forward", "rnn_backward", "linear_forward", "linear_backward", "optimizer_step", "set_products",
+             "matmul"]
 PRODUCTS = {"own": 0, "blas": 1, "aten": 2}  # set_products(mode): which code runs the kernels' matrix products
 _why: list[str] = []  # why the kernels are unavailable, once known
 
@@ -60,7 +62,7 @@ def build_dir() -> Path:
     """Where the extension is built and cached."""
     import torch
 
-    sources = [SOURCE.read_text(), *(h.read_text() for h in HEADERS)]
+    sources = [f.read_text() for f in (*SOURCES, *HEADERS)]
     key = hashlib.sha256("\n".join([*sources, torch.__version__, sys.prefix, *_flags()]).encode())
     root = Path(os.environ.get("GRUCLI_FUSED_CACHE", Path.home() / ".cache" / "grucli" / "extensions"))
     return root / f"grucli_fused_{key.hexdigest()[:12]}"
@@ -97,15 +99,15 @@ def kernels():
         from filelock import FileLock
         from torch.utils.cpp_extension import load_inline
 
-        source, flags, build = SOURCE.read_text(), _flags(), build_dir()
+        sources, flags, build = [f.read_text() for f in SOURCES], _flags(), build_dir()
         build.mkdir(parents=True, exist_ok=True)
         with FileLock(str(build.parent / f"{build.name}.lock")):
             # torch's own build lock is a plain file that a killed build leaves behind, and a
             # later load_inline would wait on it forever. Holding our OS lock, no other grucli
             # process is building here, so such a file is stale.
             (build / "lock").unlink(missing_ok=True)
-            return load_inline(name=build.name, cpp_sources=[source], functions=FUNCTIONS, extra_cflags=flags,
-                               extra_include_paths=[str(SOURCE.parent)], build_directory=str(build), verbose=False)
+            return load_inline(name=build.name, cpp_sources=sources, functions=FUNCTIONS, extra_cflags=flags,
+                               extra_include_paths=[str(HERE)], build_directory=str(build), verbose=False)
     except Exception as e:  # the build failed: say so with the compiler's own last words
         _why.append(f"the build failed: {_last_lines(e)}")
         warnings.warn(f"grucli: the fused CPU kernels did not build ({_why[-1]}); model.impl auto uses torch's "

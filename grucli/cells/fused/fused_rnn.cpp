@@ -652,63 +652,72 @@ void rnn_backward_run(const Tensor& go, const Tensor& grad_h, const Tensor& out,
 // Forward: out (K, T, B, H), the final state(s) (K, B, H), and what the backward reads.
 // Backward: dx (K, T, B, I) (undefined unless need_dx), dh0 (and dc0), dW_ih, dW_hh, db_ih, db_hh.
 
-// gru: returns out, h_n, gates (r, z, n), gh_n + b_hn.
-std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
-                                c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+// The two GRU families (gru, gru_cho) save the same tensors: the gates (r, z, n) and one
+// (T, B, H) tensor of their own (gru: gh_n + b_hn; gru_cho: r * h_prev).
+namespace {
+using GruForwardRun = void (*)(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                               const Tensor&, const bool*, bool, bool, int64_t, Tensor, Tensor, Tensor);
+using GruBackwardRun = void (*)(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                const Tensor&, const Tensor&, const Tensor&, const Tensor&, const bool*, bool, int64_t,
+                                Grads&, int64_t);
+
+std::vector<Tensor> gru_family_forward(GruForwardRun run, Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih,
+                                       Tensor b_hh, c10::optional<Tensor> mask, bool reverse, bool save,
+                                       int64_t budget) {
   const Single one(x);
   x = one.in(x), w_ih = one.in(w_ih), h0 = one.in(h0), w_hh = one.in(w_hh), b_ih = one.in(b_ih), b_hh = one.in(b_hh);
   mask = one.in(mask);
   const int64_t K = x.size(0), T = x.size(1), B = x.size(2), H = h0.size(2);
   auto o = x.options();
   auto out = at::empty({K, T, B, H}, o), gates = at::empty({K, save ? T : 1, B, 3 * H}, o),
-       ghn = at::empty({K, save ? T : 1, B, H}, o);
+       own = at::empty({K, save ? T : 1, B, H}, o);
   for (int64_t k = 0; k < K; ++k)
-    gru_forward_run(x[k], w_ih[k], h0[k], w_hh[k], b_ih[k], b_hh[k], Pack::mask(mask, k), reverse, save, budget,
-                    out[k], gates[k], ghn[k]);
-  return one.out({out, last_state(out, h0, reverse), gates, ghn});
+    run(x[k], w_ih[k], h0[k], w_hh[k], b_ih[k], b_hh[k], Pack::mask(mask, k), reverse, save, budget, out[k], gates[k],
+        own[k]);
+  return one.out({out, last_state(out, h0, reverse), gates, own});
+}
+
+std::vector<Tensor> gru_family_backward(GruBackwardRun run, bool shared_bias, c10::optional<Tensor> grad_out,
+                                        c10::optional<Tensor> grad_h, Tensor gates, Tensor own, Tensor out, Tensor h0,
+                                        Tensor x, Tensor w_ih, Tensor w_hh, c10::optional<Tensor> mask, bool reverse,
+                                        bool need_dx, int64_t budget) {
+  const Single one(x);
+  grad_out = one.in(grad_out), grad_h = one.in(grad_h), gates = one.in(gates), own = one.in(own), out = one.in(out);
+  h0 = one.in(h0), x = one.in(x), w_ih = one.in(w_ih), w_hh = one.in(w_hh), mask = one.in(mask);
+  Grads grads(x, w_ih, w_hh, need_dx);
+  for (int64_t k = 0; k < x.size(0); ++k)
+    run(Pack::run(grad_out, k), Pack::run(grad_h, k), gates[k], own[k], out[k], h0[k], x[k], w_ih[k], w_hh[k],
+        Pack::mask(mask, k), reverse, budget, grads, k);
+  if (shared_bias) grads.db_ih.copy_(grads.db_hh);
+  return one.out(grads.result());
+}
+}  // namespace
+
+// gru: returns out, h_n, gates (r, z, n), gh_n + b_hn.
+std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+                                c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+  return gru_family_forward(gru_forward_run, x, w_ih, h0, w_hh, b_ih, b_hh, mask, reverse, save, budget);
 }
 
 std::vector<Tensor> gru_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates,
                                  Tensor ghn, Tensor out, Tensor h0, Tensor x, Tensor w_ih, Tensor w_hh,
                                  c10::optional<Tensor> mask, bool reverse, bool need_dx, int64_t budget) {
-  const Single one(x);
-  grad_out = one.in(grad_out), grad_h = one.in(grad_h), gates = one.in(gates), ghn = one.in(ghn), out = one.in(out);
-  h0 = one.in(h0), x = one.in(x), w_ih = one.in(w_ih), w_hh = one.in(w_hh), mask = one.in(mask);
-  Grads grads(x, w_ih, w_hh, need_dx);
-  for (int64_t k = 0; k < x.size(0); ++k)
-    gru_backward_run(Pack::run(grad_out, k), Pack::run(grad_h, k), gates[k], ghn[k], out[k], h0[k], x[k], w_ih[k],
-                     w_hh[k], Pack::mask(mask, k), reverse, budget, grads, k);
-  return one.out(grads.result());
+  return gru_family_backward(gru_backward_run, false, grad_out, grad_h, gates, ghn, out, h0, x, w_ih, w_hh, mask,
+                             reverse, need_dx, budget);
 }
 
-// gru_cho: returns out, h_n, gates (r, z, n), r * h_prev.
+// gru_cho: returns out, h_n, gates (r, z, n), r * h_prev. Its n block's input and hidden
+// biases get the same gradient, like every block's (the reset acts before the product).
 std::vector<Tensor> gru_cho_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
                                     c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
-  const Single one(x);
-  x = one.in(x), w_ih = one.in(w_ih), h0 = one.in(h0), w_hh = one.in(w_hh), b_ih = one.in(b_ih), b_hh = one.in(b_hh);
-  mask = one.in(mask);
-  const int64_t K = x.size(0), T = x.size(1), B = x.size(2), H = h0.size(2);
-  auto o = x.options();
-  auto out = at::empty({K, T, B, H}, o), gates = at::empty({K, save ? T : 1, B, 3 * H}, o),
-       rh = at::empty({K, save ? T : 1, B, H}, o);
-  for (int64_t k = 0; k < K; ++k)
-    gru_cho_forward_run(x[k], w_ih[k], h0[k], w_hh[k], b_ih[k], b_hh[k], Pack::mask(mask, k), reverse, save, budget,
-                        out[k], gates[k], rh[k]);
-  return one.out({out, last_state(out, h0, reverse), gates, rh});
+  return gru_family_forward(gru_cho_forward_run, x, w_ih, h0, w_hh, b_ih, b_hh, mask, reverse, save, budget);
 }
 
 std::vector<Tensor> gru_cho_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h, Tensor gates,
                                      Tensor rh, Tensor out, Tensor h0, Tensor x, Tensor w_ih, Tensor w_hh,
                                      c10::optional<Tensor> mask, bool reverse, bool need_dx, int64_t budget) {
-  const Single one(x);
-  grad_out = one.in(grad_out), grad_h = one.in(grad_h), gates = one.in(gates), rh = one.in(rh), out = one.in(out);
-  h0 = one.in(h0), x = one.in(x), w_ih = one.in(w_ih), w_hh = one.in(w_hh), mask = one.in(mask);
-  Grads grads(x, w_ih, w_hh, need_dx);
-  for (int64_t k = 0; k < x.size(0); ++k)
-    gru_cho_backward_run(Pack::run(grad_out, k), Pack::run(grad_h, k), gates[k], rh[k], out[k], h0[k], x[k], w_ih[k],
-                         w_hh[k], Pack::mask(mask, k), reverse, budget, grads, k);
-  grads.db_ih.copy_(grads.db_hh);
-  return one.out(grads.result());
+  return gru_family_backward(gru_cho_backward_run, true, grad_out, grad_h, gates, rh, out, h0, x, w_ih, w_hh, mask,
+                             reverse, need_dx, budget);
 }
 
 // lstm: returns out, h_n, c_n, gates (activated i, f, g, o), c, tanh(c).

@@ -1,0 +1,176 @@
+"""The runs of a pack trained as one stacked computation: the fast path of train.train_pack.
+
+K SequenceModels of one shape on the fused kernels keep their parameters stacked, each
+tensor (K, ...) (a run alone is a pack of one, through this same code). A training step is
+then one kernel call per layer and direction for all K runs, one for the output layer, the
+task's loss on each run's slice, one backward, and one call that clips each run's gradient
+and steps its optimiser (grucli/cells/fused/step.cpp): the per-step cost of autograd,
+Python and the optimiser is paid once per pack instead of once per run.
+
+Each run's numbers are the ones it gets alone: the kernels compute each run on its own
+slices with its own code path, its dropout masks come from its own generator, its loss is
+computed on its own slice, and its optimiser state and hyperparameters (lr, weight decay,
+clip) are its own. Each run's SequenceModel is the one saved and evaluated; `write` copies
+the run's current weights into it.
+
+`unsupported` says when a pack cannot train this way (train.py then steps each run's own
+model: a torch or reference cell, an encoder-decoder, padded batches, a GPU); it reads only
+what every run of a pack shares, so a run never trains one way alone and another packed.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+
+from grucli.cells.stack import suffix
+
+OPTIMIZERS = {"sgd": 0, "adam": 1, "rmsprop": 2}  # train.optimizer -> step.cpp's kind
+ADAM_BETAS, EPS, RMSPROP_ALPHA = (0.9, 0.999), 1e-8, 0.99  # torch's defaults, as train.make_optimizer uses them
+
+
+def unsupported(models: list[torch.nn.Module], data, device: torch.device) -> str | None:
+    """Why these models cannot train stacked (None: they can)."""
+    from grucli.cells.fused import FusedStack
+    from grucli.model import SequenceModel
+
+    if device.type != "cpu":
+        return "the stacked step runs on CPU"
+    if not all(isinstance(m, SequenceModel) and isinstance(m.rnn, FusedStack) for m in models):
+        return "only sequence models on the fused kernels train stacked"
+    if data.train.lengths is not None:
+        return "padded batches train run by run"
+    return None
+
+
+class Linear(torch.autograd.Function):
+    """The output layer of K runs: x (K, N, F), W (K, O, F), b (K, O) -> (K, N, O)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, k):
+        ctx.save_for_backward(x, w)
+        ctx.k = k
+        return k.linear_forward(x, w, b)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        dx, dw, db = ctx.k.linear_backward(dy, x, w, ctx.needs_input_grad[0])
+        return dx, dw, db, None
+
+
+class Stacked:
+    """The stacked parameters and optimiser state of K runs' models (`models[i]` is run i's
+    SequenceModel; all share one shape). `rngs[i]`: run i's generator for dropout."""
+
+    def __init__(self, models: list[torch.nn.Module], cfgs: list, rngs: list[torch.Generator]):
+        self.template, self.kernels = models[0], models[0].rnn.kernels
+        self.names = [n for n, _ in self.template.named_parameters()]
+        with torch.no_grad():
+            self.params = {n: torch.stack([dict(m.named_parameters())[n] for m in models]).requires_grad_()
+                           for n in self.names}  # each (K, *shape)
+        t = cfgs[0].train
+        self.kind = OPTIMIZERS[t.optimizer]
+        self.momentum = t.momentum
+        per = {0: 1 if t.momentum else 0, 1: 2, 2: 2 if t.momentum else 1}[self.kind]
+        self.state = [torch.zeros_like(self.params[n]) for n in self.names for _ in range(per)]
+        self.lr = torch.tensor([c.train.lr for c in cfgs], dtype=torch.float64)
+        self.weight_decay = torch.tensor([c.train.weight_decay for c in cfgs], dtype=torch.float64)
+        self.max_norm = torch.tensor([c.train.grad_clip or 0.0 for c in cfgs], dtype=torch.float64)
+        self.dropout = [c.model.dropout for c in cfgs]
+        self.rngs = list(rngs)
+        self.steps = 0
+
+    def __len__(self) -> int:
+        return len(self.rngs)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Every run's output in training mode: x (K, B, T, I) features or (K, B, T) tokens ->
+        (K, B, O) for a last-step head, (K, B, T, O) for a per-step one. Mirrors
+        SequenceModel.forward and RecurrentStack.forward (tests hold them equal)."""
+        m, P = self.template, self.params
+        rnn = m.rnn
+        z = self._encode(x)  # (K, B, T, I)
+        K, B = z.shape[:2]
+        layer_in = z.transpose(1, 2)  # (K, T, B, I)
+        finals = []
+        for layer in range(rnn.num_layers):
+            outs = []
+            for d in range(rnn.dirs):
+                w = SimpleNamespace(**{p.name: P["rnn." + p.name + suffix(layer, d)] for p in rnn.cell.params})
+                state = tuple(z.new_zeros(K, B, rnn.hidden_size) for _ in range(rnn.states))
+                out, final = rnn.run(layer_in, state, w, None, bool(d))  # (K, T, B, H), states (K, B, H)
+                outs.append(out)
+                finals.append(final[0])
+            layer_in = outs[0] if rnn.dirs == 1 else torch.cat(outs, dim=-1)  # (K, T, B, D*H)
+            if layer < rnn.num_layers - 1:  # between layers, as RecurrentStack (each run's own p)
+                layer_in = self._dropout(layer_in, self.dropout)
+        if m.head_kind == "last":
+            feat = finals[-1] if rnn.dirs == 1 else torch.cat(finals[-2:], dim=-1)  # (K, B, D*H): forward, backward
+        else:
+            feat = layer_in.transpose(1, 2)  # (K, B, T, D*H)
+        feat = self._dropout(feat, self.dropout)
+        out = Linear.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"], self.kernels)
+        return out.reshape(*feat.shape[:-1], -1)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.template
+        if not m.tokens:
+            return x
+        if m.embed is not None:  # each run's own lookup (its backward sums repeated tokens in its own order)
+            w = self.params["embed.weight"]
+            return torch.stack([F.embedding(x[k], w[k]) for k in range(len(x))])
+        return F.one_hot(x, m.vocab_size).to(self.params["head.weight"].dtype)
+
+    def _dropout(self, x: torch.Tensor, ps: list[float]) -> torch.Tensor:
+        """F.dropout with each run's own p and generator: x * Bernoulli(1 - p) / (1 - p), the
+        mask drawn as torch's CPU dropout draws it; a run with p = 0 is left as it is."""
+        if not any(ps):
+            return x
+        noise = torch.ones_like(x)
+        for k, p in enumerate(ps):
+            if p:
+                noise[k].bernoulli_(1 - p, generator=self.rngs[k]).div_(1 - p)
+        return x * noise
+
+    # ------------------------------------------------------------------ update
+    def zero_grad(self) -> None:
+        for p in self.params.values():
+            p.grad = None
+
+    def step(self, runs: list[int]) -> list[float]:
+        """Clip and step the optimiser of the runs at these slices (the others untouched);
+        returns every run's gradient norm before clipping."""
+        self.steps += 1
+        P = [self.params[n] for n in self.names]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in P]
+        with torch.no_grad():
+            norms = self.kernels.optimizer_step(
+                P, grads, self.state, self.kind, self.steps, self.lr, self.weight_decay, self.max_norm, runs,
+                float(self.momentum), ADAM_BETAS[0], ADAM_BETAS[1], RMSPROP_ALPHA, EPS)
+        return norms.tolist()
+
+    # ------------------------------------------------------------------ runs
+    def write(self, k: int, model: torch.nn.Module) -> None:
+        """Copy run k's current weights into its model."""
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(self.params[n][k])
+
+    def state_bytes(self) -> int:
+        """One run's optimiser state in bytes."""
+        return sum(s[0].numel() * s.element_size() for s in self.state)
+
+    def keep(self, slices: list[int]) -> None:
+        """Keep only the runs at these slices (in this order): the others have left."""
+        idx = torch.tensor(slices, dtype=torch.long)
+        with torch.no_grad():
+            self.params = {n: p.index_select(0, idx).requires_grad_() for n, p in self.params.items()}
+            self.state = [s.index_select(0, idx) for s in self.state]
+        self.lr, self.weight_decay, self.max_norm = (t.index_select(0, idx) for t in
+                                                     (self.lr, self.weight_decay, self.max_norm))
+        self.dropout = [self.dropout[i] for i in slices]
+        self.rngs = [self.rngs[i] for i in slices]
