@@ -1,8 +1,9 @@
 """`grucli bench`: how fast is each cell and implementation, and how close to the machine?
 
 For cells x sizes (H, T, B, layers) x implementations: parameters, gate FLOPs (forward, and
-what a training step computes: see train_flops), training-step
-time (zero_grad, forward, MSE on the last step, backward, Adam step) and inference time
+what a training step computes: see train_flops), training-step time (zero_grad, forward,
+MSE on the last step, backward, Adam step, as grucli trains: stacked on the fused kernels,
+else through the module and torch's Adam) and inference time
 (no_grad forward), sequences/s, achieved GFLOP/s and its share of the matmul peak measured
 in the same invocation, and the ratios GRU/LSTM, RNN/LSTM and impl/torch. Before timing,
 every implementation's output and gradients are checked against torch's (or the reference
@@ -10,7 +11,7 @@ equations) at the sizes it is timed at: a wrong-but-fast kernel stops the bench.
 
 Timing: every variant is built first, then each size is measured in rounds; a round times
 every variant of that size once, in a rotated order (variants interleaved, so a noisy
-neighbour hits all of them alike). Reported: the median over the rounds after `warmup` rounds, of wall time and
+neighbour hits all of them alike), each timed step right after an untimed one of its own. Reported: the median over the rounds after `warmup` rounds, of wall time and
 of process CPU time. On a machine shared with other jobs the CPU time is the steadier
 measure of the work a variant does (wall time also counts waiting for a core).
 """
@@ -170,27 +171,45 @@ def matmul_rates(n: int = 512, repeats: int = 5) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- timing
 class Variant:
-    """One (cell, impl, size): a model, its optimiser and one batch of data."""
+    """One (cell, impl, size): a model, its optimiser and one batch of data. Its training step
+    is the one grucli trains it with: stacked (grucli.stacked, a pack of one) where the model
+    trains that way, else the module's forward and backward and torch's fused Adam."""
 
     def __init__(self, cell: str, impl: str, size: Size, cfg: BenchConfig):
+        from grucli import stacked
+
         self.cell, self.impl, self.size = cell, impl, size
         gen = torch.Generator().manual_seed(cfg.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.model = SequenceModel(cell, input_size=cfg.input_size, output_size=1, hidden_size=size.hidden,
                                        head="last", num_layers=size.layers, bidirectional=cfg.bidirectional, impl=impl)
-        self.opt = adam(self.model.parameters(), lr=1e-3)
+        self.stack = None
+        if stacked.unsupported([self.model], None, torch.device("cpu")) is None:
+            self.stack = stacked.Stacked([self.model], [torch.Generator()], lr=[1e-3])
+        else:
+            self.opt = adam(self.model.parameters(), lr=1e-3)
         self.x = torch.randn(size.batch, size.seq_len, cfg.input_size, generator=gen)  # (B, T, I)
         self.y = torch.randn(size.batch, 1, generator=gen)  # (B, 1)
         self.times: dict[str, list[float]] = {k: [] for k in ("train", "train_cpu", "inference", "inference_cpu")}
         self.checked: tuple[str, float] = ("", 0.0)  # set by check_variant before timing
 
+    @property
+    def step_kind(self) -> str:
+        return "stacked" if self.stack is not None else "per-run"
+
     def train_step(self) -> tuple[float, float]:
         t0, c0 = time.perf_counter(), time.process_time()
-        self.opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(self.model(self.x), self.y)
-        loss.backward()
-        self.opt.step()
+        if self.stack is not None:
+            self.stack.zero_grad()
+            loss = F.mse_loss(self.stack.forward(self.x[None])[0], self.y)
+            loss.backward()
+            self.stack.step([0])
+        else:
+            self.opt.zero_grad(set_to_none=True)
+            loss = F.mse_loss(self.model(self.x), self.y)
+            loss.backward()
+            self.opt.step()
         return time.perf_counter() - t0, time.process_time() - c0
 
     @torch.no_grad()
@@ -255,10 +274,12 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
     `on_round(done, total)` is called after each round (for a progress bar).
 
     Sizes are measured one after another, the variants of a size interleaved in rotated
-    rounds. Interleaving sizes would charge a small model with the cold caches a big one
-    leaves: measured here, a fused GRU step at H=16 took 0.83 ms right after an H=128 step
-    and 0.27 ms after its own (zero_grad and the loss, pure dispatch, 2.5x slower too), which
-    no grid sees: a run trains thousands of steps in a row."""
+    rounds, and each timed step (and inference) right after an untimed one of the same
+    variant. A step after another model's pays for the caches that model left cold, which
+    no grid sees (a run trains thousands of steps in a row): measured here, a fused GRU
+    step at H=16 took 0.83 ms right after an H=128 step and 0.27 ms after its own
+    (zero_grad and the loss, pure dispatch, 2.5x slower too), and 0.36 ms after torch's GRU
+    at its own size."""
     threads = runtime.configure(cfg.threads, torch.device("cpu"))
     torch.set_flush_denormal(cfg.flush_denormal)
     variants = [Variant(c, i, s, cfg) for c, i, s in variants_of(cfg)]
@@ -273,7 +294,10 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
         for r in range(rounds):
             k = r % len(block)
             for v in block[k:] + block[:k]:  # rotated: no variant always runs first
+                v.train_step()  # each timed step follows one of its own, as in training
                 t_train = v.train_step()
+                if cfg.inference:
+                    v.inference()
                 t_infer = v.inference() if cfg.inference else (float("nan"), float("nan"))
                 if r >= cfg.warmup:
                     for name, value in zip(v.times, (*t_train, *t_infer)):
@@ -300,7 +324,7 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
             "train_seq_s": s.batch / (train_ms / 1e3),
             "inference_seq_s": s.batch / (infer_ms / 1e3), "train_gflop_s": gflops,
             "peak_share": gflops / peak, "cpu_peak_share": step_flops / (ms["train_cpu"] / 1e3) / 1e9 / peak,
-            "repeats": cfg.repeats, "threads": threads, "kernels": _kernels(v.impl),
+            "repeats": cfg.repeats, "threads": threads, "kernels": _kernels(v.impl), "step": v.step_kind,
             "flush_denormal": cfg.flush_denormal,
         })
     clock = cfg.clock if cfg.clock != "auto" else ("cpu" if threads == 1 else "wall")

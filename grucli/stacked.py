@@ -32,7 +32,7 @@ ADAM_BETAS, EPS, RMSPROP_ALPHA = (0.9, 0.999), 1e-8, 0.99  # torch's defaults, a
 
 
 def unsupported(models: list[torch.nn.Module], data, device: torch.device) -> str | None:
-    """Why these models cannot train stacked (None: they can)."""
+    """Why these models cannot train stacked on this task's data (None: they can)."""
     from grucli.cells.fused import FusedStack
     from grucli.model import SequenceModel
 
@@ -40,9 +40,17 @@ def unsupported(models: list[torch.nn.Module], data, device: torch.device) -> st
         return "the stacked step runs on CPU"
     if not all(isinstance(m, SequenceModel) and isinstance(m.rnn, FusedStack) for m in models):
         return "only sequence models on the fused kernels train stacked"
-    if data.train.lengths is not None:
+    if data is not None and data.train.lengths is not None:
         return "padded batches train run by run"
     return None
+
+
+def of_runs(models: list[torch.nn.Module], cfgs: list, rngs: list[torch.Generator]) -> "Stacked":
+    """The Stacked of a pack's runs: each run's own settings from its RunConfig."""
+    t = cfgs[0].train
+    return Stacked(models, rngs, lr=[c.train.lr for c in cfgs], optimizer=t.optimizer, momentum=t.momentum,
+                   weight_decay=[c.train.weight_decay for c in cfgs], grad_clip=[c.train.grad_clip for c in cfgs],
+                   dropout=[c.model.dropout for c in cfgs])
 
 
 class Linear(torch.autograd.Function):
@@ -63,23 +71,26 @@ class Linear(torch.autograd.Function):
 
 class Stacked:
     """The stacked parameters and optimiser state of K runs' models (`models[i]` is run i's
-    SequenceModel; all share one shape). `rngs[i]`: run i's generator for dropout."""
+    SequenceModel; all share one shape). Per run: `lr`, `weight_decay`, `grad_clip` (None:
+    no clip), `dropout`, and `rngs`, its generator for dropout; the optimiser (sgd | adam |
+    rmsprop) and its momentum are the pack's."""
 
-    def __init__(self, models: list[torch.nn.Module], cfgs: list, rngs: list[torch.Generator]):
+    def __init__(self, models: list[torch.nn.Module], rngs: list[torch.Generator], *, lr: list[float],
+                 optimizer: str = "adam", momentum: float = 0.0, weight_decay: list[float] | None = None,
+                 grad_clip: list[float | None] | None = None, dropout: list[float] | None = None):
+        K = len(models)
         self.template, self.kernels = models[0], models[0].rnn.kernels
         self.names = [n for n, _ in self.template.named_parameters()]
         with torch.no_grad():
             self.params = {n: torch.stack([dict(m.named_parameters())[n] for m in models]).requires_grad_()
                            for n in self.names}  # each (K, *shape)
-        t = cfgs[0].train
-        self.kind = OPTIMIZERS[t.optimizer]
-        self.momentum = t.momentum
-        per = {0: 1 if t.momentum else 0, 1: 2, 2: 2 if t.momentum else 1}[self.kind]
+        self.kind, self.momentum = OPTIMIZERS[optimizer], momentum
+        per = {0: 1 if momentum else 0, 1: 2, 2: 2 if momentum else 1}[self.kind]
         self.state = [torch.zeros_like(self.params[n]) for n in self.names for _ in range(per)]
-        self.lr = torch.tensor([c.train.lr for c in cfgs], dtype=torch.float64)
-        self.weight_decay = torch.tensor([c.train.weight_decay for c in cfgs], dtype=torch.float64)
-        self.max_norm = torch.tensor([c.train.grad_clip or 0.0 for c in cfgs], dtype=torch.float64)
-        self.dropout = [c.model.dropout for c in cfgs]
+        self.lr = torch.tensor(lr, dtype=torch.float64)
+        self.weight_decay = torch.tensor(weight_decay or [0.0] * K, dtype=torch.float64)
+        self.max_norm = torch.tensor([c or 0.0 for c in (grad_clip or [None] * K)], dtype=torch.float64)
+        self.dropout = list(dropout or [0.0] * K)
         self.rngs = list(rngs)
         self.steps = 0
 

@@ -492,7 +492,7 @@ class _StackedSteps:
         from grucli import stacked
 
         rngs = [torch.Generator().set_state(r.rng[0]) for r in runs]  # dropout: each run's own stream
-        self.stack = stacked.Stacked([r.model for r in runs], [r.cfg for r in runs], rngs)
+        self.stack = stacked.of_runs([r.model for r in runs], [r.cfg for r in runs], rngs)
         self.order = [r.index for r in runs]  # run index at each slice
         self.gone: set[int] = set()
 

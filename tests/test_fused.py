@@ -208,3 +208,23 @@ def test_no_compiler_and_a_failed_build_are_different_loud_reasons(tmp_path, cxx
     assert "DESCRIBE unavailable: " + reason in done.stdout
     if "failed" in reason:
         assert "did not build" in done.stderr  # the warning, with the compiler's words
+
+
+@pytest.mark.parametrize("which,exact", [(0, torch.sigmoid), (1, torch.tanh)], ids=["sigmoid", "tanh"])
+def test_gate_nonlinearities_are_accurate_and_keep_nan(which, exact):
+    """The kernels' own float sigmoid and tanh: within 4 ulp of the exact value (float64
+    reference; 2 ulp are 2 float32 epsilons of the value) over a dense range and its
+    extremes, lengths that leave a masked tail, and NaN stays NaN (a diverging run must
+    stay non-finite)."""
+    k = built_kernels()
+    x = torch.cat([torch.linspace(-30, 30, 200_001), torch.tensor([0.0, -0.0, 1e-30, -1e-30, 1e-8, 0.6249, 0.6251,
+                                                                   -0.625, 88.0, -88.0, 200.0, -200.0])])
+    for n in (len(x), 1, 7, 17):
+        ours = k.activation(x[:n], which)
+        ref = exact(x[:n].double())
+        f32 = torch.finfo(torch.float32)  # below the smallest normal float an absolute error of one is allowed
+        assert bool(((ours.double() - ref).abs() <= 4 * f32.eps * ref.abs() + f32.tiny).all())
+    special = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    out = k.activation(special, which)
+    low = 0 if which == 0 else -1  # sigmoid(-inf) may come out below the smallest normal float (flushed in training)
+    assert out[0].isnan() and out[1] == 1 and abs(float(out[2]) - low) <= torch.finfo(torch.float32).tiny

@@ -61,7 +61,7 @@ CASES = [dict(head="last"), dict(head="each"), dict(head="last", layers=2), dict
 def test_the_stacked_forward_and_gradients_equal_each_runs_model(cell, case):
     K = 3
     ms = models(cell, K, **case)
-    stack = stacked.Stacked(ms, [cfg(k) for k in range(K)], [torch.Generator() for _ in range(K)])
+    stack = stacked.of_runs(ms, [cfg(k) for k in range(K)], [torch.Generator() for _ in range(K)])
     x = inputs(K, case.get("tokens", False))
     out = stack.forward(x)
     out.pow(2).sum().backward()
@@ -83,7 +83,7 @@ def test_runs_stacked_together_equal_each_run_stacked_alone_bit_for_bit():
 
     def train(indices):
         ms = [models("gru", 4, layers=2, dtype=torch.float32)[k] for k in indices]
-        stack = stacked.Stacked(ms, [cfgs[k] for k in indices], [torch.Generator().manual_seed(k) for k in indices])
+        stack = stacked.of_runs(ms, [cfgs[k] for k in indices], [torch.Generator().manual_seed(k) for k in indices])
         norms = []
         for _ in range(3):
             stack.zero_grad()
@@ -112,7 +112,7 @@ def test_the_optimiser_step_is_torchs(optimizer, momentum, weight_decay, clip):
     lrs = [1e-2, 3e-3]
     cfgs = [cfg(k, lr=lrs[k], optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, grad_clip=clip)
             for k in range(2)]
-    stack = stacked.Stacked(ms, cfgs, [torch.Generator() for _ in range(2)])
+    stack = stacked.of_runs(ms, cfgs, [torch.Generator() for _ in range(2)])
     make = {"adam": lambda p, lr: torch.optim.Adam(p, lr=lr, weight_decay=weight_decay),
             "sgd": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=momentum, weight_decay=weight_decay),
             "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr, momentum=momentum, weight_decay=weight_decay)}
@@ -136,7 +136,7 @@ def test_the_optimiser_step_is_torchs(optimizer, momentum, weight_decay, clip):
 
 def test_a_run_not_stepped_is_left_as_it_was_and_keep_drops_slices_exactly():
     ms = models("gru", 3)
-    stack = stacked.Stacked(ms, [cfg(k) for k in range(3)], [torch.Generator() for _ in range(3)])
+    stack = stacked.of_runs(ms, [cfg(k) for k in range(3)], [torch.Generator() for _ in range(3)])
     before = {n: p.detach().clone() for n, p in stack.params.items()}
     stack.forward(inputs(3, False)).pow(2).sum().backward()
     stack.step([0, 2])

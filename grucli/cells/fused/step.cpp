@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "activations.h"
 #include "products.h"
 
 namespace {
@@ -132,4 +133,16 @@ Tensor optimizer_step(std::vector<Tensor> params, std::vector<Tensor> grads, std
     });
   }
   return norms;
+}
+
+// Tests: the gate nonlinearity the kernels use (0 sigmoid, 1 tanh) over a copy of x.
+Tensor activation(Tensor x, int64_t which) {
+  Tensor y = x.contiguous().clone();
+  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "activation", [&] {
+    if (which == 0)
+      activations::sigmoid_(y.data_ptr<scalar_t>(), y.numel());
+    else
+      activations::tanh_(y.data_ptr<scalar_t>(), y.numel());
+  });
+  return y;
 }
