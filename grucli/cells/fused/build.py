@@ -55,7 +55,8 @@ def _simd_flags() -> list[str]:
 
 
 def _flags() -> list[str]:
-    return ["-O3", "-std=c++17", *_simd_flags()]
+    # -fno-math-errno (as torch builds): sqrt never sets errno, so loops using it vectorise
+    return ["-O3", "-std=c++17", "-fno-math-errno", *_simd_flags()]
 
 
 def build_dir() -> Path:

@@ -57,12 +57,97 @@ std::vector<Tensor> linear_backward(Tensor dy, Tensor x, Tensor w, bool need_dx)
   return {dx, dw, db};
 }
 
+namespace {
+// Run k's gradient norm: sum of squares in double, in 8 interleaved partial sums per
+// tensor (so the loop vectorises) added in a fixed order: the same for every run and pack.
+template <typename S> double grad_norm(const std::vector<Tensor>& grads, int64_t k, int64_t K) {
+  double total = 0.0;
+  for (const auto& t : grads) {
+    const S* g = at_run<S>(t, k);
+    const int64_t n = t.numel() / K;
+    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int j = 0; j < 8; ++j) part[j] += double(g[i + j]) * double(g[i + j]);
+    for (; i < n; ++i) part[0] += double(g[i]) * double(g[i]);
+    for (int j = 0; j < 8; ++j) total += part[j];
+  }
+  return std::sqrt(total);
+}
+
+struct Hyper {  // one run's step, in the parameters' type
+  double lr, step_size, sqrt_bc2, wd, coef, momentum, beta1, beta2, alpha, eps;
+  bool clipped, first;
+};
+
+// One tensor of one run: clip its gradient, then the optimiser's update (KIND 0 SGD, 1 Adam,
+// 2 RMSprop; MOM: with momentum; DECAY: weight decay; FIRST: SGD's first step). Every
+// choice is a template parameter, so the loop has no branch and vectorises.
+template <typename S, int KIND, bool MOM, bool DECAY, bool FIRST>
+void update_loop(S* __restrict__ p, S* __restrict__ g, S* __restrict__ s0, S* __restrict__ s1, int64_t n,
+                 const Hyper& h) {
+  const S wd = S(h.wd), lr = S(h.lr), mom = S(h.momentum), b1 = S(h.beta1), b2 = S(h.beta2);
+  const S step_size = S(h.step_size), sqrt_bc2 = S(h.sqrt_bc2), eps = S(h.eps), al = S(h.alpha);
+  for (int64_t i = 0; i < n; ++i) {
+    const S gi = DECAY ? g[i] + wd * p[i] : g[i];
+    if constexpr (KIND == 0) {  // SGD
+      if constexpr (MOM) {
+        s0[i] = FIRST ? gi : mom * s0[i] + gi;
+        p[i] -= lr * s0[i];
+      } else {
+        p[i] -= lr * gi;
+      }
+    } else if constexpr (KIND == 1) {  // Adam
+      s0[i] += (S(1) - b1) * (gi - s0[i]);
+      s1[i] = b2 * s1[i] + (S(1) - b2) * gi * gi;
+      p[i] -= step_size * s0[i] / (std::sqrt(s1[i]) / sqrt_bc2 + eps);
+    } else {  // RMSprop
+      s0[i] = al * s0[i] + (S(1) - al) * gi * gi;
+      const S avg = std::sqrt(s0[i]) + eps;
+      if constexpr (MOM) {
+        s1[i] = mom * s1[i] + gi / avg;
+        p[i] -= lr * s1[i];
+      } else {
+        p[i] -= lr * gi / avg;
+      }
+    }
+  }
+}
+
+template <typename S, int KIND, bool MOM>
+void update(S* p, S* g, S* s0, S* s1, int64_t n, const Hyper& h) {
+  if (h.clipped) {
+    const S coef = S(h.coef);
+    for (int64_t i = 0; i < n; ++i) g[i] *= coef;
+  }
+  const bool decay = h.wd != 0;
+  if (decay && h.first)
+    update_loop<S, KIND, MOM, true, true>(p, g, s0, s1, n, h);
+  else if (decay)
+    update_loop<S, KIND, MOM, true, false>(p, g, s0, s1, n, h);
+  else if (h.first)
+    update_loop<S, KIND, MOM, false, true>(p, g, s0, s1, n, h);
+  else
+    update_loop<S, KIND, MOM, false, false>(p, g, s0, s1, n, h);
+}
+
+template <typename S>
+using Update = void (*)(S*, S*, S*, S*, int64_t, const Hyper&);
+template <typename S> Update<S> update_for(int64_t kind, bool momentum) {
+  switch (kind) {
+    case 0: return momentum ? update<S, 0, true> : update<S, 0, false>;
+    case 1: return update<S, 1, false>;
+    default: return momentum ? update<S, 2, true> : update<S, 2, false>;
+  }
+}
+}  // namespace
+
 // ------------------------------------------------------------------------------ optimiser
 // One step of the optimiser for the runs listed in `runs` (indices into K), over stacked
 // parameters (each (K, ...), contiguous) and their gradients, after scaling each run's
 // gradients by min(1, max_norm / (norm + 1e-6)) where max_norm > 0 (torch's clip_grad_norm_
-// rule, the norm over all of the run's gradients, summed in double in parameter order).
-// The update is torch's algorithm for each optimiser:
+// rule, the norm over all of the run's gradients, summed in double).
+// The update is torch's algorithm for each optimiser (g: the gradient after clipping):
 //   kind 0, SGD:     g += wd p; buf = g (first step) or momentum buf + g; p -= lr buf (or lr g)
 //   kind 1, Adam:    g += wd p; m += (1 - b1)(g - m); v = b2 v + (1 - b2) g^2;
 //                    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
@@ -79,59 +164,29 @@ Tensor optimizer_step(std::vector<Tensor> params, std::vector<Tensor> grads, std
   const size_t P = params.size();
   const size_t per = kind == 0 ? (momentum != 0 ? 1 : 0) : kind == 1 ? 2 : (momentum != 0 ? 2 : 1);
   TORCH_CHECK(grads.size() == P && state.size() == P * per, "optimizer_step: params, grads and state do not match");
-  for (const auto& t : params) TORCH_CHECK(t.is_contiguous(), "optimizer_step: parameters must be contiguous");
+  for (size_t j = 0; j < P; ++j)
+    TORCH_CHECK(params[j].is_contiguous() && grads[j].is_contiguous(), "optimizer_step: tensors must be contiguous");
   const int64_t K = params.empty() ? 0 : params[0].size(0);
   Tensor norms = at::zeros({K}, lr.options().dtype(at::kDouble));
   const double *lr0 = lr.data_ptr<double>(), *wd0 = weight_decay.data_ptr<double>(),
                *clip0 = max_norm.data_ptr<double>();
   double* norm0 = norms.data_ptr<double>();
   const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
-  for (int64_t k : runs) {
-    TORCH_CHECK(k >= 0 && k < K, "optimizer_step: run index out of range");
-    AT_DISPATCH_FLOATING_TYPES(params[0].scalar_type(), "optimizer_step", [&] {
-      using S = scalar_t;
-      double sq = 0.0;
-      for (size_t j = 0; j < P; ++j) {
-        const S* g = at_run<S>(grads[j], k);
-        const int64_t n = params[j].numel() / K;
-        for (int64_t i = 0; i < n; ++i) sq += double(g[i]) * double(g[i]);
-      }
-      const double norm = std::sqrt(sq);
+  AT_DISPATCH_FLOATING_TYPES(P ? params[0].scalar_type() : at::kFloat, "optimizer_step", [&] {
+    using S = scalar_t;
+    const Update<S> apply = update_for<S>(kind, momentum != 0);
+    for (int64_t k : runs) {
+      TORCH_CHECK(k >= 0 && k < K, "optimizer_step: run index out of range");
+      const double norm = grad_norm<S>(grads, k, K);
       norm0[k] = norm;
-      const double clip = clip0[k] > 0 ? std::min(1.0, clip0[k] / (norm + 1e-6)) : 1.0;
-      const S coef = S(clip), lr_k = S(lr0[k]), wd = S(wd0[k]), mom = S(momentum), b1 = S(beta1), b2 = S(beta2);
-      const S step_size = S(lr0[k] / bc1), sqrt_bc2 = S(std::sqrt(bc2)), e = S(eps), al = S(alpha);
-      for (size_t j = 0; j < P; ++j) {
-        S *p = at_run<S>(params[j], k), *g = at_run<S>(grads[j], k);
-        S *s0 = per > 0 ? at_run<S>(state[j * per], k) : nullptr, *s1 = per > 1 ? at_run<S>(state[j * per + 1], k) : nullptr;
-        const int64_t n = params[j].numel() / K;
-        for (int64_t i = 0; i < n; ++i) {
-          if (clip < 1.0) g[i] *= coef;
-          S gi = wd != S(0) ? g[i] + wd * p[i] : g[i];
-          if (kind == 0) {  // SGD
-            if (mom != S(0)) {
-              s0[i] = step == 1 ? gi : mom * s0[i] + gi;
-              gi = s0[i];
-            }
-            p[i] -= lr_k * gi;
-          } else if (kind == 1) {  // Adam
-            s0[i] += (S(1) - b1) * (gi - s0[i]);
-            s1[i] = b2 * s1[i] + (S(1) - b2) * gi * gi;
-            p[i] -= step_size * s0[i] / (std::sqrt(s1[i]) / sqrt_bc2 + e);
-          } else {  // RMSprop
-            s0[i] = al * s0[i] + (S(1) - al) * gi * gi;
-            const S avg = std::sqrt(s0[i]) + e;
-            if (mom != S(0)) {
-              s1[i] = mom * s1[i] + gi / avg;
-              p[i] -= lr_k * s1[i];
-            } else {
-              p[i] -= lr_k * gi / avg;
-            }
-          }
-        }
-      }
-    });
-  }
+      const double coef = clip0[k] > 0 ? std::min(1.0, clip0[k] / (norm + 1e-6)) : 1.0;
+      const Hyper h{lr0[k], lr0[k] / bc1, std::sqrt(bc2), wd0[k], coef, momentum, beta1, beta2, alpha, eps,
+                    coef < 1.0, step == 1};
+      for (size_t j = 0; j < P; ++j)
+        apply(at_run<S>(params[j], k), at_run<S>(grads[j], k), per > 0 ? at_run<S>(state[j * per], k) : nullptr,
+              per > 1 ? at_run<S>(state[j * per + 1], k) : nullptr, params[j].numel() / K, h);
+    }
+  });
   return norms;
 }
 
