@@ -14,8 +14,9 @@ clip) are its own. Each run's SequenceModel is the one saved and evaluated; `wri
 the run's current weights into it.
 
 `unsupported` says when a pack cannot train this way (train.py then steps each run's own
-model: a torch or reference cell, an encoder-decoder, padded batches, a GPU); it reads only
-what every run of a pack shares, so a run never trains one way alone and another packed.
+model: a torch or reference cell, an encoder-decoder, padded batches, a GPU, a kernel build
+without SIMD); it reads only what every run of a pack shares, so a run never trains one way
+alone and another packed.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def unsupported(models: list[torch.nn.Module], data, device: torch.device) -> st
         return "only sequence models on the fused kernels train stacked"
     if data is not None and data.train.lengths is not None:
         return "padded batches train run by run"
+    if not models[0].rnn.kernels.own_products():
+        # the BLAS a build without SIMD calls picks its code by alignment, and a run's slice
+        # of a stack lies elsewhere than its own tensors: measured, its weight gradients
+        # differed in the last bits
+        return "this build's products are the BLAS's (no SIMD): packed runs train run by run"
     return None
 
 

@@ -26,6 +26,13 @@ def kernels():
     assert build.kernels() is not None, build.unavailable_reason()
 
 
+@pytest.fixture
+def own_products():
+    """Stacked training needs grucli's own products (a build without SIMD uses the BLAS)."""
+    if not build.kernels().own_products():
+        pytest.skip(f"this build ({build.describe()}) has no SIMD: its packs train run by run")
+
+
 def cfg(seed=0, lr=1e-2, optimizer="adam", momentum=0.0, weight_decay=0.0, grad_clip=None, dropout=0.0, layers=1):
     return RunConfig(task={"name": "adding", "seq_len": 5, "n_train": 8, "n_val": 4, "n_test": 4},
                      model={"cell": "gru", "hidden_size": 5, "num_layers": layers, "dropout": dropout},
@@ -74,7 +81,7 @@ def test_the_stacked_forward_and_gradients_equal_each_runs_model(cell, case):
             assert torch.allclose(stack.params[name].grad[k], p.grad, atol=1e-11, rtol=0), name
 
 
-def test_runs_stacked_together_equal_each_run_stacked_alone_bit_for_bit():
+def test_runs_stacked_together_equal_each_run_stacked_alone_bit_for_bit(own_products):
     """Different inputs, lr, weight decay, clip and dropout per run; several steps, float32."""
     K = 4
     cfgs = [cfg(0, dropout=0.0, layers=2), cfg(1, lr=3e-2, weight_decay=0.1, dropout=0.3, layers=2),
@@ -163,7 +170,14 @@ def _data(lengths=None):
 
 def test_what_cannot_train_stacked_says_why():
     fused = models("gru", 2)
-    assert stacked.unsupported(fused, _data(), torch.device("cpu")) is None
+    k = build.kernels()
+    if k.own_products():
+        assert stacked.unsupported(fused, _data(), torch.device("cpu")) is None
+    was = k.set_products(build.PRODUCTS["blas"])
+    try:
+        assert "BLAS" in stacked.unsupported(fused, _data(), torch.device("cpu"))
+    finally:
+        k.set_products(was)
     torch_gru = [SequenceModel("gru", input_size=3, output_size=2, hidden_size=5, head="last", impl="torch")]
     assert "fused" in stacked.unsupported(torch_gru, _data(), torch.device("cpu"))
     assert "padded" in stacked.unsupported(fused, _data(torch.tensor([5, 4, 3, 5])), torch.device("cpu"))

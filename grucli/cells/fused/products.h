@@ -101,6 +101,12 @@ int64_t set_products(int64_t mode) {
   return was;
 }
 
+// Whether the products run on grucli's tiles now (false in a build without SIMD, or after
+// set_products chose the BLAS or ATen). Only then is each product's result independent of
+// where its operands lie in memory (the BLAS picks its code by alignment): grucli.stacked
+// needs that to keep packed runs bit-identical to runs alone.
+bool own_products() { return products::mode == products::OWN; }
+
 // op(a) b with the kernels' own products (op(a) = a^T if at), for tests and `grucli bench`.
 at::Tensor matmul(at::Tensor a, at::Tensor b, bool at) {
   a = a.contiguous();
