@@ -112,9 +112,12 @@ def compare(
         return
 
     def header(er) -> None:
-        workers = "cluster" if executor == "ray" and address else f"{jobs or runtime.usable_cores()} workers"
+        n = jobs or runtime.usable_cores()
+        workers = "cluster" if executor == "ray" and address else f"{n} worker{'s' if n != 1 else ''}"
+        size = packing.size(k, er.plan.todo, n)
+        packed = f", packs of up to {size} runs of one shape" if size > 1 else ""
         console.print(f"{er.experiment.name}: {len(er.runs)} runs, {er.finished} already finished, "
-                      f"{len(er.plan.todo)} to run ({executor}, {workers})")
+                      f"{len(er.plan.todo)} to run ({executor}, {workers}{packed})")
 
     with ProgressReporter(header=None if dry_run else header) as reporter:
         er = runner.run(experiment, overrides, results=results, executor=executor, jobs=jobs, threads=threads,

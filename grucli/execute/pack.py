@@ -2,9 +2,10 @@
 
 Runs pack together when they build the same model on the same data with the same steps:
 everything in their configs is equal except the keys a pack lets each run keep for itself
-(VARIES). A pack then advances all its runs with one backward and one optimiser step per
-training step, each run's arithmetic unchanged, so the per-step fixed cost (autograd,
-clipping, optimiser, Python) that dominates small models is paid once per pack.
+(VARIES). A pack then advances all its runs together, each run's arithmetic unchanged (train.py:
+stacked on the fused kernels, else one backward and one optimiser step over every run's
+own model), so the per-step fixed cost (autograd, clipping, optimiser, Python) that
+dominates small models is paid once per pack.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ VARIES = {
     ("model", "dropout"): "masks drawn from the run's own generator",
 }
 MAX_AUTO = 8  # the largest pack `--pack auto` makes
-# The smallest: measured on 2 cores (benchmarks/batched_grid.py), packs of 3 (the demo's seeds)
-# trained no faster than runs alone (0.98x), packs of 8 trials 1.3x; below this, auto trains alone.
-MIN_AUTO = 4
+# The smallest: measured on 2 cores (benchmarks/batched_grid.py), with the stacked step packs of
+# 3 (the demo's seeds) trained 1.08-1.17x as many runs per minute as runs alone, packs of 8
+# trials 1.40x (before it: 0.98x and 1.30x); below this, auto trains alone.
+MIN_AUTO = 3
 AUTO_LIMIT = 64 * 64  # auto packs models with H^2 (or, given a parameter budget, budget / 4) at most this
 
 
@@ -73,7 +75,7 @@ def size(pack: int | None, runs: list, jobs: int) -> int:
     """The pack size K to use: `pack` when given (1 = every run alone). For auto (None): 1
     unless every run is small; else the largest K up to MAX_AUTO that still cuts the runs
     into at least `jobs` packs, so no worker waits (24 trials on 2 workers: K = 8), and 1
-    where that is below MIN_AUTO (the demo's settings of 3 seeds each train alone)."""
+    where that is below MIN_AUTO (the demo's settings of 3 seeds train as packs of 3)."""
     if pack is not None:
         return pack
     if not runs or not all(small(r.config) for r in runs):
