@@ -20,7 +20,8 @@ import torch
 from grucli import runtime
 from grucli.config import RunConfig
 from grucli.tasks import build_task
-from grucli.train import Callback, build_model, forward, make_optimizer, train_run
+from grucli.optim import make_optimizer
+from grucli.train import Callback, build_model, forward, train_run
 
 
 def config(impl: str, cell: str) -> RunConfig:

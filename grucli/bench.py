@@ -34,7 +34,7 @@ from grucli.config import Strict, format_validation_error, parse_yaml, read_text
 from grucli.errors import ConfigError, GrucliError
 from grucli.cells import CELLS, IMPLS, REFERENCE
 from grucli.model import SequenceModel, count_params
-from grucli.train import adam
+from grucli.optim import adam
 
 
 class Size(Strict):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from grucli import budget, environment, memory, runtime
+from grucli import steps as steps_of_pack
 from grucli.config import RunConfig
 from grucli.errors import ConfigError, GrucliError
 from grucli.config import LATER_KEYS
@@ -109,49 +110,6 @@ def _kernels(impl: str) -> str:
 
         return "grucli fused kernels " + build.describe()
     return {"torch": "torch's own module", "reference": "the cell's Python step (reference)"}.get(impl, impl)
-
-
-def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
-    """The run's optimiser over `params`: tensors, or param groups with their own `lr` and
-    `weight_decay` (a pack: one group per run, each stepped exactly as alone)."""
-    t = cfg.train
-    params = list(params)
-    if t.optimizer == "adam":
-        return adam(params, lr=t.lr, weight_decay=t.weight_decay)
-    if t.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **_fused(params))
-
-
-def _fused(params: list) -> dict:
-    """torch's fused optimiser step (one kernel over every parameter) where it has one for
-    these tensors. On CPU it cuts Adam's step at H=16 from ~0.3 to ~0.14 ms; the per-tensor
-    loop it replaces is most of a small model's fixed cost per training step."""
-    tensors = [p for item in params for p in (item["params"] if isinstance(item, dict) else [item])]
-    ok = tensors and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in tensors)
-    return {"fused": True} if ok else {}
-
-
-def adam(params, **kwargs) -> torch.optim.Adam:
-    """Adam as grucli trains with it (and `grucli bench` times it)."""
-    params = list(params)
-    return torch.optim.Adam(params, **kwargs, **_fused(params))
-
-
-def clip_grad_norms(param_lists: list[list[torch.Tensor]], max_norms: list[float]) -> None:
-    """torch.nn.utils.clip_grad_norm_(params, max_norm) for several runs at once, with its
-    arithmetic (each gradient's 2-norm, the norm of those, times min(max / (norm + 1e-6), 1)):
-    the per-tensor norms of every run in one call, then a few small ops per run. torch's
-    own does the same work for one run behind ~0.2 ms of Python per call on a small model."""
-    grads = [[p.grad for p in ps if p.grad is not None] for ps in param_lists]
-    norms = torch._foreach_norm([g for gs in grads for g in gs], 2.0)
-    start = 0
-    for gs, max_norm in zip(grads, max_norms):
-        if not gs:
-            continue
-        total = torch.linalg.vector_norm(torch.stack(norms[start:start + len(gs)]), 2.0)
-        start += len(gs)
-        torch._foreach_mul_(gs, torch.clamp(float(max_norm) / (total + 1e-6), max=1.0))
 
 
 def forward(model: torch.nn.Module, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -443,102 +401,13 @@ def _model_meta(model: torch.nn.Module, cfg: RunConfig, data: TaskData) -> dict:
             "tgt_unit": data.info.get("tgt_unit")}
 
 
-class _RunByRun:
-    """How a pack steps when its runs cannot train stacked (grucli.stacked.unsupported):
-    each run's forward on its own model, with its random state swapped in; then one backward
-    over every run's loss (disjoint graphs: each gradient is what its own backward gives),
-    each run's clip, and one optimiser step over a param group per run."""
-
-    kind = "per-run"
-
-    def __init__(self, runs: list[_Member]):
-        for r in runs:
-            r.params = list(r.model.parameters())
-        groups = [{"params": r.params, "lr": r.cfg.train.lr, "weight_decay": r.cfg.train.weight_decay} for r in runs]
-        self.opt = make_optimizer(runs[0].cfg, groups)
-
-    def forward(self, pack: "_Pack", stepping: list[_Member], train: Split, i: int, batch_size: int) -> None:
-        for r in stepping:
-            pack._guard([r], lambda: r.forward(train, i, batch_size))
-
-    def update(self, stepping: list[_Member]) -> None:
-        """The graphs are traversed together, so an error raised here fails every stepping
-        run. (A backward per run, right after its forward, keeps its activations in cache
-        but measured no faster: benchmarks/pack_bound.py, README.)"""
-        self.opt.zero_grad(set_to_none=True)  # every run's, so a run that left is not stepped
-        torch.autograd.backward([r.loss for r in stepping])
-        clip = [r for r in stepping if r.cfg.train.grad_clip]
-        if clip:
-            clip_grad_norms([r.params for r in clip], [r.cfg.train.grad_clip for r in clip])
-        self.opt.step()
-
-    def sync(self, run: _Member) -> None:  # its model is the one that trains
-        pass
-
-    def left(self, run: _Member) -> None:
-        pass
-
-    def state_bytes(self, run: _Member) -> int:
-        return memory.optimizer_state_bytes(self.opt, run.params) if run.params is not None else 0
-
-
-class _StackedSteps:
-    """How a pack steps on the fused kernels: one stacked computation for all its runs
-    (grucli.stacked); each run's model receives its weights before it is evaluated."""
-
-    kind = "stacked"
-
-    def __init__(self, runs: list[_Member]):
-        from grucli import stacked
-
-        rngs = [torch.Generator().set_state(r.rng[0]) for r in runs]  # dropout: each run's own stream
-        self.stack = stacked.of_runs([r.model for r in runs], [r.cfg for r in runs], rngs)
-        self.order = [r.index for r in runs]  # run index at each slice
-        self.gone: set[int] = set()
-
-    def slot(self, run: _Member) -> int:
-        return self.order.index(run.index)
-
-    def forward(self, pack: "_Pack", stepping: list[_Member], train: Split, i: int, batch_size: int) -> None:
-        if self.gone:  # runs left since the last step: keep the others' slices
-            self.stack.keep([k for k, idx in enumerate(self.order) if idx not in self.gone])
-            self.order = [idx for idx in self.order if idx not in self.gone]
-            self.gone.clear()
-        assert [r.index for r in stepping] == self.order
-
-        def run():
-            batches = [r.take(train, i, batch_size) for r in stepping]
-            out = self.stack.forward(torch.stack([b.x for b in batches]))
-            losses = [pack.data.objective.loss(out[k], b.y) for k, b in enumerate(batches)]
-            values = torch.stack([loss.detach() for loss in losses]).tolist()
-            for r, loss, value in zip(stepping, losses, values):
-                r.record(loss, value)
-
-        pack._guard(stepping, run)
-
-    def update(self, stepping: list[_Member]) -> None:
-        self.stack.zero_grad()
-        torch.autograd.backward([r.loss for r in stepping])
-        self.stack.step([self.slot(r) for r in stepping])
-
-    def sync(self, run: _Member) -> None:
-        if run.model is not None and run.index not in self.gone:
-            self.stack.write(self.slot(run), run.model)
-
-    def left(self, run: _Member) -> None:
-        self.gone.add(run.index)
-
-    def state_bytes(self, run: _Member) -> int:
-        return self.stack.state_bytes()
-
-
 class _Pack:
     """The training loop over the runs of one pack, in lockstep."""
 
     def __init__(self, runs: list[_Member], data: TaskData, device: torch.device, on_result):
         self.runs, self.data, self.device, self.on_result = runs, data, device, on_result
         self.splits = tuple(_to(s, device) for s in (data.train, data.val, data.test))
-        self.steps: _RunByRun | _StackedSteps | None = None
+        self.steps = None  # how the pack steps (grucli.steps), chosen when training starts
 
     def _leave(self, run: _Member) -> None:
         """A run is over (any status): its final measurements, then its result is handed on."""
@@ -558,7 +427,7 @@ class _Pack:
         if self.on_result is not None:
             self.on_result(run.index, run.result)
 
-    def _guard(self, runs: list[_Member], action) -> bool:
+    def guard(self, runs: list[_Member], action) -> bool:
         """Do `action()`; if it raises, every run in `runs` failed and left (the rest go on): False."""
         try:
             action()
@@ -572,17 +441,14 @@ class _Pack:
             return False
 
     def _stepper(self, live: list[_Member]) -> None:
-        from grucli import stacked
-
-        why = stacked.unsupported([r.model for r in live], self.data, self.device)
-        self.steps = _RunByRun(live) if why else _StackedSteps(live)
+        self.steps = steps_of_pack.choose(live, self.data, self.device)
 
     def fit(self) -> None:
         for r in self.runs:
             if r.done:  # failed while being built
                 self._leave(r)
         live = [r for r in self.runs if not r.done]
-        if not live or not self._guard(live, lambda: self._stepper(live)):
+        if not live or not self.guard(live, lambda: self._stepper(live)):
             return
         steps = self.steps
         t = live[0].cfg.train
@@ -606,7 +472,7 @@ class _Pack:
                         r.end_epoch()
                         self._leave(r)
                 stepping = [r for r in stepping if not r.done]
-                if not stepping or not self._guard(stepping, lambda: steps.update(stepping)):
+                if not stepping or not self.guard(stepping, lambda: steps.update(stepping)):
                     stepping = []
                     break
                 now = time.perf_counter()
@@ -618,7 +484,7 @@ class _Pack:
             for r in stepping:
                 r.end_epoch()
                 steps.sync(r)
-                if self._guard([r], lambda: r.evaluate(epoch, val, total, steps_per_epoch)) and r.done:
+                if self.guard([r], lambda: r.evaluate(epoch, val, total, steps_per_epoch)) and r.done:
                     self._leave(r)
         for r in live:
             if not r.done:

@@ -8,7 +8,6 @@ import torch
 
 from grucli import cells, memory
 from grucli.cells import CELLS
-from grucli.config import RunConfig
 from grucli.model import SequenceModel
 from grucli.train import train_run
 

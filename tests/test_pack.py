@@ -23,7 +23,8 @@ from grucli.config import RunConfig, load_experiment
 from grucli.execute import pack as packing
 from grucli.grid import expand
 from grucli.tasks import build_task
-from grucli.train import build_model, clip_grad_norms, train_pack, train_run
+from grucli.optim import clip_grad_norms
+from grucli.train import build_model, train_pack, train_run
 
 runner = CliRunner()
 TASK = {"name": "adding", "seq_len": 8, "n_train": 96, "n_val": 32, "n_test": 32}

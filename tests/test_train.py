@@ -126,14 +126,14 @@ def test_every_optimizer_trains(tiny_run, optimizer):
 def test_fused_optimizer_step_trains_like_the_per_tensor_one(tiny_run, monkeypatch, optimizer):
     """grucli asks torch for its fused optimiser step (faster on small models); it must be the
     same algorithm: weight decay and momentum included, the same metrics to float tolerance."""
-    from grucli import train as train_mod
+    from grucli import optim
 
     cfg = tiny_run(model={"impl": "torch"},  # (fused models step through grucli.stacked's own optimiser)
                    train={"epochs": 2, "max_steps": 6, "optimizer": optimizer, "weight_decay": 0.01, "momentum": 0.9,
                           "lr": 0.05})
-    assert train_mod.make_optimizer(cfg, [torch.nn.Parameter(torch.ones(2))]).defaults.get("fused") is True
+    assert optim.make_optimizer(cfg, [torch.nn.Parameter(torch.ones(2))]).defaults.get("fused") is True
     fused = train_mod.train_run(cfg)
-    monkeypatch.setattr(train_mod, "_fused", lambda params: {})
+    monkeypatch.setattr(optim, "_fused", lambda params: {})
     plain = train_mod.train_run(cfg)
     assert fused.status == plain.status == "ok"
     for key, value in plain.test.items():
@@ -159,12 +159,12 @@ def test_nan_loss_is_recorded_as_diverged(tiny_run, monkeypatch, task, objective
 
 @pytest.mark.parametrize("impl", ["fused", "torch"])  # stepped stacked (grucli.stacked) or run by run
 def test_exception_is_recorded_as_failed_not_raised(tiny_run, monkeypatch, impl):
-    from grucli import stacked
+    from grucli import stacked, steps
 
     def boom(*args, **kwargs):
         raise RuntimeError("optimiser exploded")
 
-    monkeypatch.setattr(train_mod, "make_optimizer", boom)
+    monkeypatch.setattr(steps, "make_optimizer", boom)
     monkeypatch.setattr(stacked.Stacked, "step", boom)
     r = train_run(tiny_run("adding", model={"impl": impl}))
     assert r.status == "failed"

@@ -228,7 +228,7 @@ def comparable(dirs: list, cells: tuple[str, ...]) -> Evidence:
                                    still_improving=improving, label=f"{task} (test {t.metric})"))
         budgets.append(f"{task}: {analysis.budget_text(t)}")
         for c, v in values.items():
-            table += [{"task": task, "cell": c, f"test": x} for x in v]
+            table += [{"task": task, "cell": c, "test": x} for x in v]
             ax.scatter([c] * len(v), v, **{k: w for k, w in _style(c).items() if k != "label"})
             d_ = stats.describe(v)
             ax.errorbar([c], [d_.mean], yerr=[d_.ci or 0], color="k", capsize=4)
@@ -451,7 +451,7 @@ def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
     return Evidence(findings, _budget(df) + f"; parameters {params}", fig,
                     "Test NLL per time step per seed (dots), mean and 95% CI (bars); dashed: every key on with "
                     "its training frequency.", df[["cell", "seed", "params", "value"]],
-                    [f"Chung et al. 2014 on JSB (their split and encoding): " +
+                    ["Chung et al. 2014 on JSB (their split and encoding): " +
                      ", ".join(f"{c} {v}" for c, v in CHUNG_JSB.items()) + " -- compare the ordering"])
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from pathlib import Path
 
 import typer
 from rich.console import Console

@@ -11,7 +11,6 @@ seasonal-naive (value one season earlier) baselines on the test windows."""
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np

@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from grucli.objectives import IGNORE, Classification, Regression
+from grucli.objectives import Classification, Regression
 from grucli.tasks.base import Split, SyntheticConfig, Task, TaskData, split_sizes, three_way
 
 

@@ -1,0 +1,110 @@
+"""How the runs of a pack take a training step together (train.py's loop asks one of these
+for every step): RunByRun, each run's own model; or Stacked, one stacked computation on the
+fused kernels (grucli.stacked). Either way each run's numbers are the ones it gets alone.
+
+A stepper sees the pack's runs (train._Member: `model`, `cfg`, `index`, `rng`, `take`,
+`forward`, `record`, `loss`, `params`) and the pack (`data`, `guard`)."""
+
+from __future__ import annotations
+
+import torch
+
+from grucli import memory
+from grucli.optim import clip_grad_norms, make_optimizer
+from grucli.tasks import Split
+
+
+def choose(runs: list, data, device: torch.device):
+    """The stepper for these runs: stacked where grucli.stacked can train them, else run by run."""
+    from grucli import stacked
+
+    return RunByRun(runs) if stacked.unsupported([r.model for r in runs], data, device) else Stacked(runs)
+
+
+class RunByRun:
+    """How a pack steps when its runs cannot train stacked (grucli.stacked.unsupported):
+    each run's forward on its own model, with its random state swapped in; then one backward
+    over every run's loss (disjoint graphs: each gradient is what its own backward gives),
+    each run's clip, and one optimiser step over a param group per run."""
+
+    kind = "per-run"
+
+    def __init__(self, runs: list):
+        for r in runs:
+            r.params = list(r.model.parameters())
+        groups = [{"params": r.params, "lr": r.cfg.train.lr, "weight_decay": r.cfg.train.weight_decay} for r in runs]
+        self.opt = make_optimizer(runs[0].cfg, groups)
+
+    def forward(self, pack, stepping: list, train: Split, i: int, batch_size: int) -> None:
+        for r in stepping:
+            pack.guard([r], lambda: r.forward(train, i, batch_size))
+
+    def update(self, stepping: list) -> None:
+        """The graphs are traversed together, so an error raised here fails every stepping
+        run. (A backward per run, right after its forward, keeps its activations in cache
+        but measured no faster: benchmarks/pack_bound.py, README.)"""
+        self.opt.zero_grad(set_to_none=True)  # every run's, so a run that left is not stepped
+        torch.autograd.backward([r.loss for r in stepping])
+        clip = [r for r in stepping if r.cfg.train.grad_clip]
+        if clip:
+            clip_grad_norms([r.params for r in clip], [r.cfg.train.grad_clip for r in clip])
+        self.opt.step()
+
+    def sync(self, run) -> None:  # its model is the one that trains
+        pass
+
+    def left(self, run) -> None:
+        pass
+
+    def state_bytes(self, run) -> int:
+        return memory.optimizer_state_bytes(self.opt, run.params) if run.params is not None else 0
+
+
+class Stacked:
+    """How a pack steps on the fused kernels: one stacked computation for all its runs
+    (grucli.stacked); each run's model receives its weights before it is evaluated."""
+
+    kind = "stacked"
+
+    def __init__(self, runs: list):
+        from grucli import stacked
+
+        rngs = [torch.Generator().set_state(r.rng[0]) for r in runs]  # dropout: each run's own stream
+        self.stack = stacked.of_runs([r.model for r in runs], [r.cfg for r in runs], rngs)
+        self.order = [r.index for r in runs]  # run index at each slice
+        self.gone: set[int] = set()
+
+    def slot(self, run) -> int:
+        return self.order.index(run.index)
+
+    def forward(self, pack, stepping: list, train: Split, i: int, batch_size: int) -> None:
+        if self.gone:  # runs left since the last step: keep the others' slices
+            self.stack.keep([k for k, idx in enumerate(self.order) if idx not in self.gone])
+            self.order = [idx for idx in self.order if idx not in self.gone]
+            self.gone.clear()
+        assert [r.index for r in stepping] == self.order
+
+        def run():
+            batches = [r.take(train, i, batch_size) for r in stepping]
+            out = self.stack.forward(torch.stack([b.x for b in batches]))
+            losses = [pack.data.objective.loss(out[k], b.y) for k, b in enumerate(batches)]
+            values = torch.stack([loss.detach() for loss in losses]).tolist()
+            for r, loss, value in zip(stepping, losses, values):
+                r.record(loss, value)
+
+        pack.guard(stepping, run)
+
+    def update(self, stepping: list) -> None:
+        self.stack.zero_grad()
+        torch.autograd.backward([r.loss for r in stepping])
+        self.stack.step([self.slot(r) for r in stepping])
+
+    def sync(self, run) -> None:
+        if run.model is not None and run.index not in self.gone:
+            self.stack.write(self.slot(run), run.model)
+
+    def left(self, run) -> None:
+        self.gone.add(run.index)
+
+    def state_bytes(self, run) -> int:
+        return self.stack.state_bytes()
