@@ -13,7 +13,7 @@ computed on its own slice, and its optimiser state and hyperparameters (lr, weig
 clip) are its own. Each run's SequenceModel is the one saved and evaluated; `write` copies
 the run's current weights into it.
 
-`unsupported` says when a pack cannot train this way (train.py then steps each run's own
+`unsupported` says when a pack cannot train this way (grucli.steps then steps each run's own
 model: a torch or reference cell, an encoder-decoder, padded batches, a GPU, a kernel build
 without SIMD); it reads only what every run of a pack shares, so a run never trains one way
 alone and another packed.
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from grucli.cells.stack import suffix
 
 OPTIMIZERS = {"sgd": 0, "adam": 1, "rmsprop": 2}  # train.optimizer -> step.cpp's kind
-ADAM_BETAS, EPS, RMSPROP_ALPHA = (0.9, 0.999), 1e-8, 0.99  # torch's defaults, as train.make_optimizer uses them
+ADAM_BETAS, EPS, RMSPROP_ALPHA = (0.9, 0.999), 1e-8, 0.99  # torch's defaults, as optim.make_optimizer uses them
 
 
 def unsupported(models: list[torch.nn.Module], data, device: torch.device) -> str | None:
