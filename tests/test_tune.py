@@ -168,6 +168,8 @@ def test_dry_run_lists_arms_space_and_progress_and_writes_nothing(tuned, tmp_pat
     assert "arm model.cell=gru: 3/3 trials done" in res.output and "search train.lr: log-uniform" in res.output
     res = tune(path, tmp_path / "fresh", "--dry-run")
     assert "0/3 trials done, 3 to run" in res.output and not (tmp_path / "fresh").exists()
+    assert "then 2 final seeds per arm; packs of up to 3 trials of one shape;" in res.output  # auto, one worker
+    assert "packs of" not in tune(path, tmp_path / "fresh", "--dry-run", "--pack", "1").output
 
 
 def test_a_study_made_from_another_space_is_refused(tuned, tmp_path):

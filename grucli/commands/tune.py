@@ -14,11 +14,17 @@ from grucli.commands.common import ProgressReporter, at_least_one, clean_errors,
 from grucli.errors import GrucliError
 
 
-def _plan(tr) -> None:
+def _plan(tr, pack: int | None = 1, jobs: int | None = None) -> None:
+    from grucli import runtime
+    from grucli.execute import pack as packing
+    from grucli.tune.run import trial_shapes
+
     s = tr.search
     prune = "no pruning" if s.pruner == "none" else f"{s.pruner} pruning"
+    size = packing.size(pack, trial_shapes(tr), jobs or runtime.usable_cores())
+    packed = f"; packs of up to {size} trials of one shape" if size > 1 else ""
     console.print(f"{tr.experiment.name}: {len(tr.arms)} arm(s) x {s.trials} trials ({s.sampler} sampler, {prune}), "
-                  f"then {len(s.final_seed_list())} final seeds per arm; study: {tr.exp_dir / 'tune.db'}")
+                  f"then {len(s.final_seed_list())} final seeds per arm{packed}; study: {tr.exp_dir / 'tune.db'}")
     for key, dist in s.space.items():
         console.print(f"  search {key}: {dist.describe()}")
     for a in tr.arms:
@@ -90,7 +96,7 @@ def tune(
         raise GrucliError(f"--executor {executor}: unknown executor; valid: local, ray")
     if address and executor != "ray":
         raise GrucliError("--address is the address of a Ray cluster: use it with --executor ray")
-    with ProgressReporter(header=_plan) as reporter:
+    with ProgressReporter(header=lambda tr: _plan(tr, k, jobs)) as reporter:
         tr = tuning.run(experiment, [*set_, *device_overrides(device, None)], results=results, executor=executor,
                         jobs=jobs, threads=threads, address=address, dry_run=dry_run, reporter=reporter, pack=k)
     if dry_run:
