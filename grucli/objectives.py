@@ -3,6 +3,11 @@ training loop only calls `loss` and `metrics`, so it never asks what the task is
 
 Shapes: `out` is the model output, (B, O) for a last-step head or (B, T, O) for a
 per-step head; `y` is the target of the same leading shape.
+
+An objective whose loss is the mean of elementwise terms (the squared errors) says so with
+`loss_terms`: the loss is `loss_terms(out, y).mean()`, and written with `...` indexing it
+also takes the stacked outputs of a pack of runs, (K, B, ...), so grucli.stacked computes
+every run's loss at once (each run's mean in one fixed order, grucli.stacked.mean_per_run).
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ class Regression:
 
     kind = "regression"
 
+    def loss_terms(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (out.reshape(y.shape) - y) ** 2
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(out.reshape(y.shape), y)
+        return self.loss_terms(out, y).mean()
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
         err = out.reshape(y.shape).double() - y.double()
@@ -119,9 +127,12 @@ class Forecast:
     def __init__(self, scale: float, mase_scale: float):
         self.scale, self.mase_scale = scale, mase_scale
 
+    def loss_terms(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        future, anchor = y[..., :-1], y[..., -1:]  # (B, H), (B, 1)
+        return (out.reshape(future.shape) - (future - anchor) / self.scale) ** 2
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        future, anchor = y[:, :-1], y[:, -1:]  # (B, H), (B, 1)
-        return F.mse_loss(out.reshape(future.shape), (future - anchor) / self.scale)
+        return self.loss_terms(out, y).mean()
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
         future, anchor = y[:, :-1].double(), y[:, -1:].double()
@@ -152,8 +163,11 @@ class AnomalyForecast:
     def __init__(self, quantile: float):
         self.quantile = quantile
 
+    def loss_terms(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (out.reshape(y.shape[:-1]) - y[..., 0]) ** 2  # the next value's squared error
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(out.reshape(-1), y[:, 0])
+        return self.loss_terms(out, y).mean()
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
         err = (out.reshape(-1).double() - y[:, 0].double()) ** 2

@@ -75,6 +75,25 @@ class Linear(torch.autograd.Function):
         return dx, dw, db, None
 
 
+class _MeanPerRun(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, k):
+        ctx.n = x[0].numel() if len(x) else 1
+        ctx.shape = x.shape
+        return k.mean_per_run(x.reshape(len(x), -1))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad / ctx.n).reshape(-1, *([1] * (len(ctx.shape) - 1))).expand(ctx.shape), None
+
+
+def mean_per_run(terms: torch.Tensor, kernels) -> torch.Tensor:
+    """Each run's mean of its loss terms: terms (K, ...) -> (K,), summed in one fixed order
+    for every run whatever K and the thread count (step.cpp; torch's own mean splits a large
+    sum by threads, so a run's loss would depend on its pack)."""
+    return _MeanPerRun.apply(terms, kernels)
+
+
 class Stacked:
     """The stacked parameters and optimiser state of K runs' models (`models[i]` is run i's
     SequenceModel; all share one shape). Per run: `lr`, `weight_decay`, `grad_clip` (None:

@@ -73,22 +73,36 @@ class Stacked:
         self.stack = stacked.of_runs([r.model for r in runs], [r.cfg for r in runs], rngs)
         self.order = [r.index for r in runs]  # run index at each slice
         self.gone: set[int] = set()
+        self.losses = None  # every slice's loss (K,), when the objective computes them at once
 
     def slot(self, run) -> int:
         return self.order.index(run.index)
 
     def forward(self, pack, stepping: list, train: Split, i: int, batch_size: int) -> None:
+        """Every run's loss: where the objective's loss is a mean of elementwise terms
+        (objectives: `loss_terms`), all at once (stacked.mean_per_run); else the loss of
+        each run's slice of the output."""
         if self.gone:  # runs left since the last step: keep the others' slices
             self.stack.keep([k for k, idx in enumerate(self.order) if idx not in self.gone])
             self.order = [idx for idx in self.order if idx not in self.gone]
             self.gone.clear()
         assert [r.index for r in stepping] == self.order
+        objective = pack.data.objective
 
         def run():
+            from grucli.stacked import mean_per_run
+
             batches = [r.take(train, i, batch_size) for r in stepping]
             out = self.stack.forward(torch.stack([b.x for b in batches]))
-            losses = [pack.data.objective.loss(out[k], b.y) for k, b in enumerate(batches)]
-            values = torch.stack([loss.detach() for loss in losses]).tolist()
+            if hasattr(objective, "loss_terms"):
+                y = torch.stack([b.y for b in batches])
+                self.losses = mean_per_run(objective.loss_terms(out, y), self.stack.kernels)  # (K,)
+                losses = [None] * len(stepping)
+            else:
+                self.losses = None
+                losses = [objective.loss(out[k], b.y) for k, b in enumerate(batches)]
+            values = (self.losses.detach() if self.losses is not None
+                      else torch.stack([loss.detach() for loss in losses])).tolist()
             for r, loss, value in zip(stepping, losses, values):
                 r.record(loss, value)
 
@@ -96,7 +110,12 @@ class Stacked:
 
     def update(self, stepping: list) -> None:
         self.stack.zero_grad()
-        torch.autograd.backward([r.loss for r in stepping])
+        if self.losses is not None:  # one backward from every slice's loss; a run that left weighs 0
+            weight = torch.zeros(len(self.order), dtype=self.losses.dtype)
+            weight[[self.slot(r) for r in stepping]] = 1
+            self.losses.backward(weight)
+        else:
+            torch.autograd.backward([r.loss for r in stepping])
         self.stack.step([self.slot(r) for r in stepping])
 
     def sync(self, run) -> None:

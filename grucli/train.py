@@ -290,8 +290,9 @@ class _Member:
         self.rng = _rng_state(device)
         self.record(self.data.objective.loss(out, y))
 
-    def record(self, loss: torch.Tensor, value: float | None = None) -> None:
-        """The loss of this step (its value, if known); a non-finite loss ends the run as diverged."""
+    def record(self, loss: torch.Tensor | None, value: float | None = None) -> None:
+        """The loss of this step (None where the pack holds every run's loss in one tensor)
+        and its value; a non-finite loss ends the run as diverged."""
         self.loss = loss
         self.value = loss.item() if value is None else value
         if not math.isfinite(self.value):

@@ -77,6 +77,23 @@ def test_each_packed_run_equals_the_same_run_alone(impl, cell):
     assert len({json.dumps(p.test) for p in packed[:4]}) == 4
 
 
+@pytest.mark.parametrize("task", [{"name": "copy", "seq_len": 5, "copy_len": 3, "n_symbols": 4},
+                                  {"name": "temporal_order", "seq_len": 12}])
+def test_packed_equals_alone_where_the_loss_is_per_run(task):
+    """Classification losses are not a mean of elementwise terms: the stacked step computes
+    them on each run's slice (adding, above, computes every run's loss at once)."""
+    base = {**task, "n_train": 96, "n_val": 32, "n_test": 32}
+    cfgs = [RunConfig(task=base, model={"cell": "gru", "hidden_size": 6, "impl": "fused"},
+                      train={"epochs": 3, "batch_size": 32, "lr": lr, "threads": 1}, seed=s)
+            for s, lr in [(0, 5e-3), (1, 2e-2), (2, 5e-3)]]
+    from grucli.cells.fused import build
+
+    packed = train_pack(cfgs)
+    assert [numbers(p) for p in packed] == [numbers(train_run(c)) for c in cfgs]
+    assert len({json.dumps(p.test) for p in packed}) == 3
+    assert {p.timing["step"] for p in packed} == {"stacked" if build.kernels().own_products() else "per-run"}
+
+
 def test_a_run_that_fails_in_a_pack_is_recorded_and_the_others_go_on(monkeypatch):
     import grucli.train as train_mod
 

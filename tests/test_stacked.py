@@ -182,3 +182,20 @@ def test_what_cannot_train_stacked_says_why():
     assert "fused" in stacked.unsupported(torch_gru, _data(), torch.device("cpu"))
     assert "padded" in stacked.unsupported(fused, _data(torch.tensor([5, 4, 3, 5])), torch.device("cpu"))
     assert "CPU" in stacked.unsupported(fused, _data(), torch.device("meta"))
+
+
+def test_mean_per_run_is_the_mean_and_the_same_for_every_pack_and_thread_count():
+    k = build.kernels()
+    g = torch.Generator().manual_seed(0)
+    terms = torch.rand(5, 300, 7, generator=g).requires_grad_()  # 2,100 terms per run
+    means = stacked.mean_per_run(terms, k)
+    assert torch.allclose(means, terms.detach().double().mean(dim=(1, 2)).float(), rtol=1e-6)
+    (means * torch.arange(1.0, 6.0)).sum().backward()
+    assert torch.equal(terms.grad, (torch.arange(1.0, 6.0) / 2100).reshape(5, 1, 1).expand(5, 300, 7))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for k_run in range(5):  # a run's mean alone, in a pack of 5, with 1 or 2 threads: the same bits
+            assert torch.equal(stacked.mean_per_run(terms.detach()[k_run:k_run + 1], k)[0], means[k_run])
+    finally:
+        torch.set_num_threads(threads)

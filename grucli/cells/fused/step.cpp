@@ -190,6 +190,30 @@ Tensor optimizer_step(std::vector<Tensor> params, std::vector<Tensor> grads, std
   return norms;
 }
 
+// Each run's mean of its terms: x (K, N) -> (K,), summed in double in 8 interleaved partial
+// sums added in a fixed order (the same for every run and pack, whatever the thread count:
+// torch's own reductions split large sums by threads), then divided by N.
+Tensor mean_per_run(Tensor x) {
+  x = x.contiguous();
+  const int64_t K = x.size(0), N = x.numel() / std::max<int64_t>(K, 1);
+  Tensor out = at::empty({K}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mean_per_run", [&] {
+    using S = scalar_t;
+    for (int64_t k = 0; k < K; ++k) {
+      const S* v = x.data_ptr<S>() + k * N;
+      double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t i = 0;
+      for (; i + 8 <= N; i += 8)
+        for (int j = 0; j < 8; ++j) part[j] += double(v[i + j]);
+      for (; i < N; ++i) part[0] += double(v[i]);
+      double total = 0.0;
+      for (int j = 0; j < 8; ++j) total += part[j];
+      out.data_ptr<S>()[k] = S(total / double(N));
+    }
+  });
+  return out;
+}
+
 // Tests: the gate nonlinearity the kernels use (0 sigmoid, 1 tanh) over a copy of x.
 Tensor activation(Tensor x, int64_t which) {
   Tensor y = x.contiguous().clone();
