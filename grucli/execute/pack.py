@@ -28,7 +28,7 @@ VARIES = {
 MAX_AUTO = 8  # the largest pack `--pack auto` makes
 # The smallest: measured on 2 cores (benchmarks/batched_grid.py), with the stacked step packs of
 # 3 (the demo's seeds) trained 1.08-1.17x as many runs per minute as runs alone, packs of 8
-# trials 1.40x (before it: 0.98x and 1.30x); below this, auto trains alone.
+# trials 1.29-1.42x (before it: 0.98x and 1.30x); below this, auto trains alone.
 MIN_AUTO = 3
 AUTO_LIMIT = 64 * 64  # auto packs models with H^2 (or, given a parameter budget, budget / 4) at most this
 
