@@ -15,10 +15,12 @@ from grucli.tasks import Split
 
 
 def choose(runs: list, data, device: torch.device):
-    """The stepper for these runs: stacked where grucli.stacked can train them, else run by run."""
+    """The stepper for these runs: stacked where grucli.stacked can train them, else run by
+    run (its `why` says why not stacked; it goes into each run's summary)."""
     from grucli import stacked
 
-    return RunByRun(runs) if stacked.unsupported([r.model for r in runs], data, device) else Stacked(runs)
+    why = stacked.unsupported([r.model for r in runs], data, device)
+    return RunByRun(runs, why) if why else Stacked(runs)
 
 
 class RunByRun:
@@ -29,7 +31,8 @@ class RunByRun:
 
     kind = "per-run"
 
-    def __init__(self, runs: list):
+    def __init__(self, runs: list, why: str | None = None):
+        self.why = why  # why these runs do not train stacked
         for r in runs:
             r.params = list(r.model.parameters())
         groups = [{"params": r.params, "lr": r.cfg.train.lr, "weight_decay": r.cfg.train.weight_decay} for r in runs]
@@ -64,7 +67,7 @@ class Stacked:
     """How a pack steps on the fused kernels: one stacked computation for all its runs
     (grucli.stacked); each run's model receives its weights before it is evaluated."""
 
-    kind = "stacked"
+    kind, why = "stacked", None
 
     def __init__(self, runs: list):
         from grucli import stacked

@@ -249,7 +249,7 @@ class _Member:
                                 select=data.selection, baseline=dict(data.baseline), env=dict(env))
         self.wall0 = time.perf_counter()
         self.done, self.model, self.loss, self.value = False, None, None, 0.0
-        self.params, self.opt_state_bytes, self.step_kind = None, 0, None  # set by the pack's stepper
+        self.params, self.opt_state_bytes, self.step_kind, self.step_why = None, 0, None, None  # by the stepper
         self.step, self.seqs, self.train_time = 0, 0, 0.0
         self.best, self.best_state, self.since_best = float("nan"), None, 0
         self.epoch_times: list[float] = []
@@ -378,6 +378,7 @@ class _Member:
             # runs trained together in one process; its training time is its share of each step's
             "pack_size": pack_size,
             "step": self.step_kind,  # how its steps ran: "stacked" (grucli.stacked) or "per-run"
+            "step_why": self.step_why,  # why per-run (grucli.stacked.unsupported); None when stacked
         }
 
 
@@ -415,6 +416,7 @@ class _Pack:
         if self.steps is not None:
             self.steps.sync(run)
             run.opt_state_bytes, run.step_kind = self.steps.state_bytes(run), self.steps.kind
+            run.step_why = self.steps.why
             self.steps.left(run)
         if run.result.status != "failed":
             try:

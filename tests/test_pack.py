@@ -206,11 +206,18 @@ def runs_of(cfgs):
 
 
 def test_take_packs_same_key_runs_in_queue_order_and_leaves_the_rest():
-    queue = runs_of([cfg(0), cfg(0, cell="lstm"), cfg(1), cfg(2), cfg(1, cell="lstm"), cfg(3)])
-    first = packing.take(queue, 3)
+    queue = runs_of([cfg(0), cfg(0, cell="lstm"), cfg(1), cfg(2), cfg(1, cell="lstm"), cfg(3), cfg(4)])
+    first = packing.take(queue, 3)  # 5 gru runs in packs of at most 3: 3 now, 2 later (not 3 + 2 by luck: equal)
     assert [r.config.seed for r in first] == [0, 1, 2] and all(r.config.model.cell == "gru" for r in first)
-    assert [(r.config.model.cell, r.config.seed) for r in queue] == [("lstm", 0), ("lstm", 1), ("gru", 3)]
-    assert [len(p) for p in packing.packs(queue, 3)] == [2, 1]
+    assert [(r.config.model.cell, r.config.seed) for r in queue] == [("lstm", 0), ("lstm", 1), ("gru", 3), ("gru", 4)]
+    assert [len(p) for p in packing.packs(queue, 3)] == [2, 2]
+
+
+def test_a_shape_is_cut_into_equal_packs_so_no_worker_idles():
+    eight = runs_of([cfg(s) for s in range(8)])
+    assert [len(p) for p in packing.packs(eight, 7)] == [4, 4]  # not 7 + 1
+    assert packing.size(None, eight, jobs=2) == 4
+    assert [len(p) for p in packing.packs(runs_of([cfg(s) for s in range(6)]), 4)] == [3, 3]
 
 
 def test_auto_pack_size_keeps_every_worker_busy_and_leaves_large_models_alone():

@@ -14,8 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from grucli.errors import GrucliError
 
 PACK_HELP = ("Runs of one shape (differing only in seed, lr, weight decay, clip, dropout, stopping) trained "
-             "together per worker: a number, or auto (default: 4-8 small runs where there are that many of one "
-             "shape, else alone). Same numbers either way; 1 = each run alone.")
+             "together per worker: at most this many, in equal packs; or auto (default: small models, H <= 64, "
+             "in packs of 3-8 where there are that many of one shape and every worker still gets a pack; else "
+             "alone). A run's numbers are the same either way; 1 = each run alone. (A TPE study asks for a "
+             "pack's trials before hearing their results, as parallel workers do: its later proposals can differ.)")
 
 # Piped output (not a terminal) gets a width that fits the comparison tables.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -184,7 +186,8 @@ def baseline_text(naive, seasonal=None) -> str:
 
 
 def run_line(run, result) -> str:
-    """One line per finished run: cell, key settings, seed, metric, time."""
+    """One line per finished run: cell, key settings, seed, metric, training time (a packed
+    run's share of its pack's steps)."""
     from grucli.grid import describe
 
     colour = {"ok": "green", "diverged": "yellow", "failed": "red", "pruned": "cyan"}[result.status]
@@ -194,8 +197,9 @@ def run_line(run, result) -> str:
     metric = result.metric
     value = result.test.get(metric) if result.test else None
     base = baseline_text(result.baseline.get(metric), result.baseline.get(f"snaive_{metric}"))
-    t = result.timing.get("total_time_s")
-    tail = f"  test {metric} {fmt(value)} (baseline {base})  params {result.params}  {fmt(t, 3)} s"
+    t, pack = result.timing.get("train_time_s"), result.timing.get("pack_size") or 1
+    packed = f" (its share of a pack of {pack})" if pack > 1 else ""
+    tail = f"  test {metric} {fmt(value)} (baseline {base})  params {result.params}  {fmt(t, 3)} s training{packed}"
     if result.status == "diverged":
         tail += f"  {result.error}"
     return head + tail

@@ -54,6 +54,14 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
             console.print(table)
     console.print("[dim]mean ± half-width of the Student-t 95% interval over seeds; failed/diverged runs are "
                   "counted, not averaged; no interval with one seed[/]")
+    packed = int((runs["timing.pack_size"].fillna(1) > 1).sum()) if "timing.pack_size" in runs else 0
+    if packed:
+        console.print(f"[dim]{packed} run(s) trained in packs (timing.pack_size): their s/epoch and seq/s are their "
+                      "share of their pack's steps; compare costs of runs trained alike (--pack 1 trains each "
+                      "alone)[/]")
+    if "timing.step_why" in runs:
+        for why, n in runs["timing.step_why"].dropna().value_counts().items():
+            console.print(f"[dim]{n} run(s) stepped run by run, not stacked (timing.step): {why}[/]")
     h2h = tables.corrected({v.task: tables.head_to_head(v) for v in views})
     console.print("[bold]Answer[/] (Welch's test across seeds, Holm-corrected over every comparison above):")
     for view in views:

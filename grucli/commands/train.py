@@ -1,4 +1,5 @@
-"""`grucli train`: train one configuration or a YAML grid, one run after another."""
+"""`grucli train`: train one configuration or a YAML grid in this process (runs of one
+shape in packs, as compare does)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ from grucli.commands.common import (ProgressReporter, at_least_one, clean_errors
                                     print_plan, PACK_HELP)
 
 
-def _header(er) -> None:
+def _header(er, pack: int | None = 1) -> None:
+    from grucli.execute import pack as packing
+
     if er.finished:
         console.print(f"[dim]{er.finished} of {len(er.runs)} runs already finished in {er.exp_dir}; skipping them[/]")
+    size = packing.size(pack, er.plan.todo, 1)
+    if size > 1:
+        console.print(f"[dim]{len(er.plan.todo)} runs to train in this process, packs of up to {size} runs of one "
+                      "shape (--pack 1: one after another)[/]")
 
 
 @clean_errors
@@ -27,7 +34,7 @@ def train(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also re-run failed and diverged runs."),
     pack: str = typer.Option("auto", "--pack", help=PACK_HELP),
 ) -> None:
-    """Train one configuration or every run of a YAML grid, one after another.
+    """Train one configuration or every run of a YAML grid, in this process.
 
     Finished runs (by run id) are skipped, so re-running the same command resumes.
 
@@ -41,7 +48,7 @@ def train(
 
     at_least_one(threads=threads)
     k = packing.parse(pack)
-    with ProgressReporter(header=None if dry_run else _header) as reporter:
+    with ProgressReporter(header=None if dry_run else (lambda er: _header(er, k))) as reporter:
         er = runner.run(experiment, [*set_, *device_overrides(device, threads)], results=results, executor="inline",
                         retry_failed=retry_failed, dry_run=dry_run, reporter=reporter, pack=k)
     if dry_run:
