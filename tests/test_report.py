@@ -295,3 +295,17 @@ def test_a_single_cell_answer_keeps_its_budget_flags_and_does_not_say_did_best(t
     assert "at 3 epochs (12 steps) per run" in line
     assert "still improving when training stopped: gru 2/2" in line
     assert "never left the trivial baseline: gru 2/2" in line
+
+
+def test_the_cost_figure_says_which_runs_trained_in_packs(tmp_path):
+    exp = write_experiment(tmp_path, "packs")
+    (view,) = views_of(exp)
+    (alone,) = plots.cost(view, {})
+    assert "packs" not in alone.caption
+    for summary in exp.glob("*/summary.json"):  # the GRU's seeds trained as packs of 3
+        d = json.loads(summary.read_text())
+        d["timing"]["pack_size"] = 3 if d["cell"] == "gru" else 1
+        summary.write_text(json.dumps(d))
+    (view,) = views_of(exp)
+    (packed,) = plots.cost(view, {})
+    assert "6 of 18 runs trained in packs" in packed.caption and "share of their pack's steps" in packed.caption

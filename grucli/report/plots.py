@@ -332,8 +332,12 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
     memory = (" Activations: the bytes autograd keeps for the backward pass of one batch (counted with "
               "saved_tensors_hooks, every implementation alike), not the process's resident memory."
               if len(quantities) > 2 else "")
+    packs = view.ok["timing.pack_size"].fillna(1) if "timing.pack_size" in view.ok else None
+    packed = (f" {int((packs > 1).sum())} of {len(packs)} runs trained in packs (timing.pack_size): their "
+              "training time is their share of their pack's steps, the same for every run of a pack."
+              if packs is not None and (packs > 1).any() else "")
     return [Drawn(f"{view.task}_cost", fig, f"{view.task}: training and inference cost per cell and setting; "
-                                            f"bars = mean over seeds, error bars = 95% CI.{memory}")]
+                                            f"bars = mean over seeds, error bars = 95% CI.{memory}{packed}")]
 
 
 def pareto(view: TaskView, histories: dict) -> list[Drawn]:
