@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from grucli import memory
+from grucli import memory, stacked
 from grucli.optim import clip_grad_norms, make_optimizer
 from grucli.tasks import Split
 
@@ -17,8 +17,6 @@ from grucli.tasks import Split
 def choose(runs: list, data, device: torch.device):
     """The stepper for these runs: stacked where grucli.stacked can train them, else run by
     run (its `why` says why not stacked; it goes into each run's summary)."""
-    from grucli import stacked
-
     why = stacked.unsupported([r.model for r in runs], data, device)
     return RunByRun(runs, why) if why else Stacked(runs)
 
@@ -70,8 +68,6 @@ class Stacked:
     kind, why = "stacked", None
 
     def __init__(self, runs: list):
-        from grucli import stacked
-
         rngs = [torch.Generator().set_state(r.rng[0]) for r in runs]  # dropout: each run's own stream
         self.stack = stacked.of_runs([r.model for r in runs], [r.cfg for r in runs], rngs)
         self.order = [r.index for r in runs]  # run index at each slice
@@ -93,13 +89,11 @@ class Stacked:
         objective = pack.data.objective
 
         def run():
-            from grucli.stacked import mean_per_run
-
             batches = [r.take(train, i, batch_size) for r in stepping]
             out = self.stack.forward(torch.stack([b.x for b in batches]))
             if hasattr(objective, "loss_terms"):
                 y = torch.stack([b.y for b in batches])
-                self.losses = mean_per_run(objective.loss_terms(out, y), self.stack.kernels)  # (K,)
+                self.losses = stacked.mean_per_run(objective.loss_terms(out, y), self.stack.kernels)  # (K,)
                 losses = [None] * len(stepping)
             else:
                 self.losses = None

@@ -37,8 +37,8 @@ def _c(t):
 # Each Function covers one layer and direction: input projection, recurrence, and all weight
 # gradients, in one kernel call each way, for one run or a pack of runs: x (K, T, B, I),
 # states (K, B, H), weights (K, ...), mask (K, T, B); a single run's tensors may come
-# without K (the kernels treat them as a pack of one). Gradients of outputs nobody used arrive as None (not
-# materialised zeros), and the kernels skip them.
+# without K (the kernels treat them as a pack of one). Gradients of outputs nobody used
+# arrive as None (not materialised zeros), and the kernels skip them.
 class GRULayer(torch.autograd.Function):
     """(x (T, B, I), h0 (B, H), W_ih, W_hh, b_ih, b_hh) -> (out (T, B, H), h_n (B, H)), or the
     same with a leading K, for the kernels `<family>_forward/_backward` of a GRU family (gru,

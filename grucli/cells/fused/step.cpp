@@ -58,20 +58,22 @@ std::vector<Tensor> linear_backward(Tensor dy, Tensor x, Tensor w, bool need_dx)
 }
 
 namespace {
-// Run k's gradient norm: sum of squares in double, in 8 interleaved partial sums per
-// tensor (so the loop vectorises) added in a fixed order: the same for every run and pack.
+// total += the sum of v[0..n) (of their squares if SQUARE), in double, in 8 interleaved
+// partial sums (so the loop vectorises) added in a fixed order: the same bits for every
+// run, pack and thread count.
+template <bool SQUARE, typename S> void add_sum(double& total, const S* v, int64_t n) {
+  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) part[j] += SQUARE ? double(v[i + j]) * double(v[i + j]) : double(v[i + j]);
+  for (; i < n; ++i) part[0] += SQUARE ? double(v[i]) * double(v[i]) : double(v[i]);
+  for (int j = 0; j < 8; ++j) total += part[j];
+}
+
+// Run k's gradient norm over all its gradients, tensor by tensor.
 template <typename S> double grad_norm(const std::vector<Tensor>& grads, int64_t k, int64_t K) {
   double total = 0.0;
-  for (const auto& t : grads) {
-    const S* g = at_run<S>(t, k);
-    const int64_t n = t.numel() / K;
-    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-      for (int j = 0; j < 8; ++j) part[j] += double(g[i + j]) * double(g[i + j]);
-    for (; i < n; ++i) part[0] += double(g[i]) * double(g[i]);
-    for (int j = 0; j < 8; ++j) total += part[j];
-  }
+  for (const auto& t : grads) add_sum<true>(total, at_run<S>(t, k), t.numel() / K);
   return std::sqrt(total);
 }
 
@@ -190,9 +192,8 @@ Tensor optimizer_step(std::vector<Tensor> params, std::vector<Tensor> grads, std
   return norms;
 }
 
-// Each run's mean of its terms: x (K, N) -> (K,), summed in double in 8 interleaved partial
-// sums added in a fixed order (the same for every run and pack, whatever the thread count:
-// torch's own reductions split large sums by threads), then divided by N.
+// Each run's mean of its terms: x (K, N) -> (K,), summed by add_sum (the same for every run
+// and pack, whatever the thread count: torch's own reductions split large sums by threads).
 Tensor mean_per_run(Tensor x) {
   x = x.contiguous();
   const int64_t K = x.size(0), N = x.numel() / std::max<int64_t>(K, 1);
@@ -200,14 +201,8 @@ Tensor mean_per_run(Tensor x) {
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mean_per_run", [&] {
     using S = scalar_t;
     for (int64_t k = 0; k < K; ++k) {
-      const S* v = x.data_ptr<S>() + k * N;
-      double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int64_t i = 0;
-      for (; i + 8 <= N; i += 8)
-        for (int j = 0; j < 8; ++j) part[j] += double(v[i + j]);
-      for (; i < N; ++i) part[0] += double(v[i]);
       double total = 0.0;
-      for (int j = 0; j < 8; ++j) total += part[j];
+      add_sum<false>(total, x.data_ptr<S>() + k * N, N);
       out.data_ptr<S>()[k] = S(total / double(N));
     }
   });
