@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from grucli.errors import ConfigError
 from grucli.cells import CELLS
 from grucli.tasks import TASKS
+from grucli.declared import VerdictSpec
 from grucli.tune.space import SearchSpec, check_seeds
 
 DEFAULT_HIDDEN = 64
@@ -137,10 +138,11 @@ class Experiment(Strict):
     base: dict[str, Any]  # {"task": ..., "model": ..., "train": ...} after --set overrides
     spec: GridSpec
     search: SearchSpec | None = None  # the search: section (grucli tune), if any
+    verdict: VerdictSpec = VerdictSpec()  # the verdict: section: alpha, margins, looks (declared before the data)
 
 
 EXPERIMENT_KEYS = {"name", "description", "task", "model", "train", "grid", "zip", "exclude", "include", "seeds",
-                   "search"}
+                   "search", "verdict"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -215,9 +217,17 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
             search = SearchSpec(**raw["search"])
         except ValidationError as e:
             raise ConfigError(f"{source}: {format_validation_error(e, SearchSpec, 'search')}") from None
+    verdict = VerdictSpec()
+    if raw.get("verdict") is not None:
+        if not isinstance(raw["verdict"], dict):
+            raise ConfigError(f"{source}: verdict: expected a mapping (alpha, margin, speed_margin, looks)")
+        try:
+            verdict = VerdictSpec(**raw["verdict"])
+        except ValidationError as e:
+            raise ConfigError(f"{source}: {format_validation_error(e, VerdictSpec, 'verdict')}") from None
     base = {k: raw[k] for k in ("task", "model", "train")}
     return Experiment(name=name, description=str(raw.get("description", "")), source=source, base=base, spec=spec,
-                      search=search)
+                      search=search, verdict=verdict)
 
 
 def apply_overrides(raw: dict, overrides, source: str) -> dict:

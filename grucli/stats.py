@@ -1,4 +1,10 @@
-"""Statistics across seeds. Pure functions on plain sequences of numbers."""
+"""Statistics across seeds. Pure functions on plain sequences of numbers.
+
+Every verdict grucli prints comes from `effect` (one comparison on the metric's scale, with
+its difference test and its equivalence test) and `decide` (a family of comparisons, Holm
+over that family only). Intervals come from `estimate`, on the metric's scale and inside its
+range (grucli.metrics). References: Welch 1947; Schuirmann 1987 (TOST); Holm 1979.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from scipy import stats as _st
+
+from grucli.metrics import Scale
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float | None, int]:
@@ -156,3 +164,238 @@ def verdict(c: Comparison, name_a: str, name_b: str, goal: str, word: str = "bet
         return "no significant difference"
     a_wins = c.diff < 0 if goal == "min" else c.diff > 0
     return f"{name_a if a_wins else name_b} {word}"
+
+
+# --------------------------------------------------------------------------- on a metric's scale
+def to_scale(values: Sequence[float], scale: Scale) -> list[float]:
+    """The finite values as the tests see them: logs on the log scale (a value <= 0 there
+    cannot be, and is dropped), the values themselves otherwise."""
+    xs = _clean(values)
+    return [math.log(x) for x in xs if x > 0] if scale.ratio else xs
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One group across seeds on its metric's scale: the centre (geometric mean on the log
+    scale) and its interval, inside the metric's range."""
+
+    centre: float
+    lo: float | None  # None when n < 2
+    hi: float | None
+    n: int
+    sd: float | None  # SD on the scale (of the logs on the log scale)
+
+
+def estimate(values: Sequence[float], scale: Scale, confidence: float = 0.95) -> Estimate:
+    """Centre and Student-t interval on the scale: exp(mean log +- t s / sqrt n) on the log
+    scale (positive by construction); elsewhere mean +- t s / sqrt n cut to the range."""
+    ys = to_scale(values, scale)
+    n = len(ys)
+    if n == 0:
+        return Estimate(float("nan"), None, None, 0, None)
+    m = sum(ys) / n
+    if n < 2:
+        return Estimate(math.exp(m) if scale.ratio else m, None, None, n, None)
+    sd = math.sqrt(_mean_var(ys)[1])
+    half = _st.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+    if scale.ratio:
+        return Estimate(math.exp(m), math.exp(m - half), math.exp(m + half), n, sd)
+    return Estimate(m, max(scale.lo, m - half), min(scale.hi, m + half), n, sd)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """a against b on the metric's scale. On the log scale the effect is the ratio of
+    geometric means a / b; elsewhere the difference of means a - b. Its interval is the
+    95% one (cut to what the range allows); `p_diff` tests no difference (two-sided),
+    `p_equiv` tests equivalence within the margin (TOST: the larger of the two one-sided
+    p-values; None without a margin)."""
+
+    scale: str
+    n_a: int
+    n_b: int
+    centre_a: float
+    centre_b: float
+    value: float  # ratio a / b, or difference a - b
+    lo: float | None
+    hi: float | None
+    p_diff: float | None
+    p_equiv: float | None
+    margin: float | None  # ratio or absolute, as declared
+    paired: bool  # seeds paired (same data per seed): a one-sample test of the differences
+    sd: float | None  # SD on the scale: pooled (unpaired) or of the differences (paired); for power
+    df: float | None
+    hedges_g: float | None  # standardised difference on the scale (unpaired; None when paired)
+
+    @property
+    def testable(self) -> bool:
+        return self.p_diff is not None
+
+    def favours_a(self, goal: str) -> bool:
+        """Whether the point estimate favours a (lower for goal min)."""
+        null = 1.0 if self.scale == "log" else 0.0
+        return self.value < null if goal == "min" else self.value > null
+
+
+def effect(a: Sequence[float], b: Sequence[float], scale: Scale, margin: float | None = None, *,
+           paired: bool = False, confidence: float = 0.95) -> Effect:
+    """One comparison on `scale` (Welch for independent groups, a one-sample t on the
+    per-seed differences when `paired`: the values must then be in seed order, one per seed
+    in both). With no spread at all the interval is the point itself: the difference
+    decides (p 0 or 1), as the t statistic's limit does."""
+    ya, yb = to_scale(a, scale), to_scale(b, scale)
+    na, nb = len(ya), len(yb)
+    back = math.exp if scale.ratio else (lambda v: v)
+    ca = back(sum(ya) / na) if na else float("nan")
+    cb = back(sum(yb) / nb) if nb else float("nan")
+    delta = None if margin is None else (math.log(margin) if scale.ratio else margin)
+    empty = Effect(scale.name, na, nb, ca, cb, float("nan"), None, None, None, None, margin, paired, None, None, None)
+    if not na or not nb:
+        return empty
+    d = sum(ya) / na - sum(yb) / nb
+    value = back(d) if scale.ratio else d
+    paired = paired and na == nb
+    if paired:
+        diffs = [x - y for x, y in zip(ya, yb)]
+        if na < 2:
+            return Effect(**{**empty.__dict__, "value": value})
+        sd = math.sqrt(_mean_var(diffs)[1])
+        se, df, g = sd / math.sqrt(na), na - 1.0, None
+    else:
+        if na < 2 or nb < 2:
+            return Effect(**{**empty.__dict__, "value": value})
+        va, vb = _mean_var(ya)[1], _mean_var(yb)[1]
+        se2 = va / na + vb / nb
+        df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1)) if se2 > 0 else float(na + nb - 2)
+        se = math.sqrt(se2)
+        sd = math.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2))
+        g = d / sd * (1 - 3 / (4 * (na + nb) - 9)) if sd > 0 else None
+    if se > 0:
+        t = _st.t.ppf(0.5 + confidence / 2, df)
+        lo, hi = d - t * se, d + t * se
+        p_diff = float(2 * _st.t.sf(abs(d) / se, df))
+        p_equiv = None if delta is None else float(max(_st.t.sf((d + delta) / se, df), _st.t.cdf((d - delta) / se, df)))
+    else:
+        lo = hi = d
+        p_diff = 0.0 if d != 0 else 1.0
+        p_equiv = None if delta is None else (0.0 if abs(d) < delta else 1.0)
+    if scale.ratio:
+        lo, hi = math.exp(lo), math.exp(hi)
+    else:  # a difference of two means inside [lo, hi] lies inside [lo - hi, hi - lo]
+        lo, hi = max(lo, scale.lo - scale.hi), min(hi, scale.hi - scale.lo)
+    return Effect(scale.name, na, nb, ca, cb, value, lo, hi, p_diff, p_equiv, margin, paired, sd, df, g)
+
+
+# --------------------------------------------------------------------------- verdicts
+BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
+NOT_TESTABLE = "not testable"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one comparison of a family, from a's side: better | worse |
+    equivalent (within the margin) | undecided | not testable, with the Holm-adjusted
+    p-values it rests on and the family's size."""
+
+    word: str
+    p_diff: float | None  # Holm-adjusted over the family
+    p_equiv: float | None  # Holm-adjusted over the family
+    family: int  # comparisons the family holds (the m of Holm)
+    why: str = ""  # why not testable
+
+
+def decide(effects: Sequence[Effect], goal: str, alpha: float = ALPHA) -> list[Decision]:
+    """Verdicts on a family of comparisons (one Answer's, one claim's, one study's pairs):
+    Holm over the family's difference tests and, apart, over its equivalence tests, each
+    keeping the family-wise error at `alpha`. Equivalent when the equivalence test rejects
+    (the difference lies within the margin, whatever its sign); else better or worse when
+    the difference test rejects; else undecided."""
+    p_diff = holm([e.p_diff for e in effects])
+    p_equiv = holm([e.p_equiv for e in effects])
+    m = sum(e.testable for e in effects)
+    out = []
+    for e, pd_, pe in zip(effects, p_diff, p_equiv):
+        if not e.testable:
+            why = "fewer than 2 seeds" if min(e.n_a, e.n_b) < 2 else "no finite values"
+            out.append(Decision(NOT_TESTABLE, None, None, m, why))
+        elif pe is not None and pe < alpha:
+            out.append(Decision(EQUIVALENT, pd_, pe, m))
+        elif pd_ < alpha:
+            out.append(Decision(BETTER if e.favours_a(goal) else WORSE, pd_, pe, m))
+        else:
+            out.append(Decision(UNDECIDED, pd_, pe, m))
+    return out
+
+
+def decided(word: str) -> bool:
+    return word in (BETTER, WORSE, EQUIVALENT)
+
+
+def phrase(word: str, a: str, b: str, better: str = "better") -> str:
+    """`gru better than lstm`, `gru and lstm equivalent`, `undecided` (`better` may be
+    `faster`)."""
+    if word == BETTER:
+        return f"{a} {better} than {b}"
+    if word == WORSE:
+        return f"{b} {better} than {a}"
+    if word == EQUIVALENT:
+        return f"{a} and {b} equivalent"
+    return word
+
+
+# --------------------------------------------------------------------------- across settings
+@dataclass(frozen=True)
+class Overall:
+    """P(a run of a beats a run of b) averaged over settings, with a stratified bootstrap
+    interval (Agarwal et al. 2021, "probability of improvement"), and Wilcoxon's
+    signed-rank test over the settings' differences where there are enough (Demsar 2006)."""
+
+    p: float
+    lo: float
+    hi: float
+    settings: int
+    p_wilcoxon: float | None  # None with fewer than WILCOXON_MIN settings
+
+    @property
+    def decided(self) -> bool:
+        return self.lo > 0.5 or self.hi < 0.5
+
+
+WILCOXON_MIN = 5  # settings needed before Wilcoxon's signed-rank test is run
+BOOTSTRAP_REPS = 2000
+
+
+def probability_of_improvement(strata: Sequence[tuple[Sequence[float], Sequence[float]]], goal: str, scale: Scale,
+                               *, reps: int = BOOTSTRAP_REPS, seed: int = 0, confidence: float = 0.95) -> Overall | None:
+    """`strata`: per setting, (a's values, b's values) over seeds. A pair of runs counts 1
+    when a's is better, 1/2 on a tie. Seeds are resampled within each setting (the
+    stratified bootstrap), `reps` times from a generator seeded with `seed`."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sign = -1.0 if goal == "min" else 1.0
+    point, boots, diffs = [], np.zeros(reps), []
+    kept = [(np.array(_clean(a)), np.array(_clean(b))) for a, b in strata]
+    kept = [(a, b) for a, b in kept if len(a) and len(b)]
+    if not kept:
+        return None
+    for a, b in kept:
+        point.append(_beats(sign * a[None, :], sign * b[None, :]).item())
+        ia, ib = rng.integers(0, len(a), (reps, len(a))), rng.integers(0, len(b), (reps, len(b)))
+        boots += _beats(sign * a[ia], sign * b[ib])
+        ya, yb = to_scale(a.tolist(), scale), to_scale(b.tolist(), scale)
+        if ya and yb:
+            diffs.append(sign * (sum(ya) / len(ya) - sum(yb) / len(yb)))
+    boots /= len(kept)
+    tail = (1 - confidence) / 2
+    p_w = None
+    if len(diffs) >= WILCOXON_MIN:
+        p_w = 1.0 if all(d == 0 for d in diffs) else float(_st.wilcoxon(diffs).pvalue)
+    return Overall(sum(point) / len(point), float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail)),
+                   len(kept), p_w)
+
+
+def _beats(a, b):
+    """Mean over run pairs of 1[a > b] + 1/2 1[a == b], per row: a (R, n_a), b (R, n_b)."""
+    x, y = a[:, :, None], b[:, None, :]
+    return ((x > y) + 0.5 * (x == y)).mean(axis=(1, 2))

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from grucli import budget, stats
+from grucli import metrics, stats
 from grucli.cells import REFERENCE
+from grucli.declared import DEFAULT as DEFAULT_SPEC
+from grucli.declared import VerdictSpec
 from grucli.store.reader import DIVERGED, FAILED, FINISHED, IN_PROGRESS, OK, PRUNED
 
 # Keys that never define a setting: the cell is the compared axis, the seed is averaged
@@ -55,6 +57,8 @@ class TaskView:
     settings: list[str]  # config.* columns that vary within this task (besides the cell)
     runs: pd.DataFrame  # every run folder of the task, any state
     select: str | None = None  # the validation metric runs were selected on (learning curves), if not `metric`
+    declared: VerdictSpec = DEFAULT_SPEC  # the experiment's verdict: section (margins, alpha, looks)
+    sequential: bool = False  # the runs were added look by look (--until-decided)
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -126,8 +130,9 @@ def setting_columns(runs: pd.DataFrame) -> list[str]:
     return sorted(keep, key=lambda c: (grid_order.index(c) if c in grid_order else len(grid_order), c))
 
 
-def task_views(runs: pd.DataFrame) -> list[TaskView]:
-    """One view per task among the readable runs (unreadable rows have no task)."""
+def task_views(runs: pd.DataFrame, experiments: list[dict] | None = None) -> list[TaskView]:
+    """One view per task among the readable runs (unreadable rows have no task), with what
+    the experiments the runs came from declared about their verdicts (experiment.json)."""
     views = []
     if runs.empty or "task" not in runs.columns:
         return views
@@ -140,23 +145,44 @@ def task_views(runs: pd.DataFrame) -> list[TaskView]:
             metric, goal, target = first["metric"], first["goal"], first.get("target")
             select = first.get("selected_on") if isinstance(first.get("selected_on"), str) else None
         df = df.dropna(axis=1, how="all")
-        views.append(TaskView(task, metric, goal, _num(target), setting_columns(df), df, select or metric))
+        declared, sequential = declared_for(df, experiments or [])
+        views.append(TaskView(task, metric, goal, _num(target), setting_columns(df), df, select or metric,
+                              declared, sequential))
     return views
+
+
+def declared_for(runs: pd.DataFrame, experiments: list[dict]) -> tuple[VerdictSpec, bool]:
+    """The verdict section the runs' experiments recorded (the first one's where several
+    experiments hold the task), and whether any of them ran --until-decided."""
+    names = set(runs["experiment"]) if "experiment" in runs else set()
+    mine = [e for e in experiments if e.get("name") in names]
+    for e in mine:
+        if isinstance(e.get("verdict"), dict):
+            try:
+                return VerdictSpec(**e["verdict"]), any(bool(x.get("until_decided")) for x in mine)
+            except ValueError:
+                continue  # written by other code: the defaults
+    return DEFAULT_SPEC, any(bool(x.get("until_decided")) for x in mine)
 
 
 # --------------------------------------------------------------------------- tables
 def summary_table(view: TaskView) -> pd.DataFrame:
-    """One row per setting x cell: size, cost, metric mean +- 95% CI over ok seeds, the
-    baseline beside it, target share, and the runs that were not averaged in."""
+    """One row per setting x cell: size, cost, the metric's centre and 95% interval over ok
+    seeds on its scale (`centre`, `lo`, `hi`: the geometric mean on the log scale, cut to the
+    range on the bounded one; `mean` is the arithmetic mean), the baseline beside it, target
+    share, and the runs that were not averaged in. Timings likewise (`epoch_time_s` is the
+    geometric mean of the runs' steady-state s/epoch, with `epoch_time_s_lo`/`_hi`)."""
     rows = []
     for values, cell, g in view.groups():
         ok = g[g["state"] == OK]
         m = stats.describe(ok["value"]) if "value" in ok else stats.describe([])
+        e = stats.estimate(ok["value"].tolist() if "value" in ok else [], metrics.scale_of(view.metric))
         row = {"task": view.task, **{short(c): plain(v) for c, v in zip(view.settings, values)}, "cell": cell,
                "hidden_size": _first(ok, "hidden_size"), "params": _first(ok, "params"),
                "runs": len(g), "ok": len(ok), "diverged": _count(g, DIVERGED), "failed": _count(g, FAILED), "pruned": _count(g, PRUNED),
                "in_progress": _count(g, IN_PROGRESS),
-               "metric": view.metric, "goal": view.goal, "mean": m.mean, "ci95": m.ci, "sd": m.sd, "n": m.n,
+               "metric": view.metric, "goal": view.goal, "scale": metrics.scale_of(view.metric).name,
+               "centre": e.centre, "lo": e.lo, "hi": e.hi, "mean": m.mean, "sd": m.sd, "n": m.n,
                "baseline": _first(g, "baseline_value"), "target": view.target,
                "reached_target": int(ok["reached_target"].fillna(False).astype(bool).sum()) if "reached_target" in ok else 0}
         for col in g.columns:  # further baselines of the same metric, e.g. forecast's baseline.snaive_rmse
@@ -165,9 +191,9 @@ def summary_table(view: TaskView) -> pd.DataFrame:
         for col in ("timing.epoch_time_s", "timing.throughput_seq_s", "timing.latency_batch_ms",
                     "timing.latency_seq_ms", "timing.peak_memory_mb", "timing.train_time_s",
                     "timing.saved_activation_bytes", "timing.param_bytes", "timing.optimizer_state_bytes"):
-            d = stats.describe(ok[col]) if col in ok else stats.describe([])
+            d = stats.estimate(ok[col].tolist() if col in ok else [], metrics.scale_of(col))
             name = col.removeprefix("timing.")
-            row[name], row[f"{name}_ci95"] = d.mean, d.ci
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = d.centre, d.lo, d.hi
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -191,136 +217,6 @@ def params_table(view: TaskView) -> pd.DataFrame:
                          "params": counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
                          RATIO: counts[0] / ref[0] if ref and len(counts) == 1 == len(ref) else None})
     return pd.DataFrame(rows)
-
-
-def head_to_head(view: TaskView) -> pd.DataFrame:
-    """For each setting and each pair of cells (gru vs lstm, then each vs rnn), every
-    quantity: means, difference a - b with its Welch CI, Welch and Mann-Whitney p, Hedges g,
-    the budget the runs had (epochs, steps) and how many were still improving when it ran
-    out. `verdict` here follows Welch's p alone; `corrected` adjusts p over many tables."""
-    rows = []
-    for values, _, g in view.groups(by_cell=False):
-        ok = g[g["state"] == OK]
-        for a, b in itertools.combinations(order_cells(ok["cell"].unique()), 2):
-            pair = ok[ok["cell"].isin([a, b])]
-            spent = {"budget": budget.describe(_col(pair, "timing.epochs"), _col(pair, "timing.steps")),
-                     "improving_a": _share(ok[ok["cell"] == a], "still_improving"),
-                     "improving_b": _share(ok[ok["cell"] == b], "still_improving"),
-                     "at_baseline_a": _share(ok[ok["cell"] == a], "left_baseline", False),
-                     "at_baseline_b": _share(ok[ok["cell"] == b], "left_baseline", False)}
-            for q in view.quantities:
-                if q.column not in ok:
-                    continue
-                c = stats.compare(ok.loc[ok["cell"] == a, q.column], ok.loc[ok["cell"] == b, q.column])
-                rows.append({"task": view.task, "setting": setting_label(view.settings, values),
-                             "a": a, "b": b, "quantity": q.label, "goal": q.goal, "word": q.word, "family": q.family,
-                             "n_a": c.n_a, "n_b": c.n_b, "mean_a": c.mean_a, "mean_b": c.mean_b,
-                             "diff": c.diff, "diff_lo": c.diff_lo, "diff_hi": c.diff_hi, "df": c.df,
-                             "p_welch": c.p_welch, "p_rank": c.p_rank, "hedges_g": c.hedges_g, **spent,
-                             "verdict": stats.verdict(c, a, b, q.goal, q.word)})
-    return pd.DataFrame(rows)
-
-
-def corrected(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The head-to-head tables of several tasks with Holm-Bonferroni over every test of
-    the same family (all metric comparisons together, all timing comparisons together):
-    `p_holm` beside `p_welch`, and the verdict word following `p_holm`."""
-    rows = [(task, i, r) for task, f in frames.items() for i, r in f.iterrows()]
-    out = {task: f.copy() for task, f in frames.items()}
-    for family in {r["family"] for _, _, r in rows}:
-        members = [(task, i, r) for task, i, r in rows if r["family"] == family]
-        for (task, i, r), p in zip(members, stats.holm([_p(r["p_welch"]) for _, _, r in members])):
-            out[task].loc[i, "p_holm"] = p
-            out[task].loc[i, "verdict"] = stats.verdict(_Row(r), r["a"], r["b"], r["goal"], r["word"], p=p)
-    return out
-
-
-class _Row:
-    """A head-to-head row read back as the Comparison a verdict needs."""
-
-    def __init__(self, r):
-        self.n_a, self.n_b, self.diff, self.p_welch = int(r["n_a"]), int(r["n_b"]), r["diff"], _p(r["p_welch"])
-
-
-def _p(v):
-    return None if v is None or v != v else float(v)
-
-
-def _col(df: pd.DataFrame, col: str) -> list:
-    return df[col].dropna().tolist() if col in df else []
-
-
-def _share(ok: pd.DataFrame, column: str, value: bool = True) -> str:
-    """`2/3`: how many of a cell's ok runs have `column` == value (still_improving: True;
-    left_baseline: False, i.e. still at the trivial baseline); "unknown" for older runs."""
-    if column not in ok or ok[column].isna().all():
-        return "unknown"
-    known = ok[column].dropna().astype(bool)
-    return f"{int((known == value).sum())}/{len(ok)}"
-
-
-def answers(view: TaskView, summary: pd.DataFrame, h2h: pd.DataFrame) -> list[str]:
-    """One line per setting: which cell reached the target or did best, at what size and
-    time, how confident (the corrected verdicts against the others), at what budget, and
-    which cells were still improving when it ran out."""
-    lines = []
-    keys = [short(c) for c in view.settings]
-    groups = summary.groupby(keys, dropna=False, sort=False) if keys else [((), summary)]
-    runs_of = {setting_label(view.settings, v): g[g["state"] == OK] for v, _, g in view.groups(by_cell=False)}
-    for values, rows in groups:
-        values = values if isinstance(values, tuple) else (values,)
-        where = f"{view.task}" + (f", {setting_label(view.settings, values)}" if keys else "")
-        done = rows[rows["n"] > 0]
-        if done.empty:
-            lines.append(f"{where}: no finished runs")
-            continue
-        best = done.loc[done["mean"].idxmin() if view.goal == "min" else done["mean"].idxmax()]
-        reached = "" if view.target is None else (f", validation reached the target in {int(best['reached_target'])}/"
-                                                   f"{int(best['n'])}")
-        n = int(best["n"])
-        did = "did best" if len(done) > 1 else "(the only cell here)"
-        head = (f"{where}: {best['cell']} {did} (test {view.metric} {_pm(best['mean'], best['ci95'])} over "
-                f"{n} seed{'s' if n != 1 else ''}{reached}; {_int(best['params'])} params, "
-                f"{_g3(best['train_time_s'])} s training)")
-        label = setting_label(view.settings, values)
-        mine = h2h[(h2h["setting"] == label) & (h2h["family"] == "metric")] if len(h2h) else h2h
-        against = [f"vs {r.b if r.a == best['cell'] else r.a}: {r.verdict} (Holm p {_pv(getattr(r, 'p_holm', None))})"
-                   for r in mine.itertuples() if best["cell"] in (r.a, r.b)]
-        ok = runs_of.get(label, pd.DataFrame())  # every cell of the setting, one or many
-        spent = budget.describe(_col(ok, "timing.epochs"), _col(ok, "timing.steps")) if len(ok) else ""
-        per_cell = [(c, ok[ok["cell"] == c]) for c in order_cells(ok["cell"].unique())] if len(ok) else []
-        improving = [f"{c} {n}" for c, g in per_cell if _flagged(n := _share(g, "still_improving"))]
-        plateau = [f"{c} {n}" for c, g in per_cell if _flagged(n := _share(g, "left_baseline", False))]
-        tail = f" -- at {spent}" if spent else ""
-        if improving:
-            tail += f"; still improving when training stopped: {', '.join(improving)} runs"
-        if plateau:
-            tail += f"; never left the trivial baseline: {', '.join(plateau)} runs (a plateau more epochs may end)"
-        if improving or plateau:
-            tail += ": this verdict measures the budget as much as the cells"
-        lines.append(head + ("; " + "; ".join(against) if against else "") + tail)
-    return lines
-
-
-def _flagged(text: str) -> bool:
-    return text not in ("unknown",) and not text.startswith("0/")
-
-
-def _pm(mean, ci) -> str:
-    return _g3(mean) if ci is None or ci != ci else f"{_g3(mean)} ± {_g3(ci)}"
-
-
-def _g3(v) -> str:
-    """Three significant digits for a line of text."""
-    return "–" if v is None or v != v else f"{float(v):.3g}"
-
-
-def _int(v) -> str:
-    return "–" if v is None or v != v else f"{int(v):,}"
-
-
-def _pv(p) -> str:
-    return "–" if p is None or p != p else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def not_averaged(runs: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from synthetic_results import write_experiment, write_run
 from typer.testing import CliRunner
 
 from grucli.cli import app
-from grucli import tables
+from grucli import tables, verdicts
 from grucli.report import build_report, plots
 from grucli.store.reader import collect
 
@@ -63,15 +63,22 @@ def test_summary_params_and_head_to_head(tmp_path):
     assert p.loc["gru", "ratio_to_lstm"] == pytest.approx(977 / 1297)
     assert p.loc["lstm", "ratio_to_lstm"] == 1.0
 
-    h = tables.head_to_head(view)
-    pairs = h[["a", "b"]].drop_duplicates().values.tolist()
+    h = verdicts.head_to_head(view)
+    metric = h[h["family"] == "metric"]
+    pairs = metric[["a", "b"]].drop_duplicates().values.tolist()
     assert pairs == [["gru", "lstm"], ["gru", "rnn"], ["lstm", "rnn"]]  # gru vs lstm first
-    mse = h[(h["quantity"] == "test mse") & (h["setting"] == "task.seq_len=10")].set_index(["a", "b"])
-    assert mse.loc[("gru", "lstm"), "verdict"] == "lstm better"
-    assert mse.loc[("gru", "rnn"), "verdict"] == "gru better"
-    assert mse.loc[("lstm", "rnn"), "p_welch"] < 0.001
-    speed = h[(h["quantity"] == "train time per epoch (s)") & (h["a"] == "gru") & (h["b"] == "lstm")]
-    assert set(speed["verdict"]) == {"gru faster"}
+    mse = metric[metric["setting"] == "task.seq_len=10"].set_index(["a", "b"])
+    assert mse.loc[("gru", "lstm"), "verdict"] == "worse"  # from a's side: lstm better
+    assert mse.loc[("gru", "rnn"), "verdict"] == "better"
+    assert mse.loc[("lstm", "rnn"), "p_diff"] < 0.001
+    assert set(mse["family_size"]) == {3} and mse["effect"].eq("ratio").all()
+    assert mse.loc[("gru", "lstm"), "value"] == pytest.approx(0.05 / 0.02)  # ratio of geometric means
+    speed = h[(h["family"] == "timing") & (h["a"] == "gru") & (h["b"] == "lstm")]
+    assert set(speed["verdict"]) == {"better"}  # runs alone (no pack): independent timings, gru faster
+    base = h[h["family"] == "baseline"].set_index(["setting", "a"])["verdict"]
+    assert base[("task.seq_len=10", "gru")] == base[("task.seq_len=10", "lstm")] == "better"  # 0.05, 0.02 vs 1/6
+    assert base[("task.seq_len=10", "rnn")] == "equivalent"  # 0.15-0.165 vs 0.167: within x/÷ 1.25
+    assert base[("task.seq_len=20", "rnn")] == "worse"  # 0.30-0.33: the baseline wins
 
 
 def test_report_files_from_synthetic_folder(tmp_path):
@@ -83,7 +90,7 @@ def test_report_files_from_synthetic_folder(tmp_path):
     order = [md.index(h) for h in ("## What was run", "## Head-to-head verdicts", "## Tables", "## Figures")]
     assert order == sorted(order)
     assert "3 seeds (0–2)" in md and "Test CPU" in md and "torch 2.13.0+cpu" in md
-    assert "lstm better" in md
+    assert "lstm better" in md and "Holm over 3 comparisons" in md  # the family is the setting's 3 pairs
     for name in ("summary", "params", "head_to_head", "runs", "not_averaged"):
         assert (out / "tables" / f"{name}.csv").exists()
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
@@ -102,7 +109,7 @@ def test_one_seed_says_no_interval(tmp_path):
     res = build_report([exp], formats=("md",), figure_formats=PNG_ONLY)
     assert any("one seed" in n and "no confidence intervals" in n for n in res.notes)
     s = pd.read_csv(exp / "report" / "tables" / "summary.csv")
-    assert s["ci95"].isna().all() and set(s["n"]) == {1}
+    assert s["lo"].isna().all() and set(s["n"]) == {1}
     h = pd.read_csv(exp / "report" / "tables" / "head_to_head.csv")
     assert h["verdict"].str.startswith("not testable").all()
 
@@ -113,7 +120,8 @@ def test_one_cell_has_no_head_to_head(tmp_path):
     assert any("only one cell (gru): no head-to-head" in n for n in res.notes)
     md = (exp / "report" / "report.md").read_text()
     assert "no head-to-head" in md
-    assert (exp / "report" / "tables" / "head_to_head.csv").read_text().strip() == ""
+    h = pd.read_csv(exp / "report" / "tables" / "head_to_head.csv")
+    assert set(h["family"]) == {"baseline"}  # no pair of cells; the one cell is still checked against the baseline
 
 
 def test_broken_and_unfinished_runs_are_named_and_never_averaged(tmp_path):
@@ -290,7 +298,7 @@ def test_a_single_cell_answer_keeps_its_budget_flags_and_does_not_say_did_best(t
         s = json.loads(path.read_text())
         path.write_text(json.dumps({**s, "still_improving": True, "left_baseline": False}))
     (view,) = tables.task_views(reader.collect([exp], histories=False).runs)
-    (line,) = tables.answers(view, tables.summary_table(view), tables.head_to_head(view))
+    (line,) = verdicts.answers(view, tables.summary_table(view), verdicts.head_to_head(view))
     assert "gru (the only cell here)" in line and "did best" not in line
     assert "at 3 epochs (12 steps) per run" in line
     assert "still improving when training stopped: gru 2/2" in line

@@ -19,7 +19,8 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     """One rich table per task and setting, cells side by side, built like the report's
     summary table (grucli.tables). With `run_ids`, only those runs (the current grid);
     finished runs of other grids in the folder are counted."""
-    from grucli import tables
+    from grucli import tables, verdicts
+    from grucli.numbers import interval
     from grucli.store import reader
 
     runs = reader.collect([exp_dir], histories=False).runs if exp_dir.is_dir() and any(
@@ -29,7 +30,8 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
         mine = runs["run_id"].isin(run_ids)
         others = int((~mine & runs["state"].isin(reader.FINISHED)).sum())
         runs = runs[mine].dropna(axis=1, how="all")
-    views = tables.task_views(runs) if runs is not None and len(runs) else []
+    experiments = reader.collect([exp_dir], histories=False).experiments if runs is not None else []
+    views = tables.task_views(runs, experiments) if runs is not None and len(runs) else []
     if not views:
         console.print(f"no finished runs of this grid in {exp_dir}")
         return
@@ -40,20 +42,22 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
             values = values if isinstance(values, tuple) else (values,)
             title = f"{view.task}  " + "  ".join(f"{k}={tables.plain(v)}" for k, v in zip(keys, values))
             table = Table(title=title.strip(), title_justify="left")
-            for col in ("cell", "params", "s/epoch", "train seq/s", "infer ms/seq", "activ.\nMB", f"test {view.metric} ± 95% CI",
+            centre = "geo. mean" if summary["scale"].iloc[0] == "log" else "mean"
+            for col in ("cell", "params", "s/epoch", "train seq/s", "infer ms/seq", "activ.\nMB",
+                        f"test {view.metric}\n{centre} [95% CI]",
                         "n", "baseline", "reached\n(val)", "diverged", "failed"):
                 table.add_column(col, justify="left" if col == "cell" else "right")
             for r in rows.to_dict("records"):
-                ci = "" if r["ci95"] is None or r["ci95"] != r["ci95"] else f" ± {fmt(r['ci95'], 2)}"
                 reached = "-" if view.target is None or not r["ok"] else f"{r['reached_target'] / r['ok']:.0%}"
                 table.add_row(r["cell"], fmt(r["params"]), fmt(r["epoch_time_s"], 3), fmt(r["throughput_seq_s"], 3),
                               fmt(r["latency_seq_ms"], 3), fmt(_mb(r["saved_activation_bytes"]), 3),
-                              f"{fmt(r['mean'])}{ci}" if r["n"] else "-", str(r["n"]),
+                              interval(r["centre"], r["lo"], r["hi"]) if r["n"] else "-", str(r["n"]),
                               baseline_text(r["baseline"], r.get("baseline_snaive")), reached,
                               str(r["diverged"]), str(r["failed"]))
             console.print(table)
-    console.print("[dim]mean ± half-width of the Student-t 95% interval over seeds; failed/diverged runs are "
-                  "counted, not averaged; no interval with one seed[/]")
+    console.print("[dim]centre [95% interval] over seeds on the metric's scale (geometric mean for error-type "
+                  "metrics, cut to [0, 1] for accuracy-type ones); failed/diverged runs are counted, not averaged; "
+                  "no interval with one seed; s/epoch is steady state (epochs after the first)[/]")
     packed = int((runs["timing.pack_size"].fillna(1) > 1).sum()) if "timing.pack_size" in runs else 0
     if packed:
         console.print(f"[dim]{packed} run(s) trained in packs (timing.pack_size): their s/epoch and seq/s are their "
@@ -62,10 +66,10 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     if "timing.step_why" in runs:
         for why, n in runs["timing.step_why"].dropna().value_counts().items():
             console.print(f"[dim]{n} run(s) stepped run by run, not stacked (timing.step): {why}[/]")
-    h2h = tables.corrected({v.task: tables.head_to_head(v) for v in views})
-    console.print("[bold]Answer[/] (Welch's test across seeds, Holm-corrected over every comparison above):")
+    console.print("[bold]Answer[/] (per setting: the baseline first, then the cells' verdicts on the metric's scale, "
+                  "Holm over that setting's comparisons):")
     for view in views:
-        for line in tables.answers(view, tables.summary_table(view), h2h[view.task]):
+        for line in verdicts.answers(view, tables.summary_table(view), verdicts.head_to_head(view)):
             console.print(f"  {escape(line)}")
     if others:
         console.print(f"[dim]{others} other run(s) in {exp_dir} are not in this grid (an earlier version of the "

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from grucli.errors import GrucliError
-from grucli import tables
+from grucli import tables, verdicts
 from grucli.report import compose, inspected, plots, tuned
 from grucli.store.reader import collect, experiment_dirs
 from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
@@ -71,10 +71,10 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
     fig_dir.mkdir(parents=True, exist_ok=True)
 
     tunes, runs, tune_notes = _tuned(col)
-    views = tables.task_views(runs)
+    views = tables.task_views(runs, col.experiments)
     summaries = {v.task: tables.summary_table(v) for v in views}
     params = {v.task: tables.params_table(v) for v in views}
-    h2h = tables.corrected({v.task: tables.head_to_head(v) for v in views})
+    h2h = {v.task: verdicts.head_to_head(v) for v in views}
     excluded = tables.not_averaged(col.runs)
     insp = inspected.collect_inspect(col.runs, col.experiments)
     tune_frames = {t.manifest["name"]: tuned.tables_of(t) for t in tunes}
@@ -110,7 +110,7 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
                                     compose.p_value)
 
     res.notes = [*compose.notes(col, views, summaries), *tune_notes]
-    answers = [line for v in views for line in tables.answers(v, summaries[v.task], h2h[v.task])]
+    answers = [line for v in views for line in verdicts.answers(v, summaries[v.task], h2h[v.task])]
     blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures, insp, answers, tune_blocks)
     title = f"grucli report: {', '.join(e['name'] for e in col.experiments)}"
     if "md" in formats:

@@ -14,41 +14,10 @@ from grucli.store.reader import DIVERGED, FAILED, IN_PROGRESS, OK, PRUNED, UNREA
 from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
 from grucli.cells import REFERENCE, label
 from grucli.tables import RATIO, TaskView, order_cells, short
-from grucli.stats import ALPHA
+from grucli.verdicts import oriented
+from grucli.numbers import interval, num, p_text, p_value, pm  # noqa: F401 (re-exported for tuned)
 
 STATES = (OK, DIVERGED, FAILED, PRUNED, IN_PROGRESS, UNREADABLE)
-
-
-def num(v, digits: int = 3) -> str:
-    """A number for people: 3 significant digits, thousands separators, '–' for none."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, (int,)) and not isinstance(v, bool):
-        return f"{v:,}"
-    v = float(v)
-    if v == 0:
-        return "0"
-    if abs(v) >= 10 ** digits:
-        return f"{v:,.0f}"
-    if abs(v) < 1e-3:
-        return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}g}"
-
-
-def pm(mean, ci) -> str:
-    return num(mean) if ci is None or (isinstance(ci, float) and math.isnan(ci)) else f"{num(mean)} ± {num(ci, 2)}"
-
-
-def p_text(p) -> str:
-    """`p = 0.034` or `p < 0.001`"""
-    text = p_value(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
-
-
-def p_value(p) -> str:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 # --------------------------------------------------------------------------- sections
@@ -154,55 +123,93 @@ def notes(col: Collection, views: list[TaskView], summaries: dict[str, pd.DataFr
 
 
 def verdicts(view: TaskView, h2h: pd.DataFrame) -> list[Block]:
-    """One row per setting and pair, one column per compared quantity: the verdict with
-    its Welch p (and Hedges g where significant)."""
+    """One row per setting and pair of cells: the metric verdict with its effect on the
+    metric's scale, the s/epoch verdict (or why there is none), and the runs the budget
+    cut off; then each cell against the best trivial baseline."""
     if h2h.empty:
         return [Para(f"**{view.task}**: no head-to-head (needs finished runs of at least two cells).")]
     rows = []
-    for (setting, a, b), g in h2h.groupby(["setting", "a", "b"], sort=False):
+    pairs = h2h[h2h["family"] != "baseline"]
+    for (setting, a, b), g in pairs.groupby(["setting", "a", "b"], sort=False):
         first = g.iloc[0]
         row = {"setting": setting, "comparison": f"{a} vs {b}", "budget": first["budget"]}
         for r in g.itertuples():
-            p = getattr(r, "p_holm", None)
-            if r.verdict.endswith(("better", "faster")):
-                text = f"{r.verdict} (Holm {p_text(p)}, g = {r.hedges_g:+.2f})"
-            elif r.verdict == "no significant difference":
-                identical = r.p_welch is None or r.p_welch != r.p_welch
-                text = f"no significant difference ({'identical values' if identical else 'Holm ' + p_text(p)})"
-            else:
-                text = r.verdict
-            row[r.quantity] = text
+            row[r.quantity] = verdict_text(r)
         flags = [f"{c}: {what} {n}" for c, col_i, col_b in ((a, "improving_a", "at_baseline_a"),
                                                            (b, "improving_b", "at_baseline_b"))
-                 for what, n in (("still improving", first[col_i]), ("at the baseline", first[col_b]))
-                 if n != "unknown" and not str(n).startswith("0/")]
+                 for what, n in (("still improving", first.get(col_i)), ("at the baseline", first.get(col_b)))
+                 if isinstance(n, str) and n != "unknown" and not n.startswith("0/")]
         row["not converged at this budget"] = "; ".join(flags) or "–"
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    if frame["setting"].nunique() == 1:
-        frame = frame.drop(columns="setting")
-    return [Heading(3, view.task), Table(frame.fillna("–"))]
+    blocks: list[Block] = [Heading(3, view.task)]
+    if rows:
+        frame = pd.DataFrame(rows)
+        if frame["setting"].nunique() == 1:
+            frame = frame.drop(columns="setting")
+        blocks.append(Table(frame.fillna("–")))
+    base = h2h[h2h["family"] == "baseline"]
+    if len(base):
+        blocks.append(Table(pd.DataFrame({
+            "setting": base["setting"], "cell": base["a"],
+            "baseline": [f"{n} ({num(v)})" for n, v in zip(base["baseline"], base["baseline_value"])],
+            "cell / baseline" if (base["effect"] == "ratio").all() else "cell − baseline":
+                [interval(v, lo, hi) for v, lo, hi in zip(base["value"], base["lo"], base["hi"])],
+            "verdict": [verdict_text(r, "the baseline") for r in base.itertuples()]}).fillna("–")))
+    return blocks
 
 
-ANSWER = ("Per task and setting: the cell that did best, how confident that is (Welch's test across seeds, "
-          "Holm-corrected over every comparison in this report) and the training budget it was reached at. A cell "
-          "whose runs were still improving, or never left the trivial baseline, when training stopped was cut off by "
-          "the budget: such a verdict says which cell learns this task sooner, not which one learns it better.")
+def verdict_text(r, against: str | None = None) -> str:
+    """A head-to-head row's verdict as words: `gru better (ratio 0.31 [0.2, 0.5], Holm p =
+    0.004)`, `equivalent within ×/÷ 1.25`, `undecided (~9 seeds per cell would decide)`, or
+    why there is no test."""
+    word = r.verdict
+    if word in ("not comparable", "not testable"):
+        why = getattr(r, "why", None)
+        return f"{word}: {why}" if isinstance(why, str) and why else word
+    winner, _, effect = oriented(r)
+    faster = "faster" if r.family == "timing" else "better"
+    if word == "equivalent":
+        margin = f"×/÷ {r.margin:g}" if r.effect == "ratio" else f"± {r.margin:g}"
+        return f"equivalent within {margin} ({effect}, Holm {p_text(r.p_equiv_holm)})"
+    if word in ("better", "worse"):
+        return f"{against if against and word == 'worse' else winner} {faster} ({effect}, Holm {p_text(r.p_holm)})"
+    need = getattr(r, "seeds_needed", None)
+    more = "" if need is None or need != need else f"; ~{int(need)} seeds per cell would decide it"
+    return f"undecided ({effect}, Holm {p_text(r.p_holm)}{more})"
 
-METHOD = (f"Verdicts: two-sided Welch t-test across seeds at α = {ALPHA}, p-values Holm–Bonferroni corrected over "
-          "all metric comparisons of this report together (and separately over all timing comparisons): the verdict "
-          "word follows the corrected p (raw and corrected p side by side in the head-to-head details and "
-          "tables/head_to_head.csv), otherwise \"no significant difference\". 'Still improving' = the run ran out "
-          "of epochs or steps while its best validation value of the last fifth of its epochs beat the best before "
-          "them by ≥ 1%; 'at the baseline' = its best validation value never beat the task's trivial baseline by "
-          "5%. Beside the verdict: the difference of means a − b with "
-          "its 95% Welch–Satterthwaite interval, the Mann–Whitney U rank test (exact for small n; with 3 vs 3 seeds "
-          "its smallest possible p is 0.1, so it cannot reach 0.05 alone) and the effect size Hedges' g (Cohen's d "
-          "with the pooled SD, small-sample corrected; |g| ≈ 0.2 small, 0.5 medium, 0.8 large). Means ± 95% "
-          "Student-t intervals over the seeds that finished with status ok; diverged, failed and unfinished runs "
-          "are counted, never averaged in. Timing is wall-clock on the recorded machine; peak memory is the training process's peak "
-          "resident set size during the run (reset at its start; heap a worker's allocator kept from an earlier run "
-          "still counts).")
+
+ANSWER = ("Per task and setting: first whether any cell beat the task's best trivial baseline; then the cell with "
+          "the best mean (\"did best\" only when it is decided better than every other cell), its interval, the "
+          "verdicts of that setting's comparisons (Holm over that setting's family only: adding another experiment "
+          "to the folder changes nothing here) and the seeds per cell that would decide what is undecided; then the "
+          "training budget. A cell whose runs were still improving, or never left the trivial baseline, when "
+          "training stopped was cut off by the budget: such a verdict says which cell learns this task sooner, not "
+          "which one learns it better. Last, per pair of cells over a task's settings: the probability that a run "
+          "of one beats a run of the other.")
+
+METHOD = ("Verdicts (grucli.verdicts, grucli.stats): each comparison is tested on its metric's scale "
+          "(grucli.metrics): log-scale metrics (MSE, RMSE, MAE, cross-entropy, NLL, perplexity, seconds) as ratios "
+          "of geometric means, with Welch's t-test on the logs; bounded metrics (accuracy, F1, PR-AUC) as "
+          "differences of means, intervals cut to [0, 1]. Four words: better or worse (Welch's two-sided test, "
+          "Holm–Bonferroni over the setting's family), equivalent (two one-sided tests within the margin that the "
+          "experiment's verdict: section declared before the data, default ×/÷ 1.25 on the log scale and ± 0.02 "
+          "on the bounded one; Holm over the family apart), undecided otherwise. Where each seed drew its own "
+          "data (task.data_seed: per_seed) the seeds are paired. Seeds that would decide: the seeds per cell at "
+          "which the difference test (true difference = the margin) and the equivalence test (true difference 0) "
+          "both reach power 0.8 at the Bonferroni level α/m, with the SD at its one-sided 80% upper confidence "
+          "bound (noncentral t, scipy). Under --until-decided each setting is judged at the looks the experiment "
+          "declared, at Pocock's constant per-look level, and stops at the first look where every comparison is "
+          "decided. The baseline check tests each cell against the best trivial baseline of the task the same way "
+          "(one family per setting). Overall lines: P(a run of X beats a run of Y), averaged over settings, with a "
+          "95% stratified bootstrap interval (seeds resampled within settings, Agarwal et al. 2021), and Wilcoxon's "
+          "signed-rank test over settings where there are 5 or more (Demšar 2006). Timings: s/epoch is each run's "
+          "median over the epochs after the first (the first, with its warm-up, is recorded apart); it is compared "
+          "only between runs trained alike (same implementation and pack size), one value per pack, since the "
+          "seeds of a pack share one measured time. 'Still improving' = the run ran out of epochs or steps while "
+          "its best validation value of the last fifth of its epochs beat the best before them by ≥ 1%; 'at the "
+          "baseline' = its best validation value never beat the task's trivial baseline by 5%. Diverged, failed "
+          "and unfinished runs are counted, never averaged in. Peak memory is the training process's peak resident "
+          "set size during the run.")
 
 
 # --------------------------------------------------------------------------- display tables
@@ -213,7 +220,9 @@ def summary_display(s: pd.DataFrame, view: TaskView) -> pd.DataFrame:
     out = pd.DataFrame({k: s[k] for k in settings})
     out["cell"] = s["cell"]
     out["params"] = s["params"].map(num)
-    out[f"test {view.metric} (mean ± 95% CI)"] = [pm(m, c) for m, c in zip(s["mean"], s["ci95"])]
+    scale = s["scale"].iloc[0] if "scale" in s else "raw"
+    centre = "geometric mean" if scale == "log" else "mean"
+    out[f"test {view.metric} ({centre} [95% CI])"] = [interval(m, lo, hi) for m, lo, hi in zip(s["centre"], s["lo"], s["hi"])]
     out["n"] = s["n"]
     seasonal = "baseline_snaive" in s.columns
     out["naive baseline" if seasonal else "baseline"] = s["baseline"].map(num)
@@ -226,7 +235,7 @@ def summary_display(s: pd.DataFrame, view: TaskView) -> pd.DataFrame:
     for col, label in (("epoch_time_s", "train s/epoch"), ("throughput_seq_s", "throughput seq/s"),
                        ("latency_batch_ms", "latency ms/batch"), ("latency_seq_ms", "latency ms/seq"),
                        ("peak_memory_mb", "peak process memory MB")):
-        out[label] = [pm(m, c) for m, c in zip(s[col], s[f"{col}_ci95"])]
+        out[label] = [interval(m, lo, hi) for m, lo, hi in zip(s[col], s[f"{col}_lo"], s[f"{col}_hi"])]
     mb = lambda v: v / 2**20 if v == v and v is not None else v  # noqa: E731
     out["saved activations MB/batch"] = [num(mb(v)) for v in s["saved_activation_bytes"]]
     out["params + optimizer MB"] = [num(mb(a + b)) for a, b in zip(s["param_bytes"], s["optimizer_state_bytes"])]
@@ -248,14 +257,17 @@ def h2h_display(h: pd.DataFrame) -> pd.DataFrame:
         return h
     return pd.DataFrame({
         "setting": h["setting"], "a vs b": h["a"] + " vs " + h["b"], "quantity": h["quantity"],
-        "mean a": h["mean_a"].map(num), "mean b": h["mean_b"].map(num), "n": h["n_a"].astype(str) + "/" + h["n_b"].astype(str),
-        "a − b [95% CI]": [f"{num(d)} [{num(lo)}, {num(hi)}]" if lo is not None and lo == lo else num(d)
-                           for d, lo, hi in zip(h["diff"], h["diff_lo"], h["diff_hi"])],
-        "Welch p": h["p_welch"].map(p_value), "Holm p": h["p_holm"].map(p_value) if "p_holm" in h else "–",
-        "Mann-Whitney p": h["p_rank"].map(p_value), "budget": h["budget"],
-        "Hedges g": h["hedges_g"].map(lambda g: "–" if g is None or g != g else f"{g:+.2f}"),
-        "verdict": h["verdict"],
-    })
+        "family": h["family"],
+        "a": h.get("centre_a", pd.Series(dtype=float)).map(num), "b": h.get("centre_b", pd.Series(dtype=float)).map(num),
+        "n": h.get("n_a", pd.Series(dtype=float)).map(num) + "/" + h.get("n_b", pd.Series(dtype=float)).map(num),
+        "effect [95% CI]": [f"{e} {interval(v, lo, hi)}" if isinstance(e, str) else "–"
+                            for e, v, lo, hi in zip(h.get("effect", [None] * len(h)), h.get("value", [None] * len(h)),
+                                                    h.get("lo", [None] * len(h)), h.get("hi", [None] * len(h)))],
+        "Holm p (difference)": h.get("p_holm", pd.Series(dtype=float)).map(p_value),
+        "Holm p (equivalence)": h.get("p_equiv_holm", pd.Series(dtype=float)).map(p_value),
+        "family size": h.get("family_size", pd.Series(dtype=float)).map(num),
+        "budget": h["budget"], "verdict": [verdict_text(r) for r in h.itertuples()],
+    }).fillna("–")
 
 
 def excluded_display(x: pd.DataFrame) -> pd.DataFrame:

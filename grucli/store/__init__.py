@@ -117,11 +117,19 @@ def clear_partial(run_dir: Path) -> None:
         shutil.rmtree(run_dir)
 
 
-def write_experiment(exp_dir: Path, exp) -> None:
-    """Record what was asked (the experiment as loaded, overrides applied)."""
+def write_experiment(exp_dir: Path, exp, until_decided: bool = False) -> None:
+    """Record what was asked (the experiment as loaded, overrides applied), with its
+    verdict section (declared before any run: the tables read the margins from here) and
+    whether seeds are added look by look (--until-decided; once set, it stays set)."""
+    path = Path(exp_dir) / "experiment.json"
+    try:
+        before = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        before = {}
     info = {"schema": SCHEMA, "name": exp.name, "description": exp.description, "source": exp.source,
-            "base": exp.base, "spec": exp.spec.model_dump(mode="json")}
-    atomic_write_text(Path(exp_dir) / "experiment.json", json.dumps(info, indent=2, default=str))
+            "base": exp.base, "spec": exp.spec.model_dump(mode="json"), "verdict": exp.verdict.model_dump(mode="json"),
+            "until_decided": bool(until_decided or (isinstance(before, dict) and before.get("until_decided")))}
+    atomic_write_text(path, json.dumps(info, indent=2, default=str))
 
 
 def write_run(exp_dir: Path, run, result, experiment: str) -> Path:

@@ -1,0 +1,52 @@
+"""Numbers as text, in one place: every table, Answer, report, claim and CLI line writes a
+number, an interval or a p-value through these, with one mark for "no value"."""
+
+from __future__ import annotations
+
+import math
+
+NONE = "–"  # no value
+
+
+def missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def num(v, digits: int = 3) -> str:
+    """A number for people: 3 significant digits, thousands separators, NONE for none."""
+    if missing(v):
+        return NONE
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    v = float(v)
+    if v == 0:
+        return "0"
+    if abs(v) >= 10 ** digits:
+        return f"{v:,.0f}"
+    if abs(v) < 1e-3:
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}"
+
+
+def interval(centre, lo, hi) -> str:
+    """`0.70 [0.03, 1.00]`; the centre alone when there is no interval."""
+    if missing(lo) or missing(hi):
+        return num(centre)
+    return f"{num(centre)} [{num(lo)}, {num(hi)}]"
+
+
+def pm(mean, ci) -> str:
+    """`mean ± half-width` (symmetric intervals of quantities without a range, e.g. memory)."""
+    return num(mean) if missing(ci) else f"{num(mean)} ± {num(ci, 2)}"
+
+
+def p_value(p) -> str:
+    if missing(p):
+        return NONE
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_text(p) -> str:
+    """`p = 0.034` or `p < 0.001`"""
+    text = p_value(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
