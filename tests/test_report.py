@@ -27,7 +27,7 @@ def test_plot_selection_follows_what_varies(tmp_path):
     (view,) = views_of(swept)
     assert view.settings == ["config.task.seq_len"]
     col = collect([swept])
-    assert plots.select(view, col.histories) == ["learning_curves", "difficulty", "cost", "pareto"]
+    assert plots.select(view, col.histories) == ["forest", "learning_curves", "difficulty", "cost", "pareto"]
 
     flat = write_experiment(tmp_path, "flat", seq_lens=(10,))
     (view,) = views_of(flat)
@@ -48,7 +48,7 @@ def test_plot_selection_follows_what_varies(tmp_path):
             shutil.rmtree(run)
     (view,) = views_of(zipped)
     assert view.settings == ["config.task.seq_len", "config.model.hidden_size"]
-    assert plots.select(view, collect([zipped]).histories) == ["learning_curves", "cost", "pareto"]
+    assert plots.select(view, collect([zipped]).histories) == ["forest", "learning_curves", "cost", "pareto"]
 
 
 def test_summary_params_and_head_to_head(tmp_path):
@@ -94,10 +94,14 @@ def test_report_files_from_synthetic_folder(tmp_path):
     for name in ("summary", "params", "head_to_head", "runs", "not_averaged"):
         assert (out / "tables" / f"{name}.csv").exists()
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert pngs == ["adding_cost.png", "adding_difficulty_seq_len.png", "adding_learning_curves.png",
-                    "adding_pareto.png"]
+    assert pngs == ["adding_cost.png", "adding_difficulty_seq_len.png", "adding_forest.png",
+                    "adding_learning_curves.png", "adding_pareto.png"]
     for name in pngs:
-        assert f"(figures/{name})" in md
+        assert md.count(f"(figures/{name})") == 1
+    # the forest plot is the Answer's picture: right after its lines, before anything else
+    assert md.index("## Answer") < md.index("lstm better") < md.index("(figures/adding_forest.png)") < md.index(
+        "## What was run")
+    assert md.index("## Figures") < md.index("(figures/adding_learning_curves.png)")
     html = (out / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == len(pngs)
     assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing fetched from the network
@@ -178,7 +182,8 @@ def test_cli_several_experiments_into_one_report(tmp_path):
     assert (out / "report.html").exists() and not (out / "report.md").exists()
     assert list((out / "figures").glob("*.svg"))
     h = pd.read_csv(out / "tables" / "head_to_head.csv")
-    assert h[["a", "b"]].drop_duplicates().values.tolist() == [["gru", "lstm"]]  # compared across experiments
+    pairs = h.loc[h["family"] == "metric", ["a", "b"]].drop_duplicates().values.tolist()
+    assert pairs == [["gru", "lstm"]]  # compared across experiments
 
 
 def test_cli_errors_are_one_line(tmp_path):
@@ -246,15 +251,147 @@ def test_rebuilding_removes_stale_figures_but_nothing_else(tmp_path):
     assert (out / "figures" / "mine.png").read_bytes() == b"not the report's"
 
 
-def test_error_bars_stop_at_the_metric_range():
-    """A 95% t interval over 3 seeds can span past [0, 1] on an accuracy (or below 0 on an
-    MSE); the plotted bars stop where a run could actually be."""
-    from grucli.report.plots import cut_yerr
+def _errorbar_ends(fig) -> list[tuple[float, float]]:
+    """(lower, upper) end of every vertical error bar drawn in a figure."""
+    from matplotlib.container import ErrorbarContainer
 
-    lower, upper = cut_yerr([0.9, 0.5], [0.5, 0.2], "accuracy")
-    assert lower == pytest.approx([0.5, 0.2]) and upper == pytest.approx([0.1, 0.2])
-    lower, upper = cut_yerr([0.01], [0.05], "mse")
-    assert lower == pytest.approx([0.01]) and upper == pytest.approx([0.05])
+    ends = []
+    for ax in fig.axes:
+        for c in ax.containers:
+            if isinstance(c, ErrorbarContainer):
+                for seg in c.lines[2][0].get_segments():
+                    ends.append((min(seg[:, 1]), max(seg[:, 1])))
+    return ends
+
+
+def _as_accuracy(exp, values: dict) -> None:
+    """Rewrite a synthetic folder as a bounded metric: test accuracy per (cell, seed), the
+    majority class at 0.5, higher is better."""
+    for path in exp.glob("*/summary.json"):
+        s = json.loads(path.read_text())
+        acc = values[(s["cell"], s["seed"])]
+        s.update(metric="accuracy", goal="max", target=0.99, baseline={"accuracy": 0.5},
+                 test={"accuracy": acc}, val={"accuracy": acc}, train={"accuracy": acc})
+        path.write_text(json.dumps(s))
+
+
+def test_error_bars_stay_inside_the_metric_range(tmp_path):
+    """On a bounded metric with a wide spread (the issue's copy RNN: 0.49, 0.60, 1.00, a
+    t interval up to 1.36) the bars stop at 1; on a log metric spanning decades (a t
+    interval far below 0) they are the geometric mean's interval, above 0."""
+    acc = write_experiment(tmp_path, "acc", seq_lens=(10, 20))
+    spread = [0.49, 0.60, 1.00]
+    _as_accuracy(acc, {(c, s): v for c in ("rnn", "gru", "lstm") for s, v in enumerate(spread)})
+    (view,) = views_of(acc)
+    (drawn,) = plots.difficulty(view, {})
+    ends = _errorbar_ends(drawn.figure)
+    assert ends and all(0.0 <= lo <= hi <= 1.0 for lo, hi in ends)
+    assert max(hi for _, hi in ends) == pytest.approx(1.0)  # cut at the range, not dropped
+    mean = sum(spread) / 3
+    assert any(lo < mean - 0.2 for lo, _ in ends)  # still the wide interval below the mean
+
+    mse = write_experiment(tmp_path, "mse", seq_lens=(10, 20))
+    for path in mse.glob("*/summary.json"):  # seeds 1e-4, 1e-2, 1: mean 0.34, t interval from -1.1
+        s = json.loads(path.read_text())
+        s["test"]["mse"] = 10.0 ** (2 * s["seed"] - 4)
+        path.write_text(json.dumps(s))
+    (view,) = views_of(mse)
+    (drawn,) = plots.difficulty(view, {})
+    ends = _errorbar_ends(drawn.figure)
+    assert ends and all(lo > 0 for lo, _ in ends)
+    ax = drawn.figure.axes[0]
+    centres = [y for c in ax.containers if c.get_label() == "gru" for y in c.lines[0].get_ydata()]
+    assert centres == pytest.approx([0.01, 0.01])  # the geometric mean of 1e-4, 1e-2, 1
+    (cost,) = plots.cost(view, {})
+    assert all(lo >= 0 for lo, _ in _errorbar_ends(cost.figure))  # timings: log scale too
+
+
+def test_estimate_and_error_bars_follow_the_scale():
+    from grucli import metrics
+
+    centre, lo, hi = plots.estimate([0.49, 0.60, 1.00], metrics.scale_of("accuracy"))
+    assert centre == pytest.approx(0.6967, abs=1e-3) and hi == 1.0 and 0 < lo < 0.1
+    centre, lo, hi = plots.estimate([1e-4, 1e-2, 1.0], metrics.scale_of("mse"))
+    assert centre == pytest.approx(0.01) and 0 < lo < 1e-4 and hi > 1.0
+    assert lo * hi == pytest.approx(centre**2)  # symmetric in logs
+    assert plots.estimate([0.3], metrics.scale_of("mse")) == pytest.approx((0.3, 0.3, 0.3))  # n = 1: no bar
+    below, above = plots.yerr([(0.5, 0.4, 0.8), (0.3, 0.3, 0.3), (float("nan"),) * 3])
+    assert below == pytest.approx([0.1, 0.0, 0.0]) and above == pytest.approx([0.3, 0.0, 0.0])
+
+
+def test_forest_rows_follow_the_verdicts(tmp_path):
+    from grucli.report import forest
+
+    (view,) = views_of(write_experiment(tmp_path, seq_lens=(10, 20)))
+    h = verdicts.head_to_head(view)
+    rows, cut = forest.rows(h)
+    assert cut == 0
+    assert [r.label for r in rows[:3]] == ["seq_len=10: gru vs lstm", "seq_len=10: gru vs rnn",
+                                           "seq_len=10: lstm vs rnn"]
+    assert [r.panel for r in rows] == ["metric"] * 6 + ["baseline"] * 6
+    for panel in ("metric", "baseline"):
+        assert [r.verdict for r in rows if r.panel == panel] == h.loc[h["family"] == panel, "verdict"].tolist()
+    assert all(r.colour == forest.VERDICT_COLOURS[r.verdict] for r in rows)
+    assert len({forest.VERDICT_COLOURS[w] for w in ("better", "worse", "equivalent", "undecided")}) == 4
+    first = rows[0]  # read as its label: gru over lstm, a ratio above 1, lstm's win is gru's "worse"
+    assert first.ratio and first.value == pytest.approx(2.5) and first.lo < 2.5 < first.hi
+    assert first.verdict == "worse" and first.margin == 1.25
+    base = {r.label: r for r in rows if r.panel == "baseline"}
+    assert base["seq_len=10: rnn vs trivial baseline"].verdict == "equivalent"
+    assert base["seq_len=20: rnn vs trivial baseline"].verdict == "worse"
+
+    (drawn,) = plots.forest(view, {})
+    assert drawn.answer and drawn.name == "adding_forest"
+    cells, baseline = [ax for ax in drawn.figure.axes if ax.get_title(loc="left")]
+    assert cells.get_xscale() == "log" and cells.get_xlim()[0] < 1 < cells.get_xlim()[1]
+    assert [t.get_text() for t in cells.get_yticklabels()] == [r.label for r in rows if r.panel == "metric"]
+
+
+def test_forest_rows_handle_missing_infinite_undecided_and_many(tmp_path):
+    from grucli.report import forest
+
+    def row(verdict, value, lo, hi, seeds=None, setting="task.seq_len=10", family="metric"):
+        return {"setting": setting, "family": family, "a": "gru", "b": "lstm", "effect": "difference",
+                "value": value, "lo": lo, "hi": hi, "margin": 0.02, "verdict": verdict, "seeds_needed": seeds}
+
+    h = pd.DataFrame([row("undecided", 0.01, -0.05, 0.07, seeds=14), row("undecided", 0.0, -0.5, 0.5, seeds=5000),
+                      row("not testable", 0.3, None, None), row("not testable", float("nan"), None, None),
+                      row("undecided", 0.1, -float("inf"), 0.2), row("timing-only", 1, 0, 2, family="timing")])
+    rows, cut = forest.rows(h)
+    assert len(rows) == 5 and cut == 0  # timing rows are not the Answer's
+    assert [r.note for r in rows] == ["undecided, ~14 seeds", "undecided, > 1,000 seeds", "not testable (n < 2)",
+                                      "not testable (n < 2)", "undecided"]
+    assert rows[2].value == 0.3 and rows[2].lo is None and rows[3].value is None
+    assert rows[4].lo == -float("inf") and not rows[4].ratio
+    fig = forest.figure("copy", rows, "accuracy", "max")  # draws without error: the infinite end is an arrow
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear" and ax.get_xlim()[0] < -0.5 and ax.get_xlim()[1] > 0.5
+    assert "a better ▶" in ax.get_xlabel()  # higher is better: a's side is on the right
+
+    many = pd.DataFrame([row("better", 0.1, 0.05, 0.15, setting=f"task.seq_len={i}") for i in range(40)])
+    rows, cut = forest.rows(many, max_rows=25)
+    assert len(rows) == 25 and cut == 15
+    assert "15 left out" in forest.caption("copy", rows, cut)
+
+
+def test_one_forest_per_task_on_its_own_scale(tmp_path):
+    mse = write_experiment(tmp_path / "r", "mse", seq_lens=(10,))
+    acc = write_experiment(tmp_path / "r", "acc", seq_lens=(10,))
+    _as_accuracy(acc, {(c, s): {"rnn": 0.6, "gru": 0.8, "lstm": 0.9}[c] + 0.01 * s
+                       for c in ("rnn", "gru", "lstm") for s in range(3)})
+    for path in acc.glob("*/summary.json"):
+        s = json.loads(path.read_text())
+        path.write_text(json.dumps({**s, "task": "copy"}))
+    res = build_report([mse, acc], tmp_path / "out", formats=("md",), figure_formats=PNG_ONLY)
+    names = {p.name for p in res.figures}
+    assert {"adding_forest.png", "copy_forest.png"} <= names
+    md = (res.out / "report.md").read_text()
+    assert md.index("(figures/adding_forest.png)") < md.index("## What was run")
+    assert md.index("(figures/copy_forest.png)") < md.index("## What was run")
+    views = {v.task: v for v in tables.task_views(collect([mse, acc]).runs)}
+    (copy_forest,) = plots.forest(views["copy"], {})
+    assert copy_forest.figure.axes[0].get_xscale() == "linear"  # a difference of accuracies, null at 0
+    assert "difference" in copy_forest.caption
 
 
 def test_forecast_figures_draw_the_seasonal_naive_baseline_too():

@@ -93,19 +93,20 @@ def _style(cell: str) -> dict:
 
 
 def _series(ax, df: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: bool = False) -> None:
-    """Mean over seeds with 95% CI per cell against x (cut at the metric's range, as the report's)."""
-    from grucli.report.plots import cut_yerr
+    """Per cell against x: the centre over seeds with its 95% interval on the metric's scale
+    (geometric mean and an interval above 0 on a log scale, cut to the range otherwise; as
+    the report's figures draw them)."""
+    from grucli import metrics
+    from grucli.report.plots import estimate, yerr
 
     for cell in order_cells(df["cell"].unique()):
         g = df[df["cell"] == cell]
-        pts = []
-        for xv, gx in g.groupby(x):
-            d = stats.describe(gx[y].tolist())
-            pts.append((xv, d.mean, d.ci or 0.0))
+        scale = metrics.scale_of(g["metric"].iloc[0])
+        pts = sorted((xv, *estimate(gx[y], scale)) for xv, gx in g.groupby(x))
         if not pts:
             continue
-        xs, ms, cis = zip(*sorted(pts))
-        ax.errorbar(xs, ms, yerr=cut_yerr(ms, cis, g["metric"].iloc[0]), capsize=3, lw=1.5, **_style(cell))
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr([p[1:] for p in pts]), capsize=3, lw=1.5,
+                    **_style(cell))
     if log_x:
         ax.set_xscale("log")
     ticks = sorted(df[x].unique())

@@ -151,6 +151,7 @@ def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp
         blocks += [Heading(2, "Answer"), Para(compose.ANSWER)]
         if answers:
             blocks.append(compose.Bullets(answers))
+        blocks += compose.figure_blocks([f for v in views for f in figures[v.task] if f.answer])  # forest plots
     if tune_blocks:
         blocks += [Heading(2, "Tuned comparison"), *tune_blocks]
     blocks += compose.what_was_run(col)
@@ -175,9 +176,9 @@ def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp
             blocks += [Heading(3, f"{v.task}: head-to-head details"), Table(compose.h2h_display(h2h[v.task]))]
     blocks.append(Heading(2, "Figures"))
     for v in views:
-        if figures[v.task]:
-            blocks += [Heading(3, v.task), *compose.figure_blocks(figures[v.task])]
-        else:
+        if rest := [f for f in figures[v.task] if not f.answer]:
+            blocks += [Heading(3, v.task), *compose.figure_blocks(rest)]
+        elif not figures[v.task]:
             blocks.append(Para(f"**{v.task}**: no figures (no finished runs)."))
     if len(insp.rows) or insp.figures:
         blocks += [Heading(2, "Inside the cells (grucli inspect)"),

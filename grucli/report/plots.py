@@ -22,7 +22,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from grucli import metrics, stats, verdicts
 from grucli.cells import colour, marker
+from grucli.report import forest as forest_plot
 from grucli.store import atomic_write_bytes
 from grucli.tables import TaskView, order_cells, setting_label, short
 
@@ -38,6 +40,7 @@ class Drawn:
     figure: Figure
     caption: str
     png: Path | None = None  # set once saved
+    answer: bool = False  # shown with the Answer at the top of the report, not under Figures
 
 
 @dataclass(frozen=True)
@@ -69,14 +72,20 @@ def _maybe_log_y(ax, values, view: TaskView) -> None:
         _plain_log(ax.yaxis, v)
 
 
-METRIC_RANGE = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0)}  # every other grucli metric is >= 0
+def estimate(values, scale: metrics.Scale) -> tuple[float, float, float]:
+    """(centre, lo, hi) of values across seeds on their scale (grucli.stats.estimate): the
+    geometric mean with its asymmetric interval on a log scale (never <= 0), the mean with
+    its interval cut to the range elsewhere; lo = hi = centre without an interval (n < 2)."""
+    e = stats.estimate(list(values), scale)
+    return e.centre, (e.centre if e.lo is None else e.lo), (e.centre if e.hi is None else e.hi)
 
 
-def cut_yerr(ms, cis, metric: str) -> list[list[float]]:
-    """Error bars (lower, upper) of a t interval, cut at the metric's range: with 3 seeds a
-    95% CI on an accuracy can span more than [0, 1], which no run can reach."""
-    lo, hi = METRIC_RANGE.get(metric, (0.0, math.inf))
-    return [[max(0.0, min(c, m - lo)) for m, c in zip(ms, cis)], [max(0.0, min(c, hi - m)) for m, c in zip(ms, cis)]]
+def yerr(points) -> list[list[float]]:
+    """matplotlib's error bars (below, above) of (centre, lo, hi) points; 0 where there is none."""
+    def gap(a, b):
+        return b - a if math.isfinite(a) and math.isfinite(b) and b > a else 0.0
+
+    return [[gap(lo, c) for c, lo, _ in points], [gap(c, hi) for c, _, hi in points]]
 
 
 def _by_cell(runs: pd.DataFrame):
@@ -117,13 +126,6 @@ def _baseline_lines(ax, runs: pd.DataFrame) -> list[float]:
             ax.axhline(base.iloc[0], ls=style, color="0.35", lw=1.2, label=name)
             values.append(float(base.iloc[0]))
     return values
-
-
-def _ci(values: pd.Series) -> tuple[float, float]:
-    from grucli.stats import describe
-
-    d = describe(values)
-    return d.mean, (d.ci or 0.0)
 
 
 def _panels(view: TaskView, keys: list[str], keep: Callable[[pd.DataFrame], bool] | None = None):
@@ -228,17 +230,17 @@ def _log_x(values) -> bool:
 
 
 def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
-    out = []
+    out, scale = [], metrics.scale_of(view.metric)
     for knob in _task_knobs(view):
         panels, cut = _panels(view, _others(view, knob), _sweeps(knob))
         fig, axes = _new(len(panels), 1, sharey=True)
         every = []
         for ax, (label, runs) in zip(axes[0], panels):
             for cell, g in _by_cell(runs):
-                pts = sorted((x, *_ci(gx["value"])) for x, gx in g.groupby(knob))
-                xs, ms, cis = zip(*pts)
+                pts = sorted((x, *estimate(gx["value"], scale)) for x, gx in g.groupby(knob))
+                xs, ms = [p[0] for p in pts], [p[1] for p in pts]
                 every += ms
-                ax.errorbar(xs, ms, yerr=cut_yerr(ms, cis, view.metric), color=colour(cell),
+                ax.errorbar(xs, ms, yerr=yerr([p[1:] for p in pts]), color=colour(cell),
                             marker=marker(cell), capsize=3, lw=1.6, label=cell)
             for col, style, name in _baselines(runs):
                 base = runs.groupby(knob)[col].first().dropna() if col in runs else pd.Series(dtype=float)
@@ -261,8 +263,8 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
         _legend(fig, axes)
         more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
         out.append(Drawn(f"{view.task}_difficulty_{short(knob).split('.')[-1]}", fig,
-                         f"{view.task}: test {view.metric} as {short(knob)} grows; mean over seeds with 95% CI "
-                         f"error bars (cut at the metric's range), trivial baseline dashed, target dotted.{more}"))
+                         f"{view.task}: test {view.metric} as {short(knob)} grows; {scale.mean_word} over seeds "
+                         f"with its 95% interval{_on_scale(scale)}, trivial baseline dashed, target dotted.{more}"))
     return out
 
 
@@ -276,14 +278,14 @@ def _size_applies(view: TaskView, histories: dict) -> bool:
 
 
 def size(view: TaskView, histories: dict) -> list[Drawn]:
+    scale = metrics.scale_of(view.metric)
     others = [c for c in view.settings if not c.startswith("config.model.")]
     panels, cut = _panels(view, others, lambda runs: (runs.groupby("cell")["params"].nunique() > 1).any())
     fig, axes = _new(len(panels), 1, sharey=True)
     for ax, (label, runs) in zip(axes[0], panels):
         for cell, g in _by_cell(runs):
-            pts = sorted((p, *_ci(gp["value"])) for p, gp in g.groupby("params"))
-            xs, ms, cis = zip(*pts)
-            ax.errorbar(xs, ms, yerr=cut_yerr(ms, cis, view.metric), color=colour(cell),
+            pts = sorted((p, *estimate(gp["value"], scale)) for p, gp in g.groupby("params"))
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr([p[1:] for p in pts]), color=colour(cell),
                         marker=marker(cell), capsize=3, lw=1.6, label=cell)
         _baseline_lines(ax, runs)
         ax.set_xscale("log")
@@ -294,7 +296,8 @@ def size(view: TaskView, histories: dict) -> list[Drawn]:
     _legend(fig, axes)
     more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
     return [Drawn(f"{view.task}_size", fig, f"{view.task}: test {view.metric} against exact parameter count per "
-                                            f"cell; mean with 95% CI error bars.{more}")]
+                                            f"cell; {scale.mean_word} over seeds with its 95% interval"
+                                            f"{_on_scale(scale)}.{more}")]
 
 
 # --------------------------------------------------------------------------- cost
@@ -312,16 +315,13 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
         quantities.append(("timing.saved_activation_bytes", "saved for backward (MB per batch)", 2.0**-20))
     fig, axes = _new(1, len(quantities), width=min(max(5.0, 0.32 * bars + 2.0), 13.0), height=3.2)
     width = 0.8 / max(len(cells), 1)
-    for ax, (col, label, scale) in zip(axes[:, 0], quantities):
+    for ax, (col, label, unit) in zip(axes[:, 0], quantities):
+        scale = metrics.scale_of(col)  # timings: log (geometric means, intervals above 0)
         for i, cell in enumerate(cells):
-            ms, cis = [], []
-            for _, _, g in groups:
-                m, ci = _ci(scale * g.loc[(g["state"] == "ok") & (g["cell"] == cell), col]) if col in g else (math.nan, 0)
-                ms.append(m)
-                cis.append(ci)
+            pts = [estimate(unit * g.loc[(g["state"] == "ok") & (g["cell"] == cell), col], scale) if col in g
+                   else (math.nan, math.nan, math.nan) for _, _, g in groups]
             xs = np.arange(len(groups)) + (i - (len(cells) - 1) / 2) * width
-            lower = [min(c, m) if m == m else 0 for c, m in zip(cis, ms)]  # a time is never below 0
-            ax.bar(xs, ms, width, yerr=[lower, cis], capsize=3, color=colour(cell), label=cell,
+            ax.bar(xs, [p[0] for p in pts], width, yerr=yerr(pts), capsize=3, color=colour(cell), label=cell,
                    error_kw={"lw": 1, "ecolor": "0.2"})
         ax.set_xticks(np.arange(len(groups)))
         ax.set_xticklabels([setting_label(view.settings, v, max_value=16).replace(", ", "\n") for v, _, _ in groups],
@@ -337,7 +337,8 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
               "training time is their share of their pack's steps, the same for every run of a pack."
               if packs is not None and (packs > 1).any() else "")
     return [Drawn(f"{view.task}_cost", fig, f"{view.task}: training and inference cost per cell and setting; "
-                                            f"bars = mean over seeds, error bars = 95% CI.{memory}{packed}")]
+                                            "bars = geometric mean over seeds of the times, error bars = its 95% "
+                                            f"interval (on log times: never below 0).{memory}{packed}")]
 
 
 def pareto(view: TaskView, histories: dict) -> list[Drawn]:
@@ -348,7 +349,8 @@ def pareto(view: TaskView, histories: dict) -> list[Drawn]:
         means = []
         for cell, g in _by_cell(runs):
             ax.scatter(g["timing.train_time_s"], g["value"], color=colour(cell), alpha=0.3, s=14, lw=0)
-            m = (g["timing.train_time_s"].mean(), g["value"].mean())
+            m = (estimate(g["timing.train_time_s"], metrics.scale_of("train_time_s"))[0],
+                 estimate(g["value"], metrics.scale_of(view.metric))[0])
             means.append(m)
             ax.scatter(*m, color=colour(cell), marker=marker(cell), s=54, edgecolor="white",
                        lw=0.6, label=cell, zorder=3)
@@ -370,12 +372,39 @@ def pareto(view: TaskView, histories: dict) -> list[Drawn]:
     _legend(fig, axes)
     more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
     return [Drawn(f"{view.task}_pareto", fig,
-                  f"{view.task}: who gets there cheapest. Small dots = runs, large markers = mean per cell; the "
+                  f"{view.task}: who gets there cheapest. Small dots = runs, large markers = "
+                  f"{metrics.scale_of(view.metric).mean_word} per cell (geometric mean of the times); the "
                   f"step line joins the means that no cheaper mean beats.{more}")]
+
+
+# --------------------------------------------------------------------------- forest (the Answer)
+def _forest_applies(view: TaskView, histories: dict) -> bool:
+    """Two cells to compare, or a cell and a trivial baseline."""
+    ok = view.ok
+    return ok["cell"].nunique() > 1 or bool(verdicts.baseline_candidates(view, ok))
+
+
+def forest(view: TaskView, histories: dict) -> list[Drawn]:
+    """The task's head-to-head verdicts as a forest plot (grucli.report.forest), shown with
+    the Answer at the top of the report."""
+    rows, cut = forest_plot.rows(verdicts.head_to_head(view))
+    if not rows:
+        return []
+    fig = forest_plot.figure(view.task, rows, view.metric, view.goal)
+    return [Drawn(f"{view.task}_forest", fig, forest_plot.caption(view.task, rows, cut), answer=True)]
+
+
+def _on_scale(scale: metrics.Scale) -> str:
+    if scale.ratio:
+        return " (on log values: asymmetric, never below 0)"
+    if math.isfinite(scale.lo) or math.isfinite(scale.hi):
+        return f" (cut to the metric's range [{scale.lo:g}, {scale.hi:g}])".replace("inf", "∞")
+    return ""
 
 
 # --------------------------------------------------------------------------- registry
 PLOTS: dict[str, Plot] = {p.name: p for p in [
+    Plot("forest", _forest_applies, forest),
     Plot("learning_curves", _curves_apply, learning_curves),
     Plot("difficulty", lambda v, h: bool(_task_knobs(v)), difficulty),
     Plot("size", _size_applies, size),
