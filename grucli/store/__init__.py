@@ -180,6 +180,7 @@ def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
         "schema": SCHEMA, "run_id": run.run_id, "experiment": experiment, "status": result.status,
         "error": result.error, "traceback": result.traceback,
         "task": run.config.task.name, "cell": run.config.model.cell, "seed": run.config.seed,
+        "data_seed": run.config.data_seed_given,  # per_seed: config.task.data_seed is the run's seed
         "varied": run.varied, "params": result.params, "hidden_size": result.hidden_size,
         "impl": result.model_meta.get("impl"), "kernels": result.model_meta.get("kernels"),
         "metric": result.metric, "goal": result.goal,

@@ -31,6 +31,7 @@ IN_PROGRESS, UNREADABLE = "in progress", "unreadable"
 FINISHED = (OK, DIVERGED, FAILED, PRUNED)
 # The summary keys the report needs; older or foreign summaries missing one are set aside.
 REQUIRED = ("status", "metric", "goal", "config")
+PER_SEED = "per_seed"  # task.data_seed given as per_seed (grucli.tasks.base.PER_SEED; this module imports no torch)
 
 
 @dataclass
@@ -147,6 +148,10 @@ def _read_run(run_dir: Path, experiment: str, notes: list[str]) -> dict:
         notes.append(f"{where}: written by a newer grucli (schema {summary['schema']}); read as far as possible")
     summary.pop("traceback", None)
     cfg = summary["config"] if isinstance(summary["config"], dict) else {}
+    if summary.get("data_seed") == PER_SEED and isinstance(cfg.get("task"), dict):
+        # the data seed follows the run's seed: config.task.data_seed reads per_seed as the
+        # experiment gave it (a constant, not a setting; the concrete value is `seed`)
+        cfg = summary["config"] = {**cfg, "task": {**cfg["task"], "data_seed": PER_SEED}}
     summary.setdefault("task", cfg.get("task", {}).get("name"))
     summary.setdefault("cell", cfg.get("model", {}).get("cell"))
     summary.setdefault("seed", cfg.get("seed"))
