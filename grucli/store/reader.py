@@ -81,8 +81,8 @@ def collect(paths: list[Path], histories: bool = True) -> Collection:
         for run_dir in sorted(p for p in exp_dir.iterdir() if is_run_dir(p)):
             row = _read_run(run_dir, info["name"], col.notes)
             how = _steady_timing(row, run_dir) if row["state"] in FINISHED else None
-            if how:
-                older[how].append(run_dir.name)
+            if how == "history" or (how == "mean" and row["state"] == OK):  # (a run that diverged at once
+                older[how].append(run_dir.name)  # has no history, and its speed counts for nothing)
             if histories and row["state"] in (OK, DIVERGED, PRUNED):
                 hist = _read_history(run_dir, info["name"], col.notes)
                 if hist is not None:
