@@ -34,6 +34,7 @@ FINISHED = ("ok", "diverged", "failed", "pruned")  # a run with one of these sta
 TMP_SUFFIX = ".tmp"
 HISTORY_COLUMNS = ("epoch", "step", "train_loss", "epoch_time_s", "train_time_s", "wall_time_s")
 _UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def steady_timing(epoch_times: list[float], epoch_steps: list[int], seqs_per_epoch: float | None) -> dict:
@@ -72,7 +73,6 @@ def steady_timing(epoch_times: list[float], epoch_steps: list[int], seqs_per_epo
 def _median(values: list[float]) -> float:
     v, n = sorted(values), len(values)
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
-os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
