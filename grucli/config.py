@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from grucli.errors import ConfigError
 from grucli.cells import CELLS
 from grucli.tasks import TASKS
 from grucli.declared import VerdictSpec
+from grucli.tasks.base import PER_SEED
 from grucli.tune.space import SearchSpec, check_seeds
 
 DEFAULT_HIDDEN = 64
@@ -100,6 +101,19 @@ class RunConfig(Strict):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     seed: int = 0  # drives weight init, batch order and dropout
+    _data_per_seed: bool = PrivateAttr(False)  # task.data_seed was given as per_seed (not part of the run id)
+
+    @model_validator(mode="after")
+    def _data_seed(self):
+        if self.task.data_seed == PER_SEED:  # resolved here, so the run id and the data cache see the int
+            object.__setattr__(self, "task", self.task.model_copy(update={"data_seed": self.seed}))
+            self._data_per_seed = True
+        return self
+
+    @property
+    def data_seed_given(self) -> int | str:
+        """task.data_seed as the experiment gave it: per_seed, or the int (store.write_run records it)."""
+        return PER_SEED if self._data_per_seed else self.task.data_seed
 
 
 class GridSpec(Strict):

@@ -6,6 +6,8 @@ heads, the task's objective handles losses and metrics."""
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import resource
 import time
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grucli import budget, environment, memory, runtime
+from grucli import budget, environment, memory, runtime, store
 from grucli import steps as steps_of_pack
 from grucli.config import RunConfig
 from grucli.errors import ConfigError, GrucliError
@@ -252,7 +254,9 @@ class _Member:
         self.params, self.opt_state_bytes, self.step_kind, self.step_why = None, 0, None, None  # by the stepper
         self.step, self.seqs, self.train_time = 0, 0, 0.0
         self.best, self.best_state, self.since_best = float("nan"), None, 0
-        self.epoch_times: list[float] = []
+        self.epoch_times: list[float] = []  # training seconds of each epoch (its share, in a pack)
+        self.epoch_steps: list[int] = []  # optimiser steps of each epoch (the last may be cut short)
+        self.epoch_seqs: list[int] = []  # sequences of each epoch
         self.result.stopped_by = "epochs"
         try:
             torch.manual_seed(cfg.seed)  # weights, then dropout masks, from the run's own seed
@@ -276,6 +280,7 @@ class _Member:
     def start_epoch(self, n: int) -> None:
         self.perm = torch.randperm(n, generator=self.order_gen).to(self.device)
         self.loss_sum, self.seen, self.epoch_time = 0.0, 0, 0.0
+        self.epoch_start = (self.step, self.seqs)
 
     def take(self, train: Split, i: int, batch_size: int) -> Split:
         """This run's next batch (its own order)."""
@@ -311,6 +316,8 @@ class _Member:
     def end_epoch(self) -> None:
         self.train_time += self.epoch_time
         self.epoch_times.append(self.epoch_time)
+        self.epoch_steps.append(self.step - self.epoch_start[0])
+        self.epoch_seqs.append(self.seqs - self.epoch_start[1])
 
     def evaluate(self, epoch: int, val: Split, total: int, steps_per_epoch: int) -> None:
         """The epoch's validation row and whether the run stops here (self.done)."""
@@ -341,8 +348,10 @@ class _Member:
         elif t.stop_at_target and result.time_to_target_s is not None:
             result.stopped_by, self.done = "target", True
 
-    def finish(self, splits: tuple[Split, Split, Split], pack_size: int) -> None:
-        """Final metrics at the best validation epoch, the weights and the measurements."""
+    def finish(self, splits: tuple[Split, Split, Split], pack_size: int, pack_id: str) -> None:
+        """Final metrics at the best validation epoch, the weights and the measurements.
+        Speed is steady-state (store.steady_timing): s/epoch and seq/s leave the first
+        epoch's warm-up out, which is kept as first_epoch_time_s."""
         result, data, model, t = self.result, self.data, self.model, self.cfg.train
         train, val, test = splits
         select, select_goal = data.selection
@@ -363,11 +372,10 @@ class _Member:
         batch = train.take(slice(0, B))
         activations = memory.saved_activation_bytes(model, lambda: data.objective.loss(*forward(model, batch)))
         latency = _latency_ms(model, test, B)
-        epochs = self.epoch_times
+        steady = store.steady_timing(self.epoch_times, self.epoch_steps, (self.epoch_seqs or [None])[0])
         result.timing = {
-            "epochs": len(epochs), "steps": self.step, "train_time_s": self.train_time,
-            "epoch_time_s": sum(epochs) / len(epochs) if epochs else None,
-            "throughput_seq_s": self.seqs / self.train_time if self.train_time else None,
+            "epochs": len(self.epoch_times), "steps": self.step, "train_time_s": self.train_time,
+            **steady,  # epoch_time_s, first_epoch_time_s, epoch_time_steady, throughput_seq_s
             "latency_batch_ms": latency,
             "latency_seq_ms": latency / min(B, len(test)),
             "peak_memory_mb": _peak_memory_mb(self.device),  # of the process: a pack's runs share it
@@ -377,6 +385,7 @@ class _Member:
             "total_time_s": time.perf_counter() - self.wall0,
             # runs trained together in one process; its training time is its share of each step's
             "pack_size": pack_size,
+            "pack_id": pack_id,  # the same for the runs of one pack: they share one measured time
             "step": self.step_kind,  # how its steps ran: "stacked" (grucli.stacked) or "per-run"
             "step_why": self.step_why,  # why per-run (grucli.stacked.unsupported); None when stacked
         }
@@ -403,6 +412,14 @@ def _model_meta(model: torch.nn.Module, cfg: RunConfig, data: TaskData) -> dict:
             "tgt_unit": data.info.get("tgt_unit")}
 
 
+def pack_id(cfgs: list[RunConfig]) -> str:
+    """What names one pack (the runs whose steps were timed together, so that their times
+    are one measurement, not one per run): 12 hex digits of a hash of its runs' configs,
+    in any order. A run alone gets an id of its own."""
+    blob = json.dumps(sorted(c.model_dump_json() for c in cfgs))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 class _Pack:
     """The training loop over the runs of one pack, in lockstep."""
 
@@ -410,6 +427,7 @@ class _Pack:
         self.runs, self.data, self.device, self.on_result = runs, data, device, on_result
         self.splits = tuple(_to(s, device) for s in (data.train, data.val, data.test))
         self.steps = None  # how the pack steps (grucli.steps), chosen when training starts
+        self.pack_id = pack_id([r.cfg for r in runs])
 
     def _leave(self, run: _Member) -> None:
         """A run is over (any status): its final measurements, then its result is handed on."""
@@ -420,7 +438,7 @@ class _Pack:
             self.steps.left(run)
         if run.result.status != "failed":
             try:
-                run.finish(self.splits, len(self.runs))
+                run.finish(self.splits, len(self.runs), self.pack_id)
             except GrucliError:
                 raise
             except Exception as e:

@@ -64,6 +64,7 @@ def write_run(exp_dir: Path, run_id: str, cell: str, T: int, seed: int, hidden: 
         "train": {"mse": mse}, "val": {"mse": mse}, "test": {"mse": mse, "rmse": mse**0.5},
         "reached_target": mse < 0.01, "time_to_target_s": None, "epoch_to_target": None,
         "timing": {"epochs": 3, "steps": 12, "train_time_s": 3 * epoch_time, "epoch_time_s": epoch_time,
+                   "first_epoch_time_s": epoch_time, "epoch_time_steady": True, "pack_id": run_id,
                    "throughput_seq_s": 200 / epoch_time, "latency_batch_ms": 2 * epoch_time,
                    "latency_seq_ms": 2 * epoch_time / 50, "peak_memory_mb": 400.0, "total_time_s": 3 * epoch_time + 0.2},
         "env": {"grucli": "0.1.0", "torch": "2.13.0+cpu", "python": "3.11.7", "platform": "Linux", "cpu": "Test CPU",

@@ -174,3 +174,46 @@ def test_run_id_is_the_same_in_another_process(write_yaml, tiny_experiment):
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
                          check=True, timeout=120)
     assert out.stdout.split() == here
+
+
+def test_run_ids_of_shipped_experiments_are_pinned():
+    """Run ids as issued before task.data_seed could be per_seed (computed on main at 70f9e2d):
+    a results folder made then must keep its runs (they are found by id)."""
+    runs = expand(load_experiment("experiments/long_dependency.yaml"))
+    assert [r.run_id for r in runs[:4]] == ["08b5c9f4cc35", "ea3f242ff3c7", "7e81c0d2f1ab", "34239fbb7b0c"]
+    assert len(runs) == 54 and runs[-1].run_id == "1eee2c18f77c"
+    assert [r.run_id for r in expand(load_experiment("experiments/copy.yaml"))] == ["04cb522b0a4d"]
+
+
+def with_data_seed(exp: dict, value) -> dict:
+    exp["task"]["data_seed"] = value
+    return exp
+
+
+def test_per_seed_data_seed_is_each_runs_seed(write_yaml, tiny_experiment):
+    fixed = runs_of(write_yaml, tiny_experiment(seeds=[0, 1, 5]))
+    per_seed = runs_of(write_yaml, with_data_seed(tiny_experiment(seeds=[0, 1, 5]), "per_seed"))
+    assert [r.config.task.data_seed for r in per_seed] == [0, 1, 5]  # a concrete int, hashed into the id
+    assert [r.config.task.data_seed for r in fixed] == [0, 0, 0]
+    assert {r.config.data_seed_given for r in per_seed} == {"per_seed"}
+    assert {r.config.data_seed_given for r in fixed} == {0}
+    assert len({r.run_id for r in per_seed}) == 3 and all(r.run_id == run_id(r.config) for r in per_seed)
+    # seed 0 with per_seed computes what data_seed 0 does: the same run; other seeds differ
+    assert per_seed[0].run_id == fixed[0].run_id and per_seed[1].run_id != fixed[1].run_id
+
+
+def test_per_seed_as_a_grid_value_and_an_override(write_yaml, tiny_experiment):
+    runs = runs_of(write_yaml, tiny_experiment(grid={"task.data_seed": [3, "per_seed"]}, seeds=2))
+    assert [(r.config.task.data_seed, r.config.seed) for r in runs] == [(3, 0), (3, 1), (0, 0), (1, 1)]
+    assert len(runs) == 4  # per_seed with seed 0 is not data_seed 3 with seed 0
+    (one,) = runs_of(write_yaml, tiny_experiment(seeds=[7]), ["task.data_seed=per_seed"])
+    assert one.config.task.data_seed == 7
+
+
+@pytest.mark.parametrize("value", ["banana", True, 1.5, None])
+def test_a_bad_data_seed_is_one_line_naming_the_key_and_the_choices(write_yaml, tiny_experiment, value):
+    with pytest.raises(ConfigError) as e:
+        runs_of(write_yaml, with_data_seed(tiny_experiment(), value))
+    msg = str(e.value)
+    assert "task.data_seed: a whole number (the seed of the data) or per_seed" in msg and "\n" not in msg
+    assert repr(value) in msg

@@ -68,6 +68,9 @@ def test_each_packed_run_equals_the_same_run_alone(impl, cell):
     # runs that left early were handed on first, while the rest still trained
     assert finished[:2] == [4, 5] and sorted(finished) == list(range(6))
     assert {p.timing["pack_size"] for p in packed} == {6} and {a.timing["pack_size"] for a in alone} == {1}
+    # one measured time for the pack's runs (one pack id); each run alone was measured apart
+    ids = {p.timing["pack_id"] for p in packed}
+    assert len(ids) == 1 and len({a.timing["pack_id"] for a in alone} - ids) == 6
     from grucli.cells.fused import build
 
     stackable = impl == "fused" and build.kernels().own_products()  # (a build without SIMD steps run by run)
@@ -360,6 +363,8 @@ def test_a_pack_too_big_for_memory_trains_in_smaller_packs_with_the_same_numbers
     monkeypatch.setattr("grucli.runtime.usable_cores", lambda: os.cpu_count())
     packed = train_pack(cfgs)
     assert [p.timing["pack_size"] for p in packed] == [2, 2, 2, 2, 1]
+    ids = [p.timing["pack_id"] for p in packed]  # trained one after another: three packs, three times
+    assert ids[0] == ids[1] and ids[2] == ids[3] and len(set(ids)) == 3
     assert [numbers(p) for p in packed] == [numbers(train_run(c)) for c in cfgs]
 
 
@@ -371,3 +376,24 @@ def test_compare_says_how_it_packs(tmp_path):
     assert "4 runs, 0 already finished, 4 to run (local, 1 worker, packs of up to 4 runs of one shape)" in out.output
     alone = runner.invoke(app, ["compare", str(path), "--jobs", "1", "--pack", "1", "--results", str(tmp_path / "s")])
     assert "4 to run (local, 1 worker)" in alone.output
+
+
+def test_the_reader_finds_the_packs_of_runs_written_before_pack_ids(tmp_path):
+    """Summaries of an older grucli have pack_size but no pack_id: the runs of one pack share
+    each step's time to the last bit, so their first epochs took the very same time."""
+    from grucli import store
+    from grucli.grid import Run, run_id
+    from grucli.store import reader
+
+    cfgs = [cfg(s) for s in range(4)]
+    results = [*train_pack(cfgs[:2]), *train_pack(cfgs[2:]), train_run(cfg(9))]
+    for i, (c, r) in enumerate(zip([*cfgs, cfg(9)], results)):
+        run_dir = store.write_run(tmp_path, Run(i + 1, c, {}, run_id(c)), r, "old")
+        summary = json.loads((run_dir / "summary.json").read_text())
+        for key in ("pack_id", "first_epoch_time_s", "epoch_time_steady"):
+            del summary["timing"][key]
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    runs = reader.collect([tmp_path], histories=False).runs.set_index("seed")
+    ids = runs["timing.pack_id"]
+    assert ids[0] == ids[1] and ids[2] == ids[3] and len({ids[0], ids[2], ids[9]}) == 3
+    assert ids[9] == run_id(cfg(9))  # trained alone: its own

@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from grucli import execute, store
+from grucli.store import reader
 from grucli.config import RunConfig, load_experiment
 from grucli.grid import expand, run_id
 from grucli.model import SequenceModel
@@ -200,3 +201,61 @@ def test_a_parquet_failure_is_a_warning_and_runs_csv_is_still_written(stored, mo
     with pytest.warns(RuntimeWarning, match="runs.parquet not written.*no space left"):
         path = store.write_runs_table(exp_dir)
     assert path.is_file() and len(pd.read_csv(path)) == len(runs)
+
+
+# --------------------------------------------------------------------------- steady-state timing
+def test_steady_timing_is_the_median_after_the_first_epoch():
+    t = store.steady_timing([0.9, 0.010, 0.030, 0.012], [4, 4, 4, 4], 128)
+    assert t == {"epoch_time_s": 0.012, "first_epoch_time_s": 0.9, "epoch_time_steady": True,
+                 "throughput_seq_s": pytest.approx(128 / 0.012)}
+    # the last epoch cut short by max_steps (1 step of 4) counts as a whole epoch: 0.003 x 4
+    assert store.steady_timing([0.9, 0.010, 0.003], [4, 4, 1], 128)["epoch_time_s"] == pytest.approx(0.011)
+    one = store.steady_timing([0.5], [4], 128)
+    assert one["epoch_time_s"] == one["first_epoch_time_s"] == 0.5 and one["epoch_time_steady"] is False
+    assert store.steady_timing([], [], None)["epoch_time_s"] is None
+
+
+def old_style(run_dir):
+    """Make a summary look written before steady-state timing: epoch_time_s the mean over
+    every epoch, throughput over all sequences, no first_epoch_time_s nor pack_id."""
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text())
+    times = pd.read_csv(run_dir / "history.csv")["epoch_time_s"]
+    t = summary["timing"]
+    seqs = 64 * t["epochs"]  # the tiny task: 64 training sequences per epoch
+    for key in ("first_epoch_time_s", "epoch_time_steady", "pack_id"):
+        t.pop(key)
+    t["epoch_time_s"], t["throughput_seq_s"] = float(times.mean()), seqs / t["train_time_s"]
+    path.write_text(json.dumps(summary))
+    return t
+
+
+def test_the_reader_recomputes_steady_timing_for_older_summaries(stored):
+    exp_dir, runs, results = stored
+    gru, lstm = (exp_dir / r.run_id for r in runs)
+    (exp_dir / gru.name / "history.csv").write_text(  # a slow first epoch, so the mean and median differ
+        pd.read_csv(gru / "history.csv").assign(epoch_time_s=[0.8, 0.01]).to_csv(index=False))
+    old_style(gru)
+    old_style(lstm)
+    (lstm / "history.csv").unlink()
+    col = reader.collect([exp_dir], histories=False)
+    df = col.runs.set_index("run_id")
+    g, l = df.loc[gru.name], df.loc[lstm.name]
+    assert (g["timing.epoch_time_s"], g["timing.first_epoch_time_s"]) == (0.01, 0.8)  # 2 epochs: the second's
+    assert g["timing.epoch_time_steady"] and g["timing.throughput_seq_s"] == pytest.approx(64 / 0.01)
+    assert g["timing.pack_id"] == gru.name  # trained alone: a pack of its own
+    assert l["timing.epoch_time_steady"] == False  # noqa: E712 (no history: the mean is kept, and said so)
+    assert l["timing.epoch_time_s"] == pytest.approx(sum(r["epoch_time_s"] for r in results[1].history) / 2)
+    notes = "\n".join(col.notes)
+    assert "store: 1 run(s) timed by an older grucli" in notes and "recomputed from history.csv" in notes
+    assert f"without a usable history.csv ({lstm.name})" in notes
+
+
+def test_new_summaries_are_read_as_written(stored):
+    exp_dir, runs, results = stored
+    col = reader.collect([exp_dir], histories=False)
+    df = col.runs.set_index("run_id")
+    for run, result in zip(runs, results):
+        for key in ("epoch_time_s", "first_epoch_time_s", "throughput_seq_s", "pack_id", "pack_size", "step"):
+            assert df.loc[run.run_id, f"timing.{key}"] == result.timing[key], key
+    assert not any("older grucli" in n for n in col.notes)

@@ -4,6 +4,8 @@ divergence / failure recorded in the result instead of raised."""
 from __future__ import annotations
 
 import math
+import statistics
+import time
 
 import pytest
 import torch
@@ -73,10 +75,50 @@ def test_result_holds_metrics_params_history_and_timing(tiny_run):
     for key in ("train_time_s", "epoch_time_s", "throughput_seq_s", "latency_batch_ms", "latency_seq_ms",
                 "peak_memory_mb", "total_time_s"):
         assert t[key] > 0, key
-    assert t["throughput_seq_s"] == pytest.approx(3 * 64 / t["train_time_s"])
+    assert t["epoch_time_steady"] is True and t["first_epoch_time_s"] == r.history[0]["epoch_time_s"]
+    assert t["throughput_seq_s"] == pytest.approx(64 / t["epoch_time_s"])  # a whole epoch at the steady pace
     assert t["latency_seq_ms"] == pytest.approx(t["latency_batch_ms"] / 32)
     assert r.env["threads"] == 1 and r.env["device"] == "cpu"
     assert {"torch", "python", "grucli", "cpu"} <= set(r.env)
+
+
+class SlowFirstEpoch(Callback):
+    """Sleeps after the first optimiser step: the time lands in the first epoch's second
+    step, as a worker's first run pays for loading kernels and warming caches."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def on_step(self, step, loss):
+        if step == 1:
+            time.sleep(self.seconds)
+
+
+def test_seconds_per_epoch_leave_the_first_epochs_warm_up_out(tiny_run):
+    # 2 steps per epoch; 0.5 s of warm-up in epoch 1. The mean over 5 epochs would be >= 0.1 s.
+    r = train_run(tiny_run("adding", train={"epochs": 5, "max_steps": None}), SlowFirstEpoch(0.5))
+    t, times = r.timing, [row["epoch_time_s"] for row in r.history]
+    assert t["first_epoch_time_s"] == times[0] >= 0.5
+    assert t["epoch_time_s"] == statistics.median(times[1:]) < 0.1
+    assert t["epoch_time_steady"] is True
+    assert t["throughput_seq_s"] == pytest.approx(64 / statistics.median(times[1:]))
+    assert t["train_time_s"] == pytest.approx(sum(times))  # the total still holds the warm-up
+
+
+def test_one_epoch_is_its_own_time_and_not_steady(tiny_run):
+    r = train_run(tiny_run("adding", train={"epochs": 1, "max_steps": None}))
+    t = r.timing
+    assert t["epoch_time_steady"] is False
+    assert t["epoch_time_s"] == t["first_epoch_time_s"] == r.history[0]["epoch_time_s"]
+    assert t["throughput_seq_s"] == pytest.approx(64 / t["epoch_time_s"])
+
+
+def test_an_epoch_cut_short_by_max_steps_counts_as_a_whole_epoch(tiny_run):
+    # 2 steps per epoch, 5 steps: epochs of 2, 2 and 1 step; the last one's time is doubled
+    r = train_run(tiny_run("adding", train={"epochs": 3, "max_steps": 5}))
+    times = [row["epoch_time_s"] for row in r.history]
+    assert [row["step"] for row in r.history] == [2, 4, 5]
+    assert r.timing["epoch_time_s"] == pytest.approx((times[1] + 2 * times[2]) / 2)
 
 
 def test_final_metrics_are_from_the_best_validation_epoch(tiny_run):

@@ -37,6 +37,44 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def steady_timing(epoch_times: list[float], epoch_steps: list[int], seqs_per_epoch: float | None) -> dict:
+    """Steady-state speed of one run from its per-epoch training times (warm-up left out):
+
+    - `epoch_time_s`: the median over the epochs after the first, each scaled to a whole
+      epoch (time x first epoch's steps / its own steps: the last epoch of a run capped by
+      max_steps is cut short). The first epoch pays for warm-up (kernels loaded, caches,
+      allocator): 0.3-0.9 s against a steady 0.01 s in a worker's first run.
+    - `first_epoch_time_s`: the first epoch's time, kept apart.
+    - `epoch_time_steady`: False when only one epoch ran; `epoch_time_s` is then that
+      epoch's time, warm-up included.
+    - `throughput_seq_s`: sequences per second at that steady pace, `seqs_per_epoch`
+      (a whole epoch's sequences) / `epoch_time_s`; the same median, so the two agree.
+
+    Pure and torch-free: training writes these keys, and the reader recomputes them from
+    history.csv for summaries written before they existed."""
+    times = list(epoch_times)
+    if not times:
+        return {"epoch_time_s": None, "first_epoch_time_s": None, "epoch_time_steady": False,
+                "throughput_seq_s": None}
+    steps = list(epoch_steps) if len(epoch_steps) == len(times) else [None] * len(times)  # None: not scaled
+    whole, later = steps[0], []
+    for t, s in zip(times[1:], steps[1:]):
+        if s is None or not whole:
+            later.append(t)
+        elif s > 0:  # (an epoch that diverged at its first step took no step)
+            later.append(t * whole / s)
+    steady = bool(later)
+    per_epoch = _median(later) if steady else times[0]
+    rate = seqs_per_epoch / per_epoch if seqs_per_epoch and per_epoch else None
+    return {"epoch_time_s": per_epoch, "first_epoch_time_s": times[0], "epoch_time_steady": steady,
+            "throughput_seq_s": rate}
+
+
+def _median(values: list[float]) -> float:
+    v, n = sorted(values), len(values)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
@@ -150,6 +188,7 @@ def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
         "schema": SCHEMA, "run_id": run.run_id, "experiment": experiment, "status": result.status,
         "error": result.error, "traceback": result.traceback,
         "task": run.config.task.name, "cell": run.config.model.cell, "seed": run.config.seed,
+        "data_seed": run.config.data_seed_given,  # per_seed: config.task.data_seed is the run's seed
         "varied": run.varied, "params": result.params, "hidden_size": result.hidden_size,
         "impl": result.model_meta.get("impl"), "kernels": result.model_meta.get("kernels"),
         "metric": result.metric, "goal": result.goal,

@@ -10,6 +10,7 @@ nothing here writes or trains.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -30,6 +31,7 @@ IN_PROGRESS, UNREADABLE = "in progress", "unreadable"
 FINISHED = (OK, DIVERGED, FAILED, PRUNED)
 # The summary keys the report needs; older or foreign summaries missing one are set aside.
 REQUIRED = ("status", "metric", "goal", "config")
+PER_SEED = "per_seed"  # task.data_seed given as per_seed (grucli.tasks.base.PER_SEED; this module imports no torch)
 
 
 @dataclass
@@ -75,13 +77,18 @@ def collect(paths: list[Path], histories: bool = True) -> Collection:
     for exp_dir in experiment_dirs(paths):
         info = _read_experiment(exp_dir, col.notes)
         col.experiments.append(info)
+        older: dict[str, list[str]] = {"history": [], "mean": []}  # runs timed before steady-state timing
         for run_dir in sorted(p for p in exp_dir.iterdir() if is_run_dir(p)):
             row = _read_run(run_dir, info["name"], col.notes)
+            how = _steady_timing(row, run_dir) if row["state"] in FINISHED else None
+            if how == "history" or (how == "mean" and row["state"] == OK):  # (a run that diverged at once
+                older[how].append(run_dir.name)  # has no history, and its speed counts for nothing)
             if histories and row["state"] in (OK, DIVERGED, PRUNED):
                 hist = _read_history(run_dir, info["name"], col.notes)
                 if hist is not None:
                     col.histories[_key(row)] = hist
             rows.append(row)
+        col.notes.extend(_timing_notes(info["name"], older))
     runs = pd.DataFrame([_flatten(r) for r in rows])
     dup = runs.duplicated("run_id", keep="first") & runs["state"].eq(OK) if not runs.empty else []
     if len(runs) and dup.any():
@@ -141,6 +148,10 @@ def _read_run(run_dir: Path, experiment: str, notes: list[str]) -> dict:
         notes.append(f"{where}: written by a newer grucli (schema {summary['schema']}); read as far as possible")
     summary.pop("traceback", None)
     cfg = summary["config"] if isinstance(summary["config"], dict) else {}
+    if summary.get("data_seed") == PER_SEED and isinstance(cfg.get("task"), dict):
+        # the data seed follows the run's seed: config.task.data_seed reads per_seed as the
+        # experiment gave it (a constant, not a setting; the concrete value is `seed`)
+        cfg = summary["config"] = {**cfg, "task": {**cfg["task"], "data_seed": PER_SEED}}
     summary.setdefault("task", cfg.get("task", {}).get("name"))
     summary.setdefault("cell", cfg.get("model", {}).get("cell"))
     summary.setdefault("seed", cfg.get("seed"))
@@ -153,6 +164,52 @@ def _read_run(run_dir: Path, experiment: str, notes: list[str]) -> dict:
     base, seasonal = bases.get(summary["metric"]), bases.get(f"snaive_{summary['metric']}")
     return {**summary, **row, "state": state, "value": value if _finite(value) else None, "baseline_value": base,
             "seasonal_baseline_value": seasonal}
+
+
+def _steady_timing(row: dict, run_dir: Path) -> str | None:
+    """Bring a summary written before steady-state timing (no timing.first_epoch_time_s:
+    its epoch_time_s is the mean over every epoch, the first's warm-up included) to today's
+    keys (store.steady_timing) in place. "history": recomputed from history.csv's per-epoch
+    times (seq/s from the run's own sequences per step); "mean": no usable history, the
+    mean is kept and marked epoch_time_steady false. None: nothing to do. A missing
+    pack_id becomes the run id for a run trained alone, else a name shared by the runs
+    whose first epoch took the very same time (a pack's runs share each step's time to
+    the last bit), or stays missing without a history."""
+    timing = row.get("timing")
+    if not isinstance(timing, dict) or "first_epoch_time_s" in timing or not _finite(timing.get("epoch_time_s")):
+        return None
+    pack_size = timing.get("pack_size") or 1
+    if pack_size == 1:
+        timing.setdefault("pack_id", row["run_id"])
+    try:
+        hist = pd.read_csv(run_dir / store.HISTORY)
+        times = [float(t) for t in hist["epoch_time_s"]]
+    except (OSError, ValueError, KeyError, pd.errors.ParserError):
+        times = []
+    if not times or not all(map(_finite, times)):
+        timing["epoch_time_steady"] = False
+        return "mean"
+    steps = [int(s) for s in hist["step"].diff().fillna(hist["step"])] if "step" in hist else []
+    seqs = (timing.get("throughput_seq_s") or 0) * (timing.get("train_time_s") or 0)  # every sequence trained on
+    per_epoch = seqs * steps[0] / timing["steps"] if steps and timing.get("steps") else None
+    timing.update(store.steady_timing(times, steps, per_epoch))
+    if pack_size > 1:
+        timing.setdefault("pack_id", "~" + hashlib.sha256(f"{pack_size}:{times[0]!r}".encode()).hexdigest()[:11])
+    return "history"
+
+
+def _timing_notes(experiment: str, older: dict[str, list[str]]) -> list[str]:
+    notes = []
+    if older["history"]:
+        notes.append(f"{experiment}: {len(older['history'])} run(s) timed by an older grucli (s/epoch the mean "
+                     "over all epochs, warm-up included): s/epoch and seq/s recomputed from history.csv, the "
+                     "median over the epochs after the first")
+    if older["mean"]:
+        shown = ", ".join(older["mean"][:5]) + (" ..." if len(older["mean"]) > 5 else "")
+        notes.append(f"{experiment}: {len(older['mean'])} run(s) timed by an older grucli without a usable "
+                     f"history.csv ({shown}): s/epoch is the mean over all epochs, warm-up included "
+                     "(timing.epoch_time_steady false)")
+    return notes
 
 
 def _read_config(run_dir: Path) -> dict | None:

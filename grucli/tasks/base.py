@@ -7,16 +7,34 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+PER_SEED = "per_seed"  # task.data_seed: each run draws its data with its own seed
 
 
 class TaskConfig(BaseModel):
-    """Keys shared by every task."""
+    """Keys shared by every task.
+
+    `data_seed` seeds the data (generation, shuffles and splits); the run's seed drives the
+    initialisation, batch order and dropout. An int: every seed of a grid sees the same draw
+    of the data, so a verdict holds for that one draw. `per_seed`: each run's data are drawn
+    with data_seed = the run's seed, so seeds vary the data too (Bouthillier et al. 2021);
+    a RunConfig resolves it to that int (grucli.config.RunConfig), so its run id is the hash
+    of a concrete data seed and runs with different data never share a pack."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # as grucli.config.Strict
 
     name: str  # registry name of the task
-    data_seed: int = 0  # seed of the data (generation and splits); the run seed drives init and batching
+    data_seed: int | Literal["per_seed"] = 0  # seed of the data; per_seed: the run's own seed
+
+    @field_validator("data_seed", mode="before")
+    @classmethod
+    def _data_seed(cls, v):
+        if v == PER_SEED or (isinstance(v, int) and not isinstance(v, bool)):
+            return v
+        raise ValueError(f"a whole number (the seed of the data) or {PER_SEED} (each run's data drawn with its "
+                         f"own seed), got {v!r}")
 
 
 class SyntheticConfig(TaskConfig):
