@@ -119,6 +119,15 @@ def _series(ax, df: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: bo
     ax.legend(fontsize=8)
 
 
+def _centre_bar(ax, x, values, metric: str) -> None:
+    """The centre of `values` over seeds with its 95% interval on the metric's scale, in black."""
+    from grucli import metrics
+    from grucli.report.plots import estimate, yerr
+
+    point = estimate(values, metrics.scale_of(metric))
+    ax.errorbar([x], [point[0]], yerr=yerr([point]), color="k", capsize=4)
+
+
 VERDICT_COLOUR = {"supported": "#D55E00", "not supported": "0.45", "inconclusive": "#E69F00"}
 
 
@@ -231,12 +240,12 @@ def comparable(dirs: list, cells: tuple[str, ...]) -> Evidence:
         for c, v in values.items():
             table += [{"task": task, "cell": c, "test": x} for x in v]
             ax.scatter([c] * len(v), v, **{k: w for k, w in _style(c).items() if k != "label"})
-            d_ = stats.describe(v)
-            ax.errorbar([c], [d_.mean], yerr=[d_.ci or 0], color="k", capsize=4)
+            _centre_bar(ax, c, v, t.metric)
         ax.set(title=f"{task}: tuned, test {t.metric}", ylabel=f"test {t.metric}")
         ax.grid(alpha=0.3)
     return Evidence(findings, "; ".join(budgets), fig,
-                    "Each cell at its tuned best: final seeds (dots), mean and 95% CI (bars).", pd.DataFrame(table))
+                    "Each cell at its tuned best: final seeds (dots), the mean (geometric for log-scale metrics) "
+                    "and its 95% interval on the metric's scale (bars).", pd.DataFrame(table))
 
 
 # --------------------------------------------------------------------------- 4 long range
@@ -259,7 +268,8 @@ def long_range(dirs: list, cells: tuple[str, ...]) -> Evidence:
         g = df[df["task"] == task]
         _series(ax, g, T, "value", log_y=goal[task] == "min")
         ax.set(title=task, xlabel="T", ylabel=f"test {g['metric'].iloc[0]}")
-    return Evidence(findings, _budget(df), fig, "Test metric vs sequence length, mean and 95% CI over seeds; "
+    return Evidence(findings, _budget(df), fig, "Test metric vs sequence length, mean (geometric for log-scale "
+                    "metrics) and its 95% interval over seeds; "
                     "Holm-corrected over every task x length.", df[["task", T, "cell", "seed", "value"]])
 
 
@@ -279,8 +289,9 @@ def data_efficiency(dirs: list, cells: tuple[str, ...]) -> Evidence:
     _series(ax, df, N, "value", log_x=True, log_y=goal == "min")
     ax.set(xlabel="training sequences (log scale)", ylabel=f"test {df['metric'].iloc[0]}",
            title=f"{df['task'].iloc[0]}: metric vs training-set size")
-    return Evidence(findings, _budget(df), fig, "Test metric vs training-set size (equal optimiser steps), mean and "
-                    "95% CI over seeds; verdicts at the two smallest sizes, Holm-corrected over every size.",
+    return Evidence(findings, _budget(df), fig, "Test metric vs training-set size (equal optimiser steps), mean "
+                    "(geometric for log-scale metrics) and its 95% interval over seeds; verdicts at the two "
+                    "smallest sizes, Holm-corrected over every size.",
                     df[["task", N, "cell", "seed", "value"]])
 
 
@@ -440,9 +451,8 @@ def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
     cells_ = order_cells(df["cell"].unique())
     for i, c in enumerate(cells_):
         v = value.get(c) or df.loc[df["cell"] == c, "value"].tolist()
-        d = stats.describe(v)
         ax.scatter(np.full(len(v), i), v, **_style(c))
-        ax.errorbar([i + 0.15], [d.mean], yerr=[d.ci or 0], color="k", capsize=4)
+        _centre_bar(ax, i + 0.15, v, str(df["metric"].iloc[0]))
     ax.axhline(float(df["baseline_value"].iloc[0]), ls="--", color="0.4", label="independent keys (baseline)")
     ax.set(xticks=range(len(cells_)), xticklabels=cells_, ylabel="test NLL per step (nats)",
            title="Bach chorales: next-step NLL")
@@ -450,7 +460,8 @@ def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
     ax.legend(fontsize=8)
     params = ", ".join(f"{c} {int(g['params'].iloc[0]):,}" for c, g in df.groupby("cell"))
     return Evidence(findings, _budget(df) + f"; parameters {params}", fig,
-                    "Test NLL per time step per seed (dots), mean and 95% CI (bars); dashed: every key on with "
+                    "Test NLL per time step per seed (dots), geometric mean and its 95% interval (bars); dashed: "
+                    "every key on with "
                     "its training frequency.", df[["cell", "seed", "params", "value"]],
                     ["Chung et al. 2014 on JSB (their split and encoding): " +
                      ", ".join(f"{c} {v}" for c, v in CHUNG_JSB.items()) + " -- compare the ordering"])
@@ -479,6 +490,7 @@ def adding_limits(dirs: list, cells: tuple[str, ...]) -> Evidence:
     _series(ax, df, T, "value", log_y=True)
     ax.axhline(target, ls=":", color="0.4", label="target")
     ax.set(xlabel="T", ylabel="test MSE", title="adding: how long can each cell go?")
-    return Evidence(findings, _budget(df), fig, "Test MSE vs T per cell (mean, 95% CI); dotted: the target.",
+    return Evidence(findings, _budget(df), fig,
+                    "Test MSE vs T per cell (geometric mean, 95% interval); dotted: the target.",
                     df[["cell", T, "seed", "value"]])
 

@@ -225,7 +225,8 @@ def figure(task: str, panel_rows: list[Row], metric: str, goal: str) -> Figure:
     margins = {r.margin for r in panel_rows if _band(r)}
     if margins:
         r = next(r for r in panel_rows if _band(r))
-        text = (f"within ×/÷ {r.margin:g}" if r.ratio else f"within ± {r.margin:g}") if len(margins) == 1 else "margin"
+        one = f"within ×/÷ {r.margin:g}" if r.ratio else f"within ± {r.margin:g}"
+        text = one if len(margins) == 1 else "as declared per row"
         handles.append(Patch(color=BAND, label=f"equivalence margin ({text})"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), frameon=False, fontsize=8.5)
     return fig
