@@ -373,6 +373,13 @@ def test_forest_rows_handle_missing_infinite_undecided_and_many(tmp_path):
     assert len(rows) == 25 and cut == 15
     assert "15 left out" in forest.caption("copy", rows, cut)
 
+    long = pd.DataFrame([{**row("better", 0.1, 0.05, 0.15, family="baseline"), "b": "baseline",
+                          "baseline": "seasonal naive baseline",
+                          "setting": "task.path=/data/some/very/long/folder/monthly.csv, model.hidden_size=64"}])
+    (r,) = forest.rows(long)[0]
+    assert r.label.endswith("size=64: gru vs seasonal naive baseline") and "…" in r.label  # the pair is kept
+    assert r.label.startswith("path=/data") and len(r.label) <= forest.MAX_LABEL
+
 
 def test_one_forest_per_task_on_its_own_scale(tmp_path):
     mse = write_experiment(tmp_path / "r", "mse", seq_lens=(10,))

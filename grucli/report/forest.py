@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +34,7 @@ VERDICT_COLOURS = {stats.BETTER: "#0072B2", stats.WORSE: "#D55E00", stats.EQUIVA
 PANELS = {"metric": "the cells against each other", "baseline": "each cell against the best trivial baseline"}
 MAX_ROWS = 30  # rows per panel; the rest are left to tables/head_to_head.csv (the caption says so)
 BAND = "#E6E6E6"  # the equivalence margin
+MAX_LABEL = 56  # characters of a row label; a longer setting is cut in its middle, the pair is kept
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,17 @@ def _setting(label: str) -> str:
     return re.sub(r"(^|, )(task|model|train)\.", r"\1", str(label))
 
 
+def _label(setting: str, pair: str) -> str:
+    """`setting: a vs b`, the setting cut in its middle where the whole is too long."""
+    if not setting:
+        return pair
+    room = MAX_LABEL - len(pair) - 2
+    if len(setting) > room:
+        keep = max(room - 1, 6)
+        setting = f"{setting[:keep - keep // 2]}…{setting[len(setting) - keep // 2:]}"
+    return f"{setting}: {pair}"
+
+
 def _note(r: dict, has_interval: bool) -> str:
     word = str(r["verdict"])
     if word == stats.NOT_TESTABLE:
@@ -114,7 +125,7 @@ def rows(h2h: pd.DataFrame, max_rows: int = MAX_ROWS) -> tuple[list[Row], int]:
             b = r.get("baseline") if panel == "baseline" and isinstance(r.get("baseline"), str) else r["b"]
             setting = _setting(r.get("setting", ""))
             word = str(r["verdict"])
-            out.append(Row(panel, setting, f"{setting + ': ' if setting else ''}{r['a']} vs {b}", ratio, value,
+            out.append(Row(panel, setting, _label(setting, f"{r['a']} vs {b}"), ratio, value,
                            lo if has_interval else None, hi if has_interval else None,
                            _finite(r.get("margin"), ratio), word, VERDICT_COLOURS.get(word, "#BDBDBD"),
                            _note(r, has_interval)))
@@ -188,7 +199,7 @@ def _draw_panel(ax, panel: list[Row], title: str, metric: str, goal: str) -> Non
                     ms=6.5, color=r.colour, markerfacecolor=r.colour if filled else "white", markeredgewidth=1.4,
                     zorder=4)
     ax.set_yticks(ys)
-    ax.set_yticklabels([textwrap.shorten(r.label, 48, placeholder="…") for r in panel], fontsize=8.5)
+    ax.set_yticklabels([r.label for r in panel], fontsize=8.5)
     ax.set_ylim(-0.6, n - 0.4)
     ax.grid(axis="y", visible=False)
     ax.tick_params(axis="y", length=0)
