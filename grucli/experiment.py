@@ -84,6 +84,13 @@ def run(path: str | Path, overrides=(), *, results: str | Path = "results", exec
     if address and executor != "ray":
         raise GrucliError("--address is the address of a Ray cluster: use it with --executor ray")
     er = open_experiment(path, overrides, results, retry_failed)
+    return _train(er, executor=executor, jobs=jobs, threads=threads, address=address, retry_failed=retry_failed,
+                  dry_run=dry_run, rep=rep, pack=pack)
+
+
+def _train(er: ExperimentRun, *, executor: str, jobs, threads, address, retry_failed: bool, dry_run: bool,
+           rep: Reporter, pack, until_decided: bool = False) -> ExperimentRun:
+    """Prepare, record and train what `er` plans (every run of its grid not finished)."""
     er.executor = executor
     if dry_run or not er.plan.todo:
         rep.planned(er)
@@ -96,12 +103,96 @@ def run(path: str | Path, overrides=(), *, results: str | Path = "results", exec
         for device in {r.config.train.device for r in er.plan.todo}:
             runtime.resolve_device(device)
     rep.planned(er)
-    store.write_experiment(er.exp_dir, er.experiment)
+    store.write_experiment(er.exp_dir, er.experiment, until_decided=until_decided)
     rep.grid_started(er.plan.todo)
     er.outcome = execute.run_grid(er.plan.todo, er.exp_dir, er.experiment.name, executor=executor, jobs=jobs,
                                   threads=threads, address=address, retry_failed=retry_failed, reporter=rep,
                                   pack=pack)
     return er
+
+
+@dataclass
+class LookResult:
+    """One look of --until-decided: its seeds per cell and what was still undecided after it."""
+
+    look: int
+    seeds: int
+    trained: int  # runs trained at this look
+    undecided: list[str]  # "task, setting" still undecided after it
+
+
+def run_until_decided(path: str | Path, overrides=(), *, results: str | Path = "results", executor: str = "local",
+                      jobs: int | None = None, threads: int | None = None, address: str | None = None,
+                      retry_failed: bool = False, dry_run: bool = False, reporter: Reporter | None = None,
+                      pack: int | None = None, on_look=None) -> tuple[ExperimentRun, list[LookResult]]:
+    """Seeds until decided: the grid at the first look's seeds per cell, then only the
+    settings whose comparisons are not all decided get the next look's seeds, up to the
+    last look (the experiment's `verdict.looks`, planned before the data). Each look is
+    judged at Pocock's constant per-look level (grucli.verdicts). The seeds of look k are the
+    first n_k of the experiment's seeds followed by max + 1, max + 2, ...; run ids do not
+    depend on the plan, so an interrupted plan resumes like any grid. `on_look(LookResult)`
+    is called after each look."""
+    from grucli import tables, verdicts
+    from grucli.store import reader
+
+    rep = reporter or Reporter()
+    exp = load_experiment(path, list(overrides))
+    looks = list(exp.verdict.looks)
+    base = exp.spec.seed_list()
+    extra = [max(base) + 1 + i for i in range(max(0, looks[-1] - len(base)))]
+    seeds = (base + extra)[:looks[-1]]
+    done: list[LookResult] = []
+    undecided: dict[str, set] | None = None  # task -> setting labels still undecided; None: every setting
+    ids: set[str] = set()
+    er = None
+    for k, n in enumerate(looks, 1):
+        er = open_experiment(path, [*overrides, f"seeds={seeds[:n]}"], results, retry_failed)
+        ids |= er.run_ids
+        if undecided is not None:
+            er.runs = [r for r in er.runs if _setting_of(r, undecided)]
+            er.plan = execute.plan(er.runs, er.exp_dir, retry_failed)
+        _train(er, executor=executor, jobs=jobs, threads=threads, address=address, retry_failed=retry_failed,
+               dry_run=dry_run, rep=rep, pack=pack, until_decided=True)
+        trained = len(er.plan.todo)
+        if dry_run:
+            done.append(LookResult(k, n, trained, []))
+            break
+        col = reader.collect([er.exp_dir], histories=False)
+        runs = col.runs[col.runs["run_id"].isin(ids)].dropna(axis=1, how="all") if len(col.runs) else col.runs
+        undecided = {}
+        for view in tables.task_views(runs, col.experiments):
+            for values, _, g in view.groups(by_cell=False):
+                look = verdicts.judge(view, g[g["state"] == reader.OK])
+                if not look.decided:
+                    undecided.setdefault(view.task, set()).add(
+                        (tuple(view.settings), tuple(tables.plain(v) for v in values)))
+        result = LookResult(k, n, trained, sorted(f"{t}, {tables.setting_label(list(s), list(v))}"
+                                                  for t, keys in undecided.items() for s, v in keys))
+        done.append(result)
+        if on_look:
+            on_look(result)
+        if not undecided:
+            break
+    return er, done
+
+
+def _setting_of(run: Run, undecided: dict[str, set]) -> bool:
+    """Whether a run belongs to one of the undecided settings."""
+    from grucli.store.reader import flatten
+
+    cfg = flatten({"config": run.config.model_dump(mode="json")})
+    for settings, values in undecided.get(run.config.task.name, ()):
+        if all(_same(cfg.get(c), v) for c, v in zip(settings, values)):
+            return True
+    return False
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and a.is_integer():
+        a = int(a)
+    if isinstance(b, float) and b != b:
+        return a is None
+    return a == b or str(a) == str(b)
 
 
 def other_code_note(plan: Plan, exp_dir: Path) -> str | None:

@@ -13,7 +13,7 @@ How a setting is judged (one Answer):
 3. Baselines first: every cell against the best trivial baseline of the task; where none
    beats it, the Answer says so before anything else.
 4. Under --until-decided (the experiment records it), the setting is judged at planned
-   looks (e.g. 3, 5, 8, 12 seeds per cell, the first seeds in seed order) at Pocock's
+   looks (e.g. 4, 6, 9, 12 seeds per cell, the first seeds in seed order) at Pocock's
    constant per-look level, and stops at the first look where every comparison is decided.
 5. Undecided comparisons say how many seeds per cell would decide them (grucli.power).
 """
@@ -67,7 +67,10 @@ def paired(ok: pd.DataFrame) -> bool:
     """Seeds are paired when every run's data were drawn with its own seed
     (task.data_seed: per_seed): the runs of one seed then share their data across cells."""
     col = "config.task.data_seed"
-    return col in ok and len(ok) > 0 and bool((ok[col] == ok["seed"]).all())
+    if col not in ok or not len(ok):
+        return False
+    own = ok[col].astype(str).eq("per_seed") | ok[col].astype(str).eq(ok["seed"].astype(str))
+    return bool(own.all())
 
 
 def _values(ok: pd.DataFrame, cell: str, column: str, seeds: list | None = None) -> list:

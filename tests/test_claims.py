@@ -14,6 +14,7 @@ import synthetic_results
 from typer.testing import CliRunner
 
 from grucli import claims
+from grucli.metrics import LOG, RAW
 from grucli.claims import evidence, run as claims_run, verdict
 from grucli.claims.verdict import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, VERDICTS
 from grucli.cli import app
@@ -35,6 +36,14 @@ def test_better_is_supported_when_a_wins_beyond_its_uncertainty():
 
 def test_better_is_not_supported_when_the_other_wins():
     assert verdict.better(HIGH, LOW, "min", "lstm", "gru").verdict == NOT_SUPPORTED
+
+
+def test_better_tests_on_the_log_scale():
+    """A 10x MSE ratio with log-normal spread: raw values hide it, logs show it."""
+    a = [1e-4 * k for k in (1, 2, 1, 3, 10)]
+    b = [10 * x for x in a]
+    assert verdict.better(a, b, "min", "lstm", "gru", scale=LOG).verdict == SUPPORTED
+    assert verdict.better(a, b, "min", "lstm", "gru", scale=RAW).verdict == INCONCLUSIVE
 
 
 def test_the_goal_sets_the_direction():
@@ -64,16 +73,19 @@ def test_one_seed_is_never_a_verdict():
 def test_comparable_is_supported_inside_the_margin():
     a = [1.00, 1.01, 0.99, 1.00, 1.005]
     b = [1.01, 1.00, 1.00, 1.005, 0.995]
-    assert verdict.comparable(a, b, "gru", "lstm", margin=0.1).verdict == SUPPORTED
+    assert verdict.comparable(a, b, "gru", "lstm", scale=LOG, margin=1.25).verdict == SUPPORTED
+    assert verdict.comparable(a, b, "gru", "lstm", scale=LOG).verdict == SUPPORTED  # the scale's default, 1.25
 
 
 def test_comparable_is_not_supported_when_the_gap_exceeds_the_margin():
-    f = verdict.comparable(LOW, HIGH, "gru", "lstm", margin=0.1)
+    f = verdict.comparable(LOW, HIGH, "gru", "lstm", scale=LOG, margin=1.25)  # a ratio of 0.5
     assert f.verdict == NOT_SUPPORTED and "outside the margin" in f.evidence
+    # the margin is declared, never taken from the data: an absolute 0.2 on the raw scale holds the same gap
+    assert verdict.comparable(LOW, HIGH, "gru", "lstm", scale=RAW, margin=0.2).verdict == SUPPORTED
 
 
 def test_comparable_is_inconclusive_when_the_interval_crosses_the_margin():
-    f = verdict.comparable(LOW, NOISY, "gru", "lstm", margin=0.1)
+    f = verdict.comparable(LOW, NOISY, "gru", "lstm", scale=LOG, margin=1.25)
     assert f.verdict == INCONCLUSIVE and "crosses" in f.evidence
 
 

@@ -12,9 +12,10 @@ import yaml
 from synthetic_results import write_experiment
 
 from grucli import power, stats, tables, verdicts
+from grucli.declared import DEFAULT
 from grucli.store.reader import collect
 
-LOOKS = [3, 5, 8, 12]  # the default verdict.looks
+LOOKS = list(DEFAULT.looks)  # the default verdict.looks
 
 
 def runs_of(a, b, cells=("gru", "lstm")) -> pd.DataFrame:

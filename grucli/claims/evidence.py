@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grucli import stats
+from grucli import metrics, stats
 from grucli.claims.verdict import Finding, below, better
 from grucli.claims.verdict import comparable as equivalent
 from grucli.tables import order_cells
@@ -145,6 +145,11 @@ def _ratio_bars(ax, labels: list[str], ratios: list[float], verdicts: list[str],
     ax.legend(handles=handles, fontsize=7, loc="best")
 
 
+def _scale(df: pd.DataFrame):
+    """The scale of the runs' metric (grucli.metrics)."""
+    return metrics.scale_of(str(df["metric"].iloc[0])) if "metric" in df and len(df) else metrics.RAW
+
+
 def _pairs(df: pd.DataFrame, by: list[str], a: str, b: str, goal: str, value: str = "value"):
     """Per setting (the `by` columns): the values of cell a and cell b, and Welch's p."""
     out = []
@@ -152,7 +157,7 @@ def _pairs(df: pd.DataFrame, by: list[str], a: str, b: str, goal: str, value: st
         key = key if isinstance(key, tuple) else (key,)
         va = g.loc[g["cell"] == a, value].tolist()
         vb = g.loc[g["cell"] == b, value].tolist()
-        out.append((dict(zip(by, key)), va, vb, stats.compare(va, vb).p_welch, g))
+        out.append((dict(zip(by, key)), va, vb, stats.effect(va, vb, _scale(g)).p_diff, g))
     return out
 
 
@@ -234,8 +239,9 @@ def comparable(dirs: list, cells: tuple[str, ...]) -> Evidence:
         values = {c: t.finals(arms[c])[f"test.{t.metric}"].tolist() for c in (a, b) if c in arms}
         improving = sum(_improving(t.finals(arms[c])) for c in values)
         task = t.runs["task"].dropna().iloc[0] if len(t.runs) else _dir(d).name
-        findings.append(equivalent(values.get(a, []), values.get(b, []), a, b, margin=0.1,
-                                   still_improving=improving, label=f"{task} (test {t.metric})"))
+        findings.append(equivalent(values.get(a, []), values.get(b, []), a, b, scale=metrics.scale_of(t.metric),
+                                   margin=t.declared.margin, still_improving=improving,
+                                   label=f"{task} (test {t.metric})"))
         budgets.append(f"{task}: {analysis.budget_text(t)}")
         for c, v in values.items():
             table += [{"task": task, "cell": c, "test": x} for x in v]
@@ -260,7 +266,7 @@ def long_range(dirs: list, cells: tuple[str, ...]) -> Evidence:
     for (setting, va, vb, _, g), p in zip(pairs, adjusted):
         if setting[T] != df[df["task"] == setting["task"]][T].max():
             continue  # the claim is about the longest dependencies; shorter T are in the figure
-        findings.append(better(va, vb, goal[setting["task"]], a, b, p_adjusted=p,
+        findings.append(better(va, vb, goal[setting["task"]], a, b, scale=_scale(g), p_adjusted=p,
                                still_improving=_improving(g), label=f"{setting['task']}, T = {setting[T]}"))
     tasks = sorted(df["task"].unique())
     fig, axes = _axes(len(tasks))
@@ -282,7 +288,7 @@ def data_efficiency(dirs: list, cells: tuple[str, ...]) -> Evidence:
     adjusted = stats.holm([p for *_, p, _ in pairs])
     goal = df["goal"].iloc[0]
     smallest = sorted(df[N].unique())[:2]
-    findings = [better(va, vb, goal, a, b, p_adjusted=p, still_improving=_improving(g),
+    findings = [better(va, vb, goal, a, b, scale=_scale(g), p_adjusted=p, still_improving=_improving(g),
                        label=f"{s['task']}, n_train = {s[N]}")
                 for (s, va, vb, _, g), p in zip(pairs, adjusted) if s[N] in smallest]
     fig, (ax,) = _axes()
@@ -420,7 +426,7 @@ def counting(dirs: list, cells: tuple[str, ...]) -> Evidence:
     cfg = df.iloc[0]
     label = f"trained n <= {int(cfg['config.task.max_n_train'])}, tested {int(cfg['config.task.max_n_train'])} < n <= " \
             f"{int(cfg['config.task.max_n_test'])}"
-    finding = better(va, vb, "max", a, b, still_improving=_improving(df), label=label)
+    finding = better(va, vb, "max", a, b, scale=_scale(df), still_improving=_improving(df), label=label)
     fig, (ax,) = _axes()
     for i, c in enumerate(order_cells(df["cell"].unique())):
         v = df.loc[df["cell"] == c, "value"].to_numpy()
@@ -443,8 +449,8 @@ def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
     df = _runs(dirs[0])
     value = {c: df.loc[df["cell"] == c, "value"].tolist() for c in cells}
     others = [c for c in rest if value[c]]
-    ps = stats.holm([stats.compare(value[a], value[c]).p_welch for c in others])
-    findings = [better(value[a], value[c], "min", a, c, p_adjusted=p,
+    ps = stats.holm([stats.effect(value[a], value[c], _scale(df)).p_diff for c in others])
+    findings = [better(value[a], value[c], "min", a, c, scale=_scale(df), p_adjusted=p,
                        still_improving=_improving(df[df["cell"].isin([a, c])]), label=f"{a} vs {c}", unit=" nats")
                 for c, p in zip(others, ps)]
     fig, (ax,) = _axes()

@@ -8,7 +8,8 @@ Three verdicts, always with what they rest on:
 
 Directional claims ("the LSTM does better at long range") test a difference of means across
 seeds (Welch), Holm-corrected over the comparisons a claim makes. "Comparable" claims test
-equivalence (two one-sided intervals inside +-margin of the better mean, TOST). Exact
+equivalence (two one-sided tests inside a margin declared before the data, on the metric's
+scale, TOST). Every test runs on the metric's scale (grucli.metrics). Exact
 claims (parameter counts, bytes) compare numbers that have no seed spread.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from grucli import stats
+from grucli.metrics import RAW, Scale
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
@@ -33,52 +35,55 @@ class Finding:
 
 
 def better(a: Sequence[float], b: Sequence[float], goal: str, name_a: str, name_b: str, *,
-           p_adjusted: float | None = None, still_improving: int = 0, alpha: float = stats.ALPHA,
+           scale: Scale = RAW, p_adjusted: float | None = None, still_improving: int = 0, alpha: float = stats.ALPHA,
            label: str = "", unit: str = "") -> Finding:
-    """The claim "a does better than b" (lower for goal min) on values across seeds.
-    `p_adjusted`: the Holm-adjusted p of this comparison (default: Welch's own p);
-    `still_improving`: runs the budget cut off while their validation curve was still
-    falling -- a verdict that would rest on them is inconclusive."""
-    c = stats.compare(a, b)
-    text = f"{name_a} {_g(c.mean_a)}{unit} vs {name_b} {_g(c.mean_b)}{unit} (n = {c.n_a}, {c.n_b})"
-    if c.diff_lo is not None:
-        text += f", difference {_g(c.diff)} [{_g(c.diff_lo)}, {_g(c.diff_hi)}]"
-    p = c.p_welch if p_adjusted is None else p_adjusted
+    """The claim "a does better than b" (lower for goal min) on values across seeds, tested
+    on the metric's `scale` (grucli.metrics: ratios of geometric means for log-scale
+    metrics). `p_adjusted`: the Holm-adjusted p of this comparison over the claim's family
+    (default: its own p); `still_improving`: runs the budget cut off while their validation
+    curve was still falling -- a verdict that would rest on them is inconclusive."""
+    e = stats.effect(a, b, scale)
+    text = f"{name_a} {_g(e.centre_a)}{unit} vs {name_b} {_g(e.centre_b)}{unit} (n = {e.n_a}, {e.n_b}"
+    text += f", {scale.mean_word}s)" if scale.ratio else ")"
+    if e.lo is not None:
+        text += f", {'ratio' if scale.ratio else 'difference'} {_g(e.value)} [{_g(e.lo)}, {_g(e.hi)}]"
+    p = e.p_diff if p_adjusted is None else p_adjusted
     if p is not None:
         text += f", {'Holm ' if p_adjusted is not None else ''}p = {p:.3g}"
-    if c.n_a < 2 or c.n_b < 2 or p is None:
-        return Finding(label, INCONCLUSIVE, text + "; fewer than 2 seeds or no spread: no test")
-    a_wins = c.diff < 0 if goal == "min" else c.diff > 0
+    if e.n_a < 2 or e.n_b < 2 or p is None:
+        return Finding(label, INCONCLUSIVE, text + "; fewer than 2 seeds: no test")
     if still_improving:
         return Finding(label, INCONCLUSIVE, text + f"; {still_improving} run(s) still improving when the budget "
                                                    "ended: this measures the budget")
     if p >= alpha:
         return Finding(label, INCONCLUSIVE, text + f"; not significant at {alpha:g}")
-    return Finding(label, SUPPORTED if a_wins else NOT_SUPPORTED, text)
+    return Finding(label, SUPPORTED if e.favours_a(goal) else NOT_SUPPORTED, text)
 
 
-def comparable(a: Sequence[float], b: Sequence[float], name_a: str, name_b: str, *, margin: float = 0.1,
-               still_improving: int = 0, label: str = "", unit: str = "") -> Finding:
-    """The claim "a and b perform comparably": supported when the 90% interval of the
-    difference (two one-sided 5% tests) lies inside +-margin x the better mean; not supported
-    when the 95% interval lies wholly outside it; inconclusive otherwise."""
-    c = stats.compare(a, b)
-    scale = min(abs(c.mean_a), abs(c.mean_b))
-    bound = margin * scale
-    text = (f"{name_a} {_g(c.mean_a)}{unit} vs {name_b} {_g(c.mean_b)}{unit} (n = {c.n_a}, {c.n_b}), "
-            f"margin +-{margin:.0%} of the better = +-{_g(bound)}")
-    if c.n_a < 2 or c.n_b < 2:
-        return Finding(label, INCONCLUSIVE, text + "; fewer than 2 seeds: no interval")
-    diff, half90, *_ = stats.welch(a, b, confidence=0.90)
-    _, half95, *_ = stats.welch(a, b, confidence=0.95)
-    if half90 is None:  # no spread at all: the difference itself decides
-        half90 = half95 = 0.0
-    text += f", difference {_g(diff)}, 90% interval [{_g(diff - half90)}, {_g(diff + half90)}]"
+def comparable(a: Sequence[float], b: Sequence[float], name_a: str, name_b: str, *, scale: Scale = RAW,
+               margin: float | None = None, still_improving: int = 0, alpha: float = stats.ALPHA, label: str = "",
+               unit: str = "") -> Finding:
+    """The claim "a and b perform comparably", on the metric's `scale` with a margin declared
+    before the data (default: the scale's, grucli.metrics: a ratio of 1.25 for log-scale
+    metrics, 0.02 for bounded ones): supported when two one-sided tests at `alpha` put the
+    effect inside the margin (its 90% interval inside it); not supported when the 95%
+    interval lies wholly outside it; inconclusive otherwise."""
+    margin = scale.margin if margin is None else margin
+    e = stats.effect(a, b, scale, margin)
+    e90 = stats.effect(a, b, scale, margin, confidence=1 - 2 * alpha)
+    kind = "ratio" if scale.ratio else "difference"
+    text = (f"{name_a} {_g(e.centre_a)}{unit} vs {name_b} {_g(e.centre_b)}{unit} (n = {e.n_a}, {e.n_b}), "
+            f"margin {scale.margin_text(margin)} (declared)")
+    if not e.testable or margin is None:
+        return Finding(label, INCONCLUSIVE, text + ("; no margin declared" if margin is None
+                                                    else "; fewer than 2 seeds: no interval"))
+    text += f", {kind} {_g(e.value)}, 90% interval [{_g(e90.lo)}, {_g(e90.hi)}]"
     if still_improving:
         return Finding(label, INCONCLUSIVE, text + f"; {still_improving} run(s) still improving when the budget ended")
-    if -bound < diff - half90 and diff + half90 < bound:
+    lo_m, hi_m = (1 / margin, margin) if scale.ratio else (-margin, margin)
+    if e.p_equiv is not None and e.p_equiv < alpha:
         return Finding(label, SUPPORTED, text + ": inside the margin")
-    if diff - half95 > bound or diff + half95 < -bound:
+    if e.lo > hi_m or e.hi < lo_m:
         return Finding(label, NOT_SUPPORTED, text + ": the 95% interval lies outside the margin")
     return Finding(label, INCONCLUSIVE, text + ": the interval crosses the margin")
 

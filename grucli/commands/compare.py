@@ -94,6 +94,9 @@ def compare(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (overrides train.threads; default 1)."),
     pack: str = typer.Option("auto", "--pack", help=PACK_HELP),
+    until_decided: bool = typer.Option(False, "--until-decided", help=(
+        "Add seeds only to settings whose comparisons are undecided, at the looks the experiment's verdict: "
+        "section plans (default 4, 6, 9, 12 seeds per cell), judged at Pocock's per-look level.")),
 ) -> None:
     """Run a comparison grid of cells x settings x seeds, then print the comparison table.
 
@@ -103,6 +106,8 @@ def compare(
     Example:
 
         grucli compare experiments/long_dependency.yaml --jobs 2
+
+        grucli compare experiments/long_dependency.yaml --until-decided
     """
     from grucli import experiment as runner
     from grucli import runtime
@@ -131,9 +136,20 @@ def compare(
         console.print(f"{er.experiment.name}: {len(er.runs)} runs, {er.finished} already finished, "
                       f"{len(er.plan.todo)} to run ({executor}, {workers}{packed})")
 
+    def looked(result) -> None:
+        left = (f"{len(result.undecided)} setting(s) undecided: {'; '.join(result.undecided[:4])}"
+                f"{' ...' if len(result.undecided) > 4 else ''}") if result.undecided else "every setting decided"
+        console.print(f"[bold]look {result.look}[/] ({result.seeds} seeds per cell, {result.trained} runs trained): "
+                      f"{escape(left)}")
+
     with ProgressReporter(header=None if dry_run else header) as reporter:
-        er = runner.run(experiment, overrides, results=results, executor=executor, jobs=jobs, threads=threads,
-                        address=address, retry_failed=retry_failed, dry_run=dry_run, reporter=reporter, pack=k)
+        if until_decided:
+            er, _ = runner.run_until_decided(experiment, overrides, results=results, executor=executor, jobs=jobs,
+                                             threads=threads, address=address, retry_failed=retry_failed,
+                                             dry_run=dry_run, reporter=reporter, pack=k, on_look=looked)
+        else:
+            er = runner.run(experiment, overrides, results=results, executor=executor, jobs=jobs, threads=threads,
+                            address=address, retry_failed=retry_failed, dry_run=dry_run, reporter=reporter, pack=k)
     if dry_run:
         print_plan(er.plan)
         return
@@ -141,5 +157,5 @@ def compare(
         summary = ", ".join(f"{n} {s}" for s, n in sorted(er.outcome.finished.items()))
         skipped = f"; skipped {er.outcome.skipped}" if er.outcome.skipped else ""
         console.print(f"finished: {summary or 'nothing'}{skipped}")
-    render_comparison(er.exp_dir, er.run_ids)
+    render_comparison(er.exp_dir, None if until_decided else er.run_ids)
     console.print(f"results: {er.exp_dir}  (runs.csv: one row per run)")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from grucli.commands.common import ProgressReporter, at_least_one, clean_errors, console, device_overrides, fmt, PACK_HELP
 from grucli.errors import GrucliError
+from grucli.numbers import interval
 
 
 def _plan(tr, pack: int | None = 1, jobs: int | None = None) -> None:
@@ -45,13 +46,12 @@ def render_tuned(exp_dir: Path) -> None:
     keys = [c for c in comp.columns if c.startswith("best.")]
     table = Table(title=f"tuned comparison, {t.manifest['name']}: each arm at its best", title_justify="left")
     for col in ("arm", "trials", "pruned", "failed", f"best val {t.select}",
-                *[k.removeprefix("best.").split(".")[-1] for k in keys], "params", f"test {t.metric} ± 95% CI", "n"):
+                *[k.removeprefix("best.").split(".")[-1] for k in keys], "params", f"test {t.metric} [95% CI]", "n"):
         table.add_column(col, justify="left" if col == "arm" else "right")
     for r in comp.to_dict("records"):
-        ci = "" if r["test_ci95"] is None or r["test_ci95"] != r["test_ci95"] else f" ± {fmt(r['test_ci95'], 2)}"
         table.add_row(analysis.short_label(r["arm"]), str(r["trials"]), str(r["pruned"]), str(r["failed"] + r["diverged"]),
                       fmt(r["best_val"]), *[fmt(r[k], 3) for k in keys], fmt(r["params"]),
-                      f"{fmt(r['test_mean'])}{ci}" if r["final_n"] else "-", str(r["final_n"]))
+                      interval(r["test_centre"], r["test_lo"], r["test_hi"]) if r["final_n"] else "-", str(r["final_n"]))
     console.print(table)
     console.print(f"[bold]Answer[/], at an equal budget of {escape(analysis.budget_text(t))}:")
     for line in analysis.answer(t):

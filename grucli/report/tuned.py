@@ -18,6 +18,8 @@ import pandas as pd
 
 from grucli.cells import CELLS, colour, marker
 from grucli.report.plots import STYLE, Drawn, _legend, _new, _plain_log
+from grucli.numbers import interval
+from grucli.report.compose import verdict_text
 from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
 from grucli.tune import analysis
 from grucli.tune.analysis import Tuned
@@ -170,17 +172,20 @@ def blocks(t: Tuned, frames: dict[str, pd.DataFrame], figures: list[Drawn], num,
             "best trial": comp["best_trial"].map(num), f"best validation {t.select}": comp["best_val"].map(num),
             **{k.removeprefix("best."): comp[k].map(num) for k in keys},
             "params": comp["params"].map(num),
-            f"test {t.metric}, final seeds (mean ± 95% CI)": [pm(m, c) for m, c in zip(comp["test_mean"], comp["test_ci95"])],
+            f"test {t.metric}, final seeds ({'geometric mean' if (comp['scale'] == 'log').all() else 'mean'} [95% CI])":
+                [interval(m, lo, hi) for m, lo, hi in zip(comp["test_centre"], comp["test_lo"], comp["test_hi"])],
+            "best trivial baseline": [f"{b} ({num(v)})" if isinstance(b, str) else "–"
+                                      for b, v in zip(comp["baseline"], comp["baseline_value"])],
             "n": comp["final_n"], "still improving": comp["still_improving"].astype(str) + "/" + comp["final_n"].astype(str)})
         out.append(Table(display, "the winning configuration of each arm side by side, and its final seeds"))
     if len(h2h):
+        fam = int(h2h.loc[h2h["family"] == "metric", "family_size"].max()) if (h2h["family"] == "metric").any() else 0
         out.append(Table(pd.DataFrame({
-            "a vs b": h2h["a"] + " vs " + h2h["b"], "mean a": h2h["mean_a"].map(num), "mean b": h2h["mean_b"].map(num),
-            "a − b [95% CI]": [f"{num(d)} [{num(lo)}, {num(hi)}]" if lo is not None and lo == lo else num(d)
-                               for d, lo, hi in zip(h2h["diff"], h2h["diff_lo"], h2h["diff_hi"])],
-            "Welch p": h2h["p_welch"].map(p_value), "Holm p": h2h["p_holm"].map(p_value),
-            "Hedges g": h2h["hedges_g"].map(lambda g: "–" if g is None or g != g else f"{g:+.2f}"),
-            "verdict": h2h["verdict"]}), f"final seeds, test {t.metric}; Holm over the {len(h2h)} pair(s)"))
+            "a vs b": h2h["a"] + " vs " + h2h["b"], "a": h2h["centre_a"].map(num), "b": h2h["centre_b"].map(num),
+            "effect [95% CI]": [f"{e} {interval(v, lo, hi)}" for e, v, lo, hi in zip(h2h["effect"], h2h["value"], h2h["lo"], h2h["hi"])],
+            "Holm p (difference)": h2h["p_holm"].map(p_value), "Holm p (equivalence)": h2h["p_equiv_holm"].map(p_value),
+            "verdict": [verdict_text(r) for r in h2h.itertuples()]}).fillna("–"),
+            f"final seeds, test {t.metric}; Holm over the {fam} pair(s) of arms, and apart over the arms against the baseline"))
     if len(imp):
         out.append(Table(pd.DataFrame({"arm": imp["arm"], "hyperparameter": imp["param"],
                                        "importance": imp["importance"].map(num),

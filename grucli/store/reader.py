@@ -89,7 +89,7 @@ def collect(paths: list[Path], histories: bool = True) -> Collection:
                     col.histories[_key(row)] = hist
             rows.append(row)
         col.notes.extend(_timing_notes(info["name"], older))
-    runs = pd.DataFrame([_flatten(r) for r in rows])
+    runs = pd.DataFrame([flatten(r) for r in rows])
     dup = runs.duplicated("run_id", keep="first") & runs["state"].eq(OK) if not runs.empty else []
     if len(runs) and dup.any():
         col.notes.append(f"{int(dup.sum())} run(s) appear in more than one folder (same run id): counted once")
@@ -236,13 +236,13 @@ def _read_history(run_dir: Path, experiment: str, notes: list[str]) -> pd.DataFr
     return hist
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
     """{"test": {"mse": 1}} -> {"test.mse": 1}; lists become tuples so they can be grouped."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and k not in ("baseline_value", "seasonal_baseline_value"):
-            out.update(_flatten(v, f"{key}."))
+            out.update(flatten(v, f"{key}."))
         else:
             out[key] = tuple(v) if isinstance(v, list) else v
     return out

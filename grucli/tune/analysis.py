@@ -5,8 +5,8 @@ arm's completed trials, so tune.db is never needed to re-plot.
 
     comparison(t)     per arm: trials done / pruned / failed, best validation value and
                       its configuration, test metric of the final seeds (mean, 95% CI)
-    head_to_head(t)   every pair of arms on the final seeds: Welch, Holm-adjusted over the
-                      pairs, a verdict worded at the tuning budget
+    head_to_head(t)   every pair of arms on the final seeds, and each arm against the best
+                      trivial baseline, judged as compare judges a setting (grucli.verdicts)
     best_so_far(t)    per arm, the best validation value after each counted trial
     importance(t)     per arm and searched key: fANOVA importance, its spread over
                       bootstrap resamples of the trials
@@ -22,8 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from grucli import stats
+from grucli import metrics, stats, tables, verdicts
+from grucli.declared import DEFAULT as DEFAULT_SPEC
+from grucli.declared import VerdictSpec
 from grucli.errors import GrucliError
+from grucli.numbers import num
+from grucli.tables import TaskView
 
 MANIFEST, TRIALS = "tune.json", "trials.csv"
 COUNTED = ("ok", "pruned", "diverged", "failed")
@@ -53,6 +57,14 @@ class Tuned:
     @property
     def select_goal(self) -> str:
         return self.manifest.get("select_goal") or self.goal
+
+    @property
+    def declared(self) -> VerdictSpec:
+        """The experiment's verdict section as tune recorded it (the defaults for older studies)."""
+        try:
+            return VerdictSpec(**self.manifest["verdict"]) if isinstance(self.manifest.get("verdict"), dict) else DEFAULT_SPEC
+        except ValueError:
+            return DEFAULT_SPEC
 
     @property
     def arms(self) -> list[dict]:
@@ -102,14 +114,31 @@ def budget_text(t: Tuned) -> str:
             f"{t.select}, tested on {seeds} fresh seed{'s' * (seeds != 1)}")
 
 
+def view_of(t: Tuned) -> TaskView:
+    """The final runs of every arm as one task view whose "cells" are the arms (short
+    labels), so the tuned verdicts are judged exactly as compare's: on the metric's scale,
+    Holm over the pairs of arms, the baselines first (grucli.verdicts)."""
+    parts = []
+    for arm in t.arms:
+        f = t.finals(arm)
+        if len(f):
+            parts.append(f.assign(cell=short_label(arm["label"])))
+    runs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["cell", "seed", "value", "state"])
+    task = str(runs["task"].dropna().iloc[0]) if "task" in runs and runs["task"].notna().any() else t.manifest["name"]
+    return TaskView(task, t.metric, t.goal, None, [], runs, t.select, t.declared, False)
+
+
 def comparison(t: Tuned) -> pd.DataFrame:
+    scale = metrics.scale_of(t.metric)
+    view = view_of(t)
+    base = verdicts.best_baseline(view, view.runs) if len(view.runs) else None
     rows = []
     for arm in t.arms:
         trials = t.trials[t.trials["arm"] == arm["label"]] if len(t.trials) else t.trials
         states = trials["state"].value_counts().to_dict() if len(trials) else {}
         finals = t.finals(arm)
         test = finals.get(f"test.{t.metric}", pd.Series(dtype=float)) if len(finals) else pd.Series(dtype=float)
-        d = stats.describe(test.tolist())
+        e = stats.estimate(test.tolist(), scale)
         best = arm.get("best") or {}
         improving = int(finals["still_improving"].fillna(False).astype(bool).sum()) if "still_improving" in finals else 0
         plateau = int((finals["left_baseline"] == False).sum()) if "left_baseline" in finals else 0  # noqa: E712
@@ -117,26 +146,22 @@ def comparison(t: Tuned) -> pd.DataFrame:
                      "pruned": states.get("pruned", 0), "diverged": states.get("diverged", 0),
                      "failed": states.get("failed", 0), "best_trial": best.get("trial"),
                      "best_val": best.get("value"), **{f"best.{k}": v for k, v in (best.get("params") or {}).items()},
-                     "params": _first(finals, "params"), "final_n": d.n, "test_mean": d.mean, "test_ci95": d.ci,
+                     "params": _first(finals, "params"), "final_n": e.n, "scale": scale.name, "test_centre": e.centre,
+                     "test_lo": e.lo, "test_hi": e.hi,
+                     "baseline": None if base is None else base[1], "baseline_value": None if base is None else base[2],
                      "epochs": _mean(finals, "timing.epochs"), "train_time_s": _mean(finals, "timing.train_time_s"),
                      "still_improving": improving, "at_baseline": plateau})
     return pd.DataFrame(rows)
 
 
 def head_to_head(t: Tuned) -> pd.DataFrame:
-    """Every pair of arms on their final seeds' test metric, Holm-adjusted over the pairs."""
-    rows = []
-    for a, b in itertools.combinations(t.arms, 2):
-        fa, fb = t.finals(a), t.finals(b)
-        col = f"test.{t.metric}"
-        c = stats.compare(fa[col].tolist() if col in fa else [], fb[col].tolist() if col in fb else [])
-        rows.append({"a": a["label"], "b": b["label"], "n_a": c.n_a, "n_b": c.n_b, "mean_a": c.mean_a,
-                     "mean_b": c.mean_b, "diff": c.diff, "diff_lo": c.diff_lo, "diff_hi": c.diff_hi,
-                     "p_welch": c.p_welch, "hedges_g": c.hedges_g, "_c": c})
-    adjusted = stats.holm([r["p_welch"] for r in rows])
-    for r, p in zip(rows, adjusted):
-        r["p_holm"] = p
-        r["verdict"] = stats.verdict(r.pop("_c"), short_label(r["a"]), short_label(r["b"]), t.goal, p=p)
+    """Every pair of arms on their final seeds' test metric (one family: Holm over the
+    pairs), and each arm against the best trivial baseline."""
+    view = view_of(t)
+    if view.runs.empty:
+        return pd.DataFrame()
+    look = verdicts.judge(view, view.runs[view.runs["state"] == "ok"])
+    rows = [{**r, "family": "metric"} for r in look.rows] + [{**r, "family": "baseline"} for r in look.baseline]
     return pd.DataFrame(rows)
 
 
@@ -147,21 +172,19 @@ def short_label(label: str) -> str:
 
 
 def answer(t: Tuned) -> list[str]:
-    """The verdict lines, to be read under budget_text(t): the budget they were reached at."""
-    comp, h2h = comparison(t), head_to_head(t)
+    """The verdict lines, to be read under budget_text(t): the budget they were reached at.
+    The same words as compare's Answer (grucli.verdicts), the baseline first."""
+    comp = comparison(t)
     if comp.empty or comp["final_n"].max() == 0:
         return ["no final runs yet: nothing to compare"]
-    done = comp[comp["final_n"] > 0]
-    pick = done.loc[done["test_mean"].idxmin() if t.goal == "min" else done["test_mean"].idxmax()]
-    lines = [f"best mean: {short_label(pick['arm'])} (test {t.metric} {_pm(pick['test_mean'], pick['test_ci95'])} over "
-             f"{int(pick['final_n'])} seeds, best validation {_num(pick['best_val'])})"]
-    for r in h2h.itertuples():
-        lines.append(f"{short_label(r.a)} vs {short_label(r.b)}: {r.verdict} (Welch p {_p(r.p_welch)}, Holm-adjusted "
-                     f"{_p(r.p_holm)} over {len(h2h)} pairs)")
+    view = view_of(t)
+    h2h = verdicts.head_to_head(view)
+    summary = tables.summary_table(view)
+    lines = [line.removeprefix(f"{view.task}: ") for line in verdicts.answers(view, summary, h2h)]
+    lines = [f"{line.split(' -- at ')[0]}, best validation of each arm's trials: "
+             + ", ".join(f"{short_label(r.arm)} {num(r.best_val)}" for r in comp.itertuples()) if i == 0 else line
+             for i, line in enumerate(lines)]
     for r in comp.itertuples():
-        if r.still_improving:
-            lines.append(f"{short_label(r.arm)}: {r.still_improving} of {r.final_n} final runs still improving when training "
-                         "stopped: more epochs may change this verdict")
         if r.at_baseline:
             pruning = t.manifest["budget"]["pruner"] != "none"
             lines.append(f"{short_label(r.arm)}: {r.at_baseline} of {r.final_n} final runs never left the trivial "
@@ -275,22 +298,6 @@ def _first(df: pd.DataFrame, col: str):
 
 def _mean(df: pd.DataFrame, col: str):
     return float(df[col].mean()) if col in df and df[col].notna().any() else None
-
-
-def _num(v) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "–"
-    return f"{float(v):.3g}"
-
-
-def _p(v) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "–"
-    return "< 0.001" if float(v) < 0.001 else f"{float(v):.3f}"
-
-
-def _pm(mean, ci) -> str:
-    return _num(mean) if ci is None or ci != ci else f"{_num(mean)} ± {float(ci):.2g}"
 
 
 __all__ = ["Tuned", "load", "is_tuned", "budget_text", "comparison", "head_to_head", "answer", "best_so_far",

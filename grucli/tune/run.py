@@ -204,6 +204,7 @@ def manifest(tr: TuneRun) -> dict:
     return {
         "schema": SCHEMA, "name": tr.experiment.name, "source": tr.experiment.source, "metric": tr.metric,
         "goal": tr.goal, "selected_on": tr.select, "select_goal": tr.select_goal,
+        "verdict": tr.experiment.verdict.model_dump(mode="json"),  # declared before the data: the margins
         "budget": {"trials": s.trials, "sampler": s.sampler, "pruner": s.pruner,
                    "warmup_epochs": s.warmup(cfg0.train.epochs) if cfg0 else None,
                    "epochs": cfg0.train.epochs if cfg0 else None, "max_steps": cfg0.train.max_steps if cfg0 else None,

@@ -1,0 +1,64 @@
+"""compare --until-decided: seeds added look by look to undecided settings only, resumable,
+and the Answer says at which look each setting stopped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from grucli import tables, verdicts
+from grucli.cli import app
+from grucli.store import reader
+
+runner = CliRunner()
+
+EXP = """
+name: seq
+task: {name: adding, seq_len: 8, n_train: 64, n_val: 32, n_test: 32}
+model: {cell: gru, hidden_size: 6}
+train: {epochs: 1, max_steps: 2, batch_size: 16, lr: 1.0e-2}
+grid:
+  model.cell: [rnn, gru]
+  task.seq_len: [6, 8]
+seeds: 2
+verdict: {looks: [2, 3]}
+"""
+
+
+def test_until_decided_adds_seeds_only_to_undecided_settings_and_says_where_it_stopped(tmp_path):
+    path = tmp_path / "seq.yaml"
+    path.write_text(EXP)
+    res = tmp_path / "results"
+    out = runner.invoke(app, ["compare", str(path), "--results", str(res), "--until-decided", "--jobs", "1"])
+    assert out.exit_code == 0, out.output
+    assert "look 1 (2 seeds per cell" in out.output
+    exp_dir = res / "seq"
+    info = json.loads((exp_dir / "experiment.json").read_text())
+    assert info["until_decided"] is True and info["verdict"]["looks"] == [2, 3]
+    runs = reader.collect([exp_dir], histories=False).runs
+    per_setting = runs.groupby(["config.task.seq_len", "cell"]).size()
+    assert set(per_setting) <= {2, 3}  # the first look's seeds everywhere, the second's only where undecided
+    col = reader.collect([exp_dir], histories=False)
+    (view,) = tables.task_views(col.runs, col.experiments)
+    assert view.sequential and view.declared.looks == [2, 3]
+    lines = [line for line in verdicts.answers(view, tables.summary_table(view), verdicts.head_to_head(view))
+             if line.startswith("adding, task.seq_len=")]
+    assert len(lines) == 2
+    for line in lines:
+        seq_len = int(line.split("task.seq_len=")[1].split(":")[0])
+        n = int(per_setting.loc[(seq_len, "gru")])
+        assert f"at look {1 if n == 2 else 2} of 2 ({n} seeds per cell" in line, line
+        assert "Holm over 1 comparison" in line
+    # resumable: the same command trains nothing more
+    again = runner.invoke(app, ["compare", str(path), "--results", str(res), "--until-decided", "--jobs", "1"])
+    assert again.exit_code == 0 and len(reader.collect([exp_dir], histories=False).runs) == len(runs)
+
+
+def test_a_bad_verdict_section_is_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(EXP.replace("verdict: {looks: [2, 3]}", "verdict: {looks: [3, 2], margn: 1.1}"))
+    out = runner.invoke(app, ["compare", str(path), "--results", str(tmp_path / "r")])
+    assert out.exit_code == 2 and len(out.output.strip().splitlines()) == 1, out.output
+    assert "verdict" in out.output and not (tmp_path / "r").exists()
