@@ -51,6 +51,22 @@ def _dir(src) -> Path:
 
 
 # --------------------------------------------------------------------------- helpers
+def _alpha(src) -> float:
+    """The level a claim's tests use: alpha, or Pocock's per-look level where the seeds were
+    added look by look (`grucli claims --until-decided` records it in experiment.json)."""
+    import json
+
+    from grucli import power
+    from grucli.declared import VerdictSpec
+
+    try:
+        info = json.loads((_dir(src) / "experiment.json").read_text())
+        spec = VerdictSpec(**info.get("verdict") or {})
+    except (OSError, ValueError):
+        return stats.ALPHA
+    return power.pocock_alpha(tuple(spec.looks), spec.alpha) if info.get("until_decided") else spec.alpha
+
+
 def _runs(src) -> pd.DataFrame:
     from grucli.store.reader import collect
 
@@ -266,7 +282,7 @@ def long_range(dirs: list, cells: tuple[str, ...]) -> Evidence:
     for (setting, va, vb, _, g), p in zip(pairs, adjusted):
         if setting[T] != df[df["task"] == setting["task"]][T].max():
             continue  # the claim is about the longest dependencies; shorter T are in the figure
-        findings.append(better(va, vb, goal[setting["task"]], a, b, scale=_scale(g), p_adjusted=p,
+        findings.append(better(va, vb, goal[setting["task"]], a, b, scale=_scale(g), p_adjusted=p, alpha=_alpha(dirs[0]),
                                still_improving=_improving(g), label=f"{setting['task']}, T = {setting[T]}"))
     tasks = sorted(df["task"].unique())
     fig, axes = _axes(len(tasks))
@@ -288,7 +304,8 @@ def data_efficiency(dirs: list, cells: tuple[str, ...]) -> Evidence:
     adjusted = stats.holm([p for *_, p, _ in pairs])
     goal = df["goal"].iloc[0]
     smallest = sorted(df[N].unique())[:2]
-    findings = [better(va, vb, goal, a, b, scale=_scale(g), p_adjusted=p, still_improving=_improving(g),
+    findings = [better(va, vb, goal, a, b, scale=_scale(g), p_adjusted=p, alpha=_alpha(dirs[0]),
+                       still_improving=_improving(g),
                        label=f"{s['task']}, n_train = {s[N]}")
                 for (s, va, vb, _, g), p in zip(pairs, adjusted) if s[N] in smallest]
     fig, (ax,) = _axes()
@@ -426,7 +443,8 @@ def counting(dirs: list, cells: tuple[str, ...]) -> Evidence:
     cfg = df.iloc[0]
     label = f"trained n <= {int(cfg['config.task.max_n_train'])}, tested {int(cfg['config.task.max_n_train'])} < n <= " \
             f"{int(cfg['config.task.max_n_test'])}"
-    finding = better(va, vb, "max", a, b, scale=_scale(df), still_improving=_improving(df), label=label)
+    finding = better(va, vb, "max", a, b, scale=_scale(df), alpha=_alpha(dirs[0]), still_improving=_improving(df),
+                     label=label)
     fig, (ax,) = _axes()
     for i, c in enumerate(order_cells(df["cell"].unique())):
         v = df.loc[df["cell"] == c, "value"].to_numpy()
@@ -450,7 +468,7 @@ def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
     value = {c: df.loc[df["cell"] == c, "value"].tolist() for c in cells}
     others = [c for c in rest if value[c]]
     ps = stats.holm([stats.effect(value[a], value[c], _scale(df)).p_diff for c in others])
-    findings = [better(value[a], value[c], "min", a, c, scale=_scale(df), p_adjusted=p,
+    findings = [better(value[a], value[c], "min", a, c, scale=_scale(df), p_adjusted=p, alpha=_alpha(dirs[0]),
                        still_improving=_improving(df[df["cell"].isin([a, c])]), label=f"{a} vs {c}", unit=" nats")
                 for c, p in zip(others, ps)]
     fig, (ax,) = _axes()

@@ -93,8 +93,10 @@ def _bench_quick(claim: Claim, quick: bool) -> dict:
 
 def run_experiment(claim: Claim, path: Path, results: Path, *, quick: bool, executor: str = "local",
                    jobs: int | None = None, threads: int | None = None, reporter=None, on_round=None,
-                   pack: int | None = None) -> Path:
-    """Train / tune / time what is missing of one experiment; returns its results folder."""
+                   pack: int | None = None, until_decided: bool = False) -> Path:
+    """Train / tune / time what is missing of one experiment; returns its results folder.
+    `until_decided`: a plain grid adds seeds look by look to its undecided settings
+    (grucli.experiment.run_until_decided); studies and benches run as they are."""
     kind = kind_of(path)
     if kind == "bench":
         return _bench(claim, path, results, quick, on_round)
@@ -105,6 +107,10 @@ def run_experiment(claim: Claim, path: Path, results: Path, *, quick: bool, exec
                           threads=threads, reporter=reporter, pack=pack).exp_dir
     from grucli import experiment
 
+    if until_decided:
+        er, _ = experiment.run_until_decided(path, overrides(claim, kind, quick, path), results=results,
+                                             executor=executor, jobs=jobs, threads=threads, reporter=reporter, pack=pack)
+        return er.exp_dir
     return experiment.run(path, overrides(claim, kind, quick, path), results=results, executor=executor, jobs=jobs,
                           threads=threads, reporter=reporter, pack=pack).exp_dir
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from grucli import stats
+import math
+
+from grucli import power, stats
 from grucli.metrics import RAW, Scale
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -56,8 +58,23 @@ def better(a: Sequence[float], b: Sequence[float], goal: str, name_a: str, name_
         return Finding(label, INCONCLUSIVE, text + f"; {still_improving} run(s) still improving when the budget "
                                                    "ended: this measures the budget")
     if p >= alpha:
-        return Finding(label, INCONCLUSIVE, text + f"; not significant at {alpha:g}")
+        return Finding(label, INCONCLUSIVE, text + f"; not significant at {alpha:.3g}" + _seeds_to_decide(e, scale, alpha))
     return Finding(label, SUPPORTED if e.favours_a(goal) else NOT_SUPPORTED, text)
+
+
+def _seeds_to_decide(e: stats.Effect, scale: Scale, alpha: float) -> str:
+    """`; about 9 seeds per cell would decide it` (power 0.8 at the scale's margin,
+    grucli.power), or nothing when it cannot be said."""
+    if scale.margin is None or e.sd is None:
+        return ""
+    delta = math.log(scale.margin) if scale.ratio else scale.margin
+    n = power.seeds_needed(e.sd, e.n_a + e.n_b - 2, delta, alpha)
+    if n is None:
+        return ""
+    if n > power.MAX_SEEDS:
+        return f"; more than {power.MAX_SEEDS:,} seeds per cell would decide it"
+    return (f"; about {n} seeds per cell would decide it (power 0.8 at {scale.margin_text(scale.margin)}, "
+            "`--until-decided` adds them)")
 
 
 def comparable(a: Sequence[float], b: Sequence[float], name_a: str, name_b: str, *, scale: Scale = RAW,

@@ -48,6 +48,9 @@ def claims(
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default 1)."),
     results: Path = typer.Option(Path("results"), "--results", "-o", help="Results root folder."),
     root: Path = typer.Option(Path("experiments/claims"), "--experiments", help="Folder of the claims' experiment files."),
+    until_decided: bool = typer.Option(False, "--until-decided", help=(
+        "Grid claims add seeds to undecided settings at the looks their verdict: section plans (default 4, 6, 9, "
+        "12 seeds per cell), judged at Pocock's per-look level; studies and benches run as they are.")),
 ) -> None:
     """Run each claim's experiments (what is missing: resumable, like compare and tune),
     judge each claim at its budget and write results/claims/claims.md (figures, CSVs).
@@ -56,6 +59,7 @@ def claims(
 
     \b
         grucli claims --quick          # every claim at a tiny scale, minutes
+        grucli claims long_range --until-decided   # seeds until its verdict is decided (or the cap)
         grucli claims memory speed     # two claims at full scale
         grucli claims --read           # the page from what is already measured
     """
@@ -76,7 +80,7 @@ def claims(
             for p in c.paths(root):
                 console.print(f"[bold]claim {i}/{len(chosen)}[/] {c.id}: {escape(str(p))}"
                               f"{' (quick)' if quick else ''}")
-                _run_one(claims_run, c, p, results, quick, jobs, threads)
+                _run_one(claims_run, c, p, results, quick, jobs, threads, until_decided)
     from grucli.claims import CLAIMS
 
     # the page covers every claim: those not run (now or before) say so and give their command
@@ -96,7 +100,8 @@ def claims(
     console.print(f"page: {out}  (claims.csv: one row per finding; figures/, data/)")
 
 
-def _run_one(claims_run, claim, path: Path, results: Path, quick: bool, jobs, threads) -> None:
+def _run_one(claims_run, claim, path: Path, results: Path, quick: bool, jobs, threads,
+             until_decided: bool = False) -> None:
     if claims_run.kind_of(path) == "bench":
         from rich.progress import Progress
 
@@ -106,4 +111,5 @@ def _run_one(claims_run, claim, path: Path, results: Path, quick: bool, jobs, th
                                       on_round=lambda d, t: progress.update(task, completed=d, total=t))
         return
     with ProgressReporter() as reporter:
-        claims_run.run_experiment(claim, path, results, quick=quick, jobs=jobs, threads=threads, reporter=reporter)
+        claims_run.run_experiment(claim, path, results, quick=quick, jobs=jobs, threads=threads, reporter=reporter,
+                                  until_decided=until_decided)
