@@ -89,7 +89,7 @@ TaskUnion = _task_union()
 EXECUTION_KEYS = {("train", "device"), ("train", "threads"), ("task", "path")}
 # Keys added after run ids were first issued, with their defaults: left out of the id while
 # at the default, so a results folder made before they existed keeps its run ids.
-LATER_KEYS = {("model", "attention"): "none", ("model", "beam"): 1}
+LATER_KEYS = {("model", "attention"): "none", ("model", "beam"): 1, ("task", "missing"): "error"}
 
 
 class RunConfig(Strict):

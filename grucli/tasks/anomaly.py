@@ -26,7 +26,8 @@ from grucli.errors import DataError
 from grucli.objectives import AnomalyForecast, anomaly_scores
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.cache import disk_cached
-from grucli.tasks.sources import UserFileConfig, check_name, column, numeric, package_file, read_csv
+from grucli.tasks.sources import (Missing, UserFileConfig, apply_missing, check_name, column, numeric,
+                                  package_file, read_csv)
 
 # name -> (files inside the aeon package: normal part first, then the part to test; value
 # column; label column; what it is). The normal part is the whole first file.
@@ -65,6 +66,9 @@ class CsvAnomalyConfig(AnomalyWindows, UserFileConfig):
     column: str = "value"  # the series
     label: str = "label"  # 0/1, 1 = anomalous point
     normal_frac: float = Field(0.3, gt=0, lt=1)  # the first share of rows trains the forecaster (labelled 1s there are skipped)
+    # a row with an empty value or label: stop with a line naming it (error), or leave the row
+    # out and say how many (drop_row; the rows around it become neighbours)
+    missing: Missing = "error"
 
 
 
@@ -140,12 +144,18 @@ def build_csv_anomaly(cfg: CsvAnomalyConfig) -> TaskData:
     df = read_csv(cfg.path)
     values = numeric(column(df, cfg.column, cfg.path, "column"), f"column {cfg.column!r}", cfg.path, "column")
     labels = numeric(column(df, cfg.label, cfg.path, "label"), f"column {cfg.label!r}", cfg.path, "label")
+    problems = {int(r): ("label", f"the label (column {cfg.label!r}) is empty") for r in np.flatnonzero(np.isnan(labels))}
+    problems.update({int(r): ("column", f"the value (column {cfg.column!r}) is empty")
+                     for r in np.flatnonzero(np.isnan(values))})
+    notes: list[str] = []
+    keep = apply_missing(problems, len(df), cfg.missing, cfg.path, notes)
+    values, labels = values[keep], labels[keep]
     bad = ~np.isin(labels, [0, 1])
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{cfg.path}: label column {cfg.label!r}: expected 0 or 1, got {labels[row]:g} in data row "
-                        f"{row + 1}", key="label")
-    return anomaly_windows(values, labels, int(len(values) * cfg.normal_frac), cfg, cfg.path, {})
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{cfg.path}: label column {cfg.label!r}: expected 0 or 1, got {labels[i]:g} in data row "
+                        f"{int(keep[i]) + 1}", key="label")
+    return anomaly_windows(values, labels, int(len(values) * cfg.normal_frac), cfg, cfg.path, {"notes": notes})
 
 
 ANOMALY = Task("anomaly", AnomalyConfig, build_anomaly, "real",

@@ -1,0 +1,183 @@
+"""Your own data, bad and good: every bad CSV gives one line naming the file, the row and the
+column, exit code 2 and nothing under results/; the `missing:` policy; the notes that say what
+the preparation did (rows left out, gaps filled)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from grucli.cli import app
+
+runner = CliRunner()
+TRAIN = {"epochs": 1, "batch_size": 16, "max_steps": 2, "threads": 1}
+MODEL = {"cell": "gru", "hidden_size": 4}
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(cache_in_tmp):
+    """Every test gets its own empty disk cache."""
+
+
+def rows(n: int = 40, steps: int = 5, seed: int = 0) -> pd.DataFrame:
+    """n labelled sequences (classes a/b alternate), `steps` numeric columns s0..; text cells."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.normal(size=(n, steps)).round(3).astype(str), columns=[f"s{i}" for i in range(steps)])
+    df["label"] = ["a" if i % 2 else "b" for i in range(n)]
+    return df
+
+
+def series(n: int = 120) -> pd.DataFrame:
+    t = np.arange(n)
+    return pd.DataFrame({"t": t, "y": np.sin(t / 3).round(4).astype(str), "label": (t == 100).astype(int)})
+
+
+def run(tmp_path, task: dict, files: dict[str, pd.DataFrame | str], command: str = "train"):
+    for name, content in files.items():
+        if isinstance(content, str):
+            (tmp_path / name).write_text(content)
+        else:
+            content.to_csv(tmp_path / name, index=False)
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump({"name": "own", "task": task, "model": MODEL, "train": TRAIN}))
+    results = tmp_path / "results"
+    res = runner.invoke(app, [command, str(exp), "--results", str(results)])
+    return res, exp, results
+
+
+def one_error_line(res, exp, results) -> str:
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1, res.output
+    assert lines[0].startswith(f"error: {exp}: task."), lines[0]
+    assert not results.exists()
+    return lines[0]
+
+
+def _with(df: pd.DataFrame, row: int, col: str, value) -> pd.DataFrame:
+    df = df.copy()
+    df.loc[row, col] = value
+    return df
+
+
+BAD = {  # name -> (task, file contents, what the line must say)
+    "missing label": ({"name": "csv_classify", "path": "d.csv", "label": "label"},
+                      lambda: _with(rows(), 6, "label", ""),
+                      ["task.label: ", "d.csv: data row 7: the label (column 'label') is empty", "missing: drop_row"]),
+    "blank cell inside a sequence": ({"name": "csv_classify", "path": "d.csv", "label": "label"},
+                                     lambda: _with(rows(), 3, "s2", ""),
+                                     ["data row 4: column 's2' is empty inside the sequence"]),
+    "non-numeric cell in a sequence": ({"name": "csv_classify", "path": "d.csv", "label": "label"},
+                                       lambda: _with(rows(), 11, "s1", "abc"),
+                                       ["column 's1': non-numeric value 'abc' in data row 12"]),
+    "class with one example": ({"name": "csv_classify", "path": "d.csv", "label": "label"},
+                               lambda: _with(rows(), 9, "label", "c"),
+                               ["task.label: ", "class 'c' has a single example (data row 10)", "at least 2"]),
+    "single class": ({"name": "csv_classify", "path": "d.csv", "label": "label"},
+                     lambda: rows().assign(label="a"), ["task.label: ", "has a single class ('a')"]),
+    "regression label": ({"name": "csv_classify", "path": "d.csv", "label": "label"},
+                         lambda: rows(500).assign(label=[f"{0.1 * i:.1f}" for i in range(500)]),
+                         ["task.label: ", "500 distinct numbers in 500 rows", "regression"]),
+    "empty file": ({"name": "csv_classify", "path": "d.csv", "label": "label"}, lambda: "",
+                   ["task.path: ", "d.csv: the file is empty"]),
+    "header only": ({"name": "csv_classify", "path": "d.csv", "label": "label"}, lambda: "s0,s1,label\n",
+                    ["task.path: ", "a header line (columns: s0, s1, label) but no data rows"]),
+    "label case mismatch": ({"name": "csv_classify", "path": "d.csv", "label": "Label"}, lambda: rows(),
+                            ["task.label: ", "no column 'Label' (did you mean 'label'?)"]),
+    "text column misspelt": ({"name": "csv_classify", "path": "d.csv", "label": "label", "text": "bdy"},
+                             lambda: pd.DataFrame({"body": ["x y"] * 10, "label": ["a", "b"] * 5}),
+                             ["task.text: ", "no column 'bdy' (did you mean 'body'?)"]),
+    "columns list misspelt": ({"name": "csv_classify", "path": "d.csv", "label": "label", "columns": ["s0", "S1"]},
+                              lambda: rows(), ["task.columns: ", "no column 'S1' (did you mean 's1'?)"]),
+    "forecast column case": ({"name": "csv_forecast", "path": "d.csv", "column": "Y", "window": 5},
+                             lambda: series(), ["task.column: ", "no column 'Y' (did you mean 'y'?)"]),
+    "anomaly column": ({"name": "csv_anomaly", "path": "d.csv", "column": "vaule", "label": "label"},
+                       lambda: series().rename(columns={"y": "value"}), ["task.column: ", "(did you mean 'value'?)"]),
+    "anomaly label": ({"name": "csv_anomaly", "path": "d.csv", "column": "y", "label": "LABEL"},
+                      lambda: series(), ["task.label: ", "(did you mean 'label'?)"]),
+    "anomaly empty value": ({"name": "csv_anomaly", "path": "d.csv", "column": "y", "label": "label", "window": 4},
+                            lambda: _with(series(), 30, "y", ""),
+                            ["task.column: ", "data row 31: the value (column 'y') is empty"]),
+    "translate source": ({"name": "csv_translate", "path": "d.csv", "source": "EN", "target": "fr"},
+                         lambda: pd.DataFrame({"en": ["a b"] * 10, "fr": ["c d"] * 10}),
+                         ["task.source: ", "(did you mean 'en'?)"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_data_gives_one_line_naming_file_row_and_column(case, tmp_path):
+    task, content, expected = BAD[case]
+    res, exp, results = run(tmp_path, task, {"d.csv": content()})
+    line = one_error_line(res, exp, results)
+    for part in expected:
+        assert part in line, line
+
+
+def test_a_far_column_name_gets_a_bounded_list_not_every_column(tmp_path):
+    wide = pd.DataFrame(np.zeros((4, 362), dtype=int), columns=[f"feature_{i:03d}" for i in range(362)])
+    wide["label"] = ["a", "b", "a", "b"]
+    res, exp, results = run(tmp_path, {"name": "csv_classify", "path": "d.csv", "label": "kind"}, {"d.csv": wide})
+    line = one_error_line(res, exp, results)
+    assert "no column 'kind'; 363 columns, first: feature_000, feature_001" in line, line
+    assert "feature_100" not in line and len(line) < 400, line
+
+
+def test_missing_drop_row_leaves_rows_out_and_says_which(tmp_path):
+    df = _with(_with(rows(), 6, "label", ""), 3, "s2", "")
+    task = {"name": "csv_classify", "path": "d.csv", "label": "label", "missing": "drop_row"}
+    res, exp, results = run(tmp_path, task, {"d.csv": df})
+    assert res.exit_code == 0, res.output
+    assert "note: " in res.output and "left out 2 of 40 rows that miss a value (missing: drop_row): data rows 4, 7" \
+        in res.output, res.output
+    summary = next(results.glob("own/*/summary.json"))
+    assert summary.is_file()
+    from grucli.tasks import TASKS
+    from grucli.config import load_experiment
+    from grucli.grid import expand
+
+    data = TASKS["csv_classify"].build(expand(load_experiment(exp))[0].config.task)
+    assert sum(len(s) for s in (data.train, data.val, data.test)) == 38
+
+
+def test_trailing_empty_cells_still_end_a_shorter_sequence(tmp_path):
+    df = rows()
+    df.loc[df.label == "a", ["s3", "s4"]] = ""
+    res, exp, results = run(tmp_path, {"name": "csv_classify", "path": "d.csv", "label": "label"}, {"d.csv": df})
+    assert res.exit_code == 0, res.output
+    assert "left out" not in res.output
+
+
+def test_forecast_gaps_are_announced_when_filled(tmp_path):
+    df = _with(_with(series(), 20, "y", ""), 50, "y", "")
+    res, exp, results = run(tmp_path, {"name": "csv_forecast", "path": "d.csv", "column": "y", "window": 5},
+                            {"d.csv": df})
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.output.splitlines() if line.startswith("note: ")]
+    assert any("2 empty cell(s) (data rows 21, 51): `gaps: interpolate` fills them" in n for n in notes), res.output
+
+
+def test_anomaly_missing_drop_row(tmp_path):
+    df = _with(series(), 30, "y", "")
+    task = {"name": "csv_anomaly", "path": "d.csv", "column": "y", "label": "label", "window": 4, "missing": "drop_row"}
+    res, exp, results = run(tmp_path, task, {"d.csv": df})
+    assert res.exit_code == 0, res.output
+    assert "left out 1 of 120 rows that miss a value (missing: drop_row): data row 31" in res.output, res.output
+
+
+def test_the_missing_key_at_its_default_keeps_old_run_ids(tmp_path):
+    """Run ids of configs written before `missing` existed (computed with that code)."""
+    from grucli.config import load_experiment
+    from grucli.grid import expand
+
+    (tmp_path / "rows.csv").write_text("s0,s1,label\n1,2,a\n3,4,b\n5,6,a\n7,8,b\n")
+    (tmp_path / "series.csv").write_text("y,v,label\n" + "".join(f"{i},{i},{int(i == 5)}\n" for i in range(20)))
+    ids = {}
+    for t in [{"name": "csv_classify", "path": "rows.csv", "label": "label"},
+              {"name": "csv_forecast", "path": "series.csv", "column": "y"},
+              {"name": "csv_anomaly", "path": "series.csv", "column": "v", "label": "label"}]:
+        (tmp_path / "e.yaml").write_text(yaml.safe_dump({"name": "x", "task": t}))
+        ids[t["name"]] = expand(load_experiment(tmp_path / "e.yaml"))[0].run_id
+    assert ids == {"csv_classify": "a7833f01612f", "csv_forecast": "9ec3f56d1167", "csv_anomaly": "7e62ee47f2d4"}
