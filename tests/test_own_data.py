@@ -181,3 +181,28 @@ def test_the_missing_key_at_its_default_keeps_old_run_ids(tmp_path):
         (tmp_path / "e.yaml").write_text(yaml.safe_dump({"name": "x", "task": t}))
         ids[t["name"]] = expand(load_experiment(tmp_path / "e.yaml"))[0].run_id
     assert ids == {"csv_classify": "a7833f01612f", "csv_forecast": "9ec3f56d1167", "csv_anomaly": "7e62ee47f2d4"}
+
+
+# --------------------------------------------------------------------------- small splits
+def test_small_validation_and_test_splits_get_one_note_line(tmp_path):
+    res, exp, results = run(tmp_path, {"name": "csv_classify", "path": "d.csv", "label": "label"}, {"d.csv": rows(40)})
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.output.splitlines() if "validation holds" in line]
+    assert len(notes) == 1, res.output
+    assert notes[0].startswith("note: ") and "validation holds 4 sequences: early stopping" in notes[0]
+    assert "test holds 8 sequences (one is 0.12 of an accuracy): the intervals over seeds" in notes[0]
+
+
+def test_forecast_and_anomaly_count_windows_and_large_splits_get_no_note(tmp_path):
+    from grucli.tasks.anomaly import CsvAnomalyConfig, build_csv_anomaly
+    from grucli.tasks.user_files import CsvClassifyConfig, CsvForecastConfig, build_csv_classify, build_csv_forecast
+
+    rows(400).to_csv(tmp_path / "big.csv", index=False)
+    big = build_csv_classify.__wrapped__(CsvClassifyConfig(path=str(tmp_path / "big.csv"), label="label"))
+    assert len(big.val) >= 30 and len(big.test) >= 30 and big.info["notes"] == []
+    series(120).to_csv(tmp_path / "s.csv", index=False)
+    fc = build_csv_forecast.__wrapped__(CsvForecastConfig(path=str(tmp_path / "s.csv"), column="y", window=5))
+    assert len(fc.val) < 30
+    assert [n for n in fc.info["notes"] if f"validation holds {len(fc.val)} windows" in n and "accuracy" not in n]
+    an = build_csv_anomaly.__wrapped__(CsvAnomalyConfig(path=str(tmp_path / "s.csv"), column="y", window=4))
+    assert any(f"validation holds {len(an.val)} windows" in n for n in an.info["notes"])

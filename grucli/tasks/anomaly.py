@@ -27,7 +27,7 @@ from grucli.objectives import AnomalyForecast, anomaly_scores
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.cache import disk_cached
 from grucli.tasks.sources import (Missing, UserFileConfig, apply_missing, check_name, column, numeric,
-                                  package_file, read_csv)
+                                  package_file, read_csv, small_split_note)
 
 # name -> (files inside the aeon package: normal part first, then the part to test; value
 # column; label column; what it is). The normal part is the whole first file.
@@ -113,7 +113,9 @@ def anomaly_windows(values: np.ndarray, labels: np.ndarray, normal_until: int, c
         train, val, test, input_size=1, output_size=1, head="last", objective=AnomalyForecast(cfg.threshold_quantile),
         metric="pr_auc", goal="max", select="mse", select_goal="min",
         baseline={k: base[k] for k in ("pr_auc", "f1", "precision", "recall", "range_f1", "mse")},
-        info={**info, "seq_len": W, "source": source, "points": len(values), "normal_points": normal_until,
+        info={**info, "notes": [*info.get("notes", []), *small_split_note(source, len(val_targets), len(test_targets),
+                                                                          "windows", False)],
+              "seq_len": W, "source": source, "points": len(values), "normal_points": normal_until,
               "test_points": len(test_targets), "test_anomalous_points": n_anom,
               "baseline_rule": "squared error of the naive last-value forecast, same threshold rule"},
     )

@@ -17,7 +17,7 @@ from grucli.errors import DataError
 from grucli.objectives import Classification
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.cache import disk_cached
-from grucli.tasks.sources import package_file
+from grucli.tasks.sources import package_file, small_split_note
 from grucli.tasks.uea import stratified_carve
 from grucli.tasks.vocab import build_vocab, encode, tokenize
 
@@ -64,7 +64,8 @@ def text_classification(texts: list[str], labels: list[str], cfg: TextConfig, so
         tokens=True,
         info={"seq_len": int(train.x.shape[1]), "classes": k, "class_names": classes, "vocab_size": len(vocab),
               "vocab": vocab, "unit": cfg.unit, "sizes": {"train": len(train), "val": len(val), "test": len(test)},
-              "source": source, "baseline_rule": f"majority class of train ({classes[majority]})", **info},
+              "source": source, "baseline_rule": f"majority class of train ({classes[majority]})", **info,
+              "notes": [*info.get("notes", []), *small_split_note(source, len(val), len(test), "texts")]},
     )
 
 

@@ -194,3 +194,23 @@ def apply_missing(problems: dict[int, tuple[str, str]], n: int, policy: str, pat
                         "to leave such rows out", key=key)
     notes.append(f"{path}: left out {len(rows)} of {n} rows that miss a value (missing: drop_row): {rows_text(rows)}")
     return np.setdiff1d(np.arange(n), rows)
+
+
+SMALL_SPLIT = 30  # fewer validation or test examples than this get a note
+
+
+def small_split_note(source: str, val: int, test: int, unit: str = "sequences", accuracy: bool = True) -> list[str]:
+    """One line when validation or test holds fewer than SMALL_SPLIT examples, saying what
+    that does to early stopping and to the intervals; [] otherwise. `accuracy`: the test
+    metric counts examples (one of them is 1/test of it)."""
+    parts = []
+    if val < SMALL_SPLIT:
+        parts.append(f"validation holds {val} {unit}: early stopping and the best epoch are chosen on them, so "
+                     "they can follow noise")
+    if test < SMALL_SPLIT:
+        step = f" (one is {1 / max(test, 1):.2g} of an accuracy)" if accuracy else ""
+        parts.append(f"test holds {test} {unit}{step}: the intervals over seeds leave the noise of so small a test "
+                     "set out, so read small differences as ties")
+    if not parts:
+        return []
+    return [f"{source}: {'; '.join(parts)} (fewer than {SMALL_SPLIT}: more data or a larger share helps)"]

@@ -19,7 +19,7 @@ from grucli.errors import DataError
 from grucli.objectives import Classification
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.cache import disk_cached
-from grucli.tasks.sources import check_name, package_file
+from grucli.tasks.sources import check_name, package_file, small_split_note
 
 # name -> facts checked by the tests: (train, test, channels, classes, length)
 DATASETS = {
@@ -127,7 +127,8 @@ def sequence_classification(train_series: list[np.ndarray], train_labels: list[s
         metric="accuracy", goal="max", baseline={"accuracy": base["accuracy"], "macro_f1": base["macro_f1"]},
         info={"seq_len": max(lens), "min_len": min(lens), "classes": k, "class_names": list(classes),
               "channels": train.x.shape[-1], "sizes": {"train": len(train), "val": len(val), "test": len(test)},
-              "source": source, "baseline_rule": "majority class of train", **info},
+              "source": source, "baseline_rule": "majority class of train", **info,
+              "notes": [*info.get("notes", []), *small_split_note(source, len(val), len(test))]},
     )
 
 
