@@ -206,3 +206,80 @@ def test_forecast_and_anomaly_count_windows_and_large_splits_get_no_note(tmp_pat
     assert [n for n in fc.info["notes"] if f"validation holds {len(fc.val)} windows" in n and "accuracy" not in n]
     an = build_csv_anomaly.__wrapped__(CsvAnomalyConfig(path=str(tmp_path / "s.csv"), column="y", window=4))
     assert any(f"validation holds {len(an.val)} windows" in n for n in an.info["notes"])
+
+
+# --------------------------------------------------------------------------- official splits
+def _build(tmp_path, task: dict):
+    from grucli.config import load_experiment
+    from grucli.grid import expand
+    from grucli.tasks import TASKS
+
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({"name": "own", "task": task}))
+    run_ = expand(load_experiment(tmp_path / "exp.yaml"))[0]
+    return TASKS[task["name"]].build.__wrapped__(run_.config.task), run_
+
+
+def test_a_split_column_keeps_the_official_split_and_is_not_a_feature(tmp_path):
+    df = rows(60)
+    df["s0"] = [str(i) for i in range(60)]  # the row number, to find rows again after z-scoring
+    df["split"] = ["train"] * 36 + ["Val"] * 8 + ["test"] * 16
+    df.to_csv(tmp_path / "d.csv", index=False)
+    data, _ = _build(tmp_path, {"name": "csv_classify", "path": "d.csv", "label": "label", "split": "split"})
+    assert (len(data.train), len(data.val), len(data.test)) == (36, 8, 16)
+    assert data.input_size == 1 and data.train.x.shape[1] == 5  # s0..s4, the split column left out
+    # the test rows are rows 44..59: their s0 (first step) is the largest after scaling
+    assert float(data.test.x[:, 0, 0].min()) > float(data.train.x[:, 0, 0].max())
+    assert data.info["split"] == "official"
+    # no row says val: validation carved from train by val_frac
+    df["split"] = ["train"] * 44 + ["test"] * 16
+    df.to_csv(tmp_path / "d.csv", index=False)
+    data, _ = _build(tmp_path, {"name": "csv_classify", "path": "d.csv", "label": "label", "split": "split",
+                                "val_frac": 0.25})
+    assert len(data.test) == 16 and len(data.val) == 12 and len(data.train) == 32  # 6 of each class's 22
+    assert "carved from train" in data.info["split"]
+
+
+def test_a_separate_test_file_relative_to_the_experiment_and_in_the_run_id(tmp_path):
+    rows(40).to_csv(tmp_path / "train.csv", index=False)
+    rows(12, seed=1).to_csv(tmp_path / "test.csv", index=False)
+    task = {"name": "csv_classify", "path": "train.csv", "test_path": "test.csv", "label": "label"}
+    data, run_ = _build(tmp_path, task)
+    assert len(data.test) == 12 and len(data.train) + len(data.val) == 40
+    assert run_.config.task.test_path == str((tmp_path / "test.csv").resolve())
+    rows(12, seed=2).to_csv(tmp_path / "test.csv", index=False)
+    _, again = _build(tmp_path, task)
+    assert again.run_id != run_.run_id  # other test data, another run id
+
+
+def test_official_split_on_a_text_column(tmp_path):
+    df = pd.DataFrame({"body": ["good fine"] * 15 + ["bad awful"] * 15, "label": ["pos"] * 15 + ["neg"] * 15})
+    df["part"] = (["train"] * 10 + ["test"] * 5) * 2
+    df.to_csv(tmp_path / "d.csv", index=False)
+    data, _ = _build(tmp_path, {"name": "csv_classify", "path": "d.csv", "label": "label", "text": "body",
+                                "split": "part", "min_count": 1})
+    assert len(data.test) == 10 and len(data.train) + len(data.val) == 20 and len(data.val) >= 2
+
+
+SPLIT_ERRORS = {
+    "odd split value": ({"split": "split"}, lambda d: d.assign(split=["train"] * 30 + ["tset"] + ["test"] * 9),
+                        ["task.split: ", "data row 31: column 'split' says 'tset'; expected train, val or test"]),
+    "no test rows": ({"split": "split"}, lambda d: d.assign(split="train"),
+                     ["task.split: ", "the official split (column 'split') has no test rows"]),
+    "missing test file": ({"test_path": "nope.csv"}, lambda d: d, ["task.test_path: ", "nope.csv: file not found"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPLIT_ERRORS))
+def test_official_split_errors_are_one_line(case, tmp_path):
+    extra, make, expected = SPLIT_ERRORS[case]
+    task = {"name": "csv_classify", "path": "d.csv", "label": "label", **extra}
+    res, exp, results = run(tmp_path, task, {"d.csv": make(rows(40))})
+    line = one_error_line(res, exp, results)
+    for part in expected:
+        assert part in line, line
+
+
+def test_split_and_test_path_together_are_refused(tmp_path):
+    task = {"name": "csv_classify", "path": "d.csv", "label": "label", "split": "s", "test_path": "t.csv"}
+    res, exp, results = run(tmp_path, task, {"d.csv": rows(), "t.csv": rows()})
+    assert res.exit_code == 2 and "either split" in res.output and not results.exists(), res.output

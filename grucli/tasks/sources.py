@@ -78,27 +78,27 @@ def check_name(kind: str, value: str, valid) -> str:
     return value
 
 
-def user_file(path: str) -> Path:
+def user_file(path: str, key: str = "path") -> Path:
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{path}: file not found", key="path")
+        raise DataError(f"{path}: file not found", key=key)
     return p
 
 
-def read_csv(path: str) -> pd.DataFrame:
+def read_csv(path: str, key: str = "path") -> pd.DataFrame:
     """A user CSV with string cells kept as text (numbers are checked per column later).
     An empty file and a file with a header but no rows are errors."""
-    p = user_file(path)
+    p = user_file(path, key)
     try:
         df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (expected a header line, then one line per row)",
-                        key="path") from None
+                        key=key) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not a readable CSV file ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
-                        key="path")
+                        key=key)
     if df.empty:
-        raise DataError(f"{path}: a header line ({bounded(df.columns, 'columns')}) but no data rows", key="path")
+        raise DataError(f"{path}: a header line ({bounded(df.columns, 'columns')}) but no data rows", key=key)
     return df
 
 
@@ -159,10 +159,11 @@ def file_sha256(path: str) -> str | None:
 
 
 class UserFileConfig(TaskConfig):
-    """A task that reads the user's file. The experiment loader makes `path` absolute
-    (relative to the experiment file) and the run id leaves it out: `content_sha256`,
-    filled in here from the file's bytes, stands for the data instead. So moving a project
-    keeps its run ids, and editing the data file gives new ones (and a fresh disk cache)."""
+    """A task that reads the user's file. The experiment loader makes `path` (and a task's
+    `test_path`) absolute (relative to the experiment file) and the run id leaves them out:
+    `content_sha256`, filled in here from the files' bytes, stands for the data instead. So
+    moving a project keeps its run ids, and editing a data file gives new ones (and a fresh
+    disk cache)."""
 
     path: str  # the data file, relative to the experiment file
     content_sha256: str | None = None  # set from the file's bytes when the config is built (not by hand)
@@ -172,6 +173,9 @@ class UserFileConfig(TaskConfig):
     def _hash_file(cls, data):
         if isinstance(data, dict) and data.get("path"):
             digest = file_sha256(str(data["path"]))
+            if digest is not None and data.get("test_path"):  # both files stand for the data
+                other = file_sha256(str(data["test_path"]))
+                digest = None if other is None else hashlib.sha256(f"{digest}+{other}".encode()).hexdigest()
             if digest is not None:
                 data = {**data, "content_sha256": digest}
         return data

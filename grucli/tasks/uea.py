@@ -93,17 +93,23 @@ def stratified_carve(labels: np.ndarray, frac: float, seed: int) -> tuple[np.nda
 
 def sequence_classification(train_series: list[np.ndarray], train_labels: list[str], test_series: list[np.ndarray],
                             test_labels: list[str], classes: list[str], val_frac: float, seed: int,
-                            source: str, info: dict) -> TaskData:
+                            source: str, info: dict, val: tuple[list, list[str]] | None = None) -> TaskData:
     """Numeric sequences (T_i, C) with string labels -> TaskData: classes indexed in `classes`
-    order, validation carved from train, channels z-scored with train statistics."""
+    order, validation carved from train (or given: `val` = (series, labels)), channels
+    z-scored with train statistics."""
     known = {c: i for i, c in enumerate(classes)}
-    for lab in [*train_labels, *test_labels]:
+    for lab in [*train_labels, *test_labels, *(val[1] if val else [])]:
         if lab not in known:
             raise DataError(f"{source}: label '{lab}' is not among the declared classes {classes}")
     y_all = np.array([known[c] for c in train_labels])
     if len(set(train_labels)) < 2:
         raise DataError(f"{source}: the label has a single class ({train_labels[0]!r}); classification needs two or more")
-    rest, carved = stratified_carve(y_all, val_frac, seed)
+    if val is not None:  # an official validation split: train is all of train
+        train_series, train_labels = [*train_series, *val[0]], [*train_labels, *val[1]]
+        y_all = np.array([known[c] for c in train_labels])
+        rest, carved = np.arange(len(y_all) - len(val[1])), np.arange(len(y_all) - len(val[1]), len(y_all))
+    else:
+        rest, carved = stratified_carve(y_all, val_frac, seed)
     if len(carved) == 0 or len(rest) == 0:
         raise DataError(f"{source}: too few training cases ({len(y_all)}) to carve a validation split")
     stacked = np.concatenate([train_series[i] for i in rest])

@@ -7,11 +7,12 @@ data, not where the file lives. (`char_lm` with `path:` reads your text files.)"
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from grucli.errors import DataError
 from grucli.tasks.base import Task, TaskData
@@ -36,23 +37,48 @@ def build_csv_forecast(cfg: CsvForecastConfig) -> TaskData:
     return windowed_forecast(series, cfg, cfg.season, cfg.path, {"column": cfg.column})
 
 
+PARTS = {"train": "train", "val": "val", "validation": "val", "valid": "val", "test": "test"}  # split cell -> part
+
+
 class CsvClassifyConfig(TextConfig, UserFileConfig):
     name: Literal["csv_classify"] = "csv_classify"
     path: str  # CSV file, relative to the experiment file; one example per row
     label: str  # the column holding each row's class
     text: str | None = None  # a text column to classify (tokenised by `unit`); null = numeric columns
-    # numeric columns in step order; null = every column but the label. Empty trailing
-    # cells end a shorter sequence.
+    # numeric columns in step order; null = every column but the label (and split). Empty
+    # trailing cells end a shorter sequence.
     columns: list[str] | None = None
     # a row with an empty label, text, or an empty cell inside its sequence: stop with a line
     # naming it (error), or leave the row out and say how many (drop_row)
     missing: Missing = "error"
+    # an official split: a column whose cells say train, val or test. With it (or test_path),
+    # test_frac is unused and val_frac is the share of the train rows carved for validation
+    # when no row says val. null = a stratified split of all rows by val_frac / test_frac.
+    split: str | None = None
+    test_path: str | None = None  # a separate test file with the same columns (path's rows: train and validation)
+
+    @model_validator(mode="after")
+    def _one_split(self):
+        if self.split is not None and self.test_path is not None:
+            raise ValueError("give either split (a column) or test_path (a file), not both")
+        return self
 
 
-def check_labels(labels: list[str], rows: np.ndarray, cfg: CsvClassifyConfig) -> None:
+@dataclass
+class Rows:
+    """The usable rows of one CSV file: examples (texts or (T, 1) arrays), their labels, where
+    each came from ('data row 7', for messages) and its part of an official split (or None)."""
+
+    examples: list
+    labels: list[str]
+    where: list[str]
+    parts: list[str] | None
+
+
+def check_labels(rows: Rows, cfg: CsvClassifyConfig) -> None:
     """Labels fit for classification: two or more classes, categories rather than a measured
-    quantity, at least two examples of each. `rows`: each label's data row index."""
-    where = f"{cfg.path}: column '{cfg.label}'"
+    quantity, at least two examples of each."""
+    labels, where = rows.labels, f"{cfg.path}: column '{cfg.label}'"
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise DataError(f"{where} has a single class ({classes[0]!r}); classification needs two or more"
@@ -65,21 +91,21 @@ def check_labels(labels: list[str], rows: np.ndarray, cfg: CsvClassifyConfig) ->
     counts = Counter(labels)
     few = [c for c in classes if counts[c] < 2]
     if few:
-        row = int(rows[labels.index(few[0])])
         more = f" ({len(few) - 1} more class(es) have one)" if len(few) > 1 else ""
-        raise DataError(f"{where}: class {few[0]!r} has a single example (data row {row + 1}){more}; every class "
-                        "needs at least 2, one to train on and one to test: merge or remove it", key="label")
+        raise DataError(f"{where}: class {few[0]!r} has a single example ({rows.where[labels.index(few[0])]}){more}; "
+                        "every class needs at least 2, one to train on and one to test: merge or remove it", key="label")
 
 
-def sequence_columns(df: pd.DataFrame, cfg: CsvClassifyConfig) -> tuple[list[str], np.ndarray, dict]:
-    """The numeric step columns -> (names, (N, T) values with NaN for empty cells, problems:
-    row -> (key, what) for a row whose sequence has an empty cell before a filled one, or none)."""
+def sequence_columns(df: pd.DataFrame, cfg: CsvClassifyConfig, path: str,
+                     names: list[str] | None = None) -> tuple[list[str], np.ndarray, dict]:
+    """The numeric step columns (`names`, else the config's, else all but label and split) ->
+    (names, (N, T) values with NaN for empty cells, problems: row -> (key, what) for a row
+    whose sequence is empty or has an empty cell before a filled one)."""
     key = "columns" if cfg.columns else None
-    names = cfg.columns or [c for c in df.columns if c != cfg.label]
+    names = names or cfg.columns or [c for c in df.columns if c not in (cfg.label, cfg.split)]
     if not names:
-        raise DataError(f"{cfg.path}: no feature columns beside the label '{cfg.label}'", key="label")
-    values = np.stack([numeric(column(df, c, cfg.path, key), f"column '{c}'", cfg.path, key) for c in names],
-                      axis=1)  # (N, T)
+        raise DataError(f"{path}: no feature columns beside the label '{cfg.label}'", key="label")
+    values = np.stack([numeric(column(df, c, path, key), f"column '{c}'", path, key) for c in names], axis=1)  # (N, T)
     empty = np.isnan(values)
     filled_after = np.flip(np.cumsum(np.flip(~empty, 1), 1), 1) > 0  # (N, T): a filled cell at or after t
     inner = empty & filled_after
@@ -93,36 +119,74 @@ def sequence_columns(df: pd.DataFrame, cfg: CsvClassifyConfig) -> tuple[list[str
     return names, values, problems
 
 
-@disk_cached
-def build_csv_classify(cfg: CsvClassifyConfig) -> TaskData:
-    df = read_csv(cfg.path)
-    label_col = column(df, cfg.label, cfg.path, "label")
+def read_rows(path: str, cfg: CsvClassifyConfig, notes: list[str], key: str = "path",
+              names: list[str] | None = None) -> tuple[Rows, list[str]]:
+    """One CSV file -> its usable Rows (the `missing` policy applied) and the step columns."""
+    df = read_csv(path, key)
+    label_col = column(df, cfg.label, path, "label")
     problems = {int(r): ("label", f"the label (column '{cfg.label}') is empty") for r in np.flatnonzero(blank(label_col))}
-    notes: list[str] = []
     if cfg.text is not None:
-        texts = column(df, cfg.text, cfg.path, "text").astype(str)
+        texts = column(df, cfg.text, path, "text").astype(str)
         for r in np.flatnonzero(texts.str.strip().eq("").to_numpy()):
             problems.setdefault(int(r), ("text", f"the text (column '{cfg.text}') is empty"))
-        keep = apply_missing(problems, len(df), cfg.missing, cfg.path, notes)
-        labels = label_col.astype(str).str.strip().to_numpy()[keep].tolist()
-        check_labels(labels, keep, cfg)
-        return text_classification(texts.to_numpy()[keep].tolist(), labels, cfg, cfg.path,
-                                   {"label": cfg.label, "text": cfg.text, "notes": notes})
-    names, values, gaps = sequence_columns(df, cfg)
-    for r, p in gaps.items():
-        problems.setdefault(r, p)
-    keep = apply_missing(problems, len(df), cfg.missing, cfg.path, notes)
-    labels = label_col.astype(str).str.strip().to_numpy()[keep].tolist()
-    check_labels(labels, keep, cfg)
-    series = [values[i][:, None] for i in keep]  # (T, 1) each; trailing NaN shortens the sequence
-    y = np.array(labels)
-    classes = sorted(set(labels))
-    rest, test_idx = stratified_carve(np.array([classes.index(c) for c in labels]), cfg.test_frac, cfg.data_seed)
+        examples = texts.tolist()
+    else:
+        names, values, gaps = sequence_columns(df, cfg, path, names)
+        for r, p in gaps.items():
+            problems.setdefault(r, p)
+        examples = [row[:, None] for row in values]  # (T, 1) each; trailing NaN shortens the sequence
+    parts = None
+    if cfg.split is not None:
+        cells = column(df, cfg.split, path, "split").astype(str).str.strip().str.lower()
+        for r in np.flatnonzero(blank(cells)):
+            problems.setdefault(int(r), ("split", f"the split (column '{cfg.split}') is empty"))
+        odd = ~cells.isin(list(PARTS)) & ~blank(cells)
+        if odd.any():
+            r = int(np.flatnonzero(odd.to_numpy())[0])
+            raise DataError(f"{path}: data row {r + 1}: column '{cfg.split}' says {df[cfg.split].iloc[r]!r}; "
+                            "expected train, val or test", key="split")
+        parts = [PARTS.get(c) for c in cells]
+    keep = apply_missing(problems, len(df), cfg.missing, path, notes)
+    tag = "" if key == "path" else f" of {path}"
+    labels = label_col.astype(str).str.strip().tolist()
+    return Rows([examples[i] for i in keep], [labels[i] for i in keep], [f"data row {i + 1}{tag}" for i in keep],
+                None if parts is None else [parts[i] for i in keep]), names if cfg.text is None else []
+
+
+@disk_cached
+def build_csv_classify(cfg: CsvClassifyConfig) -> TaskData:
+    notes: list[str] = []
+    rows, names = read_rows(cfg.path, cfg, notes)
+    if cfg.test_path is not None:
+        test, _ = read_rows(cfg.test_path, cfg, notes, "test_path", names or None)
+        rows = Rows(rows.examples + test.examples, rows.labels + test.labels, rows.where + test.where,
+                    ["train"] * len(rows.labels) + ["test"] * len(test.labels))
+    check_labels(rows, cfg)
+    classes = sorted(set(rows.labels))
+    y = np.array([classes.index(c) for c in rows.labels])
+    if rows.parts is None:  # no official split: a stratified one
+        rest, test_idx = stratified_carve(y, cfg.test_frac, cfg.data_seed)
+        val_idx, val_frac = np.array([], dtype=int), cfg.val_frac / (1 - cfg.test_frac)
+    else:
+        part = np.array(rows.parts)
+        rest, val_idx, test_idx = (np.flatnonzero(part == p) for p in ("train", "val", "test"))
+        val_frac = cfg.val_frac
+        official = f"column '{cfg.split}'" if cfg.split else f"test_path {cfg.test_path}"
+        for p, idx in (("train", rest), ("test", test_idx)):
+            if not len(idx):
+                raise DataError(f"{cfg.path}: the official split ({official}) has no {p} rows",
+                                key="split" if cfg.split else "test_path")
+    info = {"label": cfg.label, "notes": notes,
+            "split": "stratified by val_frac / test_frac" if rows.parts is None else
+            "official" + ("" if len(val_idx) else f" (validation carved from train, val_frac {cfg.val_frac})")}
+    if cfg.text is not None:
+        return text_classification(rows.examples, rows.labels, cfg, cfg.path, {**info, "text": cfg.text},
+                                   parts=(rest, val_idx, test_idx) if rows.parts is not None else None)
     if not len(test_idx) or len(rest) < 2:
-        raise DataError(f"{cfg.path}: too few rows ({len(labels)}) for train, validation and test splits")
-    return sequence_classification([series[i] for i in rest], list(y[rest]), [series[i] for i in test_idx],
-                                   list(y[test_idx]), classes, cfg.val_frac / (1 - cfg.test_frac), cfg.data_seed,
-                                   cfg.path, {"label": cfg.label, "columns": len(names), "notes": notes})
+        raise DataError(f"{cfg.path}: too few rows ({len(y)}) for train, validation and test splits")
+    pick = lambda idx: ([rows.examples[i] for i in idx], [rows.labels[i] for i in idx])  # noqa: E731
+    return sequence_classification(*pick(rest), *pick(test_idx), classes, val_frac, cfg.data_seed, cfg.path,
+                                   {**info, "columns": len(names)}, val=pick(val_idx) if len(val_idx) else None)
 
 
 CSV_FORECAST = Task("csv_forecast", CsvForecastConfig, build_csv_forecast, "user",
