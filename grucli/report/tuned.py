@@ -123,6 +123,11 @@ def sensitivity(t: Tuned) -> list[Drawn]:
                   "is a hyperparameter the arm is sensitive to.")]
 
 
+def _value(v, num) -> str:
+    """A searched value for a table: a text or boolean choice as itself, a number through `num`."""
+    return str(v) if isinstance(v, (str, bool, np.bool_)) else num(v)
+
+
 def _positions(values: pd.Series, dist: dict):
     if dist["kind"] != "choice":
         return values.astype(float)
@@ -168,7 +173,7 @@ def blocks(t: Tuned, frames: dict[str, pd.DataFrame], figures: list[Drawn], num,
             "arm": comp["arm"], "trials": comp["trials"], "pruned": comp["pruned"],
             "diverged / failed": comp["diverged"].astype(str) + " / " + comp["failed"].astype(str),
             "best trial": comp["best_trial"].map(num), f"best validation {t.select}": comp["best_val"].map(num),
-            **{k.removeprefix("best."): comp[k].map(num) for k in keys},
+            **{k.removeprefix("best."): comp[k].map(lambda v: _value(v, num)) for k in keys},
             "params": comp["params"].map(num),
             f"test {t.metric}, final seeds (mean ± 95% CI)": [pm(m, c) for m, c in zip(comp["test_mean"], comp["test_ci95"])],
             "n": comp["final_n"], "still improving": comp["still_improving"].astype(str) + "/" + comp["final_n"].astype(str)})
