@@ -134,7 +134,7 @@ def guess(path: str, kind: str | None = None, target: str | None = None) -> Star
             kind, why = "csv_forecast", (f"'{time.name}' looks like time" if time else
                                          f"{len(numeric)} numeric column(s) and no label-like column")
         elif len(numeric) >= 4:
-            kind, why = "csv_classify", f"{len(numeric)} numeric columns (read as the steps of a sequence) and a label"
+            kind, why = "csv_classify", f"{len(numeric)} numeric columns (a label and the steps of a sequence)"
         else:
             raise DataError(f"{path}: cannot tell the task from {bounded(by_name, 'columns')}: no time column, text "
                             "column or row of numeric steps; give --task (csv_forecast, csv_classify or csv_anomaly) "
