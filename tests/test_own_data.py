@@ -58,7 +58,7 @@ def one_error_line(res, exp, results) -> str:
 
 
 def _with(df: pd.DataFrame, row: int, col: str, value) -> pd.DataFrame:
-    df = df.copy()
+    df = df.astype(object)
     df.loc[row, col] = value
     return df
 
@@ -283,3 +283,60 @@ def test_split_and_test_path_together_are_refused(tmp_path):
     task = {"name": "csv_classify", "path": "d.csv", "label": "label", "split": "s", "test_path": "t.csv"}
     res, exp, results = run(tmp_path, task, {"d.csv": rows(), "t.csv": rows()})
     assert res.exit_code == 2 and "either split" in res.output and not results.exists(), res.output
+
+
+# --------------------------------------------------------------------------- long format
+def long_file(n_seq: int = 40, seed: int = 0) -> pd.DataFrame:
+    """n_seq sequences of 5-8 steps, 3 channels (ax, ay, az), rows shuffled within each
+    sequence (t says the order); class 'up' has a rising ax."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_seq):
+        up, T = i % 2 == 0, 5 + i % 4
+        for t in rng.permutation(T):
+            out.append({"id": f"s{i}", "t": int(t), "ax": round((t if up else -t) + rng.normal(0, 0.1), 3),
+                        "ay": round(rng.normal(), 3), "az": round(rng.normal(), 3), "label": "up" if up else "down"})
+    return pd.DataFrame(out)
+
+
+def test_a_long_file_gives_one_multichannel_sequence_per_id_in_time_order(tmp_path):
+    df = long_file()
+    df.to_csv(tmp_path / "d.csv", index=False)
+    data, _ = _build(tmp_path, {"name": "csv_classify", "path": "d.csv", "label": "label", "id": "id", "time": "t"})
+    assert data.input_size == 3 and sum(len(s) for s in (data.train, data.val, data.test)) == 40
+    assert data.info["columns"] == 3
+    for s in (data.train, data.val, data.test):
+        assert set(s.lengths.tolist()) <= {5, 6, 7, 8}
+        for x, n, y in zip(s.x, s.lengths, s.y):
+            ax = x[:n, 0]
+            steps = ax[1:] - ax[:-1]  # sorted by t: ax rises for up (class 1), falls for down (class 0)
+            assert bool((steps > 0).all()) == (int(y) == 1)
+
+
+LONG_ERRORS = {
+    "label changes": (lambda d: _with(d, 3, "label", "down" if d.loc[3, "label"] == "up" else "up"),
+                      ["task.label: ", "the label changes within it"]),
+    "empty channel cell": (lambda d: _with(d, 7, "ay", ""), ["task.path: ", "column 'ay' is empty in data row 8",
+                                                            "sequence 's1'"]),
+    "wrong id column": (lambda d: d.rename(columns={"id": "ID"}), ["task.id: ", "no column 'id' (did you mean 'ID'?)"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LONG_ERRORS))
+def test_long_format_errors_are_one_line(case, tmp_path):
+    make, expected = LONG_ERRORS[case]
+    task = {"name": "csv_classify", "path": "d.csv", "label": "label", "id": "id", "time": "t"}
+    res, exp, results = run(tmp_path, task, {"d.csv": make(long_file())})
+    line = one_error_line(res, exp, results)
+    for part in expected:
+        assert part in line, line
+
+
+def test_long_format_drop_row_leaves_the_whole_sequence_out(tmp_path):
+    df = _with(long_file(), 7, "ay", "")
+    df.to_csv(tmp_path / "d.csv", index=False)
+    data, _ = _build(tmp_path, {"name": "csv_classify", "path": "d.csv", "label": "label", "id": "id",
+                                "missing": "drop_row"})
+    assert sum(len(s) for s in (data.train, data.val, data.test)) == 39
+    assert any("left out 1 of 40 sequences that miss a value (missing: drop_row): sequence 's1'" in n
+               for n in data.info["notes"])

@@ -184,19 +184,23 @@ class UserFileConfig(TaskConfig):
 Missing = Literal["error", "drop_row"]  # what a row with a missing value does: stop the command, or leave the data
 
 
-def apply_missing(problems: dict[int, tuple[str, str]], n: int, policy: str, path: str, notes: list[str]) -> np.ndarray:
+def apply_missing(problems: dict[int, tuple[str, str]], n: int, policy: str, path: str, notes: list[str],
+                  names: list[str] | None = None, unit: str = "rows") -> np.ndarray:
     """Rows kept under the `missing` policy. `problems`: data row index -> (task key, what is
     missing there). `error`: one line naming the first such row and column; `drop_row`: those
-    rows are left out and a note (appended to `notes`) says which."""
+    rows are left out and a note (appended to `notes`) says which. `names`/`unit`: what the
+    items are called when they are not data rows (a long file's sequences)."""
     if not problems:
         return np.arange(n)
     rows = sorted(problems)
     if policy == "error":
         key, what = problems[rows[0]]
-        more = f" ({len(rows) - 1} more row(s) miss a value)" if len(rows) > 1 else ""
-        raise DataError(f"{path}: data row {rows[0] + 1}: {what}{more}; fill it in, or set missing: drop_row "
-                        "to leave such rows out", key=key)
-    notes.append(f"{path}: left out {len(rows)} of {n} rows that miss a value (missing: drop_row): {rows_text(rows)}")
+        more = f" ({len(rows) - 1} more {unit} miss a value)" if len(rows) > 1 else ""
+        where = names[rows[0]] if names else f"data row {rows[0] + 1}"
+        raise DataError(f"{path}: {where}: {what}{more}; fill it in, or set missing: drop_row "
+                        f"to leave such {unit} out", key=key)
+    listed = ", ".join(names[r] for r in rows[:5]) + (" and more" if len(rows) > 5 else "") if names else rows_text(rows)
+    notes.append(f"{path}: left out {len(rows)} of {n} {unit} that miss a value (missing: drop_row): {listed}")
     return np.setdiff1d(np.arange(n), rows)
 
 

@@ -56,11 +56,20 @@ class CsvClassifyConfig(TextConfig, UserFileConfig):
     # when no row says val. null = a stratified split of all rows by val_frac / test_frac.
     split: str | None = None
     test_path: str | None = None  # a separate test file with the same columns (path's rows: train and validation)
+    # long format, several channels: `id` names the column saying which sequence a row belongs
+    # to (its rows are the steps, `columns` or every other column the channels); `time`
+    # orders the steps (numbers or timestamps; null = file order). null = wide: one row per sequence.
+    id: str | None = None
+    time: str | None = None
 
     @model_validator(mode="after")
     def _one_split(self):
         if self.split is not None and self.test_path is not None:
             raise ValueError("give either split (a column) or test_path (a file), not both")
+        if self.id is not None and self.text is not None:
+            raise ValueError("id (a long file of numeric channels) and text (a text column) do not go together")
+        if self.time is not None and self.id is None:
+            raise ValueError("time orders the steps of a long file: give id too (the column naming each sequence)")
         return self
 
 
@@ -123,6 +132,8 @@ def read_rows(path: str, cfg: CsvClassifyConfig, notes: list[str], key: str = "p
               names: list[str] | None = None) -> tuple[Rows, list[str]]:
     """One CSV file -> its usable Rows (the `missing` policy applied) and the step columns."""
     df = read_csv(path, key)
+    if cfg.id is not None:
+        return read_long(df, path, cfg, notes, key, names)
     label_col = column(df, cfg.label, path, "label")
     problems = {int(r): ("label", f"the label (column '{cfg.label}') is empty") for r in np.flatnonzero(blank(label_col))}
     if cfg.text is not None:
@@ -151,6 +162,67 @@ def read_rows(path: str, cfg: CsvClassifyConfig, notes: list[str], key: str = "p
     labels = label_col.astype(str).str.strip().tolist()
     return Rows([examples[i] for i in keep], [labels[i] for i in keep], [f"data row {i + 1}{tag}" for i in keep],
                 None if parts is None else [parts[i] for i in keep]), names if cfg.text is None else []
+
+
+def _steps_order(values: pd.Series) -> np.ndarray:
+    """Sort keys of a time column: numbers, else timestamps, else the text."""
+    num = pd.to_numeric(values, errors="coerce")
+    if num.notna().all():
+        return num.to_numpy()
+    stamps = pd.to_datetime(values, errors="coerce", format="mixed")
+    return stamps.to_numpy() if stamps.notna().all() else values.to_numpy()
+
+
+def read_long(df: pd.DataFrame, path: str, cfg: CsvClassifyConfig, notes: list[str], key: str,
+              names: list[str] | None) -> tuple[Rows, list[str]]:
+    """A long file (one row per step of a sequence: id, time, one column per channel) -> one
+    (T, C) example per id, in order of first appearance. A sequence's label (and split) must
+    be the same on all its rows; a missing value anywhere in it is the sequence's."""
+    ids = column(df, cfg.id, path, "id").astype(str).str.strip()
+    label_col = column(df, cfg.label, path, "label")
+    labels = label_col.astype(str).str.strip()
+    skip = {cfg.label, cfg.id, cfg.time, cfg.split}
+    names = names or cfg.columns or [c for c in df.columns if c not in skip]
+    if not names:
+        raise DataError(f"{path}: no channel columns beside {', '.join(repr(c) for c in skip if c)}", key="columns")
+    ckey = "columns" if cfg.columns else None
+    values = np.stack([numeric(column(df, c, path, ckey), f"column '{c}'", path, ckey) for c in names], axis=1)  # (N, C)
+    order = np.arange(len(df)) if cfg.time is None else _steps_order(
+        column(df, cfg.time, path, "time").astype(str).str.strip())
+    parts = None
+    if cfg.split is not None:
+        cells = column(df, cfg.split, path, "split").astype(str).str.strip().str.lower()
+        odd = ~cells.isin(list(PARTS))
+        if odd.any():
+            r = int(np.flatnonzero(odd.to_numpy())[0])
+            raise DataError(f"{path}: data row {r + 1}: column '{cfg.split}' says {df[cfg.split].iloc[r]!r}; "
+                            "expected train, val or test", key="split")
+        parts = cells.map(PARTS)
+    examples, seq_labels, where, seq_parts, problems = [], [], [], [], {}
+    for i, (name, idx) in enumerate(pd.Series(np.arange(len(df))).groupby(ids.to_numpy(), sort=False)):
+        idx = idx.to_numpy()
+        idx = idx[np.argsort(order[idx], kind="stable")]
+        rows = f"data rows {idx.min() + 1}-{idx.max() + 1}" if len(idx) > 1 else f"data row {idx[0] + 1}"
+        where.append(f"sequence {name!r} ({rows})")
+        for col, what in ((labels, "label"), (parts, "split")):
+            if col is not None and col.iloc[idx].nunique() > 1:
+                first = idx[np.flatnonzero(col.iloc[idx].to_numpy() != col.iloc[idx[0]])[0]]
+                raise DataError(f"{path}: sequence {name!r}: the {what} changes within it (data row {idx[0] + 1} says "
+                                f"{col.iloc[idx[0]]!r}, data row {first + 1} {col.iloc[first]!r}); a sequence has one",
+                                key=what)
+        gaps = np.argwhere(np.isnan(values[idx]))
+        if blank(label_col.iloc[idx[:1]]).any():
+            problems[i] = ("label", f"the label (column '{cfg.label}') is empty")
+        elif len(gaps):
+            r, c = gaps[0]
+            problems[i] = (ckey or "path", f"column '{names[c]}' is empty in data row {idx[r] + 1}")
+        examples.append(values[idx])  # (T, C)
+        seq_labels.append(labels.iloc[idx[0]])
+        seq_parts.append(None if parts is None else parts.iloc[idx[0]])
+    keep = apply_missing(problems, len(examples), cfg.missing, path, notes, where, "sequences")
+    tag = "" if key == "path" else f" of {path}"
+    return Rows([examples[i] for i in keep], [seq_labels[i] for i in keep], [where[i] + tag for i in keep],
+                None if parts is None else [seq_parts[i] for i in keep]), names
 
 
 @disk_cached
