@@ -340,3 +340,47 @@ def test_long_format_drop_row_leaves_the_whole_sequence_out(tmp_path):
     assert sum(len(s) for s in (data.train, data.val, data.test)) == 39
     assert any("left out 1 of 40 sequences that miss a value (missing: drop_row): sequence 's1'" in n
                for n in data.info["notes"])
+
+
+# --------------------------------------------------------------------------- .ts files of your own
+TS = """# a comment
+@problemName Tiny
+@timeStamps false
+@univariate false
+@classLabel true a b
+@data
+"""
+
+
+def ts_cases(n: int, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(n):
+        T = 4 + i % 3
+        chans = [",".join(f"{v:.3f}" for v in rng.normal(size=T)) for _ in range(2)]
+        lines.append(":".join(chans) + (":a" if i % 2 else ":b"))
+    return "\n".join(lines) + "\n"
+
+
+def test_your_own_ts_files_train_and_test(tmp_path):
+    (tmp_path / "m_TRAIN.ts").write_text(TS + ts_cases(30))
+    (tmp_path / "m_TEST.ts").write_text(TS + ts_cases(10, seed=1))
+    data, _ = _build(tmp_path, {"name": "csv_classify", "path": "m_TRAIN.ts", "test_path": "m_TEST.ts"})
+    assert data.input_size == 2 and len(data.test) == 10 and len(data.train) + len(data.val) == 30
+    assert data.info["class_names"] == ["a", "b"]
+
+
+TS_ERRORS = {
+    "no @data": (TS.replace("@data\n", "") , "no @data line"),
+    "data before the header ends": ("1,2:3,4:a\n" + TS, ":1: a data line before @data"),
+    "classLabel without true": (TS.replace("@classLabel true a b", "@classLabel a b"), "@classLabel must say true"),
+    "channels differ": (TS + "1,2:3,4:a\n1,2:b\n", ":8: 1 channel(s), the cases before have 2"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TS_ERRORS))
+def test_a_malformed_ts_file_is_one_line(case, tmp_path):
+    content, expected = TS_ERRORS[case]
+    res, exp, results = run(tmp_path, {"name": "csv_classify", "path": "m.ts"}, {"m.ts": content})
+    line = one_error_line(res, exp, results)
+    assert "task.path: " in line and expected in line, line

@@ -37,20 +37,33 @@ def parse_ts(text: str, source: str) -> tuple[list[np.ndarray], list[str], list[
     """A .ts file -> (series as (T, C) arrays, labels, declared class labels).
     Data lines: one case per line, channels separated by ':', the label last."""
     classes: list[str] = []
-    series, labels, in_data = [], [], False
+    series, labels, in_data, width = [], [], False, None
     for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         if not in_data:
-            low = line.lower()
+            low, words = line.lower(), line.split()
+            if not low.startswith("@"):
+                raise DataError(f"{source}:{n}: a data line before @data (the header is @keyword lines, then @data)")
             if low.startswith("@classlabel"):
-                classes = line.split()[2:]
-            elif low.startswith("@timestamps") and line.split()[1].lower() == "true":
-                raise DataError(f"{source}: .ts files with timestamps are not supported")
+                if len(words) < 2 or words[1].lower() not in ("true", "false"):
+                    raise DataError(f"{source}:{n}: @classLabel must say true (then the class names) or false")
+                if words[1].lower() == "false":
+                    raise DataError(f"{source}:{n}: @classLabel false: the cases carry no class to learn")
+                classes = words[2:]
+            elif low.startswith("@targetlabel") and len(words) > 1 and words[1].lower() == "true":
+                raise DataError(f"{source}:{n}: @targetLabel true: a regression file; grucli classifies .ts cases")
+            elif low.startswith("@timestamps") and len(words) > 1 and words[1].lower() == "true":
+                raise DataError(f"{source}:{n}: .ts files with timestamps are not supported")
             in_data = low.startswith("@data")
             continue
         *channels, label = line.split(":")
+        if not channels or not label.strip():
+            raise DataError(f"{source}:{n}: a case needs its values, then ':' and its class label")
+        if width is not None and len(channels) != width:
+            raise DataError(f"{source}:{n}: {len(channels)} channel(s), the cases before have {width}")
+        width = len(channels)
         try:
             chans = [np.array([float(v) if v != "?" else np.nan for v in c.split(",")]) for c in channels]
         except ValueError:
@@ -58,6 +71,9 @@ def parse_ts(text: str, source: str) -> tuple[list[np.ndarray], list[str], list[
         length = max(len(c) for c in chans)
         series.append(np.stack([np.pad(c, (0, length - len(c)), constant_values=np.nan) for c in chans], -1))
         labels.append(label.strip())
+    if not in_data:
+        raise DataError(f"{source}: no @data line (a .ts file is @keyword header lines, then @data, then one case "
+                        "per line)")
     if not series:
         raise DataError(f"{source}: no cases after @data")
     return series, labels, classes

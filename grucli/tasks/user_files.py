@@ -19,8 +19,9 @@ from grucli.tasks.base import Task, TaskData
 from grucli.tasks.cache import disk_cached
 from grucli.tasks.forecast import WindowConfig, windowed_forecast
 from grucli.tasks.sentiment import TextConfig, text_classification
-from grucli.tasks.sources import Missing, UserFileConfig, apply_missing, blank, column, numeric, read_csv
-from grucli.tasks.uea import sequence_classification, stratified_carve
+from grucli.tasks.sources import (Missing, UserFileConfig, apply_missing, blank, column, numeric, read_csv,
+                                  user_file)
+from grucli.tasks.uea import parse_ts, sequence_classification, stratified_carve
 
 
 class CsvForecastConfig(WindowConfig, UserFileConfig):
@@ -42,8 +43,8 @@ PARTS = {"train": "train", "val": "val", "validation": "val", "valid": "val", "t
 
 class CsvClassifyConfig(TextConfig, UserFileConfig):
     name: Literal["csv_classify"] = "csv_classify"
-    path: str  # CSV file, relative to the experiment file; one example per row
-    label: str  # the column holding each row's class
+    path: str  # CSV file (or a .ts file), relative to the experiment file; one example per row
+    label: str | None = None  # the column holding each row's class (a .ts file carries its own)
     text: str | None = None  # a text column to classify (tokenised by `unit`); null = numeric columns
     # numeric columns in step order; null = every column but the label (and split). Empty
     # trailing cells end a shorter sequence.
@@ -64,6 +65,8 @@ class CsvClassifyConfig(TextConfig, UserFileConfig):
 
     @model_validator(mode="after")
     def _one_split(self):
+        if self.label is None and not self.path.lower().endswith(".ts"):
+            raise ValueError("label: name the column holding each row's class")
         if self.split is not None and self.test_path is not None:
             raise ValueError("give either split (a column) or test_path (a file), not both")
         if self.id is not None and self.text is not None:
@@ -87,7 +90,8 @@ class Rows:
 def check_labels(rows: Rows, cfg: CsvClassifyConfig) -> None:
     """Labels fit for classification: two or more classes, categories rather than a measured
     quantity, at least two examples of each."""
-    labels, where = rows.labels, f"{cfg.path}: column '{cfg.label}'"
+    labels = rows.labels
+    where = f"{cfg.path}: column '{cfg.label}'" if cfg.label else f"{cfg.path}: the class labels"
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise DataError(f"{where} has a single class ({classes[0]!r}); classification needs two or more"
@@ -131,6 +135,10 @@ def sequence_columns(df: pd.DataFrame, cfg: CsvClassifyConfig, path: str,
 def read_rows(path: str, cfg: CsvClassifyConfig, notes: list[str], key: str = "path",
               names: list[str] | None = None) -> tuple[Rows, list[str]]:
     """One CSV file -> its usable Rows (the `missing` policy applied) and the step columns."""
+    if path.lower().endswith(".ts"):
+        series, labels, _ = parse_ts(user_file(path, key).read_text(encoding="utf-8", errors="replace"), path)
+        tag = "" if key == "path" else f" of {path}"
+        return Rows(series, labels, [f"case {i + 1}{tag}" for i in range(len(labels))], None), []
     df = read_csv(path, key)
     if cfg.id is not None:
         return read_long(df, path, cfg, notes, key, names)
