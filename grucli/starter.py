@@ -149,6 +149,24 @@ def guess(path: str, kind: str | None = None, target: str | None = None) -> Star
         st, path, n, cols, by_name, target, time, numeric, texts, binary, split)
 
 
+def guess_ts(path: Path) -> Starter:
+    """A .ts file: csv_classify on its cases; a _TRAIN file's _TEST sibling is the test file."""
+    from grucli.tasks.sources import user_file
+    from grucli.tasks.uea import parse_ts
+
+    series, labels, _ = parse_ts(user_file(str(path)).read_text(encoding="utf-8", errors="replace"), str(path))
+    lengths = sorted({len(s) for s in series})
+    span = str(lengths[0]) if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}"
+    st = Starter("csv_classify", {"name": "csv_classify"},
+                 [f"task: csv_classify, because a .ts file holds labelled cases ({len(series)} cases, "
+                  f"{series[0].shape[1]} channel(s), length {span}, {len(set(labels))} classes)"])
+    test = path.with_name(re.sub(r"_TRAIN(\.ts)$", r"_TEST\1", path.name, flags=re.I))
+    if test != path and test.is_file():
+        st.task["test_path"] = str(test.resolve())
+        st.guesses.append(f"test_path: {test.name} (the official test cases beside the _TRAIN file)")
+    return st
+
+
 def _pick(what: str, target, by_name, options: list[Column], path: str, st: Starter, why: str) -> Column:
     if target is not None:
         st.guesses.append(f"{what}: '{target}' (--target)")
@@ -277,9 +295,15 @@ def init(data: str | Path, out: str | Path | None = None, kind: str | None = Non
          force: bool = False) -> InitResult:
     """Guess, check and write `<out>` (default ./<data stem>.yaml) and its `_tune` twin."""
     data = Path(data)
-    if data.suffix.lower() not in (".csv", ".txt", ".tsv", ""):
-        raise DataError(f"{data}: init reads a CSV file (one header line, one row per line)", key="path")
-    st = check(guess(str(data), kind, target), data)
+    if data.suffix.lower() not in (".csv", ".txt", ".tsv", ".ts", ""):
+        raise DataError(f"{data}: init reads a CSV file (one header line, one row per line) or a .ts file", key="path")
+    if data.suffix.lower() == ".ts":
+        if kind not in (None, "csv_classify") or target is not None:
+            raise GrucliError(f"{data}: a .ts file holds labelled cases: init writes csv_classify for it, "
+                              "without --target")
+        st = check(guess_ts(data), data)
+    else:
+        st = check(guess(str(data), kind, target), data)
     out = Path(out) if out is not None else Path(re.sub(r"[^\w.-]", "_", data.stem) + ".yaml")
     if out.suffix not in (".yaml", ".yml"):
         raise GrucliError(f"--out {out}: an experiment file ends in .yaml")
@@ -288,6 +312,8 @@ def init(data: str | Path, out: str | Path | None = None, kind: str | None = Non
     if existing and not force:
         raise GrucliError(f"{existing[0]} exists: not overwritten (--force to replace it, or --out another name)")
     rel = os.path.relpath(data.resolve(), out.resolve().parent)
+    if "test_path" in st.task:
+        st.task["test_path"] = os.path.relpath(st.task["test_path"], out.resolve().parent)
     name = re.sub(r"[^\w.-]", "_", out.stem)
     from grucli.store import atomic_write_text
 

@@ -149,3 +149,21 @@ def test_what_init_cannot_guess_is_one_line_and_writes_nothing(case, tmp_path):
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert res.exit_code == 2 and len(lines) == 1 and expected in lines[0], res.output
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_ts_file_and_its_test_sibling(tmp_path):
+    head = "@problemName m\n@classLabel true a b\n@data\n"
+    rng = np.random.default_rng(0)
+    case = lambda i: ",".join(f"{v:.2f}" for v in rng.normal(size=6)) + ":" + ",".join(  # noqa: E731
+        f"{v:.2f}" for v in rng.normal(size=6)) + (":a" if i % 2 else ":b")
+    (tmp_path / "m_TRAIN.ts").write_text(head + "\n".join(case(i) for i in range(40)) + "\n")
+    (tmp_path / "m_TEST.ts").write_text(head + "\n".join(case(i) for i in range(20)) + "\n")
+    res = init(tmp_path, tmp_path / "m_TRAIN.ts", "--out", tmp_path / "m.yaml")
+    assert res.exit_code == 0, res.output
+    assert "40 cases, 2 channel(s), length 6, 2 classes" in res.output and "test_path: m_TEST.ts" in res.output
+    task = yaml.safe_load((tmp_path / "m.yaml").read_text())["task"]
+    assert task == {"name": "csv_classify", "path": "m_TRAIN.ts", "test_path": "m_TEST.ts"}
+    assert len(expand(load_experiment(tmp_path / "m.yaml"))) == 9
+    (tmp_path / "bad.ts").write_text("1,2:a\n")
+    res = init(tmp_path, tmp_path / "bad.ts", "--out", tmp_path / "b.yaml")
+    assert res.exit_code == 2 and "bad.ts:1: a data line before @data" in res.output
