@@ -4,6 +4,9 @@ as written, the commands to run next, --task / --target, no overwriting, and cle
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -167,3 +170,42 @@ def test_a_ts_file_and_its_test_sibling(tmp_path):
     (tmp_path / "bad.ts").write_text("1,2:a\n")
     res = init(tmp_path, tmp_path / "bad.ts", "--out", tmp_path / "b.yaml")
     assert res.exit_code == 2 and "bad.ts:1: a data line before @data" in res.output
+
+
+# --------------------------------------------------------------------------- the whole flow on data grucli does not ship
+SITE = Path(importlib.util.find_spec("pandas").origin).parent.parent  # site-packages
+PACKAGED = {  # name -> (file inside an installed package, what init must guess)
+    "airline": ("aeon/datasets/data/Airline/Airline.csv", "season: 12"),  # monthly, seasonal
+    "nile": ("statsmodels/datasets/nile/nile.csv", "season: none"),  # yearly, no season
+    "elec_equip": ("statsmodels/datasets/elec_equip/elec_equip.csv", "season: 12"),
+    "gestures": ("aeon/datasets/data/PickupGestureWiimoteZ/PickupGestureWiimoteZ_TRAIN.ts", "test_path"),
+}
+TINY_RUN = ["--set", "train.epochs=1", "--set", "train.max_steps=2", "--set", "seeds=1", "--jobs", "1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PACKAGED))
+def test_init_compare_report_on_packaged_data_grucli_does_not_use(name, tmp_path):
+    import shutil
+
+    rel, guessed = PACKAGED[name]
+    src = SITE / rel
+    if not src.is_file():
+        pytest.skip(f"{rel} is not installed")
+    for f in src.parent.iterdir():  # the file and its siblings (a _TEST.ts)
+        if f.suffix in (".csv", ".ts"):
+            shutil.copy(f, tmp_path / f.name)
+    out, results = tmp_path / f"{name}.yaml", tmp_path / "results"
+    res = init(tmp_path, tmp_path / src.name, "--out", out)
+    assert res.exit_code == 0 and guessed in res.output, res.output
+    res = runner.invoke(app, ["compare", str(out), "--results", str(results), *TINY_RUN])
+    assert res.exit_code == 0 and "Answer" in res.output, res.output
+    res = runner.invoke(app, ["report", str(results / name), "--format", "md"])
+    assert res.exit_code == 0 and (results / name / "report" / "report.md").is_file(), res.output
+    if name == "airline":  # the tuned twin: a text choice (task.scaling) in its space
+        tuned = ["--set", "search.trials=2", "--set", "search.final_seeds=1", "--set", "train.epochs=1",
+                 "--set", "train.max_steps=2", "--jobs", "1"]
+        res = runner.invoke(app, ["tune", str(tmp_path / f"{name}_tune.yaml"), "--results", str(results), *tuned])
+        assert res.exit_code == 0, res.output
+        res = runner.invoke(app, ["report", str(results / f"{name}_tune"), "--format", "md"])
+        assert res.exit_code == 0, res.output

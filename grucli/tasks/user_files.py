@@ -1,8 +1,12 @@
 """Your own data: `csv_forecast` (one numeric column of a CSV, rows in time order) and
 `csv_classify` (one row per example: a label column plus either a text column or numeric
-columns read left to right as the steps of a sequence). `path` is relative to the
-experiment file; the loader records the file's content hash, so the run id follows the
-data, not where the file lives. (`char_lm` with `path:` reads your text files.)"""
+columns read left to right as the steps of a sequence; or a long file, one row per step
+with an id, a time and one column per channel; or a .ts file). An official split comes from
+a `split` column or a `test_path` file. Bad data stop with one line naming the file, row and
+column; `missing: drop_row` leaves such rows out instead, and says so in the task's notes.
+`path` is relative to the experiment file; the loader records the file's content hash, so
+the run id follows the data, not where the file lives. (`char_lm` with `path:` reads your
+text files.)"""
 
 from __future__ import annotations
 
