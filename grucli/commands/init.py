@@ -13,7 +13,7 @@ from grucli.commands.common import clean_errors, console
 
 @clean_errors
 def init(
-    data: Path = typer.Argument(..., help="Your data: a CSV file with a header line."),
+    data: Path = typer.Argument(..., help="Your data: a CSV file with a header line, or a .ts file (UEA format)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Experiment file to write (default: ./<data name>.yaml); its tuned twin "
                                             "goes beside it as <name>_tune.yaml."),
@@ -24,7 +24,7 @@ def init(
                                               "wrong or there is none)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing experiment files."),
 ) -> None:
-    """Look at a data file and write a commented experiment that runs as written.
+    """Look at a CSV (or .ts) file and write a commented experiment that runs as written.
 
     Guesses the task from the columns (and says why), proposes window, horizon and
     season for a series (the season from the timestamps' frequency), sizes rnn, gru and

@@ -277,5 +277,6 @@ CSV_FORECAST = Task("csv_forecast", CsvForecastConfig, build_csv_forecast, "user
                     "forecast one numeric column of your CSV (RMSE, MAE, MASE on its scale)",
                     source="`path:` your CSV file", sizes="yours", baseline="naive and (with season) seasonal naive")
 CSV_CLASSIFY = Task("csv_classify", CsvClassifyConfig, build_csv_classify, "user",
-                    "classify the rows of your CSV: a text column, or numeric columns as a sequence",
-                    source="`path:` your CSV file", sizes="yours", baseline="majority class of train")
+                    "classify the rows of your CSV: a text column, numeric columns as a sequence, a long file "
+                    "(id, time, channels) or a .ts file",
+                    source="`path:` your CSV or .ts file (`split:` column or `test_path:` for an official split)", sizes="yours", baseline="majority class of train")
