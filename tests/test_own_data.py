@@ -384,3 +384,46 @@ def test_a_malformed_ts_file_is_one_line(case, tmp_path):
     res, exp, results = run(tmp_path, {"name": "csv_classify", "path": "m.ts"}, {"m.ts": content})
     line = one_error_line(res, exp, results)
     assert "task.path: " in line and expected in line, line
+
+
+# --------------------------------------------------------------------------- csv_anomaly, several channels
+def two_channel_series(n: int = 400) -> pd.DataFrame:
+    t = np.arange(n)
+    a, b = np.sin(2 * np.pi * t / 20), np.cos(2 * np.pi * t / 25)
+    b[300:305] += 4.0  # the anomaly is in the second channel only
+    return pd.DataFrame({"a": a.round(4), "b": b.round(4), "label": ((t >= 300) & (t < 305)).astype(int)})
+
+
+def test_csv_anomaly_forecasts_several_channels_together(tmp_path):
+    two_channel_series().to_csv(tmp_path / "d.csv", index=False)
+    data, run_ = _build(tmp_path, {"name": "csv_anomaly", "path": "d.csv", "channels": ["a", "b"], "label": "label",
+                                   "window": 10, "normal_frac": 0.5})
+    assert data.input_size == 2 and data.output_size == 2
+    assert data.train.x.shape[1:] == (10, 2) and data.train.y.shape[1] == 4  # a, b, label, scored
+    assert float(data.test.y[:, 2].sum()) == 5  # the 5 anomalous steps are test targets
+    # the objective scores a step by its error over both channels: a forecaster right on a and
+    # wrong on b exactly at the anomaly finds it (PR-AUC 1); one wrong on a elsewhere does not
+    import torch
+
+    from grucli.objectives import AnomalyForecast
+
+    y = data.test.y
+    wrong_on_b = y[:, :2].clone()
+    wrong_on_b[y[:, 2] == 1, 1] += 3.0
+    assert AnomalyForecast(1.0).metrics(wrong_on_b, y)["pr_auc"] == pytest.approx(1.0)
+    elsewhere = y[:, :2].clone()
+    elsewhere[y[:, 2] == 0, 0] += torch.linspace(0, 3, int((y[:, 2] == 0).sum()))
+    assert AnomalyForecast(1.0).metrics(elsewhere, y)["pr_auc"] < 0.5
+    assert torch.equal(AnomalyForecast(1.0).loss_terms(y[:, :2], y), torch.zeros(len(y)))
+    res, exp, results = run(tmp_path, {"name": "csv_anomaly", "path": "d.csv", "channels": ["a", "b"],
+                                       "label": "label", "window": 10, "normal_frac": 0.5}, {})
+    assert res.exit_code == 0, res.output
+
+
+def test_csv_anomaly_channel_errors_name_the_column(tmp_path):
+    df = _with(two_channel_series(), 40, "b", "")
+    task = {"name": "csv_anomaly", "path": "d.csv", "channels": ["a", "b"], "label": "label", "window": 10}
+    line = one_error_line(*run(tmp_path, task, {"d.csv": df}))
+    assert "task.channels: " in line and "data row 41: the value (column 'b') is empty" in line, line
+    line = one_error_line(*run(tmp_path, {**task, "channels": ["a", "B"]}, {"d.csv": two_channel_series()}))
+    assert "task.channels: " in line and "no column 'B' (did you mean 'b'?)" in line, line
