@@ -14,6 +14,7 @@ from grucli.commands import bench as bench_cmd
 from grucli.commands import sample as sample_cmd
 from grucli.commands import report as report_cmd
 from grucli.commands import claims as claims_cmd
+from grucli.commands import init as init_cmd
 
 class _Group(TyperGroup):
     """Command-line mistakes (--jobs abc, an unknown command or option, a missing argument)
@@ -70,6 +71,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
     """grucli: GRU vs LSTM vs RNN -- which one, for my task, at what cost? Train, compare and report."""
 
 
+app.command("init")(init_cmd.init)
 app.command("train")(train.train)
 app.command("compare")(compare.compare)
 app.command("tune")(tune_cmd.tune)

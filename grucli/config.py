@@ -88,10 +88,11 @@ TaskUnion = _task_union()
 
 # Keys that change where/how fast a run executes but not what it computes: left out of run ids.
 # A data file's path is one of them: its content hash (task.content_sha256) stands for the data.
-EXECUTION_KEYS = {("train", "device"), ("train", "threads"), ("task", "path")}
+EXECUTION_KEYS = {("train", "device"), ("train", "threads"), ("task", "path"), ("task", "test_path")}
 # Keys added after run ids were first issued, with their defaults: left out of the id while
 # at the default, so a results folder made before they existed keeps its run ids.
-LATER_KEYS = {("model", "attention"): "none", ("model", "beam"): 1}
+LATER_KEYS = {("model", "attention"): "none", ("model", "beam"): 1, ("task", "missing"): "error",
+              ("task", "split"): None, ("task", "id"): None, ("task", "time"): None, ("task", "channels"): None}
 
 
 class RunConfig(Strict):
@@ -366,7 +367,7 @@ def merge_section(section: str, base: dict, value: dict) -> dict:
 
 
 def resolve_paths(raw: dict, folder: Path) -> dict:
-    """Data files (`task.path` in the task, a grid, a zip group or an include entry) are
+    """Data files (`task.path` and `task.test_path` in the task, a grid, a zip group or an include entry) are
     relative to the experiment file: make them absolute, so runs find them from any
     working directory. (The run id leaves the path out and hashes the file's content.)"""
 
@@ -375,18 +376,21 @@ def resolve_paths(raw: dict, folder: Path) -> dict:
             return [fix(v) for v in value]
         return str((folder / value).resolve()) if isinstance(value, str) and value else value
 
-    def fix_in(entry, key):
-        return {**entry, key: fix(entry[key])} if isinstance(entry, dict) and key in entry else entry
+    def fix_in(entry, prefix=""):
+        for key in (f"{prefix}path", f"{prefix}test_path"):
+            if isinstance(entry, dict) and key in entry:
+                entry = {**entry, key: fix(entry[key])}
+        return entry
 
     def fix_point(entry):  # a grid, zip group or include entry: dotted task.path or whole task sections
-        entry = fix_in(entry, "task.path")
+        entry = fix_in(entry, "task.")
         if isinstance(entry, dict) and "task" in entry:
             tasks = entry["task"]
-            fixed = [fix_in(t, "path") for t in tasks] if isinstance(tasks, list) else fix_in(tasks, "path")
+            fixed = [fix_in(t) for t in tasks] if isinstance(tasks, list) else fix_in(tasks)
             entry = {**entry, "task": fixed}
         return entry
 
-    raw = {**raw, "task": fix_in(raw.get("task"), "path"), "grid": fix_point(raw.get("grid"))}
+    raw = {**raw, "task": fix_in(raw.get("task")), "grid": fix_point(raw.get("grid"))}
     for section in ("zip", "include"):
         if isinstance(raw.get(section), list):
             raw[section] = [fix_point(entry) for entry in raw[section]]

@@ -32,7 +32,7 @@ def run_id(config: RunConfig) -> str:
     for section, key in EXECUTION_KEYS:
         data[section].pop(key, None)
     for (section, key), default in LATER_KEYS.items():
-        if data[section].get(key) == default:
+        if key in data[section] and data[section][key] == default:
             data[section].pop(key)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -151,9 +151,10 @@ class AnomalyForecast:
     """Anomaly detection by forecasting (a model trained on normal data predicts the next
     value; a large error flags an anomaly).
 
-    y: (B, 3) -- the next value (scaled), its 0/1 anomaly label, and 1 where the row is
-    scored or 0 where it is calibration (normal validation windows). Loss: MSE on the
-    value. Metrics: mse (on scored rows, else all); where a split holds both calibration
+    y: (B, C + 2) -- the next value of each of C channels (scaled), its 0/1 anomaly label,
+    and 1 where the row is scored or 0 where it is calibration (normal validation windows).
+    Loss: MSE on the values (a step's error: the mean over its channels; one channel: its
+    squared error). Metrics: mse (on scored rows, else all); where a split holds both calibration
     and scored rows (the test split), the threshold is the `quantile` of the calibration
     errors and the scored rows get point precision, recall and F1 at it, and two
     threshold-free or range scores from aeon: pr_auc and range_f1 (Tatbul et al. 2018)."""
@@ -164,19 +165,21 @@ class AnomalyForecast:
         self.quantile = quantile
 
     def loss_terms(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (out.reshape(y.shape[:-1]) - y[..., 0]) ** 2  # the next value's squared error
+        C = y.shape[-1] - 2
+        return ((out.reshape(*y.shape[:-1], C) - y[..., :C]) ** 2).mean(-1)  # the next values' squared error
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_terms(out, y).mean()
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
-        err = (out.reshape(-1).double() - y[:, 0].double()) ** 2
-        scored = y[:, 2] > 0.5
+        C = y.shape[-1] - 2
+        err = ((out.reshape(len(y), C).double() - y[:, :C].double()) ** 2).mean(1)
+        scored = y[:, -1] > 0.5
         mse = float(err[scored].mean()) if scored.any() else float(err.mean())
         if not scored.any() or scored.all():
             return {"mse": mse}
         return {"mse": mse, **anomaly_scores(err[~scored].numpy(), err[scored].numpy(),
-                                             y[scored, 1].long().numpy(), self.quantile)}
+                                             y[scored, -2].long().numpy(), self.quantile)}
 
 
 def anomaly_scores(calibration, score, labels, quantile: float) -> dict[str, float]:

@@ -56,7 +56,9 @@ def prepare(runs: Iterable[Run], source: str | None = None, on_stage=None) -> li
     cell's implementation (model.impl=auto compiles the fused kernels on first use on a
     machine, so workers later only load them; `on_stage(text)` hears of it first). A data
     error names `source` (the experiment file) and the task key it comes from. Returns
-    notes for the user: runs whose `impl: auto` cannot use grucli's kernels, and why."""
+    notes for the user: what the data preparation did that they should know (the task's
+    `info['notes']`: rows left out, gaps filled, small splits), runs whose `impl: auto` cannot
+    use grucli's kernels, and why."""
     from grucli import cells
     from grucli.cells.fused import build
     from grucli.tasks import build_task
@@ -65,11 +67,13 @@ def prepare(runs: Iterable[Run], source: str | None = None, on_stage=None) -> li
     from grucli.train import model_size
 
     runs = list(runs)
+    notes = []
     for task in {r.config.task.model_dump_json(): r.config.task for r in runs}.values():
         try:
-            build_task(task)
+            data = build_task(task)
         except DataError as e:
             raise DataError(f"{source + ': ' if source else ''}task.{_data_key(task, e)}: {e}", e.key) from None
+        notes += [f"note: {n}" for n in data.info.get("notes") or [] if f"note: {n}" not in notes]
     for r in {(r.config.task.model_dump_json(), r.config.model.model_dump_json()): r for r in runs}.values():
         try:
             model_size(r.config, build_task(r.config.task))
@@ -88,9 +92,9 @@ def prepare(runs: Iterable[Run], source: str | None = None, on_stage=None) -> li
         if impl == "auto" and cells.get(cell).fused and resolved != "fused":
             slower.add(cell)
     if slower:
-        return [f"note: {', '.join(sorted(slower))} train(s) on torch's own modules, not grucli's "
-                f"faster kernels: {build.describe()}"]
-    return []
+        notes.append(f"note: {', '.join(sorted(slower))} train(s) on torch's own modules, not grucli's "
+                     f"faster kernels: {build.describe()}")
+    return notes
 
 
 def _data_key(task, error: DataError) -> str:

@@ -15,6 +15,8 @@ Reads only: it never trains and never writes inside run folders. Output goes to
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +59,49 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
                  figure_formats: tuple[str, ...] = ("png", "svg")) -> ReportOutput:
     """Read the experiment folders in `paths`, write the report into `out` (default:
     `default_out`). Problems with single runs become notes; raises GrucliError only when
-    there is nothing to report."""
+    there is nothing to report. The report is written into a temporary sibling folder and
+    moved into place only when complete: a failure leaves the previous report (or none),
+    never half of one."""
+    out = Path(out) if out is not None else default_out(paths)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        res = _write_report(paths, staging, formats, figure_formats)
+        _publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    moved = lambda ps: [out / p.relative_to(staging) for p in ps]  # noqa: E731
+    res.out, res.files, res.tables, res.figures = out, moved(res.files), moved(res.tables), moved(res.figures)
+    return res
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Put a complete report in `staging` at `out`. A folder holding only the previous
+    report's files is swapped whole (two renames); one holding other files too (the user's)
+    keeps them: the previous report's files are removed and the new ones moved in."""
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(out)
+        return
+    previous = set(_previous(out))
+    others = [p for p in out.rglob("*") if p.is_file() and p.relative_to(out).as_posix() not in previous]
+    if not others:
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    _remove_previous(out)
+    for path in sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MANIFEST):
+        target = out / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+    os.replace(staging / MANIFEST, out / MANIFEST)
+
+
+def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
+                  figure_formats: tuple[str, ...]) -> ReportOutput:
+    """Write the whole report into the folder `out`."""
     for f in formats:
         if f not in FORMATS:
             raise GrucliError(f"unknown report format '{f}'; valid: {', '.join(FORMATS)}")
@@ -193,14 +237,19 @@ def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp
     return blocks
 
 
-def _remove_previous(out: Path) -> None:
-    """Delete what the previous report in `out` wrote (listed in its manifest), so no stale
-    figure survives; never anything else in that folder."""
+def _previous(out: Path) -> list[str]:
+    """The files the previous report in `out` wrote (its manifest, with the manifest)."""
     try:
         previous = json.loads((out / MANIFEST).read_text())
     except (OSError, ValueError):
-        return
-    for rel in previous if isinstance(previous, list) else []:
+        return []
+    return [*map(str, previous), MANIFEST] if isinstance(previous, list) else []
+
+
+def _remove_previous(out: Path) -> None:
+    """Delete what the previous report in `out` wrote (listed in its manifest), so no stale
+    figure survives; never anything else in that folder."""
+    for rel in _previous(out):
         path = out / str(rel)
         if path.resolve().is_relative_to(out.resolve()) and path.is_file():
             path.unlink()

@@ -125,6 +125,11 @@ def sensitivity(t: Tuned) -> list[Drawn]:
                   "is a hyperparameter the arm is sensitive to.")]
 
 
+def _value(v, num) -> str:
+    """A searched value for a table: a text or boolean choice as itself, a number through `num`."""
+    return str(v) if isinstance(v, (str, bool, np.bool_)) else num(v)
+
+
 def _positions(values: pd.Series, dist: dict):
     if dist["kind"] != "choice":
         return values.astype(float)
@@ -170,7 +175,7 @@ def blocks(t: Tuned, frames: dict[str, pd.DataFrame], figures: list[Drawn], num,
             "arm": comp["arm"], "trials": comp["trials"], "pruned": comp["pruned"],
             "diverged / failed": comp["diverged"].astype(str) + " / " + comp["failed"].astype(str),
             "best trial": comp["best_trial"].map(num), f"best validation {t.select}": comp["best_val"].map(num),
-            **{k.removeprefix("best."): comp[k].map(num) for k in keys},
+            **{k.removeprefix("best."): comp[k].map(lambda v: _value(v, num)) for k in keys},
             "params": comp["params"].map(num),
             f"test {t.metric}, final seeds ({'geometric mean' if (comp['scale'] == 'log').all() else 'mean'} [95% CI])":
                 [interval(m, lo, hi) for m, lo, hi in zip(comp["test_centre"], comp["test_lo"], comp["test_hi"])],

@@ -26,7 +26,8 @@ from grucli.errors import DataError
 from grucli.objectives import AnomalyForecast, anomaly_scores
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.cache import disk_cached
-from grucli.tasks.sources import UserFileConfig, check_name, column, numeric, package_file, read_csv
+from grucli.tasks.sources import (Missing, UserFileConfig, apply_missing, check_name, column, numeric,
+                                  package_file, read_csv, small_split_note)
 
 # name -> (files inside the aeon package: normal part first, then the part to test; value
 # column; label column; what it is). The normal part is the whole first file.
@@ -63,8 +64,12 @@ class AnomalyConfig(AnomalyWindows):
 class CsvAnomalyConfig(AnomalyWindows, UserFileConfig):
     name: Literal["csv_anomaly"] = "csv_anomaly"
     column: str = "value"  # the series
+    channels: list[str] | None = None  # several value columns, one channel each (forecast together), instead of column
     label: str = "label"  # 0/1, 1 = anomalous point
     normal_frac: float = Field(0.3, gt=0, lt=1)  # the first share of rows trains the forecaster (labelled 1s there are skipped)
+    # a row with an empty value or label: stop with a line naming it (error), or leave the row
+    # out and say how many (drop_row; the rows around it become neighbours)
+    missing: Missing = "error"
 
 
 
@@ -74,6 +79,8 @@ def anomaly_windows(values: np.ndarray, labels: np.ndarray, normal_until: int, c
     after it (with the validation windows in front, as calibration rows)."""
     W = cfg.window
     values, labels = np.asarray(values, dtype=np.float64), np.asarray(labels).astype(np.int64)
+    values = values[:, None] if values.ndim == 1 else values  # (N, C)
+    C = values.shape[1]
     if np.isnan(values).any():
         raise DataError(f"{source}: the series has gaps (empty cells); fill them first", key="path")
     normal_targets = [t for t in range(W, normal_until) if labels[t] == 0 and labels[t - W:t].sum() == 0]
@@ -87,29 +94,33 @@ def anomaly_windows(values: np.ndarray, labels: np.ndarray, normal_until: int, c
     if not labels[np.asarray(test_targets)].any():
         raise DataError(f"{source}: no point after the normal part is labelled anomalous; nothing to detect")
     train_targets, val_targets = normal_targets[:-n_val], normal_targets[-n_val:]
-    train_vals = values[:train_targets[-1] + 1]
-    mean, std = float(train_vals.mean()), float(train_vals.std()) or 1.0
-    z = (values - mean) / std
+    end = train_targets[-1] + 1
+    # per channel, each over its own 1-D column (one channel: the same numbers as ever)
+    mean = np.array([float(values[:end, c].mean()) for c in range(C)])
+    std = np.array([float(values[:end, c].std()) or 1.0 for c in range(C)])
+    z = (values - mean) / std  # (N, C)
 
     def split(targets: list[int], scored: bool) -> Split:
         idx = np.asarray(targets)
-        x = np.stack([z[t - W:t] for t in idx])[..., None]  # (N, W, 1)
-        y = np.stack([z[idx], labels[idx], np.full(len(idx), float(scored))], axis=1)  # (N, 3)
+        x = np.stack([z[t - W:t] for t in idx])  # (N, W, C)
+        y = np.concatenate([z[idx], labels[idx][:, None], np.full((len(idx), 1), float(scored))], axis=1)  # (N, C + 2)
         return Split(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
 
     train, val = split(train_targets, False), split(val_targets, False)
     scored = split(test_targets, True)
     test = Split(torch.cat([val.x, scored.x]), torch.cat([val.y, scored.y]))  # calibration rows first
-    naive = lambda targets: (z[np.asarray(targets)] - z[np.asarray(targets) - 1]) ** 2  # noqa: E731
+    naive = lambda targets: ((z[np.asarray(targets)] - z[np.asarray(targets) - 1]) ** 2).mean(1)  # noqa: E731
     base = anomaly_scores(naive(val_targets), naive(test_targets), labels[np.asarray(test_targets)],
                           cfg.threshold_quantile)
     base["mse"] = float(naive(test_targets).mean())
     n_anom = int(labels[np.asarray(test_targets)].sum())
     return TaskData(
-        train, val, test, input_size=1, output_size=1, head="last", objective=AnomalyForecast(cfg.threshold_quantile),
+        train, val, test, input_size=C, output_size=C, head="last", objective=AnomalyForecast(cfg.threshold_quantile),
         metric="pr_auc", goal="max", select="mse", select_goal="min",
         baseline={k: base[k] for k in ("pr_auc", "f1", "precision", "recall", "range_f1", "mse")},
-        info={**info, "seq_len": W, "source": source, "points": len(values), "normal_points": normal_until,
+        info={**info, "notes": [*info.get("notes", []), *small_split_note(source, len(val_targets), len(test_targets),
+                                                                          "windows", False)],
+              "seq_len": W, "source": source, "points": len(values), "normal_points": normal_until,
               "test_points": len(test_targets), "test_anomalous_points": n_anom,
               "baseline_rule": "squared error of the naive last-value forecast, same threshold rule"},
     )
@@ -138,14 +149,22 @@ def build_anomaly(cfg: AnomalyConfig) -> TaskData:
 @disk_cached
 def build_csv_anomaly(cfg: CsvAnomalyConfig) -> TaskData:
     df = read_csv(cfg.path)
-    values = numeric(column(df, cfg.column, cfg.path, "column"), f"column {cfg.column!r}", cfg.path, "column")
+    key, names = ("channels", cfg.channels) if cfg.channels else ("column", [cfg.column])
+    values = np.stack([numeric(column(df, c, cfg.path, key), f"column {c!r}", cfg.path, key) for c in names],
+                      axis=1)  # (N, C)
     labels = numeric(column(df, cfg.label, cfg.path, "label"), f"column {cfg.label!r}", cfg.path, "label")
+    problems = {int(r): ("label", f"the label (column {cfg.label!r}) is empty") for r in np.flatnonzero(np.isnan(labels))}
+    for r, c in reversed(np.argwhere(np.isnan(values)).tolist()):  # the first empty channel of each row wins
+        problems[int(r)] = (key, f"the value (column {names[c]!r}) is empty")
+    notes: list[str] = []
+    keep = apply_missing(problems, len(df), cfg.missing, cfg.path, notes)
+    values, labels = values[keep], labels[keep]
     bad = ~np.isin(labels, [0, 1])
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{cfg.path}: label column {cfg.label!r}: expected 0 or 1, got {labels[row]:g} in data row "
-                        f"{row + 1}", key="label")
-    return anomaly_windows(values, labels, int(len(values) * cfg.normal_frac), cfg, cfg.path, {})
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{cfg.path}: label column {cfg.label!r}: expected 0 or 1, got {labels[i]:g} in data row "
+                        f"{int(keep[i]) + 1}", key="label")
+    return anomaly_windows(values, labels, int(len(values) * cfg.normal_frac), cfg, cfg.path, {"notes": notes})
 
 
 ANOMALY = Task("anomaly", AnomalyConfig, build_anomaly, "real",

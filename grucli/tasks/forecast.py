@@ -22,7 +22,7 @@ from grucli.errors import DataError
 from grucli.objectives import Forecast, forecast_errors
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.cache import disk_cached
-from grucli.tasks.sources import check_name, package_file
+from grucli.tasks.sources import check_name, package_file, rows_text, small_split_note
 
 
 class WindowConfig(TaskConfig):
@@ -87,6 +87,12 @@ def windowed_forecast(series: np.ndarray, cfg: WindowConfig, season: int | None,
         return Split(torch.tensor(x, dtype=torch.float32).unsqueeze(-1), torch.tensor(y, dtype=torch.float32))
 
     train, val, test = (make(picked[p]) for p in ("train", "val", "test"))
+    notes = []
+    if gap.any():
+        how = ("`gaps: interpolate` fills them linearly in the inputs and scores no window whose target is one"
+               if cfg.gaps == "interpolate" else "`gaps: drop` leaves out every window that touches one")
+        notes.append(f"{source}: {int(gap.sum())} empty cell(s) ({rows_text(np.flatnonzero(gap))}): {how}")
+    notes += small_split_note(source, len(picked["val"]), len(picked["test"]), "windows", False)
     s = picked["test"]
     targets = (s + W)[:, None] + np.arange(H)  # (N, H) series index of every test target
     true = torch.tensor(filled[targets])
@@ -105,7 +111,7 @@ def windowed_forecast(series: np.ndarray, cfg: WindowConfig, season: int | None,
         metric="rmse", goal="min", baseline=baseline,
         info={"seq_len": W, "points": n, "gaps": int(gap.sum()), "season": m, "source": source,
               "windows": {p: len(picked[p]) for p in picked},
-              "baseline_rule": "naive: last value; snaive: one season earlier",
+              "baseline_rule": "naive: last value; snaive: one season earlier", "notes": notes,
               **(info or {})},
     )
 

@@ -17,7 +17,7 @@ from grucli.errors import DataError
 from grucli.objectives import Classification
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.cache import disk_cached
-from grucli.tasks.sources import package_file
+from grucli.tasks.sources import package_file, small_split_note
 from grucli.tasks.uea import stratified_carve
 from grucli.tasks.vocab import build_vocab, encode, tokenize
 
@@ -35,16 +35,26 @@ class TextConfig(TaskConfig):
     test_frac: float = Field(0.2, gt=0, lt=0.5)  # share of the texts for test (stratified)
 
 
-def text_classification(texts: list[str], labels: list[str], cfg: TextConfig, source: str, info: dict) -> TaskData:
-    """Texts with string labels -> TaskData with a train-only vocabulary."""
+def text_classification(texts: list[str], labels: list[str], cfg: TextConfig, source: str, info: dict,
+                        parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> TaskData:
+    """Texts with string labels -> TaskData with a train-only vocabulary. `parts`: an official
+    split as (train, val, test) indices (an empty val: carved from train by val_frac); None:
+    a stratified split by val_frac / test_frac."""
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise DataError(f"{source}: the label has a single class ({classes[0]!r}); classification needs two or more"
                         if classes else f"{source}: no labelled texts")
     y = np.array([classes.index(c) for c in labels])
-    rest, test_idx = stratified_carve(y, cfg.test_frac, cfg.data_seed)
-    keep, val_pos = stratified_carve(y[rest], cfg.val_frac / (1 - cfg.test_frac), cfg.data_seed + 1)
-    train_idx, val_idx = rest[keep], rest[val_pos]
+    if parts is None:
+        rest, test_idx = stratified_carve(y, cfg.test_frac, cfg.data_seed)
+        keep, val_pos = stratified_carve(y[rest], cfg.val_frac / (1 - cfg.test_frac), cfg.data_seed + 1)
+        train_idx, val_idx = rest[keep], rest[val_pos]
+    elif len(parts[1]):
+        train_idx, val_idx, test_idx = parts
+    else:
+        rest, test_idx = parts[0], parts[2]
+        keep, val_pos = stratified_carve(y[rest], cfg.val_frac, cfg.data_seed + 1)
+        train_idx, val_idx = rest[keep], rest[val_pos]
     if not len(train_idx) or not len(val_idx) or not len(test_idx):
         raise DataError(f"{source}: too few texts ({len(texts)}) for train, validation and test splits")
     docs = [tokenize(t, cfg.unit) for t in texts]
@@ -64,7 +74,8 @@ def text_classification(texts: list[str], labels: list[str], cfg: TextConfig, so
         tokens=True,
         info={"seq_len": int(train.x.shape[1]), "classes": k, "class_names": classes, "vocab_size": len(vocab),
               "vocab": vocab, "unit": cfg.unit, "sizes": {"train": len(train), "val": len(val), "test": len(test)},
-              "source": source, "baseline_rule": f"majority class of train ({classes[majority]})", **info},
+              "source": source, "baseline_rule": f"majority class of train ({classes[majority]})", **info,
+              "notes": [*info.get("notes", []), *small_split_note(source, len(val), len(test), "texts")]},
     )
 
 

@@ -19,7 +19,7 @@ from grucli.errors import DataError
 from grucli.objectives import Classification
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
 from grucli.tasks.cache import disk_cached
-from grucli.tasks.sources import check_name, package_file
+from grucli.tasks.sources import check_name, package_file, small_split_note
 
 # name -> facts checked by the tests: (train, test, channels, classes, length)
 DATASETS = {
@@ -37,20 +37,33 @@ def parse_ts(text: str, source: str) -> tuple[list[np.ndarray], list[str], list[
     """A .ts file -> (series as (T, C) arrays, labels, declared class labels).
     Data lines: one case per line, channels separated by ':', the label last."""
     classes: list[str] = []
-    series, labels, in_data = [], [], False
+    series, labels, in_data, width = [], [], False, None
     for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         if not in_data:
-            low = line.lower()
+            low, words = line.lower(), line.split()
+            if not low.startswith("@"):
+                raise DataError(f"{source}:{n}: a data line before @data (the header is @keyword lines, then @data)")
             if low.startswith("@classlabel"):
-                classes = line.split()[2:]
-            elif low.startswith("@timestamps") and line.split()[1].lower() == "true":
-                raise DataError(f"{source}: .ts files with timestamps are not supported")
+                if len(words) < 2 or words[1].lower() not in ("true", "false"):
+                    raise DataError(f"{source}:{n}: @classLabel must say true (then the class names) or false")
+                if words[1].lower() == "false":
+                    raise DataError(f"{source}:{n}: @classLabel false: the cases carry no class to learn")
+                classes = words[2:]
+            elif low.startswith("@targetlabel") and len(words) > 1 and words[1].lower() == "true":
+                raise DataError(f"{source}:{n}: @targetLabel true: a regression file; grucli classifies .ts cases")
+            elif low.startswith("@timestamps") and len(words) > 1 and words[1].lower() == "true":
+                raise DataError(f"{source}:{n}: .ts files with timestamps are not supported")
             in_data = low.startswith("@data")
             continue
         *channels, label = line.split(":")
+        if not channels or not label.strip():
+            raise DataError(f"{source}:{n}: a case needs its values, then ':' and its class label")
+        if width is not None and len(channels) != width:
+            raise DataError(f"{source}:{n}: {len(channels)} channel(s), the cases before have {width}")
+        width = len(channels)
         try:
             chans = [np.array([float(v) if v != "?" else np.nan for v in c.split(",")]) for c in channels]
         except ValueError:
@@ -58,6 +71,9 @@ def parse_ts(text: str, source: str) -> tuple[list[np.ndarray], list[str], list[
         length = max(len(c) for c in chans)
         series.append(np.stack([np.pad(c, (0, length - len(c)), constant_values=np.nan) for c in chans], -1))
         labels.append(label.strip())
+    if not in_data:
+        raise DataError(f"{source}: no @data line (a .ts file is @keyword header lines, then @data, then one case "
+                        "per line)")
     if not series:
         raise DataError(f"{source}: no cases after @data")
     return series, labels, classes
@@ -93,17 +109,23 @@ def stratified_carve(labels: np.ndarray, frac: float, seed: int) -> tuple[np.nda
 
 def sequence_classification(train_series: list[np.ndarray], train_labels: list[str], test_series: list[np.ndarray],
                             test_labels: list[str], classes: list[str], val_frac: float, seed: int,
-                            source: str, info: dict) -> TaskData:
+                            source: str, info: dict, val: tuple[list, list[str]] | None = None) -> TaskData:
     """Numeric sequences (T_i, C) with string labels -> TaskData: classes indexed in `classes`
-    order, validation carved from train, channels z-scored with train statistics."""
+    order, validation carved from train (or given: `val` = (series, labels)), channels
+    z-scored with train statistics."""
     known = {c: i for i, c in enumerate(classes)}
-    for lab in [*train_labels, *test_labels]:
+    for lab in [*train_labels, *test_labels, *(val[1] if val else [])]:
         if lab not in known:
             raise DataError(f"{source}: label '{lab}' is not among the declared classes {classes}")
     y_all = np.array([known[c] for c in train_labels])
     if len(set(train_labels)) < 2:
         raise DataError(f"{source}: the label has a single class ({train_labels[0]!r}); classification needs two or more")
-    rest, carved = stratified_carve(y_all, val_frac, seed)
+    if val is not None:  # an official validation split: train is all of train
+        train_series, train_labels = [*train_series, *val[0]], [*train_labels, *val[1]]
+        y_all = np.array([known[c] for c in train_labels])
+        rest, carved = np.arange(len(y_all) - len(val[1])), np.arange(len(y_all) - len(val[1]), len(y_all))
+    else:
+        rest, carved = stratified_carve(y_all, val_frac, seed)
     if len(carved) == 0 or len(rest) == 0:
         raise DataError(f"{source}: too few training cases ({len(y_all)}) to carve a validation split")
     stacked = np.concatenate([train_series[i] for i in rest])
@@ -127,7 +149,8 @@ def sequence_classification(train_series: list[np.ndarray], train_labels: list[s
         metric="accuracy", goal="max", baseline={"accuracy": base["accuracy"], "macro_f1": base["macro_f1"]},
         info={"seq_len": max(lens), "min_len": min(lens), "classes": k, "class_names": list(classes),
               "channels": train.x.shape[-1], "sizes": {"train": len(train), "val": len(val), "test": len(test)},
-              "source": source, "baseline_rule": "majority class of train", **info},
+              "source": source, "baseline_rule": "majority class of train", **info,
+              "notes": [*info.get("notes", []), *small_split_note(source, len(val), len(test))]},
     )
 
 

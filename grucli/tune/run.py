@@ -56,6 +56,7 @@ class TuneRun:
     select_goal: str | None = None
     trial_outcome: execute.Outcome | None = None
     final_outcome: execute.Outcome | None = None
+    notes: list[str] = field(default_factory=list)  # what preparing the data did that the user should know
 
     @property
     def search(self):
@@ -267,7 +268,7 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
         return tr
     first = [Run(i, a.config({}, search.seed), a.point, "") for i, a in enumerate(arms)]
     rep.stage("preparing data")
-    execute.prepare(first, tr.experiment.source, rep.stage)  # bad data stop here, before anything is written
+    tr.notes = execute.prepare(first, tr.experiment.source, rep.stage)  # bad data stop here, before anything is written
     data = build_task(first[0].config.task)
     tr.metric, tr.goal = data.metric, data.goal
     tr.select, tr.select_goal = data.selection  # trials are told, pruned and chosen on validation

@@ -1,0 +1,211 @@
+"""`grucli init`: the task kind guessed from the columns (and said), a series' window,
+horizon and season (from the timestamps), two commented experiment files that load and run
+as written, the commands to run next, --task / --target, no overwriting, and clean refusals."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from grucli.cli import app
+from grucli.config import load_experiment
+from grucli.grid import expand
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(cache_in_tmp):
+    """Every test gets its own empty disk cache."""
+
+
+def monthly(tmp_path, n=160):
+    t = np.arange(n)
+    df = pd.DataFrame({"month": pd.date_range("1990-01-01", periods=n, freq="MS").strftime("%Y-%m"),
+                       "sales": (100 + t + 10 * np.sin(2 * np.pi * t / 12)).round(2)})
+    df.to_csv(tmp_path / "sales.csv", index=False)
+    return tmp_path / "sales.csv"
+
+
+def gestures(tmp_path, n=80, steps=12):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(n, steps)).round(3), columns=[f"x{i}" for i in range(steps)])
+    df.insert(0, "gesture", ["wave", "point", "swipe", "tap"] * (n // 4))
+    df.to_csv(tmp_path / "gestures.csv", index=False)
+    return tmp_path / "gestures.csv"
+
+
+def init(tmp_path, *args):
+    return runner.invoke(app, ["init", *map(str, args)])
+
+
+def test_a_monthly_series_gets_forecast_season_12_and_two_files_that_load(tmp_path):
+    data = monthly(tmp_path)
+    out = tmp_path / "exp" / "sales.yaml"
+    res = init(tmp_path, data, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "guessed task: csv_forecast, because 'month' looks like time" in res.output
+    assert "guessed column to forecast: 'sales' (the only numeric column" in res.output
+    assert "guessed season: 12 (from the timestamps in 'month': monthly rows" in res.output
+    assert f"grucli compare {out}" in res.output and f"grucli tune {out.with_name('sales_tune.yaml')}" in res.output
+    text = out.read_text()
+    assert text.startswith("# grucli compare sales.yaml\n") and "#   season: 12" in text
+    raw = yaml.safe_load(text)
+    assert raw["task"] == {"name": "csv_forecast", "path": "../sales.csv", "column": "sales", "window": 24,
+                           "horizon": 3, "season": 12}
+    exp = load_experiment(out)
+    runs = expand(exp)
+    assert sorted({r.config.model.cell for r in runs}) == ["gru", "lstm", "rnn"] and len(runs) == 9
+    assert len({r.config.model.param_budget for r in runs}) == 1  # one budget for every cell
+    tuned = load_experiment(out.with_name("sales_tune.yaml"))
+    assert tuned.search is not None and "task.scaling" in tuned.search.space and tuned.search.final_seeds == 3
+
+
+@pytest.mark.slow
+def test_the_written_experiments_run(tmp_path):
+    data = monthly(tmp_path)
+    out = tmp_path / "sales.yaml"
+    assert init(tmp_path, data, "--out", out).exit_code == 0
+    results = tmp_path / "results"
+    small = ["--set", "train.epochs=1", "--set", "train.max_steps=2", "--results", str(results)]
+    res = runner.invoke(app, ["compare", str(out), *small, "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    assert len(list((results / "sales").glob("*/summary.json"))) == 9
+    res = runner.invoke(app, ["tune", str(tmp_path / "sales_tune.yaml"), "--dry-run", "--results", str(results)])
+    assert res.exit_code == 0 and "search task.scaling" in res.output, res.output
+
+
+def test_numeric_columns_and_a_label_give_csv_classify(tmp_path):
+    res = init(tmp_path, gestures(tmp_path), "--out", tmp_path / "g.yaml")
+    assert res.exit_code == 0, res.output
+    assert "guessed task: csv_classify, because 12 numeric columns" in res.output
+    assert "guessed label: 'gesture'" in res.output
+    task = yaml.safe_load((tmp_path / "g.yaml").read_text())["task"]
+    assert task == {"name": "csv_classify", "path": "gestures.csv", "label": "gesture"}
+
+
+def test_a_text_column_gives_text_classification_and_an_embedding(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["good", "bad", "fine", "awful", "great", "poor", "ok", "meh"]
+    df = pd.DataFrame({"review": [" ".join(rng.choice(words, 6)) + f" number {i}" for i in range(60)],
+                       "stars": ["1", "5", "3"] * 20})
+    df.to_csv(tmp_path / "reviews.csv", index=False)
+    res = init(tmp_path, tmp_path / "reviews.csv", "--out", tmp_path / "r.yaml")
+    assert res.exit_code == 0, res.output
+    raw = yaml.safe_load((tmp_path / "r.yaml").read_text())
+    assert raw["task"]["text"] == "review" and raw["task"]["label"] == "stars" and raw["model"]["embed_dim"] == 32
+
+
+def test_a_0_1_column_beside_a_series_gives_anomaly(tmp_path):
+    t = np.arange(400)
+    df = pd.DataFrame({"value": np.sin(t / 5).round(3), "is_anomaly": (np.abs(t - 300) < 3).astype(int)})
+    df.to_csv(tmp_path / "sensor.csv", index=False)
+    res = init(tmp_path, tmp_path / "sensor.csv", "--out", tmp_path / "s.yaml")
+    assert res.exit_code == 0, res.output
+    task = yaml.safe_load((tmp_path / "s.yaml").read_text())["task"]
+    assert task["name"] == "csv_anomaly" and task["column"] == "value" and task["label"] == "is_anomaly"
+
+
+def test_task_and_target_force_the_guess(tmp_path):
+    data = gestures(tmp_path)
+    res = init(tmp_path, data, "--task", "csv_forecast", "--target", "x3", "--out", tmp_path / "f.yaml")
+    assert res.exit_code == 0, res.output
+    assert "guessed task: csv_forecast (--task)" in res.output
+    assert yaml.safe_load((tmp_path / "f.yaml").read_text())["task"]["column"] == "x3"
+
+
+def test_existing_files_are_kept_unless_force(tmp_path):
+    data, out = monthly(tmp_path), tmp_path / "sales.yaml"
+    out.write_text("# mine\n")
+    res = init(tmp_path, data, "--out", out)
+    assert res.exit_code == 2 and "exists: not overwritten (--force" in res.output
+    assert out.read_text() == "# mine\n" and not (tmp_path / "sales_tune.yaml").exists()
+    assert init(tmp_path, data, "--out", out, "--force").exit_code == 0
+    assert out.read_text().startswith("# grucli compare")
+
+
+REFUSED = {  # file contents, options, what the one line says
+    "empty file": ("", [], "the file is empty"),
+    "cannot tell": ("a,b\nx,y\nz,w\n", [], "cannot tell the task"),
+    "too few rows": ("month,y\n" + "".join(f"2000-{m:02d},{m}\n" for m in range(1, 13)), [], "too few to forecast"),
+    "unknown target": (None, ["--target", "gestur"], "--target gestur: no such column (did you mean 'gesture'?)"),
+    "unknown task": (None, ["--task", "uea"], "--task uea: init writes one of csv_forecast"),
+    "no label": (None, ["--task", "csv_anomaly"], "cannot tell which column is the 0/1 label"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_what_init_cannot_guess_is_one_line_and_writes_nothing(case, tmp_path):
+    content, options, expected = REFUSED[case]
+    if content is None:
+        data = gestures(tmp_path)
+    else:
+        data = tmp_path / "d.csv"
+        data.write_text(content)
+    res = init(tmp_path, data, "--out", tmp_path / "x.yaml", *options)
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and expected in lines[0], res.output
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_ts_file_and_its_test_sibling(tmp_path):
+    head = "@problemName m\n@classLabel true a b\n@data\n"
+    rng = np.random.default_rng(0)
+    case = lambda i: ",".join(f"{v:.2f}" for v in rng.normal(size=6)) + ":" + ",".join(  # noqa: E731
+        f"{v:.2f}" for v in rng.normal(size=6)) + (":a" if i % 2 else ":b")
+    (tmp_path / "m_TRAIN.ts").write_text(head + "\n".join(case(i) for i in range(40)) + "\n")
+    (tmp_path / "m_TEST.ts").write_text(head + "\n".join(case(i) for i in range(20)) + "\n")
+    res = init(tmp_path, tmp_path / "m_TRAIN.ts", "--out", tmp_path / "m.yaml")
+    assert res.exit_code == 0, res.output
+    assert "40 cases, 2 channel(s), length 6, 2 classes" in res.output and "test_path: m_TEST.ts" in res.output
+    task = yaml.safe_load((tmp_path / "m.yaml").read_text())["task"]
+    assert task == {"name": "csv_classify", "path": "m_TRAIN.ts", "test_path": "m_TEST.ts"}
+    assert len(expand(load_experiment(tmp_path / "m.yaml"))) == 9
+    (tmp_path / "bad.ts").write_text("1,2:a\n")
+    res = init(tmp_path, tmp_path / "bad.ts", "--out", tmp_path / "b.yaml")
+    assert res.exit_code == 2 and "bad.ts:1: a data line before @data" in res.output
+
+
+# --------------------------------------------------------------------------- the whole flow on data grucli does not ship
+SITE = Path(importlib.util.find_spec("pandas").origin).parent.parent  # site-packages
+PACKAGED = {  # name -> (file inside an installed package, what init must guess)
+    "airline": ("aeon/datasets/data/Airline/Airline.csv", "season: 12"),  # monthly, seasonal
+    "nile": ("statsmodels/datasets/nile/nile.csv", "season: none"),  # yearly, no season
+    "elec_equip": ("statsmodels/datasets/elec_equip/elec_equip.csv", "season: 12"),
+    "gestures": ("aeon/datasets/data/PickupGestureWiimoteZ/PickupGestureWiimoteZ_TRAIN.ts", "test_path"),
+}
+TINY_RUN = ["--set", "train.epochs=1", "--set", "train.max_steps=2", "--set", "seeds=1", "--jobs", "1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PACKAGED))
+def test_init_compare_report_on_packaged_data_grucli_does_not_use(name, tmp_path):
+    import shutil
+
+    rel, guessed = PACKAGED[name]
+    src = SITE / rel
+    if not src.is_file():
+        pytest.skip(f"{rel} is not installed")
+    for f in src.parent.iterdir():  # the file and its siblings (a _TEST.ts)
+        if f.suffix in (".csv", ".ts"):
+            shutil.copy(f, tmp_path / f.name)
+    out, results = tmp_path / f"{name}.yaml", tmp_path / "results"
+    res = init(tmp_path, tmp_path / src.name, "--out", out)
+    assert res.exit_code == 0 and guessed in res.output, res.output
+    res = runner.invoke(app, ["compare", str(out), "--results", str(results), *TINY_RUN])
+    assert res.exit_code == 0 and "Answer" in res.output, res.output
+    res = runner.invoke(app, ["report", str(results / name), "--format", "md"])
+    assert res.exit_code == 0 and (results / name / "report" / "report.md").is_file(), res.output
+    if name == "airline":  # the tuned twin: a text choice (task.scaling) in its space
+        tuned = ["--set", "search.trials=2", "--set", "search.final_seeds=1", "--set", "train.epochs=1",
+                 "--set", "train.max_steps=2", "--jobs", "1"]
+        res = runner.invoke(app, ["tune", str(tmp_path / f"{name}_tune.yaml"), "--results", str(results), *tuned])
+        assert res.exit_code == 0, res.output
+        res = runner.invoke(app, ["report", str(results / f"{name}_tune"), "--format", "md"])
+        assert res.exit_code == 0, res.output
