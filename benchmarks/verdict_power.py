@@ -318,10 +318,11 @@ def main() -> None:
     print(f"Targets: false positives <= 5% for every rule: worst {100 * worst:.1f}% "
           f"({'met' if worst <= 0.05 else 'MISSED'}); power >= 0.8 for 10x at SD(log10) 0.3 with 3 seeds a side: "
           f"{power10_3:.3f} ({'met' if power10_3 >= 0.8 else 'MISSED'}).")
-    print(f"Why: on bimodal data (p {p:g}) {100 * first_look[0]:.1f} points of until-decided's false positives come at "
-          f"the first look: with 3 seeds a side, all solved against all on the plateau (chance 2 p^3 (1-p)^3 = "
-          f"{200 * p**3 * (1 - p) ** 3:.1f}%) leaves almost no spread within an arm, so Welch rejects at any level; "
-          f"the per-look level cannot correct it, a first look at 4 seeds gives {100 * first_look[1]:.1f}%. "
+    print(f"Why the first look has {LOOKS[0]} seeds: on bimodal data (p {p:g}) with 3 seeds a side, all solved against "
+          f"all on the plateau (chance 2 p^3 (1-p)^3 = {200 * p**3 * (1 - p) ** 3:.1f}%) leaves almost no spread within "
+          f"an arm, so Welch rejects at any level and no per-look level corrects it: the plan {list(LATER)} gives "
+          f"{100 * first_look[1]:.1f}% false positives there; with {list(LOOKS)}, {100 * first_look[0]:.1f} points of "
+          f"until-decided's false positives come at its first look. "
           f"Power at 3 seeds: Welch's degrees of freedom fall between 2 and 4; Student's pooled t (df 4) on the same "
           f"data has the power power_difference predicts: at small n, seeds-needed figures overstate the power of "
           f"the Welch test grucli runs.")
