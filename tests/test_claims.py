@@ -271,3 +271,23 @@ def test_a_bad_claims_file_stops_before_any_claim_trains(tmp_path):
     assert res.exit_code == 2
     assert "speed.yaml: cells: unknown cell 'nosuch'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r").exists()  # params, listed first, did not train
+
+
+def test_the_claims_page_draws_its_comparisons_as_forest_rows():
+    """Findings that compare two cells become forest rows on their scale, coloured from the
+    first cell's side (supported 'a better' claim -> better; comparable inside the margin ->
+    equivalent); exact findings (parameter counts) are not drawn."""
+    from grucli.claims import page
+    from grucli.claims.run import Outcome
+    from grucli.claims.evidence import Evidence
+
+    a = [1e-4 * k for k in (1, 2, 1, 3, 10)]
+    found = [verdict.better(a, [10 * x for x in a], "min", "gru", "lstm", scale=LOG, label="adding"),
+             verdict.comparable([1.0, 1.01, 0.99], [1.0, 1.005, 0.995], "gru", "lstm", scale=LOG, label="tuned"),
+             verdict.below(3489, 4641, "gru", "lstm")]
+    claim = claims.CLAIMS[0]
+    frames = page.forest_frame([Outcome(claim, [], Evidence(found, "b", None, "", None))])
+    assert list(frames) == ["ratio"]
+    f = frames["ratio"]
+    assert list(f["verdict"]) == ["better", "equivalent"] and list(f["a"]) == ["gru", "gru"]
+    assert f["value"].iloc[0] == pytest.approx(0.1) and f["margin"].iloc[1] == pytest.approx(1.25)

@@ -255,7 +255,7 @@ def comparable(dirs: list, cells: tuple[str, ...]) -> Evidence:
         values = {c: t.finals(arms[c])[f"test.{t.metric}"].tolist() for c in (a, b) if c in arms}
         improving = sum(_improving(t.finals(arms[c])) for c in values)
         task = t.runs["task"].dropna().iloc[0] if len(t.runs) else _dir(d).name
-        findings.append(equivalent(values.get(a, []), values.get(b, []), a, b, scale=metrics.scale_of(t.metric),
+        findings.append(equivalent(values.get(a, []), values.get(b, []), a, b, scale=metrics.scale_of(t.metric), goal=t.goal,
                                    margin=t.declared.margin, still_improving=improving,
                                    label=f"{task} (test {t.metric})"))
         budgets.append(f"{task}: {analysis.budget_text(t)}")

@@ -48,9 +48,49 @@ def write(outcomes: list[Outcome], out: Path, *, quick: bool, root: Path) -> Pat
             plt.close(ev.figure)
         if ev.table is not None:
             atomic_write_text(out / "data" / f"{o.claim.id}.csv", ev.table.to_csv(index=False))
+    for name, fig, text in forests(outcomes):
+        save(Drawn(name, fig, text), out / "figures")
+        plt.close(fig)
     atomic_write_text(out / "claims.csv", pd.DataFrame(rows).to_csv(index=False))
     atomic_write_text(out / "claims.md", render(outcomes, quick=quick, root=root))
     return out / "claims.md"
+
+
+FOREST_KINDS = {"ratio": ("forest_ratio", "claims on log-scale metrics"),
+                "difference": ("forest_difference", "claims on other metrics")}
+
+
+def forest_frame(outcomes: list[Outcome]) -> dict[str, pd.DataFrame]:
+    """The findings that compare two cells, as head-to-head rows (one frame per kind of
+    effect: ratios and differences need their own axes) for grucli.report.forest."""
+    frames: dict[str, list[dict]] = {}
+    for o in outcomes:
+        for f in (o.evidence.findings if o.evidence is not None else []):
+            if f.effect is None or f.pair is None or f.word is None:
+                continue
+            e = f.effect
+            kind = "ratio" if e.scale == "log" else "difference"
+            frames.setdefault(kind, []).append({
+                "family": "metric", "setting": f"{o.claim.id}: {f.label}" if f.label else o.claim.id,
+                "a": f.pair[0], "b": f.pair[1], "effect": kind, "value": e.value, "lo": e.lo, "hi": e.hi,
+                "margin": e.margin, "verdict": f.word})
+    return {k: pd.DataFrame(v) for k, v in frames.items()}
+
+
+def forests(outcomes: list[Outcome]) -> list[tuple[str, object, str]]:
+    """(name, figure, caption) of the claims' forest plots."""
+    from grucli.report import forest
+
+    out = []
+    for kind, frame in forest_frame(outcomes).items():
+        name, title = FOREST_KINDS[kind]
+        drawn, cut = forest.rows(frame)
+        if drawn:
+            out.append((name, forest.figure(title, drawn, "metric", "min"),
+                        f"Every finding that compares two cells, as its effect with the 95% interval "
+                        f"({'ratio a / b, log axis' if kind == 'ratio' else 'difference a − b'}), coloured by the "
+                        f"verdict from a's side; the margin shaded where the claim declares one."))
+    return out
 
 
 def render(outcomes: list[Outcome], *, quick: bool, root: Path) -> str:
@@ -67,13 +107,20 @@ def render(outcomes: list[Outcome], *, quick: bool, root: Path) -> str:
     lines += ["Each verdict holds *at the stated budget and number of seeds*: **supported** = the measurement says "
               "what the claim says beyond its uncertainty; **not supported** = it says the opposite; "
               "**inconclusive** = the uncertainty covers both, or runs were still improving when the budget ended. "
-              "Differences across seeds use Welch's test, Holm-corrected over the comparisons of a claim; "
-              "\"comparable\" uses two one-sided tests (TOST).", ""]
+              "Differences across seeds use Welch's test on the metric's scale (logs for error-type metrics: ratios "
+              "of geometric means), Holm-corrected over the comparisons of a claim; \"comparable\" uses two "
+              "one-sided tests (TOST) inside a margin declared before the data (x/÷ 1.25 on the log scale). An "
+              "inconclusive finding says how many seeds per cell would decide it; `grucli claims ID "
+              "--until-decided` adds them to grid claims at planned looks.", ""]
     lines += ["| # | claim | source | verdict |", "|---|---|---|---|"]
     for i, o in enumerate(outcomes, 1):
         lines.append(f"| {i} | [{_md(o.claim.quote)}](#{_anchor(i, o)}) | {o.claim.source} | "
                      f"**{verdict_of(o, short=True)}** |")
     lines.append("")
+    for kind, frame in forest_frame(outcomes).items():
+        name, title = FOREST_KINDS[kind]
+        lines += [f"![{title}](figures/{name}.png)", "", f"*The findings that compare two cells ({title}): effect "
+                  "and 95% interval, coloured by the verdict from the first cell's side.*", ""]
     for i, o in enumerate(outcomes, 1):
         lines += _section(i, o, quick, root)
     return "\n".join(lines).rstrip() + "\n"

@@ -34,6 +34,11 @@ class Finding:
     label: str  # e.g. "adding, T = 400"
     verdict: str
     evidence: str  # numbers with intervals, the test, the budget
+    # for the forest plot of the claims page: the cells compared, the effect on the metric's
+    # scale, and the verdict from a's side in the report's words (better | worse | equivalent | undecided)
+    pair: tuple[str, str] | None = None
+    effect: stats.Effect | None = None
+    word: str | None = None
 
 
 def better(a: Sequence[float], b: Sequence[float], goal: str, name_a: str, name_b: str, *,
@@ -52,14 +57,17 @@ def better(a: Sequence[float], b: Sequence[float], goal: str, name_a: str, name_
     p = e.p_diff if p_adjusted is None else p_adjusted
     if p is not None:
         text += f", {'Holm ' if p_adjusted is not None else ''}p = {p:.3g}"
+    shown = {"pair": (name_a, name_b), "effect": e}
     if e.n_a < 2 or e.n_b < 2 or p is None:
-        return Finding(label, INCONCLUSIVE, text + "; fewer than 2 seeds: no test")
+        return Finding(label, INCONCLUSIVE, text + "; fewer than 2 seeds: no test", **shown, word=stats.UNDECIDED)
     if still_improving:
         return Finding(label, INCONCLUSIVE, text + f"; {still_improving} run(s) still improving when the budget "
-                                                   "ended: this measures the budget")
+                                                   "ended: this measures the budget", **shown, word=stats.UNDECIDED)
     if p >= alpha:
-        return Finding(label, INCONCLUSIVE, text + f"; not significant at {alpha:.3g}" + _seeds_to_decide(e, scale, alpha))
-    return Finding(label, SUPPORTED if e.favours_a(goal) else NOT_SUPPORTED, text)
+        return Finding(label, INCONCLUSIVE, text + f"; not significant at {alpha:.3g}" + _seeds_to_decide(e, scale, alpha),
+                       **shown, word=stats.UNDECIDED)
+    wins = e.favours_a(goal)
+    return Finding(label, SUPPORTED if wins else NOT_SUPPORTED, text, **shown, word=stats.BETTER if wins else stats.WORSE)
 
 
 def _seeds_to_decide(e: stats.Effect, scale: Scale, alpha: float) -> str:
@@ -77,7 +85,7 @@ def _seeds_to_decide(e: stats.Effect, scale: Scale, alpha: float) -> str:
             "`--until-decided` adds them)")
 
 
-def comparable(a: Sequence[float], b: Sequence[float], name_a: str, name_b: str, *, scale: Scale = RAW,
+def comparable(a: Sequence[float], b: Sequence[float], name_a: str, name_b: str, *, scale: Scale = RAW, goal: str = "min",
                margin: float | None = None, still_improving: int = 0, alpha: float = stats.ALPHA, label: str = "",
                unit: str = "") -> Finding:
     """The claim "a and b perform comparably", on the metric's `scale` with a margin declared
@@ -91,18 +99,22 @@ def comparable(a: Sequence[float], b: Sequence[float], name_a: str, name_b: str,
     kind = "ratio" if scale.ratio else "difference"
     text = (f"{name_a} {_g(e.centre_a)}{unit} vs {name_b} {_g(e.centre_b)}{unit} (n = {e.n_a}, {e.n_b}), "
             f"margin {scale.margin_text(margin)} (declared)")
+    shown = {"pair": (name_a, name_b), "effect": e}
     if not e.testable or margin is None:
         return Finding(label, INCONCLUSIVE, text + ("; no margin declared" if margin is None
-                                                    else "; fewer than 2 seeds: no interval"))
+                                                    else "; fewer than 2 seeds: no interval"), **shown,
+                       word=stats.UNDECIDED)
     text += f", {kind} {_g(e.value)}, 90% interval [{_g(e90.lo)}, {_g(e90.hi)}]"
     if still_improving:
-        return Finding(label, INCONCLUSIVE, text + f"; {still_improving} run(s) still improving when the budget ended")
+        return Finding(label, INCONCLUSIVE, text + f"; {still_improving} run(s) still improving when the budget ended",
+                       **shown, word=stats.UNDECIDED)
     lo_m, hi_m = (1 / margin, margin) if scale.ratio else (-margin, margin)
     if e.p_equiv is not None and e.p_equiv < alpha:
-        return Finding(label, SUPPORTED, text + ": inside the margin")
+        return Finding(label, SUPPORTED, text + ": inside the margin", **shown, word=stats.EQUIVALENT)
     if e.lo > hi_m or e.hi < lo_m:
-        return Finding(label, NOT_SUPPORTED, text + ": the 95% interval lies outside the margin")
-    return Finding(label, INCONCLUSIVE, text + ": the interval crosses the margin")
+        return Finding(label, NOT_SUPPORTED, text + ": the 95% interval lies outside the margin", **shown,
+                       word=stats.BETTER if e.favours_a(goal) else stats.WORSE)
+    return Finding(label, INCONCLUSIVE, text + ": the interval crosses the margin", **shown, word=stats.UNDECIDED)
 
 
 def below(value: float, reference: float, name: str, ref_name: str, *, label: str = "", unit: str = "",
