@@ -29,6 +29,7 @@ from grucli.execute import pack as packing
 from grucli.config import Experiment, load_experiment
 from grucli.errors import ConfigError, GrucliError
 from grucli.grid import Run, run_id
+from grucli.tune import pruning
 from grucli.tune import study as studies
 from grucli.tune.study import Arm
 
@@ -75,6 +76,7 @@ class _Trials(execute.Source):
         self.tr, self.st, self.studies, self.warmups = tr, st, found, warmups
         self.inflight: dict[str, list] = {}  # run id -> [(arm state, trial)] (twins: trials of the same config)
         self.index = 0
+        self.baselines: dict[str, float | None] = {}  # task config -> its baseline on the selection metric
         self.dists = {k: d.to_optuna() for k, d in tr.search.space.items()}
 
     def _open(self, state: ArmState) -> int:
@@ -92,6 +94,7 @@ class _Trials(execute.Source):
             cfg = state.arm.config(trial.params, self.tr.search.seed)
             rid = run_id(cfg)
             self.st.set_trial_user_attr(trial._trial_id, "run_id", rid)
+            self.st.set_trial_user_attr(trial._trial_id, pruning.BASELINE, self._baseline(cfg))
             if rid in self.inflight:  # the same config is already training: wait for it
                 self.inflight[rid].append((state, trial))
                 continue
@@ -101,9 +104,22 @@ class _Trials(execute.Source):
                 continue
             self.inflight[rid] = [(state, trial)]
             self.index += 1
+            s = self.tr.search
             watch = studies.TrialWatch(studies.storage_url(self.tr.exp_dir), state.arm.label, trial._trial_id,
-                                       self.tr.search.pruner, self.warmups[state.arm.index], f"val_{self.tr.select}")
+                                       s.pruner, self.warmups[state.arm.index], f"val_{self.tr.select}",
+                                       cfg.train.epochs, s.plateau, self.tr.select_goal)
             return Run(self.index, cfg, {**state.arm.point, **trial.params}, rid, watch)
+
+    def _baseline(self, cfg) -> float | None:
+        """The trial's task's trivial baseline on the selection metric (the plateau guard's
+        reference; a searched task key can change it, so it is the trial's own)."""
+        from grucli.tasks import build_task
+
+        key = cfg.task.model_dump_json()
+        if key not in self.baselines:
+            base = build_task(cfg.task).baseline.get(self.tr.select)
+            self.baselines[key] = None if base is None else float(base)
+        return self.baselines[key]
 
     def finished(self, run, result) -> None:
         summary = store.read_summary(self.tr.exp_dir / run.run_id)
@@ -204,7 +220,7 @@ def manifest(tr: TuneRun) -> dict:
     return {
         "schema": SCHEMA, "name": tr.experiment.name, "source": tr.experiment.source, "metric": tr.metric,
         "goal": tr.goal, "selected_on": tr.select, "select_goal": tr.select_goal,
-        "budget": {"trials": s.trials, "sampler": s.sampler, "pruner": s.pruner,
+        "budget": {"trials": s.trials, "sampler": s.sampler, "pruner": s.pruner, "plateau": s.plateau,
                    "warmup_epochs": s.warmup(cfg0.train.epochs) if cfg0 else None,
                    "epochs": cfg0.train.epochs if cfg0 else None, "max_steps": cfg0.train.max_steps if cfg0 else None,
                    "early_stopping": cfg0.train.early_stopping if cfg0 else None, "seed": s.seed,
