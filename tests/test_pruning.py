@@ -73,6 +73,14 @@ def test_a_trial_that_left_the_baseline_only_later_does_not_lift_the_guard_earli
     assert t.should_prune()  # judged at epoch 3 (ASHA's rung 3): now a curve has left it
 
 
+def test_a_task_without_a_baseline_leaves_the_decision_to_the_pruner():
+    s = study_with(PLATEAU)
+    t = s.ask()  # its task has no baseline on the selection metric: nothing to call a plateau
+    t.set_user_attr(pruning.BASELINE, None)
+    t.report(LAGGING[0], 1)
+    assert t.should_prune()
+
+
 def test_a_trial_without_a_baseline_never_lifts_the_guard():
     s = study_with(PLATEAU)
     t = s.ask()  # no baseline recorded (e.g. told before the guard existed)
@@ -114,8 +122,9 @@ def test_the_fingerprint_keeps_studies_made_before_the_guard_and_tells_the_guard
     storage = st.storage(tmp_path)
     st.open_study(storage, arm, exp.search, "min", "x.yaml")
     guarded = load_experiment(write(tmp_path, with_search(pruner="asha", plateau="wait"), "g.yaml"))
-    with pytest.raises(ConfigError, match=r"search\.plateau differ"):
+    with pytest.raises(ConfigError, match=r"search\.plateau differ\) \(made before search\.plateau.*--set search\.plateau=prune"):
         st.open_study(storage, st.arms_of(guarded)[0], guarded.search, "min", "g.yaml")
+    assert st.open_study(storage, arm, exp.search, "min", "x.yaml") is not None  # the old one resumes as it was
     unpruned = load_experiment(write(tmp_path, with_search(pruner="none", plateau="wait"), "n.yaml"))
     assert "plateau" not in st.arms_of(unpruned)[0].fingerprint(unpruned.search)  # nothing to guard
 

@@ -11,8 +11,9 @@ at epoch 15, and the arm's "best configuration" is then picked by noise too
 trivial baseline by the epoch being judged (`budget.left_baseline`, the same test the run's
 `left_baseline` records), it prunes nothing; once one has, the wrapped pruner decides as
 usual, and every comparison it makes has a real curve in it. Each trial's baseline is its
-user attribute `baseline` (set by the driver from the trial's task); a trial without one
-never counts as having left it.
+user attribute `baseline` (set by the driver from the trial's task); another trial without
+one never counts as having left it, and a judged trial without one (a task with no baseline
+on the selection metric) is left to the wrapped pruner alone.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class PlateauGuard(BasePruner):
         step = trial.last_step
         if step is None or not self.inner.prune(study, trial):
             return False
+        if trial.user_attrs.get(BASELINE) is None:  # a task without a baseline on this metric: no plateau to
+            return True  # tell, the pruner alone decides
         return any(left_by(t, step, self.goal) for t in study.get_trials(deepcopy=False))
 
 

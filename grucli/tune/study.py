@@ -128,9 +128,12 @@ def open_study(st, arm: Arm, search: SearchSpec, goal: str, source: str, create:
         return study
     have = study.user_attrs.get("fingerprint")
     if have != want:
+        older = isinstance(have, dict) and "plateau" not in have and {**have, "plateau": want.get("plateau")} == want
+        hint = (" (made before search.plateau, when pruners also stopped trials on the baseline's plateau: "
+                "--set search.plateau=prune resumes it as it was)" if older else "")
         raise ConfigError(f"{source}: {DB} already holds study '{arm.label}' made from another "
-                          f"{_what_differs(have, want)}; it is never mixed with this file's. Delete {DB} (and the "
-                          "trial folders) to start over, or give the experiment another name")
+                          f"{_what_differs(have, want)}{hint}; it is never mixed with this file's. Delete {DB} (and "
+                          "the trial folders) to start over, or give the experiment another name")
     return study
 
 
