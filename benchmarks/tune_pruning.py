@@ -73,11 +73,11 @@ def main() -> None:
     rate = lambda n, s: 60 * n / s  # noqa: E731
     best_plain, epochs_plain = plain["value"].min(), plain["epochs"].sum()
     print(f"{args.trials} trials each (GRU, adding T=30, up to {args.epochs} epochs, random search):")
-    print(f"  {'no pruning':<14} {rate(len(plain), plain_s):6.1f} trials/min, {plain_s:6.1f} s of trials, "
+    print(f"  {'no pruning':<16} {rate(len(plain), plain_s):6.1f} trials/min, {plain_s:6.1f} s of trials, "
           f"{int(epochs_plain):4d} epochs, best validation mse {best_plain:.4g}")
     for rule, (pruned_s, trials) in pruned.items():
         best = trials.loc[trials["state"] == "ok", "value"].min()
-        print(f"  {rule:<14} {rate(len(trials), pruned_s):6.1f} trials/min, {pruned_s:6.1f} s of trials, "
+        print(f"  {rule:<16} {rate(len(trials), pruned_s):6.1f} trials/min, {pruned_s:6.1f} s of trials, "
               f"{int(trials['epochs'].sum()):4d} epochs, best validation mse {best:.4g} "
               f"({int((trials['state'] == 'pruned').sum())} pruned)")
         print(f"    {rule}/unpruned trials per minute: {plain_s / pruned_s:.2f}x ({epochs_plain / trials['epochs'].sum():.2f}x "
