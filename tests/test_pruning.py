@@ -132,7 +132,8 @@ def test_the_fingerprint_keeps_studies_made_before_the_guard_and_tells_the_guard
 # --------------------------------------------------------------------------- end to end
 def test_a_tune_on_a_plateau_prunes_nothing_with_the_guard_and_does_without(tmp_path):
     """lr 1e-6: no trial moves off adding's baseline. The driver records each trial's
-    baseline; the workers' guarded ASHA prunes none of them, plain ASHA some (by noise)."""
+    baseline; the workers' guarded ASHA prunes none of them, plain ASHA some (by noise), and
+    tune.json counts those as pruned on the plateau."""
     exp = json.loads(json.dumps(TINY))
     exp["grid"] = {"model.cell": ["gru"]}
     exp["search"].update(trials=6, pruner="asha", warmup_epochs=1, space={"train.lr": {"log_uniform": [1e-7, 1e-6]}})
@@ -147,4 +148,5 @@ def test_a_tune_on_a_plateau_prunes_nothing_with_the_guard_and_does_without(tmp_
         assert [t.user_attrs.get(pruning.BASELINE) for t in found] == [pytest.approx(B)] * 6
         manifest = json.loads((tmp_path / plateau / "tt" / "tune.json").read_text())
         assert manifest["budget"]["plateau"] == plateau
+        assert manifest["arms"][0]["pruned_on_plateau"] == pruned[plateau]  # every pruned trial: by noise
     assert pruned == {"wait": 0, "prune": pruned["prune"]} and pruned["prune"] >= 1, pruned

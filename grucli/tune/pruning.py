@@ -76,6 +76,15 @@ class PlateauGuard(BasePruner):
         return any(left_by(t, step, self.goal) for t in study.get_trials(deepcopy=False))
 
 
+def pruned_on_plateau(trials: list[optuna.trial.FrozenTrial], goal: str) -> int:
+    """How many pruned trials were stopped while no trial of the study had left the baseline
+    by the epoch they were stopped at: stopped by noise (none under the guard)."""
+    from optuna.trial import TrialState
+
+    return sum(1 for t in trials if t.state == TrialState.PRUNED and t.last_step is not None
+               and not any(left_by(u, t.last_step, goal) for u in trials))
+
+
 def make(kind: str, warmup: int, epochs: int, plateau: str, goal: str) -> BasePruner:
     """The pruner of `search.pruner` = kind, guarded unless `search.plateau` = prune."""
     inner = PRUNERS[kind](warmup, epochs)

@@ -44,6 +44,7 @@ class ArmState:
     interrupted: int = 0  # trials a killed process left, retried
     best: dict | None = None  # {"trial", "value", "params", "run_id"} of the best completed trial
     finals: list[str] = field(default_factory=list)  # run ids of the final runs
+    pruned_on_plateau: int = 0  # trials pruned while no trial of the arm had left the baseline (by noise)
 
 
 @dataclass
@@ -210,6 +211,7 @@ def write_records(tr: TuneRun, found: dict) -> None:
                          "duration_s": (end - start).total_seconds() if start and end else None,
                          **{f"param.{k}": v for k, v in t.params.items()}})
         state.best = best_trial(study)
+        state.pruned_on_plateau = pruning.pruned_on_plateau(study.get_trials(deepcopy=False), tr.select_goal or "min")
     store.atomic_write_text(tr.exp_dir / TRIALS, pd.DataFrame(rows).to_csv(index=False))
     store.atomic_write_text(tr.exp_dir / MANIFEST, json.dumps(manifest(tr), indent=2, default=str))
 
@@ -228,7 +230,7 @@ def manifest(tr: TuneRun) -> dict:
         "space": {k: {"kind": d.kind, "low": d.low, "high": d.high, "choices": list(d.choices), "text": d.describe()}
                   for k, d in s.space.items()},
         "arms": [{"label": a.arm.label, "point": a.arm.point, "trials_done": a.done, "interrupted": a.interrupted,
-                  "best": a.best, "final_runs": a.finals} for a in tr.arms],
+                  "pruned_on_plateau": a.pruned_on_plateau, "best": a.best, "final_runs": a.finals} for a in tr.arms],
         "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
