@@ -2,7 +2,7 @@
 Optuna's own pruners (as `grucli tune` builds them, grucli/tune/pruning.py) fed synthetic
 validation curves, trial after trial (one worker, --pack 1).
 
-    python benchmarks/pruning_noise.py                # 24 trials x 30 epochs, warm-up 3, 200 studies
+    python benchmarks/pruning_noise.py                # 24 trials x 30 epochs, warm-up 3, 300 arms per kind (about a minute)
     python benchmarks/pruning_noise.py --studies 50   # quicker
 
 Three kinds of arm, each trial a configuration drawn at random (the curves are MSE-like,
@@ -96,7 +96,7 @@ def study(kind: str, rule: tuple[str, str], trials: int, epochs: int, warmup: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--studies", type=int, default=200, help="simulated arms per kind and rule")
+    ap.add_argument("--studies", type=int, default=300, help="simulated arms per kind and rule")
     ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
