@@ -29,6 +29,7 @@ from grucli.execute import pack as packing
 from grucli.config import Experiment, load_experiment
 from grucli.errors import ConfigError, GrucliError
 from grucli.grid import Run, run_id
+from grucli.tune import pruning
 from grucli.tune import study as studies
 from grucli.tune.study import Arm
 
@@ -43,6 +44,7 @@ class ArmState:
     interrupted: int = 0  # trials a killed process left, retried
     best: dict | None = None  # {"trial", "value", "params", "run_id"} of the best completed trial
     finals: list[str] = field(default_factory=list)  # run ids of the final runs
+    pruned_on_plateau: int = 0  # trials pruned while no trial of the arm had left the baseline (by noise)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class _Trials(execute.Source):
         self.tr, self.st, self.studies, self.warmups = tr, st, found, warmups
         self.inflight: dict[str, list] = {}  # run id -> [(arm state, trial)] (twins: trials of the same config)
         self.index = 0
+        self.baselines: dict[str, float | None] = {}  # task config -> its baseline on the selection metric
         self.dists = {k: d.to_optuna() for k, d in tr.search.space.items()}
 
     def _open(self, state: ArmState) -> int:
@@ -93,6 +96,7 @@ class _Trials(execute.Source):
             cfg = state.arm.config(trial.params, self.tr.search.seed)
             rid = run_id(cfg)
             self.st.set_trial_user_attr(trial._trial_id, "run_id", rid)
+            self.st.set_trial_user_attr(trial._trial_id, pruning.BASELINE, self._baseline(cfg))
             if rid in self.inflight:  # the same config is already training: wait for it
                 self.inflight[rid].append((state, trial))
                 continue
@@ -102,9 +106,22 @@ class _Trials(execute.Source):
                 continue
             self.inflight[rid] = [(state, trial)]
             self.index += 1
+            s = self.tr.search
             watch = studies.TrialWatch(studies.storage_url(self.tr.exp_dir), state.arm.label, trial._trial_id,
-                                       self.tr.search.pruner, self.warmups[state.arm.index], f"val_{self.tr.select}")
+                                       s.pruner, self.warmups[state.arm.index], f"val_{self.tr.select}",
+                                       cfg.train.epochs, s.plateau, self.tr.select_goal)
             return Run(self.index, cfg, {**state.arm.point, **trial.params}, rid, watch)
+
+    def _baseline(self, cfg) -> float | None:
+        """The trial's task's trivial baseline on the selection metric (the plateau guard's
+        reference; a searched task key can change it, so it is the trial's own)."""
+        from grucli.tasks import build_task
+
+        key = cfg.task.model_dump_json()
+        if key not in self.baselines:
+            base = build_task(cfg.task).baseline.get(self.tr.select)
+            self.baselines[key] = None if base is None else float(base)
+        return self.baselines[key]
 
     def finished(self, run, result) -> None:
         summary = store.read_summary(self.tr.exp_dir / run.run_id)
@@ -195,6 +212,7 @@ def write_records(tr: TuneRun, found: dict) -> None:
                          "duration_s": (end - start).total_seconds() if start and end else None,
                          **{f"param.{k}": v for k, v in t.params.items()}})
         state.best = best_trial(study)
+        state.pruned_on_plateau = pruning.pruned_on_plateau(study.get_trials(deepcopy=False), tr.select_goal or "min")
     store.atomic_write_text(tr.exp_dir / TRIALS, pd.DataFrame(rows).to_csv(index=False))
     store.atomic_write_text(tr.exp_dir / MANIFEST, json.dumps(manifest(tr), indent=2, default=str))
 
@@ -206,7 +224,7 @@ def manifest(tr: TuneRun) -> dict:
         "schema": SCHEMA, "name": tr.experiment.name, "source": tr.experiment.source, "metric": tr.metric,
         "goal": tr.goal, "selected_on": tr.select, "select_goal": tr.select_goal,
         "verdict": tr.experiment.verdict.model_dump(mode="json"),  # declared before the data: the margins
-        "budget": {"trials": s.trials, "sampler": s.sampler, "pruner": s.pruner,
+        "budget": {"trials": s.trials, "sampler": s.sampler, "pruner": s.pruner, "plateau": s.plateau,
                    "warmup_epochs": s.warmup(cfg0.train.epochs) if cfg0 else None,
                    "epochs": cfg0.train.epochs if cfg0 else None, "max_steps": cfg0.train.max_steps if cfg0 else None,
                    "early_stopping": cfg0.train.early_stopping if cfg0 else None, "seed": s.seed,
@@ -214,7 +232,7 @@ def manifest(tr: TuneRun) -> dict:
         "space": {k: {"kind": d.kind, "low": d.low, "high": d.high, "choices": list(d.choices), "text": d.describe()}
                   for k, d in s.space.items()},
         "arms": [{"label": a.arm.label, "point": a.arm.point, "trials_done": a.done, "interrupted": a.interrupted,
-                  "best": a.best, "final_runs": a.finals} for a in tr.arms],
+                  "pruned_on_plateau": a.pruned_on_plateau, "best": a.best, "final_runs": a.finals} for a in tr.arms],
         "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -4,7 +4,9 @@ is tuned. Typed here, validated against every arm's config by `check_space`.
     search:
       trials: 24                  # finished trials per arm (complete, pruned, diverged or failed)
       sampler: tpe                # tpe | random | grid
-      pruner: asha                # asha | median | none; on the validation metric after each epoch
+      pruner: asha                # asha | hyperband | median | none; on the validation metric after each epoch
+      plateau: wait               # wait | prune: while no trial of an arm has left the task's trivial
+                                  #   baseline, its pruner waits (tune/pruning.py)
       warmup_epochs: 3            # no trial is pruned before this many epochs (default: a tenth of train.epochs)
       seed: 0                     # the sampler's seed and every trial's training seed
       final_seeds: 5              # the best configuration of each arm re-trained with seeds 1..5
@@ -108,7 +110,8 @@ class SearchSpec(BaseModel):
 
     trials: int = Field(ge=1)  # finished trials per arm
     sampler: Literal["tpe", "random", "grid"] = "tpe"
-    pruner: Literal["asha", "median", "none"] = "asha"
+    pruner: Literal["asha", "hyperband", "median", "none"] = "asha"  # tune/pruning.py PRUNERS
+    plateau: Literal["wait", "prune"] = "wait"  # wait: no pruning while every trial of an arm sits on the baseline
     warmup_epochs: int | None = Field(None, ge=1)  # epochs before a trial can be pruned; default max(1, epochs // 10)
     seed: int = 0  # seeds the sampler; every trial trains with this seed
     final_seeds: int | list[int] = 5  # N -> seeds 1..N (never the trials' seed), or an explicit list

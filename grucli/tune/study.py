@@ -10,7 +10,8 @@ database; this module owns what grucli adds around it:
   every arm;
 - counting: a trial is finished when it completed, was pruned, diverged or failed; a trial
   left RUNNING by a killed process is marked interrupted and its parameters retried;
-- the worker side: `TrialWatch` reports each epoch's validation value and asks the pruner.
+- the worker side: `TrialWatch` reports each epoch's validation value and asks the pruner
+  (tune/pruning.py: the rules, and the guard that keeps them off a baseline plateau).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from grucli.config import Experiment, parse_run, set_dotted
 from grucli.errors import ConfigError
 from grucli.grid import grid_points, label, point_config, point_source
 from grucli.train import Callback
+from grucli.tune import pruning
 from grucli.tune.space import SearchSpec
 
 DB = "tune.db"
@@ -54,9 +56,12 @@ class Arm:
 
     def fingerprint(self, search: SearchSpec) -> dict:
         """What a study was made from; a change here means another study."""
-        return {"arm": self.raw, "space": {k: d.model_dump(mode="json") for k, d in sorted(search.space.items())},
+        made = {"arm": self.raw, "space": {k: d.model_dump(mode="json") for k, d in sorted(search.space.items())},
                 "sampler": search.sampler, "pruner": search.pruner, "warmup_epochs": search.warmup_epochs,
                 "seed": search.seed}
+        if search.pruner != "none" and search.plateau != "prune":  # studies made before the guard pruned
+            made["plateau"] = search.plateau  # on plateaus: they keep their fingerprint under plateau: prune
+        return made
 
 
 def arms_of(exp: Experiment) -> list[Arm]:
@@ -123,9 +128,12 @@ def open_study(st, arm: Arm, search: SearchSpec, goal: str, source: str, create:
         return study
     have = study.user_attrs.get("fingerprint")
     if have != want:
+        older = isinstance(have, dict) and "plateau" not in have and {**have, "plateau": want.get("plateau")} == want
+        hint = (" (made before search.plateau, when pruners also stopped trials on the baseline's plateau: "
+                "--set search.plateau=prune resumes it as it was)" if older else "")
         raise ConfigError(f"{source}: {DB} already holds study '{arm.label}' made from another "
-                          f"{_what_differs(have, want)}; it is never mixed with this file's. Delete {DB} (and the "
-                          "trial folders) to start over, or give the experiment another name")
+                          f"{_what_differs(have, want)}{hint}; it is never mixed with this file's. Delete {DB} (and "
+                          "the trial folders) to start over, or give the experiment another name")
     return study
 
 
@@ -194,14 +202,9 @@ def sampler(search: SearchSpec, position: int):
         return optuna.samplers.TPESampler(seed=seed)
 
 
-def pruner(kind: str, warmup: int):
-    import optuna
-
-    if kind == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup, reduction_factor=3)
-    if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup - 1)
-    return optuna.pruners.NopPruner()
+def pruner(watch: TrialWatch):
+    """The pruner a worker asks after each epoch of a trial."""
+    return pruning.make(watch.pruner, watch.warmup, watch.epochs, watch.plateau, watch.goal)
 
 
 # --------------------------------------------------------------------------- the worker side
@@ -216,6 +219,9 @@ class TrialWatch:
     pruner: str
     warmup: int
     key: str  # history column, e.g. val_mse
+    epochs: int  # train.epochs: Hyperband's largest bracket
+    plateau: str  # search.plateau: wait | prune
+    goal: str  # min | max, of the selection metric
 
     def callback(self, inner: Callback | None) -> Callback:
         return _Pruning(self, inner or Callback())
@@ -233,7 +239,7 @@ class _Pruning(Callback):
             st = optuna.storages.RDBStorage(self.watch.url,
                                             engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
             study = optuna.load_study(study_name=self.watch.study, storage=st,
-                                      pruner=pruner(self.watch.pruner, self.watch.warmup))
+                                      pruner=pruner(self.watch))
             self.trial = optuna.trial.Trial(study, self.watch.trial_id)
         return self.trial
 
