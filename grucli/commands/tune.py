@@ -21,7 +21,8 @@ def _plan(tr, pack: int | None = 1, jobs: int | None = None) -> None:
     from grucli.tune.run import trial_shapes
 
     s = tr.search
-    prune = "no pruning" if s.pruner == "none" else f"{s.pruner} pruning"
+    guard = ", held while every trial sits on the baseline" if s.plateau == "wait" else ""
+    prune = "no pruning" if s.pruner == "none" else f"{s.pruner} pruning{guard}"
     size = packing.size(pack, trial_shapes(tr), jobs or runtime.usable_cores())
     packed = f"; packs of up to {size} trials of one shape" if size > 1 else ""
     console.print(f"{tr.experiment.name}: {len(tr.arms)} arm(s) x {s.trials} trials ({s.sampler} sampler, {prune}), "
@@ -74,8 +75,9 @@ def tune(
     """Tune each cell (every arm of the grid) with the same budget of trials, then compare.
 
     Every arm of the grid (model.cell: [rnn, gru, lstm], say) gets the same number
-    of trials from the same search space (Optuna: TPE / random / grid sampler, ASHA or
-    median pruning, one study per arm in results/<name>/tune.db), then train each arm's
+    of trials from the same search space (Optuna: TPE / random / grid sampler, ASHA,
+    Hyperband or median pruning, held while every trial of the arm still sits on the trivial
+    baseline; one study per arm in results/<name>/tune.db), then train each arm's
     best configuration on fresh seeds and compare them at that equal budget.
 
     Every trial is an ordinary run folder. Killed (even with kill -9), the same command

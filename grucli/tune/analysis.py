@@ -184,13 +184,17 @@ def answer(t: Tuned) -> list[str]:
     lines = [f"{line.split(' -- at ')[0]}, best validation of each arm's trials: "
              + ", ".join(f"{short_label(r.arm)} {num(r.best_val)}" for r in comp.itertuples()) if i == 0 else line
              for i, line in enumerate(lines)]
+    on_plateau = {a["label"]: int(a.get("pruned_on_plateau") or 0) for a in t.arms}
     for r in comp.itertuples():
+        noise = on_plateau.get(r.arm, 0)
         if r.at_baseline:
-            pruning = t.manifest["budget"]["pruner"] != "none"
             lines.append(f"{short_label(r.arm)}: {r.at_baseline} of {r.final_n} final runs never left the trivial "
                          "baseline: no trial found a way off the plateau within this budget"
-                         + (" (and a pruner comparing trials that all sit on it chooses among them by noise)"
-                            if pruning else "") + "; that measures the budget, not whether the cell can learn the task")
+                         + (f" (and its pruner stopped {noise} trial(s) while every trial sat on it: chosen by noise)"
+                            if noise else "") + "; that measures the budget, not whether the cell can learn the task")
+        elif noise:
+            lines.append(f"{short_label(r.arm)}: its pruner stopped {noise} trial(s) while no trial of the arm had "
+                         "left the baseline (search.plateau: prune): those were chosen by noise")
     return lines
 
 
