@@ -67,12 +67,12 @@ def test_a_real_difference_stops_at_the_first_look():
     rng = np.random.default_rng(0)
     a, b = 10 ** (-4 + 0.1 * rng.standard_normal(12)), 10 ** (-3 + 0.1 * rng.standard_normal(12))
     look = verdicts.judge(view_of(runs_of(a, b)), runs_of(a, b))
-    assert (look.rows[0]["verdict"], look.index, look.seeds) == (stats.BETTER, 1, 3)
+    assert (look.rows[0]["verdict"], look.index, look.seeds) == (stats.BETTER, 1, LOOKS[0])
 
 
 def test_each_look_is_tested_at_pococks_level_not_at_alpha():
     # log values 0, 1, 2 against x, x+1, x+2: Welch t = x / sqrt(2/3) on df 4; x = 3 gives p ~ 0.021,
-    # between Pocock's per-look level (~0.018 for looks 3, 5, 8, 12) and 0.05
+    # between Pocock's per-look level (~0.019 for looks 4, 6, 9, 12) and 0.05
     a, b = np.exp([0.0, 1.0, 2.0]), np.exp([3.0, 4.0, 5.0])
     runs = runs_of(a, b)
     level = power.pocock_alpha(tuple(LOOKS), 0.05)
@@ -81,14 +81,16 @@ def test_each_look_is_tested_at_pococks_level_not_at_alpha():
     assert (once.rows[0]["verdict"], once.index, once.alpha) == (stats.BETTER, 0, 0.05)
     look = verdicts.judge(view_of(runs), runs)
     assert look.rows[0]["verdict"] == stats.UNDECIDED
-    # only 3 seeds are there: it stays at look 1 (the next look needs 5)
+    # only 3 seeds are there, fewer than the first look's: it is judged at look 1 on what there is
     assert (look.index, look.seeds, look.alpha) == (1, 3, level)
 
 
 def test_judge_stops_at_the_look_the_seeds_allow():
-    runs = aa(0, 0.3, n=6)  # undecided A/A with 6 seeds per cell: look 2 (5 seeds) is the last possible
+    n = LOOKS[1] + 1  # undecided A/A with one seed more than look 2 needs: look 2 is the last possible
+    runs = aa(0, 0.3, n=n)
     look = verdicts.judge(view_of(runs), runs)
-    assert (look.rows[0]["verdict"], look.index, look.seeds, look.rows[0]["n_a"]) == (stats.UNDECIDED, 2, 5, 5)
+    assert (look.rows[0]["verdict"], look.index, look.seeds, look.rows[0]["n_a"]) == (
+        stats.UNDECIDED, 2, LOOKS[1], LOOKS[1])
 
 
 def test_sequential_looks_take_the_first_seeds_in_seed_order():

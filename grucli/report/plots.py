@@ -24,7 +24,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from grucli import metrics, stats, verdicts
 from grucli.cells import colour, marker
-from grucli.report import forest as forest_plot
+import grucli.report.forest as forest_plot
 from grucli.store import atomic_write_bytes
 from grucli.tables import TaskView, order_cells, setting_label, short
 
