@@ -62,3 +62,39 @@ def test_a_bad_verdict_section_is_one_line(tmp_path):
     out = runner.invoke(app, ["compare", str(path), "--results", str(tmp_path / "r")])
     assert out.exit_code == 2 and len(out.output.strip().splitlines()) == 1, out.output
     assert "verdict" in out.output and not (tmp_path / "r").exists()
+
+
+TUNE = """
+name: tseq
+task: {name: adding, seq_len: 6, n_train: 64, n_val: 32, n_test: 32}
+model: {cell: gru, hidden_size: 4}
+train: {epochs: 1, max_steps: 2, batch_size: 16}
+grid:
+  model.cell: [rnn, gru]
+search:
+  trials: 2
+  sampler: random
+  pruner: none
+  final_seeds: 2
+  space:
+    train.lr: {log_uniform: [1.0e-3, 1.0e-2]}
+verdict: {looks: [2, 3]}
+"""
+
+
+def test_tune_until_decided_adds_final_seeds_in_looks(tmp_path):
+    from grucli.tune import analysis
+
+    path = tmp_path / "tseq.yaml"
+    path.write_text(TUNE)
+    out = runner.invoke(app, ["tune", str(path), "--results", str(tmp_path / "r"), "--until-decided", "--jobs", "1"])
+    assert out.exit_code == 0, out.output
+    t = analysis.load(tmp_path / "r" / "tseq")
+    assert t.manifest["until_decided"] is True
+    n = {len(a["final_runs"]) for a in t.manifest["arms"]}
+    assert len(n) == 1 and n <= {2, 3}  # every arm at the same look
+    view = analysis.view_of(t)
+    look = verdicts.judge(view, view.runs)
+    assert view.sequential and look.seeds == n.pop()
+    # a decided first look stops there; an undecided one goes on to the cap
+    assert look.decided or look.index == 2

@@ -71,6 +71,9 @@ def tune(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides train.device)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default 1)."),
     pack: str = typer.Option("auto", "--pack", help=PACK_HELP),
+    until_decided: bool = typer.Option(False, "--until-decided", help=(
+        "Final seeds in the looks of the experiment's verdict: section (default 4, 6, 9, 12 per arm), stopping at "
+        "the first look where every pair of arms is decided (Pocock's per-look level).")),
 ) -> None:
     """Tune each cell (every arm of the grid) with the same budget of trials, then compare.
 
@@ -100,7 +103,8 @@ def tune(
         raise GrucliError("--address is the address of a Ray cluster: use it with --executor ray")
     with ProgressReporter(header=lambda tr: _plan(tr, k, jobs)) as reporter:
         tr = tuning.run(experiment, [*set_, *device_overrides(device, None)], results=results, executor=executor,
-                        jobs=jobs, threads=threads, address=address, dry_run=dry_run, reporter=reporter, pack=k)
+                        jobs=jobs, threads=threads, address=address, dry_run=dry_run, reporter=reporter, pack=k,
+                        until_decided=until_decided)
     if dry_run:
         return
     render_tuned(tr.exp_dir)

@@ -125,7 +125,7 @@ def view_of(t: Tuned) -> TaskView:
             parts.append(f.assign(cell=short_label(arm["label"])))
     runs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["cell", "seed", "value", "state"])
     task = str(runs["task"].dropna().iloc[0]) if "task" in runs and runs["task"].notna().any() else t.manifest["name"]
-    return TaskView(task, t.metric, t.goal, None, [], runs, t.select, t.declared, False)
+    return TaskView(task, t.metric, t.goal, None, [], runs, t.select, t.declared, bool(t.manifest.get("until_decided")))
 
 
 def comparison(t: Tuned) -> pd.DataFrame:

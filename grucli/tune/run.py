@@ -59,6 +59,7 @@ class TuneRun:
     trial_outcome: execute.Outcome | None = None
     final_outcome: execute.Outcome | None = None
     notes: list[str] = field(default_factory=list)  # what preparing the data did that the user should know
+    until_decided: bool = False  # final seeds come in the verdict section's looks (once set, it stays set)
 
     @property
     def search(self):
@@ -224,6 +225,7 @@ def manifest(tr: TuneRun) -> dict:
         "schema": SCHEMA, "name": tr.experiment.name, "source": tr.experiment.source, "metric": tr.metric,
         "goal": tr.goal, "selected_on": tr.select, "select_goal": tr.select_goal,
         "verdict": tr.experiment.verdict.model_dump(mode="json"),  # declared before the data: the margins
+        "until_decided": tr.until_decided,  # final seeds added look by look
         "budget": {"trials": s.trials, "sampler": s.sampler, "pruner": s.pruner, "plateau": s.plateau,
                    "warmup_epochs": s.warmup(cfg0.train.epochs) if cfg0 else None,
                    "epochs": cfg0.train.epochs if cfg0 else None, "max_steps": cfg0.train.max_steps if cfg0 else None,
@@ -262,6 +264,7 @@ def open_tune(path, overrides=(), results: str | Path = "results") -> tuple[Tune
             finals = {a["label"]: a.get("final_runs") or [] for a in data.get("arms", [])}
             for state in tr.arms:
                 state.finals = finals.get(state.arm.label, [])
+            tr.until_decided = bool(data.get("until_decided"))
         except (OSError, ValueError, KeyError, TypeError):
             pass
     return tr, arms
@@ -269,17 +272,20 @@ def open_tune(path, overrides=(), results: str | Path = "results") -> tuple[Tune
 
 def run(path, overrides=(), *, results: str | Path = "results", executor: str = "inline", jobs: int | None = None,
         threads: int | None = None, address: str | None = None, dry_run: bool = False,
-        reporter=None, pack: int | None = None) -> TuneRun:
+        reporter=None, pack: int | None = None, until_decided: bool = False) -> TuneRun:
     """Tune every arm of the experiment at `path` to `search.trials` counted trials, then
     train each arm's best configuration with the final seeds. Resumes whatever is done.
     `pack`: trials (and final runs) of one shape trained together per worker (1: each
     alone; None: chosen, execute.pack.size); a pack of K asks its study for K trials
-    before it hears how any of them ended, as K parallel workers would."""
+    before it hears how any of them ended, as K parallel workers would. `until_decided`: the
+    final seeds come in the looks of the experiment's verdict section, and stop at the first
+    look where every pair of arms is decided (grucli.verdicts, Pocock's per-look level)."""
     from grucli.experiment import Reporter
     from grucli.tasks import build_task
 
     rep = reporter or Reporter()
     tr, arms = open_tune(path, overrides, results)
+    tr.until_decided = until_decided or tr.until_decided
     search = tr.search
     if dry_run:
         rep.planned(tr)
@@ -308,7 +314,7 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
                                                                 tr.experiment.source)
             state.interrupted = studies.recover(st, study)
             state.done = len(studies.counted(study))
-        store.write_experiment(tr.exp_dir, tr.experiment)
+        store.write_experiment(tr.exp_dir, tr.experiment, until_decided=tr.until_decided)
         write_records(tr, found)
         rep.planned(tr)
         jobs = jobs or runtime.usable_cores()
@@ -319,13 +325,22 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
             tr.trial_outcome = execute.drive(_Trials(tr, st, found, warmups), tr.exp_dir, tr.experiment.name,
                                              pack=k, **options)
         write_records(tr, found)
-        finals = final_runs(tr)
-        todo = [r for r in finals if store.read_summary(tr.exp_dir / r.run_id) is None]
-        if todo:
-            rep.stage("training each arm's best configuration with the final seeds")
-            rep.grid_started(todo)
-            tr.final_outcome = execute.run_grid(todo, tr.exp_dir, tr.experiment.name, pack=pack, **options)
-        write_records(tr, found)
+        seeds = search.final_seed_list()
+        looks = [len(seeds)]
+        if tr.until_decided:
+            looks = list(tr.experiment.verdict.looks)
+            seeds = (seeds + [max(seeds) + 1 + i for i in range(max(0, looks[-1] - len(seeds)))])[:looks[-1]]
+        for k, n in enumerate(looks, 1):
+            finals = final_runs(tr, seeds[:n])
+            todo = [r for r in finals if store.read_summary(tr.exp_dir / r.run_id) is None]
+            if todo:
+                rep.stage("training each arm's best configuration with the final seeds"
+                          + (f" (look {k} of {len(looks)}: {n} seeds per arm)" if tr.until_decided else ""))
+                rep.grid_started(todo)
+                tr.final_outcome = execute.run_grid(todo, tr.exp_dir, tr.experiment.name, pack=pack, **options)
+            write_records(tr, found)
+            if tr.until_decided and _decided(tr):
+                break
     finally:
         lock.release()
     return tr
@@ -341,15 +356,26 @@ def trial_shapes(tr: TuneRun) -> list:
             for s in tr.arms for _ in range(max(0, tr.search.trials - s.done))]
 
 
-def final_runs(tr: TuneRun) -> list[Run]:
+def _decided(tr: TuneRun) -> bool:
+    """Whether every pair of arms is decided on the final runs so far (grucli.verdicts)."""
+    from grucli import verdicts
+    from grucli.tune import analysis
+
+    t = analysis.load(tr.exp_dir)
+    view = analysis.view_of(t)
+    return bool(len(view.runs)) and verdicts.judge(view, view.runs[view.runs["state"] == "ok"]).decided
+
+
+def final_runs(tr: TuneRun, seeds: list[int] | None = None) -> list[Run]:
     """Each arm's best completed trial, trained again with every final seed (ordinary runs,
-    never the trials' seed: the best trial's own draw is not counted twice)."""
+    never the trials' seed: the best trial's own draw is not counted twice); `seeds`: the
+    final seeds of the looks so far (--until-decided)."""
     runs = []
     for state in tr.arms:
         state.finals = []
         if state.best is None:
             continue
-        for seed in tr.search.final_seed_list():
+        for seed in (tr.search.final_seed_list() if seeds is None else seeds):
             cfg = state.arm.config(state.best["params"], seed)
             runs.append(Run(len(runs) + 1, cfg, {**state.arm.point, **state.best["params"]}, run_id(cfg)))
             state.finals.append(runs[-1].run_id)
