@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import read_only
 import yaml
 
 from grucli.cells.fused import build
@@ -89,18 +90,6 @@ def _venv_with_this_torch(where: Path) -> Path:
     return python
 
 
-def _read_only(path: Path) -> list[str] | None:
-    """A command prefix that runs its command with `path` mounted read-only (a private
-    mount namespace: unshare -rm), or None where this system does not allow it."""
-    if shutil.which("unshare") is None:
-        return None
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f'mount --bind -o ro "{path}" "{path}" && '
-                            f'! touch "{path}/.probe" 2>/dev/null'], capture_output=True, timeout=30)
-    if probe.returncode != 0:
-        return None
-    return ["unshare", "-rm", "sh", "-c", f'mount --bind -o ro "{path}" "{path}" && exec "$@"', "sh"]
-
-
 def _tree(path: Path) -> dict[str, float]:
     return {p.relative_to(path).as_posix(): p.stat().st_mtime for p in path.rglob("*")}
 
@@ -130,17 +119,15 @@ def test_installed_wheel_trains_on_the_fused_kernels_from_a_read_only_install(tm
     exp = tiny_experiment("adding", name="wheel", model={"impl": "fused"}, train={"epochs": 1})
     (work / "exp.yaml").write_text(yaml.safe_dump(exp, sort_keys=False))
     before = _tree(tmp_path / "venv")
-    prefix = _read_only(tmp_path / "venv")
+    prefix = read_only.mount_prefix(tmp_path / "venv")
     if prefix is None:  # no private mounts here: at least take write permission away (binding for non-root)
-        for p in [tmp_path / "venv", *(tmp_path / "venv").rglob("*")]:
-            p.chmod(p.stat().st_mode & ~0o222)
+        read_only.without_write_bits(tmp_path / "venv", True)
     try:
         done = subprocess.run([*(prefix or []), str(python), "-m", "grucli", "train", "exp.yaml", "--results",
                                str(work / "results")], cwd=work, env=env, capture_output=True, text=True,
                               timeout=900)
     finally:
-        for p in [tmp_path / "venv", *(tmp_path / "venv").rglob("*")]:
-            p.chmod(p.stat().st_mode | 0o200)
+        read_only.without_write_bits(tmp_path / "venv", False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "did not build" not in done.stderr
     (summary,) = (work / "results" / "wheel").glob("*/summary.json")
@@ -150,4 +137,5 @@ def test_installed_wheel_trains_on_the_fused_kernels_from_a_read_only_install(tm
     built = list((tmp_path / "kernel-cache").glob("grucli_fused_*/*.so"))
     assert built, "the kernels were built in GRUCLI_FUSED_CACHE"
     assert f"compiled ({built[0].parent.name}," in summary["kernels"], summary["kernels"]
+    assert str(package) not in (built[0].parent / "build.ninja").read_text(), "the build names no install location"
     assert _tree(tmp_path / "venv") == before, "nothing is written into the install location"
