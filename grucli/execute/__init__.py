@@ -118,6 +118,11 @@ def estimated_cost(run: Run) -> float:
     return steps * length * recurrent * cfg.model.num_layers * (2 if cfg.model.bidirectional else 1)
 
 
+def _identity(folder: Path) -> tuple[int, int]:
+    info = Path(folder).stat()
+    return info.st_dev, info.st_ino
+
+
 class Reporter:
     """What the driver tells its caller. Override what you need."""
 
@@ -237,14 +242,29 @@ def drive(source: Source, exp_dir: Path, experiment: str, *, executor: str = "lo
     outcome = Outcome()
     redo = _redo_states(retry_failed)
     lock_dir = exp_dir / LOCK_DIR
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        folder = _identity(exp_dir)
+    except OSError as e:
+        raise store.StoreError(lock_dir, e) from None
     store.remove_stale_temps(exp_dir)  # left by a writer that was killed
     waiting: list[Run] = []  # taken from the source, not started yet: packs are cut from here
+
+    def still_there() -> None:
+        """Stop when the results folder was deleted (or replaced) under the running grid:
+        writing on would quietly re-make a folder holding only the runs still to come."""
+        try:
+            same = _identity(exp_dir) == folder
+        except OSError:
+            same = False
+        if not same:
+            raise store.StoreError(exp_dir, "the results folder was deleted while the grid ran")
 
     def deliver(run: Run, result: RunResult) -> None:
         if run.run_id not in locks:  # delivered before (a pool worker sends each result as it finishes)
             return
         try:
+            still_there()
             store.write_run(exp_dir, run, result, experiment)
         finally:
             locks.pop(run.run_id).release()
@@ -255,11 +275,14 @@ def drive(source: Source, exp_dir: Path, experiment: str, *, executor: str = "lo
 
     def claim(run: Run) -> bool:
         """Lock the run for this driver, unless another process holds or has finished it."""
+        still_there()  # before the lock: taking it would re-make a deleted folder
         lock = FileLock(str(lock_dir / f"{run.run_id}.lock"))
         try:
             lock.acquire(timeout=0)
-        except Timeout:
+        except Timeout:  # (an OSError too: caught first)
             why = "being trained by another process"
+        except OSError as e:
+            raise store.StoreError(lock.lock_file, e) from None
         else:
             if store.run_state(exp_dir / run.run_id) in redo:
                 locks[run.run_id] = lock
@@ -288,6 +311,11 @@ def drive(source: Source, exp_dir: Path, experiment: str, *, executor: str = "lo
             if not locks:
                 break
             ex.wait()
+    except store.StoreError as e:  # a full disk, a read-only or deleted folder: one line, what is stored is kept
+        ex.close(abort=True)
+        e.hint = e.hint or ("run the same command again to start afresh" if e.errno is None else
+                            "the runs stored before it are kept: run the same command again to train the rest")
+        raise
     except BaseException:
         ex.close(abort=True)
         raise

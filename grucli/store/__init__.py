@@ -16,6 +16,7 @@ imports torch at module level, so pandas users can read results without grucli's
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -28,6 +29,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from grucli.errors import GrucliError
+
 SCHEMA = 1
 SUMMARY, HISTORY, CONFIG, WEIGHTS = "summary.json", "history.csv", "config.yaml", "model.pt"
 FINISHED = ("ok", "diverged", "failed", "pruned")  # a run with one of these statuses is not trained again
@@ -37,9 +40,36 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+CAUSES = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+          errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+          errno.ENOENT: "the folder no longer exists"}
+
+
+class StoreError(GrucliError, OSError):
+    """A file of the results folder could not be written: a full disk, a read-only folder,
+    a folder deleted under a running grid. One line naming the path and the cause; still an
+    OSError (with its errno), so writers whose output is optional (a data cache) go on."""
+
+    def __init__(self, path: Path, cause: OSError | str):
+        code = cause.errno if isinstance(cause, OSError) else None
+        super().__init__(code, cause if isinstance(cause, str) else cause.strerror)
+        self.filename = str(path)
+        self.why = cause if isinstance(cause, str) else (CAUSES.get(code) or cause.strerror or str(cause)
+                                                         or type(cause).__name__)
+        self.hint = ""  # what the user can do, added by whoever knows (the driver: what is kept)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.why}" + (f"; {self.hint}" if self.hint else "")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
+    """Write `path` whole or not at all: a temp file in the same folder, fsync, rename. An
+    OSError (full disk, read-only or vanished folder) becomes a StoreError naming `path`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as e:
+        raise StoreError(path, e) from None
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
         with os.fdopen(fd, "wb") as f:
@@ -47,9 +77,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, StoreError):
+            raise StoreError(path, e) from None
         raise
 
 
