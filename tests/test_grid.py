@@ -174,3 +174,20 @@ def test_run_id_is_the_same_in_another_process(write_yaml, tiny_experiment):
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
                          check=True, timeout=120)
     assert out.stdout.split() == here
+
+
+def test_expansion_validates_a_point_once_yet_equals_each_run_validated_and_hashed_alone(write_yaml, tiny_experiment):
+    """expand validates one config per grid point and writes each seed into its canonical
+    JSON (a 100,000-run dry run took ~8 s doing both per run): every run must still equal
+    the run validated on its own, with the id run_id gives it."""
+    from grucli.config import parse_run
+    from grucli.grid import point_config
+
+    exp = load_experiment(write_yaml(tiny_experiment(seeds=[7, 0, 123456, 3],
+                                                     grid={"model.cell": ["gru", "lstm"], "train.lr": [0.01, 0.1]})))
+    runs = expand(exp)
+    assert len(runs) == 16 and len({r.run_id for r in runs}) == 16
+    for r in runs:
+        alone = parse_run({**point_config(exp, r.varied), "seed": r.config.seed}, "x")
+        assert r.config == alone and r.config.model_dump() == alone.model_dump()
+        assert r.run_id == run_id(alone)

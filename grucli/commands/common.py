@@ -168,10 +168,19 @@ def print_plan(plan) -> None:
     from grucli.grid import describe
 
     todo = {r.run_id for r in plan.todo}
+    styled = console.is_terminal  # a log or a pipe gets plain lines, written as they are: rich's rendering of
+    lines = []                    # a line each took ~25 s for 100,000 runs
     for run in plan.runs:
         state = plan.states[run.run_id]
         label = "to run" if state in ("todo", "partial") else state + (" -> to run" if run.run_id in todo else "")
-        console.print(f"#{run.index:<3} {describe(run)} -> {run.run_id}  [{STATE_STYLE[state]}]{label}[/]")
+        head = f"#{run.index:<3} {describe(run)} -> {run.run_id}  "
+        lines.append(f"{escape(head)}[{STATE_STYLE[state]}]{label}[/]" if styled else head + label)
+    for start in range(0, len(lines), 5000):
+        block = "\n".join(lines[start:start + 5000])
+        if styled:
+            console.print(block)
+        else:
+            console.file.write(block + "\n")
     counts = [f"{sum(s == k for s in plan.states.values())} {k}" for k in ("done", "failed", "diverged")]
     console.print(f"{len(plan.runs)} runs: {', '.join(c for c in counts if not c.startswith('0 ') or 'done' in c)}, "
                   f"{len(plan.todo)} to run")

@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -201,7 +202,12 @@ def load_runs(exp_dir: Path) -> pd.DataFrame:
 
     if not any(reader.is_run_dir(p) for p in Path(exp_dir).iterdir()):
         return pd.DataFrame()
-    runs = reader.collect([exp_dir], histories=False).runs
+    return _tidy(reader.collect([exp_dir], histories=False).runs)
+
+
+def _tidy(runs: pd.DataFrame) -> pd.DataFrame:
+    """The reader's rows as runs.csv has them: finished runs only, without the reader's
+    bookkeeping columns and without columns that no finished run fills."""
     if "status" not in runs:
         return pd.DataFrame()
     runs = runs[runs["status"].isin(FINISHED)].drop(columns=[c for c in READER_ONLY if c in runs])
@@ -212,9 +218,45 @@ def load_history(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(Path(run_dir) / HISTORY)
 
 
+class RunsTable:
+    """runs.csv kept up to date while a grid runs, at a cost per run that does not grow with
+    the grid: the folder's runs are read once, each finished run adds its own row (its
+    summary read back, as the reader reads it), and the file is rewritten -- atomically,
+    the same table write_runs_table makes -- when `every_s` seconds have passed since the
+    last write, and at flush(). Re-reading every summary after every run made a grid
+    O(N^2): 10,000 runs re-read about 50 million summaries."""
+
+    def __init__(self, exp_dir: Path, every_s: float = 5.0):
+        from grucli.store import reader
+
+        self.exp_dir, self.every, self.reader = Path(exp_dir), every_s, reader
+        self.rows = {p.name: reader.read_row(p, self.exp_dir.name) for p in self.exp_dir.iterdir()
+                     if reader.is_run_dir(p)}
+        self.changed, self.last = False, time.monotonic()
+
+    def add(self, run_id: str) -> None:
+        """A run was stored: its row replaces any earlier one; the file follows when due."""
+        self.rows[run_id] = self.reader.read_row(self.exp_dir / run_id, self.exp_dir.name)
+        self.changed = True
+        if time.monotonic() - self.last >= self.every:
+            self.flush()
+
+    def flush(self) -> Path | None:
+        """Write runs.csv now if a run was added since the last write."""
+        if not self.changed:
+            return None
+        self.changed, self.last = False, time.monotonic()
+        rows = [self.rows[k] for k in sorted(self.rows) if self.rows[k].get("status") in FINISHED]
+        return _write_table(self.exp_dir, _tidy(pd.DataFrame(rows)))  # (unfinished rows would turn ints into floats)
+
+
 def write_runs_table(exp_dir: Path) -> Path | None:
-    """runs.csv (and runs.parquet when pyarrow is importable) beside the run folders."""
-    df = load_runs(exp_dir)
+    """runs.csv (and runs.parquet when pyarrow is importable) beside the run folders, from
+    every run folder read afresh."""
+    return _write_table(exp_dir, load_runs(exp_dir))
+
+
+def _write_table(exp_dir: Path, df: pd.DataFrame) -> Path | None:
     if df.empty:
         return None
     path = Path(exp_dir) / "runs.csv"
