@@ -22,12 +22,18 @@ from grucli.grid import Run, expand
 
 
 class Reporter(execute.Reporter):
-    """What the runner tells its caller, in order: planned, stage (0 or more), grid_started,
-    then per run (started, progress, finished or skipped). Override what you need."""
+    """What the runner tells its caller, in order: planned, stage (0 or more), phase (0 or
+    more), grid_started, then per run (started, progress, finished or skipped). Override what
+    you need."""
 
     def planned(self, run: "ExperimentRun") -> None: ...
 
     def stage(self, text: str) -> None: ...
+
+    def phase(self, title: str, split: str = "test") -> None:
+        """A new part of a command begins (tune: its trials, then its final runs): `title`
+        heads it; its finished runs are shown with their `split` metrics (a study's trials
+        with validation only: a tuning study must not look at test metrics)."""
 
     def grid_started(self, todo: list[Run]) -> None: ...
 
