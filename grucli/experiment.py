@@ -96,6 +96,10 @@ def run(path: str | Path, overrides=(), *, results: str | Path = "results", exec
         return er
     rep.stage("preparing data")
     er.notes = execute.prepare(er.plan.todo, er.experiment.source, rep.stage)  # bad data stop here: nothing written
+    if executor == "ray" and address:  # a missing cluster token is one line before anything is written
+        from grucli.execute.cluster import token_auth
+
+        token_auth(address)
     if executor != "ray":  # runs train on this machine: a requested cuda must be here (Ray nodes may have GPUs)
         from grucli import runtime
 
