@@ -222,6 +222,17 @@ def test_runs_table_kept_run_by_run_equals_the_table_read_afresh(stored, tmp_pat
     assert table.flush() is None, "nothing new: not rewritten"
 
 
+def test_runs_table_takes_in_runs_another_process_stored(stored, tmp_path):
+    """Two drivers share a results folder: each one's last write must hold the other's
+    runs too, though it only added its own."""
+    exp_dir, runs, results = stored
+    (exp_dir / runs[1].run_id).rename(tmp_path / "elsewhere")
+    table = store.RunsTable(exp_dir, every_s=3600)
+    (tmp_path / "elsewhere").rename(exp_dir / runs[1].run_id)  # stored by the other driver meanwhile
+    assert table.flush() == exp_dir / "runs.csv"
+    assert sorted(pd.read_csv(exp_dir / "runs.csv")["run_id"]) == sorted(r.run_id for r in runs)
+
+
 def test_the_driver_reads_each_summary_once_not_every_summary_after_every_run(write_yaml, tiny_experiment,
                                                                             tmp_path, monkeypatch):
     """The driver's cost per run must not grow with the grid: storing run k used to re-read

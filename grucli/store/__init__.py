@@ -242,7 +242,14 @@ class RunsTable:
             self.flush()
 
     def flush(self) -> Path | None:
-        """Write runs.csv now if a run was added since the last write."""
+        """Write runs.csv now if a run was added since the last write, here or by another
+        process sharing the folder (one listing; only folders not yet known as finished
+        are read)."""
+        for entry in os.scandir(self.exp_dir):
+            row = self.rows.get(entry.name)
+            if (row is None or row.get("status") not in FINISHED) and (Path(entry.path) / SUMMARY).is_file():
+                self.rows[entry.name] = self.reader.read_row(Path(entry.path), self.exp_dir.name)
+                self.changed = self.changed or self.rows[entry.name].get("status") in FINISHED
         if not self.changed:
             return None
         self.changed, self.last = False, time.monotonic()
