@@ -48,7 +48,7 @@ app = typer.Typer(
     cls=_Group,
     help="grucli: GRU vs LSTM vs RNN -- which one, for my task, at what cost? Train, compare and report.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

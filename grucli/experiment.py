@@ -22,12 +22,18 @@ from grucli.grid import Run, expand
 
 
 class Reporter(execute.Reporter):
-    """What the runner tells its caller, in order: planned, stage (0 or more), grid_started,
-    then per run (started, progress, finished or skipped). Override what you need."""
+    """What the runner tells its caller, in order: planned, stage (0 or more), phase (0 or
+    more), grid_started, then per run (started, progress, finished or skipped). Override what
+    you need."""
 
     def planned(self, run: "ExperimentRun") -> None: ...
 
     def stage(self, text: str) -> None: ...
+
+    def phase(self, title: str, split: str = "test") -> None:
+        """A new part of a command begins (tune: its trials, then its final runs): `title`
+        heads it; its finished runs are shown with their `split` metrics (a study's trials
+        with validation only: a tuning study must not look at test metrics)."""
 
     def grid_started(self, todo: list[Run]) -> None: ...
 
@@ -79,13 +85,17 @@ def run(path: str | Path, overrides=(), *, results: str | Path = "results", exec
     numbers are the same either way. Finished runs are found by run id and kept, so the
     same call resumes an interrupted grid."""
     rep = reporter or Reporter()
+    _check_executor(executor, address)
+    er = open_experiment(path, overrides, results, retry_failed)
+    return _train(er, executor=executor, jobs=jobs, threads=threads, address=address, retry_failed=retry_failed,
+                  dry_run=dry_run, rep=rep, pack=pack)
+
+
+def _check_executor(executor: str, address: str | None) -> None:
     if executor not in EXECUTORS:
         raise GrucliError(f"--executor {executor}: unknown executor; valid: {', '.join(EXECUTORS)}")
     if address and executor != "ray":
         raise GrucliError("--address is the address of a Ray cluster: use it with --executor ray")
-    er = open_experiment(path, overrides, results, retry_failed)
-    return _train(er, executor=executor, jobs=jobs, threads=threads, address=address, retry_failed=retry_failed,
-                  dry_run=dry_run, rep=rep, pack=pack)
 
 
 def _train(er: ExperimentRun, *, executor: str, jobs, threads, address, retry_failed: bool, dry_run: bool,
@@ -97,6 +107,10 @@ def _train(er: ExperimentRun, *, executor: str, jobs, threads, address, retry_fa
         return er
     rep.stage("preparing data")
     er.notes = execute.prepare(er.plan.todo, er.experiment.source, rep.stage)  # bad data stop here: nothing written
+    if executor == "ray" and address:  # a missing cluster token is one line before anything is written
+        from grucli.execute.cluster import token_auth
+
+        token_auth(address)
     if executor != "ray":  # runs train on this machine: a requested cuda must be here (Ray nodes may have GPUs)
         from grucli import runtime
 
@@ -136,6 +150,7 @@ def run_until_decided(path: str | Path, overrides=(), *, results: str | Path = "
     from grucli.store import reader
 
     rep = reporter or Reporter()
+    _check_executor(executor, address)
     exp = load_experiment(path, list(overrides))
     looks = list(exp.verdict.looks)
     base = exp.spec.seed_list()

@@ -259,3 +259,62 @@ def test_new_summaries_are_read_as_written(stored):
         for key in ("epoch_time_s", "first_epoch_time_s", "throughput_seq_s", "pack_id", "pack_size", "step"):
             assert df.loc[run.run_id, f"timing.{key}"] == result.timing[key], key
     assert not any("older grucli" in n for n in col.notes)
+
+
+# --------------------------------------------------------------------------- runs.csv while a grid runs
+def test_runs_table_kept_run_by_run_equals_the_table_read_afresh(stored, tmp_path):
+    """RunsTable (a row added per stored run) writes the very file write_runs_table writes
+    from every run folder, and only when due or flushed."""
+    exp_dir, runs, results = stored
+    fresh = store.write_runs_table(exp_dir).read_text()
+    (exp_dir / "runs.csv").unlink()
+    partial = exp_dir / "deadbeef0000"  # a killed run's leftovers are no row
+    partial.mkdir()
+    (partial / "config.yaml").write_text("seed: 0\n")
+    (exp_dir / runs[1].run_id / "summary.json").rename(tmp_path / "held")  # as if still training
+    table = store.RunsTable(exp_dir, every_s=3600)
+    (tmp_path / "held").rename(exp_dir / runs[1].run_id / "summary.json")
+    table.add(runs[1].run_id)
+    assert not (exp_dir / "runs.csv").exists(), "not due yet"
+    assert table.flush() == exp_dir / "runs.csv"
+    assert (exp_dir / "runs.csv").read_text() == fresh
+    assert table.flush() is None, "nothing new: not rewritten"
+
+
+def test_runs_table_takes_in_runs_another_process_stored(stored, tmp_path):
+    """Two drivers share a results folder: each one's last write must hold the other's
+    runs too, though it only added its own."""
+    exp_dir, runs, results = stored
+    (exp_dir / runs[1].run_id).rename(tmp_path / "elsewhere")
+    table = store.RunsTable(exp_dir, every_s=3600)
+    (tmp_path / "elsewhere").rename(exp_dir / runs[1].run_id)  # stored by the other driver meanwhile
+    assert table.flush() == exp_dir / "runs.csv"
+    assert sorted(pd.read_csv(exp_dir / "runs.csv")["run_id"]) == sorted(r.run_id for r in runs)
+
+
+def test_the_driver_reads_each_summary_once_not_every_summary_after_every_run(write_yaml, tiny_experiment,
+                                                                            tmp_path, monkeypatch):
+    """The driver's cost per run must not grow with the grid: storing run k used to re-read
+    all k summaries for runs.csv (O(N^2) over a grid). Now the folder is read once when the
+    grid starts and each stored run adds its own row; the file is complete at the end."""
+    from grucli.store import reader
+
+    path = write_yaml(tiny_experiment(seeds=[0, 1, 2, 3, 4, 5]))
+    runs = expand(load_experiment(path))
+    exp_dir = tmp_path / "results" / "tiny_adding"
+    real, reads = reader._read_run, []
+
+    def counted(run_dir, *args):
+        reads.append(run_dir.name)
+        return real(run_dir, *args)
+
+    monkeypatch.setattr(reader, "_read_run", counted)
+    execute.run_grid(runs[:2], exp_dir, "tiny_adding", executor="inline", pack=1)
+    assert sorted(reads) == sorted(r.run_id for r in runs[:2])
+    reads.clear()
+    execute.run_grid(runs[2:], exp_dir, "tiny_adding", executor="inline", pack=1)  # resumed: 2 there, 4 more
+    assert len(reads) == 2 + 4 and len(set(reads)) == 6
+    monkeypatch.undo()
+    table = pd.read_csv(exp_dir / "runs.csv")
+    assert sorted(table["run_id"]) == sorted(r.run_id for r in runs)
+    assert (exp_dir / "runs.csv").read_text() == store.write_runs_table(exp_dir).read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
+import time
 
 import typer
 from rich.console import Console
@@ -88,11 +89,15 @@ STATE_STYLE = {"done": "green", "failed": "red", "diverged": "yellow", "pruned":
 
 class ProgressReporter:
     """Renders an experiment run (grucli.experiment.Reporter): a status line while data and
-    kernels are prepared, then an overall bar (runs done / total, ETA), one bar per active
-    run and one line per finished run. When the output is not a terminal (a log file, CI),
-    bars cannot render: each run's epochs are logged as lines instead. `header(er)` prints
-    the command's own line once the grid is planned. Use it as a context manager, so the
-    live display stops whatever happens."""
+    kernels are prepared, a heading per phase (tune: trials, then final runs), then an
+    overall bar (k of N runs, elapsed, ETA, failures so far), one bar per active run and one
+    line per finished run. When the output is not a terminal (a log file, CI), bars cannot
+    render: each run's epochs are logged as lines instead, and the overall count is a line
+    every PLAIN_EVERY_S seconds and at the end. `header(er)` prints the command's own line
+    once the grid is planned. Use it as a context manager, so the live display stops
+    whatever happens."""
+
+    PLAIN_EVERY_S = 10.0
 
     def __init__(self, header=None):
         self.header = header
@@ -101,6 +106,8 @@ class ProgressReporter:
         self.bars: dict[str, int] = {}
         self.last_epoch: dict[str, str] = {}
         self.log_epochs = not console.is_terminal
+        self.split = "test"  # which metrics a finished run's line shows (a tuning trial's: val)
+        self.count = Count(0)
 
     def __enter__(self):
         return self
@@ -133,11 +140,28 @@ class ProgressReporter:
         elif "compiling" in text:
             err_console.print(text)
 
+    def phase(self, title: str, split: str = "test") -> None:
+        self.close()
+        self.split = split
+        console.print(f"[bold]{escape(title)}[/]")
+
     def grid_started(self, todo) -> None:
         self.close()
+        self.count = Count(len(todo))
         self.progress = run_progress()
         self.progress.start()
         self.overall = self.progress.add_task("[bold]runs", total=len(todo), status="")
+
+    def _counted(self, status: str | None = None) -> None:
+        """One more run of the grid is done: the bar (k of N, failures so far), or in a log
+        a line when PLAIN_EVERY_S have passed and at the last run."""
+        self.count.add(status)
+        self.progress.update(self.overall, advance=1, status=self.count.failures())
+        now = time.monotonic()
+        if not console.is_terminal and (self.count.done >= self.count.total
+                                        or now - self.count.said >= self.PLAIN_EVERY_S):
+            self.count.said = now
+            self.progress.console.print(f"[dim]{self.count.line(now)}[/]")
 
     def run_started(self, run) -> None:
         self.bars[run.run_id] = self.progress.add_task(
@@ -155,12 +179,44 @@ class ProgressReporter:
         bar = self.bars.pop(run.run_id, None)
         if bar is not None:
             self.progress.remove_task(bar)
-        self.progress.advance(self.overall)
-        self.progress.console.print(run_line(run, result))
+        self.progress.console.print(run_line(run, result, self.split))
+        self._counted(result.status)
 
     def run_skipped(self, run, why: str) -> None:
-        self.progress.advance(self.overall)
         self.progress.console.print(f"[dim] skipped #{run.index} {run.run_id}: {why}[/]")
+        self._counted()
+
+
+class Count:
+    """How far a grid is: k of N runs done, failures so far, elapsed and an ETA (the mean
+    time per run so far times the runs left)."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.failed, self.diverged = total, 0, 0, 0
+        self.start = self.said = time.monotonic()
+
+    def add(self, status: str | None) -> None:
+        self.done += 1
+        self.failed += status == "failed"
+        self.diverged += status == "diverged"
+
+    def failures(self) -> str:
+        parts = [f"{n} {what}" for n, what in ((self.failed, "failed"), (self.diverged, "diverged")) if n]
+        return ", ".join(parts)
+
+    def line(self, now: float) -> str:
+        """`runs 12/40 (30%), elapsed 0:01:05, eta 0:02:32, 1 failed`"""
+        elapsed = now - self.start
+        left = self.total - self.done
+        eta = f", eta {_clock(elapsed / self.done * left)}" if self.done and left > 0 else ""
+        failures = f", {self.failures()}" if self.failures() else ""
+        share = f" ({self.done / self.total:.0%})" if self.total else ""
+        return f"runs {self.done}/{self.total}{share}, elapsed {_clock(elapsed)}{eta}{failures}"
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def print_plan(plan) -> None:
@@ -168,10 +224,19 @@ def print_plan(plan) -> None:
     from grucli.grid import describe
 
     todo = {r.run_id for r in plan.todo}
+    styled = console.is_terminal  # a log or a pipe gets plain lines, written as they are: rich's rendering of
+    lines = []                    # a line each took ~25 s for 100,000 runs
     for run in plan.runs:
         state = plan.states[run.run_id]
         label = "to run" if state in ("todo", "partial") else state + (" -> to run" if run.run_id in todo else "")
-        console.print(f"#{run.index:<3} {describe(run)} -> {run.run_id}  [{STATE_STYLE[state]}]{label}[/]")
+        head = f"#{run.index:<3} {describe(run)} -> {run.run_id}  "
+        lines.append(f"{escape(head)}[{STATE_STYLE[state]}]{label}[/]" if styled else head + label)
+    for start in range(0, len(lines), 5000):
+        block = "\n".join(lines[start:start + 5000])
+        if styled:
+            console.print(block)
+        else:
+            console.file.write(block + "\n")
     counts = [f"{sum(s == k for s in plan.states.values())} {k}" for k in ("done", "failed", "diverged")]
     console.print(f"{len(plan.runs)} runs: {', '.join(c for c in counts if not c.startswith('0 ') or 'done' in c)}, "
                   f"{len(plan.todo)} to run")
@@ -185,20 +250,26 @@ def baseline_text(naive, seasonal=None) -> str:
     return f"naive {fmt(naive)} / seasonal naive {fmt(seasonal)}"
 
 
-def run_line(run, result) -> str:
+def run_line(run, result, split: str = "test") -> str:
     """One line per finished run: cell, key settings, seed, metric, training time (a packed
-    run's share of its pack's steps)."""
+    run's share of its pack's steps). split="val": the validation metric it is selected on,
+    no test metric and no baseline (a tuning trial's line)."""
     from grucli.grid import describe
 
     colour = {"ok": "green", "diverged": "yellow", "failed": "red", "pruned": "cyan"}[result.status]
     head = f"[{colour}]{result.status:>8}[/] #{run.index} {run.config.model.cell:<8} {describe(run, ('model.cell',))}"
     if result.status == "failed":
         return f"{head}  {result.error}"
+    t, pack = result.timing.get("train_time_s"), result.timing.get("pack_size") or 1
+    packed = f" (its share of a pack of {pack})" if pack > 1 else ""
+    if split == "val":
+        metric = (result.select or (result.metric, result.goal))[0]
+        value = result.val.get(metric) if result.val else None
+        tail = f"  val {metric} {fmt(value)}  params {result.params}  {fmt(t, 3)} s training{packed}"
+        return head + tail + (f"  {result.error}" if result.status == "diverged" else "")
     metric = result.metric
     value = result.test.get(metric) if result.test else None
     base = baseline_text(result.baseline.get(metric), result.baseline.get(f"snaive_{metric}"))
-    t, pack = result.timing.get("train_time_s"), result.timing.get("pack_size") or 1
-    packed = f" (its share of a pack of {pack})" if pack > 1 else ""
     tail = f"  test {metric} {fmt(value)} (baseline {base})  params {result.params}  {fmt(t, 3)} s training{packed}"
     if result.status == "diverged":
         tail += f"  {result.error}"

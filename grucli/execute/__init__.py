@@ -14,6 +14,7 @@ process killed at any point leaves either a finished run or a partial one that i
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,11 @@ class Plan:
 
 
 def plan(runs: list[Run], exp_dir: Path, retry_failed: bool = False) -> Plan:
-    states = {r.run_id: store.run_state(Path(exp_dir) / r.run_id) for r in runs}
+    try:  # one listing of the folder: a run without a folder is to do, no need to look for its summary
+        present = {entry.name for entry in os.scandir(exp_dir)}
+    except (FileNotFoundError, NotADirectoryError):
+        present = set()
+    states = {r.run_id: store.run_state(Path(exp_dir) / r.run_id) if r.run_id in present else "todo" for r in runs}
     redo = _redo_states(retry_failed)
     return Plan(runs, states, [r for r in runs if states[r.run_id] in redo])
 
@@ -122,6 +127,11 @@ def estimated_cost(run: Run) -> float:
     return steps * length * recurrent * cfg.model.num_layers * (2 if cfg.model.bidirectional else 1)
 
 
+def _identity(folder: Path) -> tuple[int, int]:
+    info = Path(folder).stat()
+    return info.st_dev, info.st_ino
+
+
 class Reporter:
     """What the driver tells its caller. Override what you need."""
 
@@ -193,10 +203,10 @@ class _Queue(Source):
     """A fixed list of runs, longest first."""
 
     def __init__(self, todo: Iterable[Run]):
-        self.queue = sorted(todo, key=estimated_cost, reverse=True)
+        self.queue = sorted(todo, key=estimated_cost, reverse=True)[::-1]  # next run last: pop() is O(1)
 
     def next(self) -> Run | None:
-        return self.queue.pop(0) if self.queue else None
+        return self.queue.pop() if self.queue else None
 
 
 def run_grid(todo: Iterable[Run], exp_dir: Path, experiment: str, *, pack: int | None = 1, jobs: int | None = None,
@@ -241,29 +251,48 @@ def drive(source: Source, exp_dir: Path, experiment: str, *, executor: str = "lo
     outcome = Outcome()
     redo = _redo_states(retry_failed)
     lock_dir = exp_dir / LOCK_DIR
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        folder = _identity(exp_dir)
+    except OSError as e:
+        raise store.StoreError(lock_dir, e) from None
     store.remove_stale_temps(exp_dir)  # left by a writer that was killed
+    table = store.RunsTable(exp_dir)  # runs.csv: a row per stored run, written every few seconds and at the end
     waiting: list[Run] = []  # taken from the source, not started yet: packs are cut from here
+
+    def still_there() -> None:
+        """Stop when the results folder was deleted (or replaced) under the running grid:
+        writing on would quietly re-make a folder holding only the runs still to come."""
+        try:
+            same = _identity(exp_dir) == folder
+        except OSError:
+            same = False
+        if not same:
+            raise store.StoreError(exp_dir, "the results folder was deleted while the grid ran")
 
     def deliver(run: Run, result: RunResult) -> None:
         if run.run_id not in locks:  # delivered before (a pool worker sends each result as it finishes)
             return
         try:
+            still_there()
             store.write_run(exp_dir, run, result, experiment)
         finally:
             locks.pop(run.run_id).release()
         outcome.finished[result.status] = outcome.finished.get(result.status, 0) + 1
-        store.write_runs_table(exp_dir)
+        table.add(run.run_id)
         source.finished(run, result)
         rep.run_finished(run, result)
 
     def claim(run: Run) -> bool:
         """Lock the run for this driver, unless another process holds or has finished it."""
+        still_there()  # before the lock: taking it would re-make a deleted folder
         lock = FileLock(str(lock_dir / f"{run.run_id}.lock"))
         try:
             lock.acquire(timeout=0)
-        except Timeout:
+        except Timeout:  # (an OSError too: caught first)
             why = "being trained by another process"
+        except OSError as e:
+            raise store.StoreError(lock.lock_file, e) from None
         else:
             if store.run_state(exp_dir / run.run_id) in redo:
                 locks[run.run_id] = lock
@@ -292,11 +321,29 @@ def drive(source: Source, exp_dir: Path, experiment: str, *, executor: str = "lo
             if not locks:
                 break
             ex.wait()
+    except store.StoreError as e:  # a full disk, a read-only or deleted folder: one line, what is stored is kept
+        ex.close(abort=True)
+        if e.errno is not None:
+            _flush_quietly(table)
+        e.hint = e.hint or ("run the same command again to start afresh" if e.errno is None else
+                            "the runs stored before it are kept: run the same command again to train the rest")
+        raise
     except BaseException:
         ex.close(abort=True)
+        _flush_quietly(table)
         raise
     finally:
         for lock in locks.values():
             lock.release()
     ex.close()
+    table.flush()
     return outcome
+
+
+def _flush_quietly(table: store.RunsTable) -> None:
+    """runs.csv on the way out of a failing grid: worth a try, never worth hiding the cause
+    (the table is rebuilt from the run folders by the next grid or report anyway)."""
+    try:
+        table.flush()
+    except Exception:  # noqa: BLE001 -- the error being raised is the one to show
+        pass

@@ -320,6 +320,7 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
         jobs = jobs or runtime.usable_cores()
         options = dict(executor=executor, jobs=jobs, threads=threads, address=address, reporter=rep)
         if tr.to_run:
+            rep.phase(f"trials: {tr.to_run} to run (validation metrics only)", split="val")
             rep.grid_started([None] * tr.to_run)
             k = packing.size(pack, trial_shapes(tr), jobs)
             tr.trial_outcome = execute.drive(_Trials(tr, st, found, warmups), tr.exp_dir, tr.experiment.name,
@@ -334,8 +335,8 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
             finals = final_runs(tr, seeds[:n])
             todo = [r for r in finals if store.read_summary(tr.exp_dir / r.run_id) is None]
             if todo:
-                rep.stage("training each arm's best configuration with the final seeds"
-                          + (f" (look {k} of {len(looks)}: {n} seeds per arm)" if tr.until_decided else ""))
+                rep.phase(f"final runs: each arm's best configuration on {n} fresh seeds ({len(todo)} to run"
+                          + (f"; look {k} of {len(looks)}, until decided)" if tr.until_decided else ")"))
                 rep.grid_started(todo)
                 tr.final_outcome = execute.run_grid(todo, tr.exp_dir, tr.experiment.name, pack=pack, **options)
             write_records(tr, found)

@@ -107,13 +107,27 @@ def kernels():
             # later load_inline would wait on it forever. Holding our OS lock, no other grucli
             # process is building here, so such a file is stale.
             (build / "lock").unlink(missing_ok=True)
+            _copy_headers(build)
             return load_inline(name=build.name, cpp_sources=sources, functions=FUNCTIONS, extra_cflags=flags,
-                               extra_include_paths=[str(HERE)], build_directory=str(build), verbose=False)
+                               extra_include_paths=[str(build)], build_directory=str(build), verbose=False)
     except Exception as e:  # the build failed: say so with the compiler's own last words
         _why.append(f"the build failed: {_last_lines(e)}")
         warnings.warn(f"grucli: the fused CPU kernels did not build ({_why[-1]}); model.impl auto uses torch's "
                       "modules", RuntimeWarning, stacklevel=2)
         return None
+
+
+def _copy_headers(build: Path) -> None:
+    """The headers beside the build, included from there: the compile command then names no
+    install location, so checkouts and installs with the same sources share one build (with
+    -I pointing into each, every one's command differed and ninja rebuilt it in turn), and
+    a read-only install is only ever read. A header is rewritten only when it differs (the
+    build key hashes their text: the same key, the same text), so ninja sees no change."""
+    for header in HEADERS:
+        text = header.read_text()
+        target = build / header.name
+        if not target.is_file() or target.read_text() != text:
+            target.write_text(text)
 
 
 def _last_lines(error: Exception, n: int = 3) -> str:
