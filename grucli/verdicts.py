@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -293,7 +293,10 @@ def answers(view: TaskView, summary: pd.DataFrame, h2h: pd.DataFrame) -> list[st
         wins = [r for r in metric_rows.itertuples() if best in (r.a, r.b)]
         all_won = bool(wins) and all((r.verdict == stats.BETTER) == (r.a == best) and r.verdict in (
             stats.BETTER, stats.WORSE) for r in wins)
-        how = "did best" if all_won else ("best mean" if len(cells) > 1 else "(the only cell here)")
+        beat_base = base_rows.empty or any(r.a == best and r.verdict == stats.BETTER for r in base_rows.itertuples())
+        # never crowned where a trivial baseline is not beaten: "did best" needs both
+        how = ("did best" if all_won and beat_base else
+               ("best mean" + ("" if beat_base else " of the cells") if len(cells) > 1 else "(the only cell here)"))
         e = est[best]
         row = summary_row(summary, view, label, best)
         head = (f"{best} {how} (test {view.metric}, {scale.mean_word} {interval(e.centre, e.lo, e.hi)} over "
@@ -415,6 +418,29 @@ def overall_lines(view: TaskView) -> list[str]:
         if o is None or o.settings < 2:
             continue
         out.append(overall_text(view.task, a, b, o))
+    return out
+
+
+def across_tasks(views: list[TaskView]) -> list[str]:
+    """Per pair of cells over every setting of every task (at least 2 tasks): P(a run of a
+    beats a run of b), settings as strata (a comparison of runs within a setting needs no
+    common unit). No Wilcoxon here: the settings' differences are in different units."""
+    if len(views) < 2:
+        return []
+    cells = order_cells({c for v in views for c in v.ok["cell"].unique()})
+    out = []
+    for a, b in itertools.combinations(cells, 2):
+        strata, goals = [], []
+        for v in views:
+            for _, _, g in v.groups(by_cell=False):
+                ok = g[g["state"] == OK]
+                va, vb = _values(ok, a, "value"), _values(ok, b, "value")
+                if va and vb:  # "better" means higher: flip min-goal metrics so one direction holds for all
+                    sign = -1.0 if v.goal == "min" else 1.0
+                    strata.append(([sign * x for x in va], [sign * x for x in vb]))
+        o = stats.probability_of_improvement(strata, "max", metrics.RAW) if len(strata) >= 2 else None
+        if o is not None:
+            out.append(overall_text(f"all {len(views)} tasks", a, b, replace(o, p_wilcoxon=None)))
     return out
 
 

@@ -162,3 +162,48 @@ def test_holm_family_is_one_settings_pairs():
     m = sorted(raw)
     assert min(r["p_holm"] for r in rows) == pytest.approx(min(1.0, 3 * m[0]))
     assert not math.isclose(min(r["p_holm"] for r in rows), m[0])  # corrected, not raw
+
+
+def _rewrite_summaries(exp_dir, change):
+    for path in exp_dir.glob("*/summary.json"):
+        s = json.loads(path.read_text())
+        path.write_text(json.dumps(change(s)))
+
+
+def test_a_forecast_the_seasonal_naive_wins_says_so_first(tmp_path):
+    """Every cell's error is above the seasonal naive baseline: the Answer opens with the
+    baseline, names it, and does not crown a cell ("best mean", never "did best")."""
+    exp = write_experiment(tmp_path, "fc", seq_lens=(10,))
+
+    def seasonal(s):
+        s["baseline"] = {"mse": 1.0, "snaive_mse": 0.001}  # naive loses to every cell, seasonal naive beats them
+        return s
+
+    _rewrite_summaries(exp, seasonal)
+    col = collect([exp], histories=False)
+    (view,) = tables.task_views(col.runs, col.experiments)
+    h2h = verdicts.head_to_head(view)
+    (line,) = verdicts.answers(view, tables.summary_table(view), h2h)
+    assert line.startswith("adding: the seasonal naive baseline (mse 0.001) beat every cell;"), line
+    assert "did best" not in line and "best mean" in line
+    base = h2h[h2h["family"] == "baseline"]
+    assert set(base["baseline"]) == {"seasonal naive baseline"} and set(base["verdict"]) == {"worse"}
+
+
+def test_the_overall_line_across_tasks_counts_every_setting(tmp_path):
+    a = write_experiment(tmp_path / "r", "a", seq_lens=(10, 20))
+
+    def other_task(s):
+        s["task"] = s["config"]["task"]["name"] = "copy"
+        return s
+
+    b = write_experiment(tmp_path / "r", "b", seq_lens=(10,))
+    _rewrite_summaries(b, other_task)
+    col = collect([a, b], histories=False)
+    views = tables.task_views(col.runs, col.experiments)
+    assert [v.task for v in views] == ["adding", "copy"]
+    lines = verdicts.across_tasks(views)
+    first = next(line for line in lines if "lstm vs rnn" in line)
+    # the synthetic LSTM's MSE is lower than the RNN's in all 3 settings, every seed
+    assert first.startswith("all 2 tasks overall, lstm vs rnn over 3 settings: P(lstm run beats rnn run) = 1")
+    assert "ahead" in first and verdicts.across_tasks(views[:1]) == []

@@ -71,6 +71,8 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     for view in views:
         for line in verdicts.answers(view, tables.summary_table(view), verdicts.head_to_head(view)):
             console.print(f"  {escape(line)}")
+    for line in verdicts.across_tasks(views):
+        console.print(f"  {escape(line)}")
     if others:
         console.print(f"[dim]{others} other run(s) in {exp_dir} are not in this grid (an earlier version of the "
                       f"file?); `grucli report {exp_dir}` covers every run in the folder[/]")

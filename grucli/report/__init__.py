@@ -155,6 +155,7 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
 
     res.notes = [*compose.notes(col, views, summaries), *tune_notes]
     answers = [line for v in views for line in verdicts.answers(v, summaries[v.task], h2h[v.task])]
+    answers += verdicts.across_tasks(views)
     blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures, insp, answers, tune_blocks)
     title = f"grucli report: {', '.join(e['name'] for e in col.experiments)}"
     if "md" in formats:
