@@ -103,7 +103,7 @@ def collect(paths: list[Path], histories: bool = True) -> Collection:
 def read_row(run_dir: Path, experiment: str) -> dict:
     """One run folder as the flat row `collect` makes of it (for a table kept up to date
     run by run, store.RunsTable, without reading every other run again)."""
-    return _flatten(_read_run(Path(run_dir), experiment, []))
+    return flatten(_read_run(Path(run_dir), experiment, []))
 
 
 def _key(row: dict) -> str:
