@@ -57,7 +57,9 @@ def _seeded(raw: dict, seeds: list[int], where: str):
     cfg = parse_run({**raw, "seed": seeds[0]}, where)
     mark = f'"seed":{_SEED_MARK}'
     text = _canonical(cfg.model_copy(update={"seed": _SEED_MARK}))
-    if text.count(str(_SEED_MARK)) != 1 or _SEED_MARK in seeds:  # never expected; the slow way stays right
+    # the slow way where the seed is more than the seed: task.data_seed: per_seed follows it
+    # (resolved by RunConfig's validator), or where the mark could be mistaken (never expected)
+    if cfg.data_seed_given != cfg.task.data_seed or text.count(str(_SEED_MARK)) != 1 or _SEED_MARK in seeds:
         for seed in seeds:
             one = parse_run({**raw, "seed": seed}, where)
             yield one, run_id(one)
