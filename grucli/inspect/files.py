@@ -38,11 +38,6 @@ def read_inspect_summary(run_dir: str | Path) -> dict | None:
     return _read(Path(run_dir) / INSPECT_DIR / SUMMARY_FILE)
 
 
-def read_compare(exp_dir: str | Path) -> dict | None:
-    """An experiment's compare.json if it exists and parses, else None."""
-    return _read(Path(exp_dir) / INSPECT_DIR / COMPARE_FILE)
-
-
 def compare_figures(exp_dir: str | Path) -> list[tuple[Path, str]]:
     """(png, what it shows) of every side-by-side figure of an experiment."""
     out = []

@@ -34,7 +34,11 @@ from grucli.errors import GrucliError
 
 SCHEMA = 1
 SUMMARY, HISTORY, CONFIG, WEIGHTS = "summary.json", "history.csv", "config.yaml", "model.pt"
-FINISHED = ("ok", "diverged", "failed", "pruned")  # a run with one of these statuses is not trained again
+# A run's status, in summary.json (the one definition: the reader, tables, tune and the CLI
+# import these). A run with one of FINISHED is not trained again; a tuning trial with one of
+# them used its share of the budget.
+OK, DIVERGED, FAILED, PRUNED = "ok", "diverged", "failed", "pruned"
+FINISHED = (OK, DIVERGED, FAILED, PRUNED)
 TMP_SUFFIX = ".tmp"
 HISTORY_COLUMNS = ("epoch", "step", "train_loss", "epoch_time_s", "train_time_s", "wall_time_s")
 _UMASK = os.umask(0)
@@ -259,10 +263,6 @@ def _tidy(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     runs = runs[runs["status"].isin(FINISHED)].drop(columns=[c for c in READER_ONLY if c in runs])
     return runs.dropna(axis=1, how="all").reset_index(drop=True)
-
-
-def load_history(run_dir: Path) -> pd.DataFrame:
-    return pd.read_csv(Path(run_dir) / HISTORY)
 
 
 class RunsTable:

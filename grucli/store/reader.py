@@ -23,12 +23,11 @@ import yaml
 
 from grucli import store
 from grucli.errors import GrucliError
+from grucli.store import DIVERGED, FAILED, FINISHED, OK, PRUNED  # noqa: F401 (the states tables read)
 
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 RUN_FILES = (store.SUMMARY, store.CONFIG, store.HISTORY)
-OK, DIVERGED, FAILED, PRUNED = "ok", "diverged", "failed", "pruned"  # finished runs
-IN_PROGRESS, UNREADABLE = "in progress", "unreadable"
-FINISHED = (OK, DIVERGED, FAILED, PRUNED)
+IN_PROGRESS, UNREADABLE = "in progress", "unreadable"  # the reader's own states of a run folder
 # The summary keys the report needs; older or foreign summaries missing one are set aside.
 REQUIRED = ("status", "metric", "goal", "config")
 PER_SEED = "per_seed"  # task.data_seed given as per_seed (grucli.tasks.base.PER_SEED; this module imports no torch)
