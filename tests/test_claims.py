@@ -291,3 +291,11 @@ def test_the_claims_page_draws_its_comparisons_as_forest_rows():
     f = frames["ratio"]
     assert list(f["verdict"]) == ["better", "equivalent"] and list(f["a"]) == ["gru", "gru"]
     assert f["value"].iloc[0] == pytest.approx(0.1) and f["margin"].iloc[1] == pytest.approx(1.25)
+
+
+def test_an_inconclusive_finding_says_how_many_seeds_would_decide_it():
+    wide = verdict.better([1e-4, 1e-3, 1e-2], [2e-4, 2e-3, 2e-2], "min", "gru", "lstm", scale=LOG)
+    assert wide.verdict == INCONCLUSIVE and "seeds per cell would decide it" in wide.evidence
+    # a tight tie: already powered for the margin, so more seeds are not what is missing
+    tie = verdict.better([1.0, 1.01, 0.99], [1.0, 1.005, 0.995], "min", "gru", "lstm", scale=LOG)
+    assert tie.verdict == INCONCLUSIVE and "would not make the claim hold" in tie.evidence

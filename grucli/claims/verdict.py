@@ -79,6 +79,9 @@ def _seeds_to_decide(e: stats.Effect, scale: Scale, alpha: float) -> str:
     n = power.seeds_needed(e.sd, e.n_a + e.n_b - 2, delta, alpha)
     if n is None:
         return ""
+    if n <= max(e.n_a, e.n_b):  # powered already: the difference is smaller than the margin
+        return (f"; at these seeds a difference of {scale.margin_text(scale.margin)} would have shown: what is "
+                "left is smaller than that, and more seeds would not make the claim hold by a margin that matters")
     if n > power.MAX_SEEDS:
         return f"; more than {power.MAX_SEEDS:,} seeds per cell would decide it"
     return (f"; about {n} seeds per cell would decide it (power 0.8 at {scale.margin_text(scale.margin)}, "
