@@ -46,8 +46,8 @@ CLAIMS: list[Claim] = [
               "at equal H and at equal parameters; above 1.05 is not supported"),
     Claim("comparable", "GRUs and LSTMs generally achieve comparable performance", "the notes",
           ("comparable_adding.yaml", "comparable_forecast.yaml"), "comparable", ("gru", "lstm"), quick=_TINY_TUNE,
-          how="after an equal tuning budget per cell, the 90% interval of the GRU - LSTM difference lies inside "
-              "+-10% of the better mean (TOST), per task"),
+          how="after an equal tuning budget per cell, the 90% interval of the GRU / LSTM ratio of geometric means "
+              "lies inside the declared margin x/÷ 1.25 (TOST on the log scale), per task"),
     Claim("long_range", "LSTMs tend to perform better when there are very long-range dependencies", "the notes",
           ("long_range.yaml",), "long_range", ("lstm", "gru"), quick=_TINY_TRAIN + ("grid.task.seq_len=[20]",),
           how="LSTM significantly better than GRU (Holm over tasks x lengths) at the longest T, runs converged"),
