@@ -284,12 +284,14 @@ def test_the_claims_page_draws_its_comparisons_as_forest_rows():
     a = [1e-4 * k for k in (1, 2, 1, 3, 10)]
     found = [verdict.better(a, [10 * x for x in a], "min", "gru", "lstm", scale=LOG, label="adding"),
              verdict.comparable([1.0, 1.01, 0.99], [1.0, 1.005, 0.995], "gru", "lstm", scale=LOG, label="tuned"),
-             verdict.below(3489, 4641, "gru", "lstm")]
+             verdict.below(3489, 4641, "gru", "lstm"),
+             verdict.better(a, a, "min", "gru", "rnn", scale=LOG, label="gru vs rnn")]
     claim = claims.CLAIMS[0]
     frames = page.forest_frame([Outcome(claim, [], Evidence(found, "b", None, "", None))])
     assert list(frames) == ["ratio"]
     f = frames["ratio"]
-    assert list(f["verdict"]) == ["better", "equivalent"] and list(f["a"]) == ["gru", "gru"]
+    assert list(f["verdict"]) == ["better", "equivalent", "undecided"] and list(f["a"]) == ["gru", "gru", "gru"]
+    assert list(f["setting"]) == [f"{claim.id}: adding", f"{claim.id}: tuned", claim.id]  # no "gru vs rnn: gru vs rnn"
     assert f["value"].iloc[0] == pytest.approx(0.1) and f["margin"].iloc[1] == pytest.approx(1.25)
 
 

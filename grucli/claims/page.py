@@ -71,7 +71,8 @@ def forest_frame(outcomes: list[Outcome]) -> dict[str, pd.DataFrame]:
             e = f.effect
             kind = "ratio" if e.scale == "log" else "difference"
             frames.setdefault(kind, []).append({
-                "family": "metric", "setting": f"{o.claim.id}: {f.label}" if f.label else o.claim.id,
+                "family": "metric",  # the label, unless it only repeats the pair ("gru vs lstm")
+                "setting": o.claim.id if not f.label or f.label == f"{f.pair[0]} vs {f.pair[1]}" else f"{o.claim.id}: {f.label}",
                 "a": f.pair[0], "b": f.pair[1], "effect": kind, "value": e.value, "lo": e.lo, "hi": e.hi,
                 "margin": e.margin, "verdict": f.word})
     return {k: pd.DataFrame(v) for k, v in frames.items()}
