@@ -16,7 +16,7 @@ from pathlib import Path
 
 from grucli import execute, store
 from grucli.config import Experiment, load_experiment
-from grucli.errors import GrucliError
+from grucli.errors import ConfigError, GrucliError
 from grucli.execute import EXECUTORS, Outcome, Plan
 from grucli.grid import Run, expand
 
@@ -91,6 +91,26 @@ def run(path: str | Path, overrides=(), *, results: str | Path = "results", exec
                   dry_run=dry_run, rep=rep, pack=pack)
 
 
+def check_margin(exp: Experiment, runs: list[Run]) -> None:
+    """A declared margin must mean something on each task's metric scale (a ratio above 1
+    on the log scale, an absolute difference below 1 on the bounded one): checked once the
+    data say which metric a task reports, before anything is written."""
+    if exp.verdict.margin is None:
+        return
+    from grucli.metrics import scale_of
+    from grucli.tasks import build_task
+
+    seen = set()
+    for r in runs:
+        if r.config.task.name in seen:
+            continue
+        seen.add(r.config.task.name)
+        metric = build_task(r.config.task).metric
+        why = scale_of(metric).check_margin(exp.verdict.margin)
+        if why:
+            raise ConfigError(f"{exp.source}: verdict.margin {why} (task {r.config.task.name} reports {metric})")
+
+
 def _check_executor(executor: str, address: str | None) -> None:
     if executor not in EXECUTORS:
         raise GrucliError(f"--executor {executor}: unknown executor; valid: {', '.join(EXECUTORS)}")
@@ -107,6 +127,7 @@ def _train(er: ExperimentRun, *, executor: str, jobs, threads, address, retry_fa
         return er
     rep.stage("preparing data")
     er.notes = execute.prepare(er.plan.todo, er.experiment.source, rep.stage)  # bad data stop here: nothing written
+    check_margin(er.experiment, er.plan.todo)
     if executor == "ray" and address:  # a missing cluster token is one line before anything is written
         from grucli.execute.cluster import token_auth
 

@@ -417,7 +417,7 @@ def overall_lines(view: TaskView) -> list[str]:
         o = stats.probability_of_improvement(strata, view.goal, scale)
         if o is None or o.settings < 2:
             continue
-        out.append(overall_text(view.task, a, b, o))
+        out.append(overall_text(view.task, a, b, o) + f" -- at {budget.describe(_col(ok, 'timing.epochs'), _col(ok, 'timing.steps'))}")
     return out
 
 
@@ -440,7 +440,8 @@ def across_tasks(views: list[TaskView]) -> list[str]:
                     strata.append(([sign * x for x in va], [sign * x for x in vb]))
         o = stats.probability_of_improvement(strata, "max", metrics.RAW) if len(strata) >= 2 else None
         if o is not None:
-            out.append(overall_text(f"all {len(views)} tasks", a, b, replace(o, p_wilcoxon=None)))
+            out.append(overall_text(f"all {len(views)} tasks", a, b, replace(o, p_wilcoxon=None))
+                       + " -- at each task's budget above")
     return out
 
 

@@ -98,3 +98,17 @@ def test_tune_until_decided_adds_final_seeds_in_looks(tmp_path):
     assert view.sequential and look.seeds == n.pop()
     # a decided first look stops there; an undecided one goes on to the cap
     assert look.decided or look.index == 2
+
+
+def test_a_margin_that_means_nothing_on_the_metric_scale_is_one_line(tmp_path):
+    """adding reports MSE (log scale): its margin is a ratio above 1; 0.5 is refused before
+    anything is written, by compare and by tune."""
+    path = tmp_path / "m.yaml"
+    path.write_text(EXP.replace("verdict: {looks: [2, 3]}", "verdict: {margin: 0.5}"))
+    out = runner.invoke(app, ["compare", str(path), "--results", str(tmp_path / "r")])
+    assert out.exit_code == 2 and len(out.output.strip().splitlines()) == 1, out.output
+    assert "verdict.margin is a ratio on the log scale" in out.output and not (tmp_path / "r").exists()
+    tuned = tmp_path / "t.yaml"
+    tuned.write_text(TUNE.replace("verdict: {looks: [2, 3]}", "verdict: {margin: 0.5}"))
+    out = runner.invoke(app, ["tune", str(tuned), "--results", str(tmp_path / "r")])
+    assert out.exit_code == 2 and "verdict.margin" in out.output and not (tmp_path / "r").exists()

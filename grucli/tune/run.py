@@ -280,7 +280,7 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
     before it hears how any of them ended, as K parallel workers would. `until_decided`: the
     final seeds come in the looks of the experiment's verdict section, and stop at the first
     look where every pair of arms is decided (grucli.verdicts, Pocock's per-look level)."""
-    from grucli.experiment import Reporter
+    from grucli.experiment import Reporter, check_margin
     from grucli.tasks import build_task
 
     rep = reporter or Reporter()
@@ -293,6 +293,7 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
     first = [Run(i, a.config({}, search.seed), a.point, "") for i, a in enumerate(arms)]
     rep.stage("preparing data")
     tr.notes = execute.prepare(first, tr.experiment.source, rep.stage)  # bad data stop here, before anything is written
+    check_margin(tr.experiment, first)
     data = build_task(first[0].config.task)
     tr.metric, tr.goal = data.metric, data.goal
     tr.select, tr.select_goal = data.selection  # trials are told, pruned and chosen on validation
