@@ -226,23 +226,22 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
         if raw.get("seeds") is not None:
             raise ConfigError(f"{source}: seeds: a tuned experiment takes its seeds from search.seed (trials) and "
                               "search.final_seeds (the final runs); remove seeds")
-        if not isinstance(raw["search"], dict):
-            raise ConfigError(f"{source}: search: expected a mapping (trials, sampler, pruner, space, ...)")
-        try:
-            search = SearchSpec(**raw["search"])
-        except ValidationError as e:
-            raise ConfigError(f"{source}: {format_validation_error(e, SearchSpec, 'search')}") from None
-    verdict = VerdictSpec()
-    if raw.get("verdict") is not None:
-        if not isinstance(raw["verdict"], dict):
-            raise ConfigError(f"{source}: verdict: expected a mapping (alpha, margin, speed_margin, looks)")
-        try:
-            verdict = VerdictSpec(**raw["verdict"])
-        except ValidationError as e:
-            raise ConfigError(f"{source}: {format_validation_error(e, VerdictSpec, 'verdict')}") from None
+        search = _section(raw, "search", SearchSpec, "trials, sampler, pruner, space, ...", source)
+    verdict = VerdictSpec() if raw.get("verdict") is None else _section(
+        raw, "verdict", VerdictSpec, "alpha, margin, speed_margin, looks", source)
     base = {k: raw[k] for k in ("task", "model", "train")}
     return Experiment(name=name, description=str(raw.get("description", "")), source=source, base=base, spec=spec,
                       search=search, verdict=verdict)
+
+
+def _section(raw: dict, key: str, cls, keys: str, source: str):
+    """A top-level section of an experiment file (search:, verdict:) as its typed object."""
+    if not isinstance(raw[key], dict):
+        raise ConfigError(f"{source}: {key}: expected a mapping ({keys})")
+    try:
+        return cls(**raw[key])
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {format_validation_error(e, cls, key)}") from None
 
 
 def apply_overrides(raw: dict, overrides, source: str) -> dict:

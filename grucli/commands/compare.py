@@ -23,20 +23,21 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     from grucli.numbers import interval
     from grucli.store import reader
 
-    runs = reader.collect([exp_dir], histories=False).runs if exp_dir.is_dir() and any(
+    col = reader.collect([exp_dir], histories=False) if exp_dir.is_dir() and any(
         reader.is_run_dir(p) for p in exp_dir.iterdir()) else None
+    runs = col.runs if col is not None else None
     others = 0
     if runs is not None and run_ids is not None:
         mine = runs["run_id"].isin(run_ids)
         others = int((~mine & runs["state"].isin(reader.FINISHED)).sum())
         runs = runs[mine].dropna(axis=1, how="all")
-    experiments = reader.collect([exp_dir], histories=False).experiments if runs is not None else []
-    views = tables.task_views(runs, experiments) if runs is not None and len(runs) else []
+    views = tables.task_views(runs, col.experiments) if runs is not None and len(runs) else []
     if not views:
         console.print(f"no finished runs of this grid in {exp_dir}")
         return
+    summaries = {}
     for view in views:
-        summary = tables.summary_table(view)
+        summary = summaries[view.task] = tables.summary_table(view)
         keys = [tables.short(c) for c in view.settings]
         for values, rows in (summary.groupby(keys, dropna=False, sort=False) if keys else [((), summary)]):
             values = values if isinstance(values, tuple) else (values,)
@@ -69,7 +70,7 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     console.print("[bold]Answer[/] (per setting: the baseline first, then the cells' verdicts on the metric's scale, "
                   "Holm over that setting's comparisons):")
     for view in views:
-        for line in verdicts.answers(view, tables.summary_table(view), verdicts.head_to_head(view)):
+        for line in verdicts.answers(view, summaries[view.task], verdicts.head_to_head(view)):
             console.print(f"  {escape(line)}")
     for line in verdicts.across_tasks(views):
         console.print(f"  {escape(line)}")
