@@ -182,9 +182,11 @@ def answer(t: Tuned) -> list[str]:
     h2h = verdicts.head_to_head(view)
     summary = tables.summary_table(view)
     lines = [line.removeprefix(f"{view.task}: ") for line in verdicts.answers(view, summary, h2h)]
-    lines = [f"{line.split(' -- at ')[0]}, best validation of each arm's trials: "
-             + ", ".join(f"{short_label(r.arm)} {num(r.best_val)}" for r in comp.itertuples()) if i == 0 else line
-             for i, line in enumerate(lines)]
+    best = ", ".join(f"{short_label(r.arm)} {num(r.best_val)}" for r in comp.itertuples())
+    if lines:  # the budget is the header's (budget_text); the unconverged runs stay
+        head, _, tail = lines[0].partition(" -- at ")
+        flags = tail.partition("; ")[2]
+        lines[0] = f"{head}; best validation of each arm's trials: {best}" + (f"; {flags}" if flags else "")
     on_plateau = {a["label"]: int(a.get("pruned_on_plateau") or 0) for a in t.arms}
     for r in comp.itertuples():
         noise = on_plateau.get(r.arm, 0)
