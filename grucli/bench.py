@@ -30,8 +30,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from grucli import runtime
-from grucli.config import Strict, format_validation_error, parse_yaml, read_text, unknown_key, unknown_name
-from grucli.errors import ConfigError, GrucliError
+from grucli.config import Strict, format_validation_error, parse_yaml, read_text
+from grucli.errors import ConfigError, GrucliError, unknown_key, unknown_name
 from grucli.cells import CELLS, IMPLS, REFERENCE
 from grucli.model import SequenceModel, count_params
 from grucli.optim import adam

@@ -4,7 +4,6 @@ file and the key path. Downstream code receives frozen `RunConfig` objects."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -12,7 +11,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from grucli.errors import ConfigError
+from grucli.errors import ConfigError, unknown_key, unknown_name
 from grucli.cells import CELLS
 from grucli.tasks import TASKS
 from grucli.declared import VerdictSpec
@@ -420,20 +419,6 @@ def parse_run(raw: dict, where: str) -> RunConfig:
 
 
 # --------------------------------------------------------------------------- messages
-def unknown_name(kind: str, value: str, valid) -> str:
-    close = difflib.get_close_matches(str(value), list(valid), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown {kind} '{value}'{hint}; valid: {', '.join(sorted(valid))}"
-
-
-def unknown_key(key: str, valid) -> str:
-    parent, _, leaf = key.rpartition(".")
-    close = difflib.get_close_matches(leaf, list(valid), n=1, cutoff=0.5)
-    prefix = f"{parent}." if parent else ""
-    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; valid keys: {', '.join(sorted(valid))}"
-    return f"unknown key '{key}'{hint}"
-
-
 def _fields_at(loc: tuple, root: type[BaseModel]) -> set[str] | None:
     """Valid field names of the model at `loc` (with the task's tag resolved)."""
     cls: Any = root

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grucli.errors import DataError, GrucliError
+from grucli.errors import DataError, GrucliError, bounded, did_you_mean
 from grucli.tasks import TASKS
-from grucli.tasks.sources import BLANK, bounded, did_you_mean, read_csv
+from grucli.tasks.sources import BLANK, read_csv
 from grucli.tasks.user_files import PARTS
 
 KINDS = ("csv_forecast", "csv_classify", "csv_anomaly")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from grucli.cells import elman, gru, gru_cho, indrnn, layernorm, lstm, lstm_peephole, mgu, ugrnn
 from grucli.cells.base import Cell, Display, Param
+from grucli.errors import ConfigError, unknown_name
 
 CELLS: dict[str, Cell] = {c.name: c for c in [
     gru.CELL,
@@ -36,9 +37,6 @@ __all__ = ["CELLS", "REFERENCE", "IMPLS", "Cell", "Display", "Param", "get", "or
 
 def get(name: str) -> Cell:
     if name not in CELLS:
-        from grucli.config import unknown_name
-        from grucli.errors import ConfigError
-
         raise ConfigError(unknown_name("cell", name, CELLS))
     return CELLS[name]
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grucli.errors import ConfigError, unknown_name
+
 ROOT = Path("experiments/claims")
 
 
@@ -84,9 +86,6 @@ BY_ID = {c.id: c for c in CLAIMS}
 
 
 def get(claim_id: str) -> Claim:
-    from grucli.errors import ConfigError
-    from grucli.config import unknown_name
-
     if claim_id not in BY_ID:
         raise ConfigError(unknown_name("claim", claim_id, list(BY_ID)))
     return BY_ID[claim_id]

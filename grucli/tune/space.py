@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from grucli.errors import unknown_name
+
 KINDS = ("uniform", "log_uniform", "int", "log_int", "choice")  # each space entry is {kind: values}
 
 
@@ -54,8 +56,6 @@ class Distribution(BaseModel):
             raise ValueError(f"expected one of {{{', '.join(KINDS)}}}: [values], got {data!r}")
         (kind, values), = data.items()
         if kind not in KINDS:
-            from grucli.config import unknown_name
-
             raise ValueError(unknown_name("distribution", kind, KINDS))
         if not isinstance(values, list) or not values:
             raise ValueError(f"{kind}: expected a list of values, got {values!r}")
