@@ -12,15 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from grucli import cells
-
-
-def recurrent_params(cell: str, input_size: int, hidden: int, layers: int = 1, bidirectional: bool = False) -> int:
-    """The cell's closed form per layer and direction (Cell.layer_params); layers above the
-    first read the D*H outputs of the layer below."""
-    d = 2 if bidirectional else 1
-    spec = cells.get(cell)
-    return sum(d * spec.layer_params(input_size if layer == 0 else d * hidden, hidden) for layer in range(layers))
+from grucli import cells, seq2seq
 
 
 def model_params(cell: str, hidden: int, *, input_size: int, output_size: int, layers: int = 1,
@@ -30,7 +22,7 @@ def model_params(cell: str, hidden: int, *, input_size: int, output_size: int, l
     embed = vocab_size * embed_dim if (vocab_size and embed_dim) else 0
     rnn_in = embed_dim if (vocab_size and embed_dim) else input_size
     head = d * hidden * output_size + output_size
-    return embed + recurrent_params(cell, rnn_in, hidden, layers, bidirectional) + head
+    return embed + cells.recurrent_params(cell, rnn_in, hidden, layers, bidirectional) + head
 
 
 def hidden_for_budget(budget: int, cell: str, max_hidden: int = 8192, count=None, **dims) -> int:
@@ -72,11 +64,9 @@ class SequenceModel(nn.Module):
         self.embed = nn.Embedding(input_size, embed_dim) if tokens and embed_dim else None
         rnn_in = embed_dim if self.embed is not None else input_size
         self.impl = cells.resolve_impl(self.cell, impl)
-        self.rnn = cells.make(self.cell, rnn_in, hidden_size, num_layers, bidirectional, dropout, self.impl)
+        self.rnn = cells.make(self.cell, rnn_in, hidden_size, num_layers, bidirectional, dropout, self.impl, forget_bias)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(self.dirs * hidden_size, output_size)
-        if forget_bias is not None and self.cell.forget_gate is not None:
-            set_forget_bias(self.rnn, self.cell, forget_bias)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         if not self.tokens:
@@ -102,18 +92,6 @@ class SequenceModel(nn.Module):
                 out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
             feat = out  # (B, T, D*H)
         return self.head(self.drop(feat))  # (B, O) or (B, T, O)
-
-
-def set_forget_bias(rnn: nn.Module, cell, value: float) -> None:
-    """Set the forget gate's bias (block `cell.forget_gate`) so that the biases adding up in
-    its pre-activation (`cell.bias_params`) sum to `value`: the first holds it, the rest 0."""
-    with torch.no_grad():
-        for name, p in rnn.named_parameters():
-            stem = name.rsplit("_l", 1)[0]
-            if stem in cell.bias_params:
-                h = rnn.hidden_size
-                block = slice(cell.forget_gate * h, (cell.forget_gate + 1) * h)
-                p[block] = value if stem == cell.bias_params[0] else 0.0
 
 
 # --------------------------------------------------------------------------- model kinds
@@ -152,15 +130,11 @@ def _seq2seq_spec(m, data) -> dict:
 
 
 def _seq2seq_count(cell, hidden, src_len=None, out_len=None, **dims) -> int:
-    from grucli import seq2seq
-
     return seq2seq.count(cell, hidden, **dims)
 
 
 def _seq2seq_build(m, hidden, spec) -> nn.Module:
-    from grucli.seq2seq import Seq2Seq
-
-    return Seq2Seq(m.cell, src_vocab=spec["src_vocab"], tgt_vocab=spec["tgt_vocab"], src_len=spec["src_len"],
+    return seq2seq.Seq2Seq(m.cell, src_vocab=spec["src_vocab"], tgt_vocab=spec["tgt_vocab"], src_len=spec["src_len"],
                    out_len=spec["out_len"], hidden_size=hidden, embed_dim=m.embed_dim, num_layers=m.num_layers,
                    bidirectional=m.bidirectional, dropout=m.dropout, attention=m.attention, beam=m.beam,
                    impl=m.impl, forget_bias=m.forget_bias)

@@ -12,7 +12,7 @@ import torch
 from grucli import store
 from grucli.config import parse_run
 from grucli.errors import GrucliError
-from grucli.tasks.vocab import PAD, UNK, tokenize
+from grucli.tasks.vocab import EOS, PAD, UNK, tokenize
 
 
 def load_model(run_dir: Path):
@@ -53,13 +53,13 @@ def sample_text(run_dir: Path, prime: str, length: int, temperature: float = 0.8
     unit = meta.get("unit") or "char"
     words = unit == "word"
     tokens = tokenize(prime, unit)
-    ids = [index.get(t, index[UNK]) for t in tokens]
+    ids = [index.get(t, UNK) for t in tokens]
     unknown = sorted({t for t in tokens if t not in index})
     if unknown:
         note(f"note: {len(unknown)} prime {'word' if words else 'character'}(s) are not in the run's vocabulary and "
              f"are read as the unknown token: {', '.join(map(repr, unknown))}")
     window = context or getattr(cfg.task, "seq_len", None) or 100
-    banned = torch.tensor([index[PAD], index[UNK]])
+    banned = torch.tensor([PAD, UNK])
     gen = torch.Generator().manual_seed(seed)
     for _ in range(length):
         logits = model(torch.tensor([ids[-window:]]))[0, -1].double()  # (V,)
@@ -76,7 +76,6 @@ def sample_text(run_dir: Path, prime: str, length: int, temperature: float = 0.8
 @torch.no_grad()
 def translate(run_dir: Path, texts: list[str], beam: int = 1, note=lambda text: None) -> list[str]:
     """What an encoder-decoder run writes for each of `texts`: greedy (beam 1) or beam search."""
-    from grucli.seq2seq import EOS, PAD, UNK
     from grucli.tasks.seq2seq import join_units, split_units
 
     model, cfg, meta = load_model(run_dir)

@@ -23,10 +23,8 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from grucli import cells
-from grucli.model import recurrent_params
+from grucli.tasks.vocab import BOS, EOS, PAD
 
-SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]  # the first four entries of every seq2seq vocabulary
-PAD, UNK, BOS, EOS = range(4)
 
 
 class Seq2Seq(nn.Module):
@@ -41,20 +39,15 @@ class Seq2Seq(nn.Module):
         self.src_len, self.out_len, self.attention, self.beam = src_len, out_len, attention, beam
         self.src_embed = nn.Embedding(src_vocab, E, padding_idx=PAD)
         self.tgt_embed = nn.Embedding(tgt_vocab, E, padding_idx=PAD)
-        self.encoder = cells.make(self.cell, E, H, num_layers, bidirectional, dropout, self.impl)
+        self.encoder = cells.make(self.cell, E, H, num_layers, bidirectional, dropout, self.impl, forget_bias)
         self.bridge = nn.Linear(D * H, H) if D == 2 else None
-        self.decoder = cells.make(self.cell, E + D * H, H, num_layers, False, dropout, self.impl)
+        self.decoder = cells.make(self.cell, E + D * H, H, num_layers, False, dropout, self.impl, forget_bias)
         if attention == "additive":
             self.att_s = nn.Linear(H, H, bias=False)  # W_s
             self.att_h = nn.Linear(D * H, H)  # W_h (its bias is the attention MLP's)
             self.att_v = nn.Linear(H, 1, bias=False)  # v
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(H + D * H, tgt_vocab)
-        if forget_bias is not None and self.cell.forget_gate is not None:
-            from grucli.model import set_forget_bias
-
-            set_forget_bias(self.encoder, self.cell, forget_bias)
-            set_forget_bias(self.decoder, self.cell, forget_bias)
 
     # ------------------------------------------------------------------ pieces
     def encode(self, src: torch.Tensor):
@@ -177,8 +170,8 @@ def count(cell: str, hidden: int, *, src_vocab: int, tgt_vocab: int, layers: int
     """Parameters of a Seq2Seq, in closed form (a test checks it against the module)."""
     H, E, D = hidden, embed_dim or default_embed(hidden), 2 if bidirectional else 1
     total = (src_vocab + tgt_vocab) * E
-    total += recurrent_params(cell, E, H, layers, bidirectional)
+    total += cells.recurrent_params(cell, E, H, layers, bidirectional)
     total += (D * H * H + H) if D == 2 else 0
-    total += recurrent_params(cell, E + D * H, H, layers, False)
+    total += cells.recurrent_params(cell, E + D * H, H, layers, False)
     total += (H * H + D * H * H + H + H) if attention == "additive" else 0
     return total + (H + D * H) * tgt_vocab + tgt_vocab

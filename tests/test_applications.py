@@ -20,7 +20,8 @@ from grucli.errors import DataError
 from grucli.grid import run_id
 from grucli.objectives import (IGNORE, AnomalyForecast, NextWord, Transduction, anomaly_scores, edit_distance,
                                sequence_error)
-from grucli.seq2seq import BOS, EOS, Seq2Seq
+from grucli.seq2seq import Seq2Seq
+from grucli.tasks.vocab import BOS, EOS
 from grucli.tasks.anomaly import AnomalyConfig, CsvAnomalyConfig, build_anomaly, build_csv_anomaly
 from grucli.tasks.seq2seq import (CsvTranslateConfig, G2PConfig, ReverseConfig, build_csv_translate, build_g2p,
                                   build_reverse)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from grucli.store import runs as runs_table
 from grucli import execute, store
 from grucli.cli import app
 from grucli.config import load_experiment
@@ -38,7 +39,7 @@ def write_exp(tmp_path: Path, n_train=64, epochs=2, extra="") -> Path:
 
 
 def metrics_by_id(exp_dir: Path) -> dict[str, tuple]:
-    df = store.load_runs(exp_dir)
+    df = runs_table.load_runs(exp_dir)
     return {r.run_id: (r.status, r._asdict().get("test.mse")) for r in df.itertuples(index=False)} if not df.empty \
         else {}
 

@@ -11,6 +11,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from grucli.store import runs as runs_table
 from grucli import execute, store
 from grucli.cli import app
 from grucli.config import load_experiment
@@ -77,7 +78,7 @@ def test_the_results_folder_says_the_data_followed_the_seed(tmp_path, write_yaml
     summaries = [json.loads(p.read_text()) for p in (tmp_path / "e").glob("*/summary.json")]
     assert {s["data_seed"] for s in summaries} == {"per_seed"}
     assert all(s["config"]["task"]["data_seed"] == s["seed"] for s in summaries)  # config.yaml: resolved
-    df = store.load_runs(tmp_path / "e")
+    df = runs_table.load_runs(tmp_path / "e")
     # per_seed is one setting, not one per seed: the concrete data seed is the seed column
     assert set(df["config.task.data_seed"]) == {"per_seed"} and set(df["seed"]) == {0, 1}
     fixed = experiment(write_yaml, tiny_experiment, data_seed=4)

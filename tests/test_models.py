@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from grucli.cells import CELLS
-from grucli.model import SequenceModel, count_params, hidden_for_budget, model_params, recurrent_params
+from grucli.cells import recurrent_params
+from grucli.model import SequenceModel, count_params, hidden_for_budget, model_params
 from grucli.train import build_model
 from grucli.tasks import build_task
 

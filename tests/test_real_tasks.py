@@ -27,7 +27,7 @@ from grucli.tasks.forecast import ForecastConfig
 from grucli.tasks.text import CharLMConfig, build_char_lm
 from grucli.tasks.uea import parse_ts
 from grucli.tasks.user_files import CsvClassifyConfig, CsvForecastConfig, build_csv_classify, build_csv_forecast
-from grucli.tasks.vocab import UNK
+from grucli.tasks.vocab import SPECIALS, UNK
 
 runner = CliRunner()
 
@@ -162,7 +162,7 @@ def test_csv_classify_text_column_vocabulary_from_train_only(texts_csv, tmp_path
     df.to_csv(path, index=False)
     data = fresh(build_csv_classify, CsvClassifyConfig(path=str(path), label="label", text="text", min_count=1))
     vocab = data.info["vocab"]
-    assert data.tokens and vocab[:2] == ["<pad>", UNK] and {"good", "bad"} <= set(vocab)
+    assert data.tokens and vocab[:2] == SPECIALS[:2] and vocab[UNK] == "<unk>" and {"good", "bad"} <= set(vocab)
     assert data.train.x.shape[1] == 3 and set(data.train.lengths.tolist()) <= {1, 3}  # "zebra" is one word
     train_words = {vocab[i] for i in data.train.x.flatten().tolist()}
     assert ("zebra" in vocab) == ("zebra" in train_words)

@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from grucli.store import runs as runs_table
 from grucli import execute, store
 from grucli.store import reader
 from grucli.config import RunConfig, load_experiment
@@ -148,7 +149,7 @@ def test_load_runs_is_one_flat_row_per_finished_run(stored):
     exp_dir, runs, results = stored
     (exp_dir / "deadbeef0000").mkdir()  # a partial run is not a row
     (exp_dir / "deadbeef0000" / "config.yaml").write_text("seed: 0\n")
-    df = store.load_runs(exp_dir)
+    df = runs_table.load_runs(exp_dir)
     assert len(df) == 2
     assert sorted(df["run_id"]) == sorted(r.run_id for r in runs)
     for column in ("config.model.cell", "config.task.seq_len", "test.mse", "timing.epoch_time_s", "params",
@@ -161,12 +162,12 @@ def test_load_runs_is_one_flat_row_per_finished_run(stored):
 
 
 def test_load_runs_of_an_empty_folder(tmp_path):
-    assert store.load_runs(tmp_path).empty
+    assert runs_table.load_runs(tmp_path).empty
 
 
 def test_runs_csv_is_readable_with_pandas_alone(stored):
     exp_dir, runs, results = stored
-    path = store.write_runs_table(exp_dir)
+    path = runs_table.write_runs_table(exp_dir)
     assert path == exp_dir / "runs.csv"
     code = (
         "import json, sys\n"
@@ -199,7 +200,7 @@ def test_a_parquet_failure_is_a_warning_and_runs_csv_is_still_written(stored, mo
     monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
     (exp_dir / "runs.csv").unlink(missing_ok=True)
     with pytest.warns(RuntimeWarning, match="runs.parquet not written.*no space left"):
-        path = store.write_runs_table(exp_dir)
+        path = runs_table.write_runs_table(exp_dir)
     assert path.is_file() and len(pd.read_csv(path)) == len(runs)
 
 
@@ -266,13 +267,13 @@ def test_runs_table_kept_run_by_run_equals_the_table_read_afresh(stored, tmp_pat
     """RunsTable (a row added per stored run) writes the very file write_runs_table writes
     from every run folder, and only when due or flushed."""
     exp_dir, runs, results = stored
-    fresh = store.write_runs_table(exp_dir).read_text()
+    fresh = runs_table.write_runs_table(exp_dir).read_text()
     (exp_dir / "runs.csv").unlink()
     partial = exp_dir / "deadbeef0000"  # a killed run's leftovers are no row
     partial.mkdir()
     (partial / "config.yaml").write_text("seed: 0\n")
     (exp_dir / runs[1].run_id / "summary.json").rename(tmp_path / "held")  # as if still training
-    table = store.RunsTable(exp_dir, every_s=3600)
+    table = runs_table.RunsTable(exp_dir, every_s=3600)
     (tmp_path / "held").rename(exp_dir / runs[1].run_id / "summary.json")
     table.add(runs[1].run_id)
     assert not (exp_dir / "runs.csv").exists(), "not due yet"
@@ -286,7 +287,7 @@ def test_runs_table_takes_in_runs_another_process_stored(stored, tmp_path):
     runs too, though it only added its own."""
     exp_dir, runs, results = stored
     (exp_dir / runs[1].run_id).rename(tmp_path / "elsewhere")
-    table = store.RunsTable(exp_dir, every_s=3600)
+    table = runs_table.RunsTable(exp_dir, every_s=3600)
     (tmp_path / "elsewhere").rename(exp_dir / runs[1].run_id)  # stored by the other driver meanwhile
     assert table.flush() == exp_dir / "runs.csv"
     assert sorted(pd.read_csv(exp_dir / "runs.csv")["run_id"]) == sorted(r.run_id for r in runs)
@@ -317,4 +318,4 @@ def test_the_driver_reads_each_summary_once_not_every_summary_after_every_run(wr
     monkeypatch.undo()
     table = pd.read_csv(exp_dir / "runs.csv")
     assert sorted(table["run_id"]) == sorted(r.run_id for r in runs)
-    assert (exp_dir / "runs.csv").read_text() == store.write_runs_table(exp_dir).read_text()
+    assert (exp_dir / "runs.csv").read_text() == runs_table.write_runs_table(exp_dir).read_text()

@@ -32,7 +32,7 @@ IMPLS = ("torch", "fused", "reference")  # model.impl values besides "auto"
 SPARE_COLOURS = ["#999999", "#DDCC77", "#117733", "#AA4499"]  # for names not (or no longer) registered
 
 __all__ = ["CELLS", "REFERENCE", "IMPLS", "Cell", "Display", "Param", "get", "order", "colour", "marker", "label",
-           "resolve_impl", "make"]
+           "resolve_impl", "make", "recurrent_params"]
 
 
 def get(name: str) -> Cell:
@@ -76,8 +76,6 @@ def impl_available(impl: str) -> bool:
 def resolve_impl(cell: Cell, impl: str = "auto") -> str:
     """The implementation a model of `cell` uses: `impl`, or for "auto" the fastest available."""
     if impl != "auto":
-        from grucli.errors import ConfigError
-
         if impl not in cell.impls:
             raise ConfigError(f"cell '{cell.name}' has no '{impl}' implementation; valid: auto, {', '.join(cell.impls)}")
         if not impl_available(impl):
@@ -90,8 +88,49 @@ def resolve_impl(cell: Cell, impl: str = "auto") -> str:
 
 
 def make(cell: Cell, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
-         dropout: float = 0.0, impl: str = "auto"):
-    """The recurrent module of `cell` (torch's RNN interface, batch_first)."""
-    from grucli.cells.stack import build
+         dropout: float = 0.0, impl: str = "auto", forget_bias: float | None = None):
+    """The recurrent module of `cell` in implementation `impl` (torch | fused | reference, or
+    "auto" for the fastest available): torch's RNN interface (batch_first), and the same
+    parameter names and shapes in every implementation. `forget_bias` sets the forget gate's
+    bias for a cell that has one (Cell.forget_gate); None keeps the implementation's init."""
+    import torch.nn as nn
 
-    return build(cell, resolve_impl(cell, impl), input_size, hidden_size, num_layers, bidirectional, dropout)
+    impl = resolve_impl(cell, impl)
+    dropout = dropout if num_layers > 1 else 0.0
+    if impl == "torch":
+        cls, kwargs = cell.torch_module
+        module = getattr(nn, cls)(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+                                  dropout=dropout, batch_first=True, **kwargs)
+    elif impl == "fused":
+        from grucli.cells.fused import FusedStack
+
+        module = FusedStack(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
+    else:
+        from grucli.cells.stack import ReferenceStack
+
+        module = ReferenceStack(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
+    if forget_bias is not None and cell.forget_gate is not None:
+        _set_forget_bias(module, cell, forget_bias)
+    return module
+
+
+def _set_forget_bias(rnn, cell: Cell, value: float) -> None:
+    """Set the forget gate's bias (block `cell.forget_gate`) so that the biases adding up in
+    its pre-activation (`cell.bias_params`) sum to `value`: the first holds it, the rest 0."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in rnn.named_parameters():
+            stem = name.rsplit("_l", 1)[0]
+            if stem in cell.bias_params:
+                h = rnn.hidden_size
+                block = slice(cell.forget_gate * h, (cell.forget_gate + 1) * h)
+                p[block] = value if stem == cell.bias_params[0] else 0.0
+
+
+def recurrent_params(cell: str, input_size: int, hidden: int, layers: int = 1, bidirectional: bool = False) -> int:
+    """The cell's closed form per layer and direction (Cell.layer_params); layers above the
+    first read the D*H outputs of the layer below."""
+    d = 2 if bidirectional else 1
+    spec = get(cell)
+    return sum(d * spec.layer_params(input_size if layer == 0 else d * hidden, hidden) for layer in range(layers))

@@ -1,5 +1,5 @@
 """The layer/direction/packing plumbing shared by grucli's own implementations of a cell,
-and `build`, which makes a cell's module for one implementation.
+(grucli.cells.make picks the implementation).
 
 `RecurrentStack` stores each layer's and direction's parameters as the cell lists them,
 named like torch's (`weight_ih_l{k}[_reverse]`, ...), so a cell in torch's layout has
@@ -135,19 +135,3 @@ class ReferenceStack(RecurrentStack):
             state = new
             outs[t] = state[0]
         return torch.stack(outs), state  # (T, B, H)
-
-
-def build(cell: Cell, impl: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,
-          dropout: float) -> nn.Module:
-    """The module of `cell` in implementation `impl` (torch | fused | reference); every one
-    has torch's RNN interface and the same parameter names and shapes."""
-    dropout = dropout if num_layers > 1 else 0.0
-    if impl == "torch":
-        cls, kwargs = cell.torch_module
-        return getattr(nn, cls)(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
-                                dropout=dropout, batch_first=True, **kwargs)
-    if impl == "fused":
-        from grucli.cells.fused import FusedStack
-
-        return FusedStack(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
-    return ReferenceStack(cell, input_size, hidden_size, num_layers, bidirectional, dropout)

@@ -23,6 +23,7 @@ from typing import Iterable
 from filelock import FileLock, Timeout
 
 from grucli import runtime, store
+from grucli.store import runs as runs_table
 from grucli.execute import pack as packing
 from grucli.errors import DataError, GrucliError
 from grucli.grid import Run
@@ -257,7 +258,7 @@ def drive(source: Source, exp_dir: Path, experiment: str, *, executor: str = "lo
     except OSError as e:
         raise store.StoreError(lock_dir, e) from None
     store.remove_stale_temps(exp_dir)  # left by a writer that was killed
-    table = store.RunsTable(exp_dir)  # runs.csv: a row per stored run, written every few seconds and at the end
+    table = runs_table.RunsTable(exp_dir)  # runs.csv: a row per stored run, written every few seconds and at the end
     waiting: list[Run] = []  # taken from the source, not started yet: packs are cut from here
 
     def still_there() -> None:
@@ -340,7 +341,7 @@ def drive(source: Source, exp_dir: Path, experiment: str, *, executor: str = "lo
     return outcome
 
 
-def _flush_quietly(table: store.RunsTable) -> None:
+def _flush_quietly(table: runs_table.RunsTable) -> None:
     """runs.csv on the way out of a failing grid: worth a try, never worth hiding the cause
     (the table is rebuilt from the run folders by the next grid or report anyway)."""
     try:

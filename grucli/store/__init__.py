@@ -22,7 +22,6 @@ import json
 import os
 import socket
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -240,93 +239,3 @@ def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
     }
     atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2, default=str))
     return run_dir
-
-
-READER_ONLY = ("run_dir", "key")  # the reader's own bookkeeping columns, not part of runs.csv
-
-
-def load_runs(exp_dir: Path) -> pd.DataFrame:
-    """Every finished run of an experiment as one tidy DataFrame: one row per run, nested
-    fields flattened with dots (config.model.cell, test.mse, timing.epoch_time_s), read by
-    the one reader (grucli.store.reader) and kept to finished runs."""
-    from grucli.store import reader
-
-    if not any(reader.is_run_dir(p) for p in Path(exp_dir).iterdir()):
-        return pd.DataFrame()
-    return _tidy(reader.collect([exp_dir], histories=False).runs)
-
-
-def _tidy(runs: pd.DataFrame) -> pd.DataFrame:
-    """The reader's rows as runs.csv has them: finished runs only, without the reader's
-    bookkeeping columns and without columns that no finished run fills."""
-    if "status" not in runs:
-        return pd.DataFrame()
-    runs = runs[runs["status"].isin(FINISHED)].drop(columns=[c for c in READER_ONLY if c in runs])
-    return runs.dropna(axis=1, how="all").reset_index(drop=True)
-
-
-class RunsTable:
-    """runs.csv kept up to date while a grid runs, at a cost per run that does not grow with
-    the grid: the folder's runs are read once, each finished run adds its own row (its
-    summary read back, as the reader reads it), and the file is rewritten -- atomically,
-    the same table write_runs_table makes -- when `every_s` seconds have passed since the
-    last write, and at flush(). Re-reading every summary after every run made a grid
-    O(N^2): 10,000 runs re-read about 50 million summaries."""
-
-    def __init__(self, exp_dir: Path, every_s: float = 5.0):
-        from grucli.store import reader
-
-        self.exp_dir, self.every, self.reader = Path(exp_dir), every_s, reader
-        self.rows = {p.name: reader.read_row(p, self.exp_dir.name) for p in self.exp_dir.iterdir()
-                     if reader.is_run_dir(p)}
-        self.changed, self.last = False, time.monotonic()
-
-    def add(self, run_id: str) -> None:
-        """A run was stored: its row replaces any earlier one; the file follows when due."""
-        self.rows[run_id] = self.reader.read_row(self.exp_dir / run_id, self.exp_dir.name)
-        self.changed = True
-        if time.monotonic() - self.last >= self.every:
-            self.flush()
-
-    def flush(self) -> Path | None:
-        """Write runs.csv now if a run was added since the last write, here or by another
-        process sharing the folder (one listing; only folders not yet known as finished
-        are read)."""
-        for entry in os.scandir(self.exp_dir):
-            row = self.rows.get(entry.name)
-            if (row is None or row.get("status") not in FINISHED) and (Path(entry.path) / SUMMARY).is_file():
-                self.rows[entry.name] = self.reader.read_row(Path(entry.path), self.exp_dir.name)
-                self.changed = self.changed or self.rows[entry.name].get("status") in FINISHED
-        if not self.changed:
-            return None
-        self.changed, self.last = False, time.monotonic()
-        rows = [self.rows[k] for k in sorted(self.rows) if self.rows[k].get("status") in FINISHED]
-        return _write_table(self.exp_dir, _tidy(pd.DataFrame(rows)))  # (unfinished rows would turn ints into floats)
-
-
-def write_runs_table(exp_dir: Path) -> Path | None:
-    """runs.csv (and runs.parquet when pyarrow is importable) beside the run folders, from
-    every run folder read afresh."""
-    return _write_table(exp_dir, load_runs(exp_dir))
-
-
-def _write_table(exp_dir: Path, df: pd.DataFrame) -> Path | None:
-    if df.empty:
-        return None
-    path = Path(exp_dir) / "runs.csv"
-    atomic_write_text(path, df.to_csv(index=False))
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return path  # parquet is optional: pip install -e ".[parquet]"
-    try:
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
-        atomic_write_bytes(Path(exp_dir) / "runs.parquet", buf.getvalue())
-    except Exception as e:  # a column pyarrow cannot type, a full disk: runs.csv is written, the grid goes on
-        import warnings
-
-        warnings.warn(f"grucli: {exp_dir}/runs.parquet not written ({type(e).__name__}: "
-                      f"{str(e).splitlines()[0][:160] if str(e) else ''}); runs.csv is complete", RuntimeWarning,
-                      stacklevel=2)
-    return path

@@ -1,5 +1,5 @@
 """The one reader of results folders (compare's table, the report, runs.csv and pandas
-users through `store.load_runs` all read through here), tolerating what training can leave
+users through `store.runs.load_runs` all read through here), tolerating what training can leave
 behind.
 
 Every run folder becomes a row with a `state`: ok | diverged | failed | pruned (a tuning
@@ -101,7 +101,7 @@ def collect(paths: list[Path], histories: bool = True) -> Collection:
 
 def read_row(run_dir: Path, experiment: str) -> dict:
     """One run folder as the flat row `collect` makes of it (for a table kept up to date
-    run by run, store.RunsTable, without reading every other run again)."""
+    run by run, store.runs.RunsTable, without reading every other run again)."""
     return flatten(_read_run(Path(run_dir), experiment, []))
 
 

@@ -21,11 +21,10 @@ from pydantic import Field, model_validator
 
 from grucli.errors import DataError
 from grucli.objectives import IGNORE, Transduction, sequence_error
-from grucli.seq2seq import BOS, EOS, SPECIALS, UNK
 from grucli.tasks.base import Split, SyntheticConfig, Task, TaskConfig, TaskData, split_sizes
 from grucli.tasks.cache import disk_cached
 from grucli.tasks.sources import UserFileConfig, column, package_file, read_csv
-from grucli.tasks.vocab import tokenize
+from grucli.tasks.vocab import BOS, EOS, SPECIALS, UNK, tokenize
 
 
 

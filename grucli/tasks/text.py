@@ -74,8 +74,7 @@ def build_char_lm(cfg: CharLMConfig) -> TaskData:
         raise DataError(f"{source}: {n} characters are too few: the {short[0]} part needs at least 2")
     vocab = build_vocab([list(parts["train"])])
     index = {c: i for i, c in enumerate(vocab)}
-    unk = index[UNK]
-    ids = {k: torch.tensor([index.get(c, unk) for c in v]) for k, v in parts.items()}
+    ids = {k: torch.tensor([index.get(c, UNK) for c in v]) for k, v in parts.items()}
     train = chunks(ids["train"], cfg.seq_len, keep_tail=False)  # val and test score every character
     val, test = chunks(ids["val"], cfg.seq_len), chunks(ids["test"], cfg.seq_len)
     V = len(vocab)
@@ -128,13 +127,12 @@ def build_word_lm(cfg: WordLMConfig) -> TaskData:
         raise DataError(f"{source}: {n} words are too few: the {short[0]} part needs at least 2")
     vocab = build_vocab([parts["train"]], min_count=cfg.min_count, max_size=cfg.max_vocab)
     index = {w: i for i, w in enumerate(vocab)}
-    unk = index[UNK]
-    ids = {k: torch.tensor([index.get(w, unk) for w in v]) for k, v in parts.items()}
+    ids = {k: torch.tensor([index.get(w, UNK) for w in v]) for k, v in parts.items()}
     train = chunks(ids["train"], cfg.seq_len, keep_tail=False)
     val, test = chunks(ids["val"], cfg.seq_len), chunks(ids["test"], cfg.seq_len)
     V = len(vocab)
     counts = torch.bincount(ids["train"], minlength=V).double() + 1.0
-    counts[index[PAD]] = 0.0
+    counts[PAD] = 0.0
     p = counts / counts.sum()
     target = ids["test"][1:]
     ce = float(-(p[target].log()).mean())
@@ -146,7 +144,7 @@ def build_word_lm(cfg: WordLMConfig) -> TaskData:
                   "top5_accuracy": float(torch.isin(target, top5).double().mean())},
         info={"seq_len": cfg.seq_len, "words": n, "vocab_size": V, "vocab": vocab, "unit": "word", "source": source,
               "sizes": {k: len(v) for k, v in parts.items()},
-              "unk_share_test": float((ids["test"] == unk).double().mean()),
+              "unk_share_test": float((ids["test"] == UNK).double().mean()),
               "baseline_rule": "unigram word frequencies of train"},
     )
 

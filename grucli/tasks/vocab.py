@@ -9,7 +9,8 @@ from typing import Literal
 
 import torch
 
-PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 of every vocabulary
+SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]  # the first entries of every vocabulary (text tasks use the first two)
+PAD, UNK, BOS, EOS = range(4)  # their ids: one set of names for the text and the encoder-decoder tasks
 _WORD = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")
 
 
@@ -23,7 +24,7 @@ def build_vocab(docs: list[list[str]], min_count: int = 1, max_size: int | None 
     least `min_count` times, at most `max_size` entries in all."""
     counts = Counter(t for doc in docs for t in doc)
     ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
-    vocab = [PAD, UNK, *ranked]
+    vocab = [*SPECIALS[:2], *ranked]
     return vocab[:max_size] if max_size else vocab
 
 
@@ -31,8 +32,7 @@ def encode(docs: list[list[str]], vocab: list[str], max_len: int | None = None) 
     """Token lists -> (N, T) long ids, right-padded with PAD, and (N,) lengths (>= 1: an empty
     document becomes one UNK). Documents longer than `max_len` keep their first tokens."""
     index = {t: i for i, t in enumerate(vocab)}
-    unk = index[UNK]
-    ids = [[index.get(t, unk) for t in doc[:max_len]] or [unk] for doc in docs]
+    ids = [[index.get(t, UNK) for t in doc[:max_len]] or [UNK] for doc in docs]
     lengths = torch.tensor([len(d) for d in ids])
     x = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
     for i, d in enumerate(ids):
