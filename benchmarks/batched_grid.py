@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from grucli import experiment
-from grucli.execute import pack as packing
+from grucli.train import packing
 from grucli import store
 from grucli.tune import run as tuning
 

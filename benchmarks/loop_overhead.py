@@ -20,8 +20,8 @@ import torch
 from grucli import runtime
 from grucli.config import RunConfig
 from grucli.tasks import build_task
-from grucli.optim import make_optimizer
-from grucli.train import Callback, build_model, forward, train_run
+from grucli.train.optim import make_optimizer
+from grucli.train.loop import Callback, build_model, forward, train_run
 
 
 def config(impl: str, cell: str) -> RunConfig:

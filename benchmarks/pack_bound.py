@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 
 import grucli.cells.fused as fused
-from grucli import grid, train
+from grucli import grid
+from grucli.train import loop as train
 from grucli.config import load_experiment
-from grucli.execute import pack as packing
+from grucli.train import packing
 
 SEARCH = """
 name: pack_bound
@@ -68,7 +69,7 @@ def measure(label: str, action) -> tuple[float, float]:
     """(wall seconds, seconds inside the kernels) of action()."""
     timed = Timed(fused.kernels())
     real = fused.kernels
-    fused.kernels = lambda: timed  # what FusedStack asks for when a model is built
+    fused.kernels = lambda: timed  # what FusedLayers asks for when a model is built
     try:
         t0 = time.perf_counter()
         action()

@@ -33,8 +33,8 @@ from grucli import runtime
 from grucli.config import Strict, format_validation_error, parse_yaml, read_text
 from grucli.errors import ConfigError, GrucliError, unknown_key, unknown_name
 from grucli.cells import CELLS, IMPLS, REFERENCE
-from grucli.model import SequenceModel, count_params
-from grucli.optim import adam
+from grucli.model import SequenceModel, count_params, describe_impl
+from grucli.train.optim import adam
 
 
 class Size(Strict):
@@ -172,11 +172,11 @@ def matmul_rates(n: int = 512, repeats: int = 5) -> dict[str, float]:
 # --------------------------------------------------------------------------- timing
 class Variant:
     """One (cell, impl, size): a model, its optimiser and one batch of data. Its training step
-    is the one grucli trains it with: stacked (grucli.stacked, a pack of one) where the model
+    is the one grucli trains it with: stacked (grucli.train.stacked, a pack of one) where the model
     trains that way, else the module's forward and backward and torch's fused Adam."""
 
     def __init__(self, cell: str, impl: str, size: Size, cfg: BenchConfig):
-        from grucli import stacked
+        from grucli.train import stacked
 
         self.cell, self.impl, self.size = cell, impl, size
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -254,12 +254,6 @@ def check_variant(v: Variant, cfg: BenchConfig) -> tuple[str, float]:
     return base_impl, worst
 
 
-def _kernels(impl: str) -> str:
-    from grucli.train import _kernels as kernels
-
-    return kernels(impl)
-
-
 def variants_of(cfg: BenchConfig) -> list[tuple[str, str, Size]]:
     """Every cell x impl x size that can run here: an impl the cell has, and for fused,
     kernels that actually built (never a stand-in under the name "fused")."""
@@ -324,7 +318,7 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
             "train_seq_s": s.batch / (train_ms / 1e3),
             "inference_seq_s": s.batch / (infer_ms / 1e3), "train_gflop_s": gflops,
             "peak_share": gflops / peak, "cpu_peak_share": step_flops / (ms["train_cpu"] / 1e3) / 1e9 / peak,
-            "repeats": cfg.repeats, "threads": threads, "kernels": _kernels(v.impl), "step": v.step_kind,
+            "repeats": cfg.repeats, "threads": threads, "kernels": describe_impl(v.impl), "step": v.step_kind,
             "flush_denormal": cfg.flush_denormal,
         })
     clock = cfg.clock if cfg.clock != "auto" else ("cpu" if threads == 1 else "wall")

@@ -1,6 +1,6 @@
 """What a run's training budget was, and whether it was enough: why it stopped, whether its
 validation curve was still improving when it did, and the budget a verdict must state.
-Pure functions on history rows and summaries; train.py records them, tables state them.
+Pure functions on history rows and summaries; train/loop.py records them, tables state them.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ class ConfigError(GrucliError):
 class DataError(GrucliError):
     """A data file or bundled data set is missing, malformed or unusable. `key` is the task
     key that points at the problem (path, column, label, text) when the raiser knows it;
-    the command adds the experiment file and the key path (execute.prepare)."""
+    the command adds the experiment file and the key path (experiment.prepare)."""
 
     def __init__(self, message: str, key: str | None = None):
         super().__init__(message)
@@ -53,8 +53,9 @@ def bounded(valid, what: str, shown: int = 8) -> str:
 
 
 def unknown_name(kind: str, value: str, valid) -> str:
-    """'unknown cell 'grru' (did you mean 'gru'?); valid: ...' (the list sorted and bounded)."""
-    return f"unknown {kind} '{value}'{did_you_mean(value, valid)}; {bounded(sorted(map(str, valid)), 'valid', 40)}"
+    """'unknown cell 'grru' (did you mean 'gru'?); valid: ...' (the valid names in their
+    registry's order, bounded)."""
+    return f"unknown {kind} '{value}'{did_you_mean(value, valid)}; {bounded(valid, 'valid', 40)}"
 
 
 def unknown_key(key: str, valid) -> str:

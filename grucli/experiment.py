@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
-from grucli import execute, store
+from grucli import cells, execute, store
+from grucli.cells.fused import build
 from grucli.config import Experiment, load_experiment
-from grucli.errors import ConfigError, GrucliError
+from grucli.errors import ConfigError, DataError, GrucliError
 from grucli.execute import EXECUTORS, Outcome, Plan
-from grucli.grid import Run, expand
+from grucli.grid import Run, describe, expand
+from grucli.model import model_size
+from grucli.tasks import build_task
 
 
 class Reporter(execute.Reporter):
@@ -81,7 +85,7 @@ def run(path: str | Path, overrides=(), *, results: str | Path = "results", exec
 
     executor: inline (this process) | local (a process pool of `jobs` workers) | ray (at
     `address`, or a local cluster). `threads`: torch threads per worker. `pack`: runs of one
-    shape trained together per worker (1: each alone; None: chosen, execute.pack.size); the
+    shape trained together per worker (1: each alone; None: chosen, train.packing.size); the
     numbers are the same either way. Finished runs are found by run id and kept, so the
     same call resumes an interrupted grid."""
     rep = reporter or Reporter()
@@ -89,6 +93,56 @@ def run(path: str | Path, overrides=(), *, results: str | Path = "results", exec
     er = open_experiment(path, overrides, results, retry_failed)
     return _train(er, executor=executor, jobs=jobs, threads=threads, address=address, retry_failed=retry_failed,
                   dry_run=dry_run, rep=rep, pack=pack)
+
+
+def prepare(runs: Iterable[Run], source: str | None = None, on_stage=None) -> list[str]:
+    """Before anything is written: build the data of every distinct task config once (a
+    missing or malformed data file stops the command with a GrucliError) and resolve each
+    cell's implementation (model.impl=auto compiles the fused kernels on first use on a
+    machine, so workers later only load them; `on_stage(text)` hears of it first). A data
+    error names `source` (the experiment file) and the task key it comes from. Returns
+    notes for the user: what the data preparation did that they should know (the task's
+    `info['notes']`: rows left out, gaps filled, small splits), runs whose `impl: auto` cannot
+    use grucli's kernels, and why."""
+    runs = list(runs)
+    notes = []
+    for task in {r.config.task.model_dump_json(): r.config.task for r in runs}.values():
+        try:
+            data = build_task(task)
+        except DataError as e:
+            raise DataError(f"{source + ': ' if source else ''}task.{_data_key(task, e)}: {e}", e.key) from None
+        notes += [f"note: {n}" for n in data.info.get("notes") or [] if f"note: {n}" not in notes]
+    for r in {(r.config.task.model_dump_json(), r.config.model.model_dump_json()): r for r in runs}.values():
+        try:
+            model_size(r.config, build_task(r.config.task))
+        except GrucliError as e:
+            where = describe(r, ("seed",)).removesuffix(f"seed={r.config.seed}").strip()
+            raise GrucliError(f"{source + ': ' if source else ''}{f'[{where}] ' if where else ''}{e}") from None
+    impls = {(r.config.model.cell, r.config.model.impl) for r in runs}
+    if on_stage and build.will_compile() and any(cells.get(c).fused and i in ("auto", "fused") for c, i in impls):
+        on_stage("compiling grucli's CPU kernels once for this machine, about a minute")
+    slower = set()
+    for cell, impl in impls:
+        try:
+            resolved = cells.resolve_impl(cells.get(cell), impl)
+        except GrucliError as e:
+            raise GrucliError(f"{source + ': ' if source else ''}model.impl: {e}") from None
+        if impl == "auto" and cells.get(cell).fused and resolved != "fused":
+            slower.add(cell)
+    if slower:
+        notes.append(f"note: {', '.join(sorted(slower))} train(s) on torch's own modules, not grucli's "
+                     f"faster kernels: {build.describe()}")
+    return notes
+
+
+def _data_key(task, error: DataError) -> str:
+    """The task key a data error points at: the raiser's, else the file or data set named."""
+    if error.key:
+        return error.key
+    for key in ("path", "dataset"):
+        if getattr(task, key, None) is not None:
+            return key
+    return "name"
 
 
 def check_margin(exp: Experiment, runs: list[Run]) -> None:
@@ -126,7 +180,7 @@ def _train(er: ExperimentRun, *, executor: str, jobs, threads, address, retry_fa
         rep.planned(er)
         return er
     rep.stage("preparing data")
-    er.notes = execute.prepare(er.plan.todo, er.experiment.source, rep.stage)  # bad data stop here: nothing written
+    er.notes = prepare(er.plan.todo, er.experiment.source, rep.stage)  # bad data stop here: nothing written
     check_margin(er.experiment, er.plan.todo)
     if executor == "ray" and address:  # a missing cluster token is one line before anything is written
         from grucli.execute.cluster import token_auth

@@ -118,7 +118,7 @@ def point_config(exp: Experiment, point: dict[str, Any]) -> dict:
 
 def point_source(exp: Experiment, point: dict[str, Any]) -> str:
     """Where a grid point's errors are reported: the file and the point."""
-    return exp.source if not point else f"{exp.source} [grid point {_label(point)}]"
+    return exp.source if not point else f"{exp.source} [grid point {label(point)}]"
 
 
 def expand(exp: Experiment) -> list[Run]:
@@ -139,10 +139,6 @@ def expand(exp: Experiment) -> list[Run]:
 
 def label(point: dict[str, Any]) -> str:
     """`model.cell=gru task.seq_len=60` (whole-section values shortened)."""
-    return _label(point)
-
-
-def _label(point: dict[str, Any]) -> str:
     return " ".join(f"{k}={_short(v)}" for k, v in point.items() if v != {})
 
 
@@ -160,4 +156,4 @@ def _short(value: Any) -> str:
 def describe(run: Run, without: tuple[str, ...] = ()) -> str:
     """`model.cell=gru task.seq_len=100 seed=1` (keys in `without` left out)."""
     varied = {k: v for k, v in run.varied.items() if k not in without}
-    return " ".join([_label(varied), f"seed={run.config.seed}"]).strip()
+    return " ".join([label(varied), f"seed={run.config.seed}"]).strip()

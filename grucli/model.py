@@ -1,10 +1,13 @@
-"""The one sequence-model wrapper every cell and head goes through, and exact parameter
-counting / parameter-budget matching. Cells come from the registry (grucli.cells); this
+"""The one place a model is sized, built and loaded: the sequence-model wrapper every cell
+and head goes through, exact parameter counting and parameter-budget matching, `model_size`
+and `build` for a run config, `load` for a run folder. Cells come from the registry (grucli.cells); this
 module never asks which cell it wraps."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import torch
@@ -12,7 +15,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from grucli import cells, seq2seq
+from grucli import cells, seq2seq, store
+from grucli.config import LATER_KEYS, RunConfig, parse_run
+from grucli.errors import ConfigError, GrucliError
+from grucli.tasks import TaskData
 
 
 def model_params(cell: str, hidden: int, *, input_size: int, output_size: int, layers: int = 1,
@@ -144,3 +150,90 @@ SEQUENCE = Kind(_sequence_spec, _sequence_count, _sequence_build)
 KINDS = {"last": SEQUENCE, "each": SEQUENCE,
          "seq2seq": Kind(_seq2seq_spec, _seq2seq_count, _seq2seq_build, options=("attention", "beam"))}
 ALL_OPTIONS = ("attention", "beam")  # see grucli.config.LATER_KEYS for their defaults
+
+
+# --------------------------------------------------------------------------- a run's model
+def model_size(cfg: RunConfig, data: TaskData) -> tuple[int, dict]:
+    """The hidden size a run trains with and its model's spec (grucli.model.KINDS, by the
+    task's head). `param_budget` is resolved here, where the task's sizes are known; a
+    budget below the smallest model of the cell (H = 1) is an error naming that smallest
+    count, and so is a model key this kind of model does not read."""
+    m = cfg.model
+    kind = KINDS[data.head]
+    for key in ALL_OPTIONS:
+        if key not in kind.options and getattr(m, key) != LATER_KEYS[("model", key)]:
+            raise ConfigError(f"model.{key}: only encoder-decoder tasks read it (task {cfg.task.name} has a "
+                              f"'{data.head}' head)")
+    spec = kind.spec(m, data)
+    if m.hidden_size:
+        return m.hidden_size, spec
+    smallest = kind.count(m.cell, 1, **spec)
+    if m.param_budget < smallest:
+        raise ConfigError(f"model.param_budget: {m.param_budget} is below the smallest {m.cell} for this task: "
+                          f"{smallest} parameters at hidden_size 1 ({m.num_layers} layer(s), task {cfg.task.name})")
+    return hidden_for_budget(m.param_budget, m.cell, count=kind.count, **spec), spec
+
+
+def build(cfg: RunConfig, data: TaskData) -> nn.Module:
+    """The model a run trains (a SequenceModel, or an encoder-decoder for seq2seq tasks)."""
+    hidden, spec = model_size(cfg, data)
+    kind = KINDS[data.head]
+    model = kind.build(cfg.model, hidden, spec)
+    assert count_params(model) == kind.count(cfg.model.cell, hidden, **spec)
+    model.spec = spec  # for meta(): sized once per run
+    return model
+
+
+def describe_impl(impl: str) -> str:
+    """What actually computed the recurrence: grucli's compiled kernels (which build),
+    torch's own modules, or the cell's Python step."""
+    if impl == "fused":
+        from grucli.cells.fused import build as kernels  # (compiles nothing: it says what loaded)
+
+        return "grucli fused kernels " + kernels.describe()
+    return {"torch": "torch's own module", "reference": "the cell's Python step (reference)"}.get(impl, impl)
+
+
+def meta(model: nn.Module, cfg: RunConfig, data: TaskData) -> dict:
+    """What model.pt keeps beside the weights: enough to rebuild the model without the task's
+    data (`load`), and to decode its tokens."""
+    return {"hidden_size": model.hidden, "impl": model.impl, "kernels": describe_impl(model.impl),
+            "spec": model.spec, "input_size": data.input_size,
+            "output_size": data.output_size, "head": data.head, "tokens": data.tokens,
+            "vocab": data.info.get("vocab"),  # token tasks: id -> token, to decode (grucli sample)
+            "unit": data.info.get("unit"), "src_vocab": data.info.get("src_vocab"),
+            "tgt_vocab": data.info.get("tgt_vocab"), "src_unit": data.info.get("src_unit"),
+            "tgt_unit": data.info.get("tgt_unit")}
+
+
+def load(run_dir: str | Path) -> tuple[nn.Module, RunConfig, dict]:
+    """(model in eval mode, its run config, its meta) from a run folder's model.pt, rebuilt
+    from what model.pt holds (no task data needed). One line when the folder is not a run,
+    has no weights, or the weights do not load."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GrucliError(f"{run_dir}: no such folder")
+    weights = run_dir / store.WEIGHTS
+    if not weights.is_file():
+        if not (run_dir / store.CONFIG).is_file():
+            hint = " (an experiment folder: add --compare)" if any(run_dir.glob(f"*/{store.CONFIG}")) else ""
+            raise GrucliError(f"{run_dir}: not a run folder (no {store.CONFIG}){hint}")
+        summary = store.read_summary(run_dir)
+        state = f"status {summary['status']}" if summary else "unfinished"
+        raise GrucliError(f"{run_dir}: no weights ({store.WEIGHTS} missing, run {state})")
+    try:
+        saved = torch.load(weights, map_location="cpu", weights_only=True)
+        cfg = parse_run(saved["config"], str(weights))
+        m = saved["meta"]
+        if "spec" in m:  # written since grucli 0.2: everything the model kind needs
+            model = KINDS[m["head"]].build(cfg.model, m["hidden_size"], m["spec"])
+        else:
+            model = build(cfg, SimpleNamespace(**{k: m[k] for k in ("input_size", "output_size", "head", "tokens")},
+                                               info={}))
+        model.load_state_dict(saved["state_dict"])
+    except GrucliError:
+        raise
+    except Exception as e:  # corrupt file, wrong keys or shapes
+        raise GrucliError(f"{weights}: cannot load the weights ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    return model.eval(), cfg, m

@@ -6,8 +6,8 @@ per-step head; `y` is the target of the same leading shape.
 
 An objective whose loss is the mean of elementwise terms (the squared errors) says so with
 `loss_terms`: the loss is `loss_terms(out, y).mean()`, and written with `...` indexing it
-also takes the stacked outputs of a pack of runs, (K, B, ...), so grucli.stacked computes
-every run's loss at once (each run's mean in one fixed order, grucli.stacked.mean_per_run).
+also takes the stacked outputs of a pack of runs, (K, B, ...), so grucli.train.stacked computes
+every run's loss at once (each run's mean in one fixed order, grucli.train.stacked.mean_per_run).
 """
 
 from __future__ import annotations

@@ -5,35 +5,12 @@ the softmax of the last step's logits (temperature-scaled; 0 = always the most l
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
-from grucli import store
-from grucli.config import parse_run
+from grucli.model import load
 from grucli.errors import GrucliError
 from grucli.tasks.vocab import EOS, PAD, UNK, tokenize
-
-
-def load_model(run_dir: Path):
-    """(model in eval mode, run config, meta) from a run's model.pt."""
-    path = Path(run_dir) / store.WEIGHTS
-    if not path.is_file():
-        raise GrucliError(f"{run_dir}: no {store.WEIGHTS} (not a finished run folder?)")
-    from grucli.train import build_model
-
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = parse_run(saved["config"], str(path))
-    meta = saved["meta"]
-    if "spec" in meta:  # written since grucli 0.2: everything the model kind needs
-        from grucli.model import KINDS
-
-        model = KINDS[meta["head"]].build(cfg.model, meta["hidden_size"], meta["spec"])
-    else:
-        model = build_model(cfg, SimpleNamespace(**{k: meta[k] for k in ("input_size", "output_size", "head", "tokens")},
-                                                 info={}))
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), cfg, meta
 
 
 @torch.no_grad()
@@ -41,7 +18,7 @@ def sample_text(run_dir: Path, prime: str, length: int, temperature: float = 0.8
                 context: int | None = None, note=lambda text: None) -> str:
     """The prime followed by `length` generated tokens. `context`: tokens the model sees
     per step (default: the run's task.seq_len, the length it was trained on)."""
-    model, cfg, meta = load_model(run_dir)
+    model, cfg, meta = load(run_dir)
     vocab = meta.get("vocab")
     if meta.get("head") != "each" or not vocab:
         raise GrucliError(f"{run_dir}: task '{cfg.task.name}' is not a per-step token model with a vocabulary"
@@ -78,7 +55,7 @@ def translate(run_dir: Path, texts: list[str], beam: int = 1, note=lambda text: 
     """What an encoder-decoder run writes for each of `texts`: greedy (beam 1) or beam search."""
     from grucli.tasks.seq2seq import join_units, split_units
 
-    model, cfg, meta = load_model(run_dir)
+    model, cfg, meta = load(run_dir)
     src_vocab, tgt_vocab = meta.get("src_vocab"), meta.get("tgt_vocab")
     if meta.get("head") != "seq2seq" or not src_vocab:
         raise GrucliError(f"{run_dir}: task '{cfg.task.name}' is not an encoder-decoder run; --input decodes g2p, "

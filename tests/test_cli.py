@@ -17,7 +17,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from grucli import train as train_mod
+from grucli.train import loop as train_mod
 from grucli.cli import app
 from grucli.config import load_experiment
 from grucli.grid import expand

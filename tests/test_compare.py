@@ -90,7 +90,7 @@ def test_dry_run_lists_states(tmp_path):
 
 def test_failure_isolation_inline(tmp_path, monkeypatch):
     """One run raises, one diverges: both recorded with their status, the rest complete."""
-    import grucli.train as train_mod
+    import grucli.train.loop as train_mod
 
     real_build = train_mod.build_model
 
@@ -277,8 +277,8 @@ def test_workers_train_with_the_drivers_grucli_not_one_in_the_working_directory(
         pytest.skip("no grucli console script next to this interpreter")
     stale = tmp_path / "grucli"
     shutil.copytree(Path(grucli.__file__).parent, stale, ignore=shutil.ignore_patterns("__pycache__"))
-    with open(stale / "train.py", "a") as f:
-        f.write("\n\ndef train_run(cfg, callback=None, threads=None):\n"
+    with open(stale / "train" / "loop.py", "a") as f:  # what a worker would train with, were it the stale copy
+        f.write("\n\ndef train_pack(*args, **kwargs):\n"
                 "    raise RuntimeError('trained by the stale checkout')\n")
     exp = write_exp(tmp_path, n_train=32, epochs=1)
     done = subprocess.run([str(script), "compare", str(exp), "--jobs", "2", "--set", "model.cell=gru",

@@ -15,7 +15,7 @@ from grucli.store import runs as runs_table
 from grucli import execute, store
 from grucli.cli import app
 from grucli.config import load_experiment
-from grucli.execute import pack as packing
+from grucli.train import packing
 from grucli.grid import expand
 from grucli.store import reader
 from grucli.tasks import build_task

@@ -15,7 +15,7 @@ from grucli import cells
 from grucli.cells import CELLS
 from grucli.cells import fused
 from grucli.cells.fused import build
-from grucli.train import train_run
+from grucli.train.loop import train_run
 
 FUSED = [c for c in CELLS if CELLS[c].fused]
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from grucli.cli import app
 from grucli.cells import CELLS
-from grucli.cells.stack import layer_weights
+from grucli.cells.layers import layer_weights
 from grucli.inspect.analysis import load_run
 from grucli.inspect.files import read_inspect_summary
 from grucli.inspect.unroll import grad_norms, head_output, run_stack, unroll
@@ -155,7 +155,7 @@ def test_init_model_is_the_model_training_started_from():
     from grucli.config import RunConfig
     from grucli.inspect.analysis import init_model
     from grucli.tasks import build_task
-    from grucli.train import train_run
+    from grucli.train.loop import train_run
 
     cfg = RunConfig(task={"name": "adding", "seq_len": 5, "n_train": 16, "n_val": 8, "n_test": 8},
                     model={"cell": "lstm", "hidden_size": 3},

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grucli import cells, memory
+from grucli import cells
+from grucli.train import memory
 from grucli.cells import CELLS
 from grucli.model import SequenceModel
-from grucli.train import train_run
+from grucli.train.loop import train_run
 
 
 def saved(cell: str, impl: str, H: int = 32, T: int = 20, B: int = 8) -> int:

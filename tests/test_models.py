@@ -9,7 +9,7 @@ import torch
 from grucli.cells import CELLS
 from grucli.cells import recurrent_params
 from grucli.model import SequenceModel, count_params, hidden_for_budget, model_params
-from grucli.train import build_model
+from grucli.train.loop import build_model
 from grucli.tasks import build_task
 
 # Gate blocks per weight matrix: G = 1 (Elman), 3 (GRU), 4 (LSTM).

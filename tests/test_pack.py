@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 from grucli import execute
 from grucli.cli import app
 from grucli.config import RunConfig, load_experiment
-from grucli.execute import pack as packing
+from grucli.train import packing
 from grucli.grid import expand
 from grucli.tasks import build_task
-from grucli.optim import clip_grad_norms
-from grucli.train import build_model, train_pack, train_run
+from grucli.train.optim import clip_grad_norms
+from grucli.train.loop import build_model, train_pack, train_run
 
 runner = CliRunner()
 TASK = {"name": "adding", "seq_len": 8, "n_train": 96, "n_val": 32, "n_test": 32}
@@ -98,7 +98,7 @@ def test_packed_equals_alone_where_the_loss_is_per_run(task):
 
 
 def test_a_run_that_fails_in_a_pack_is_recorded_and_the_others_go_on(monkeypatch):
-    import grucli.train as train_mod
+    import grucli.train.loop as train_mod
 
     real = train_mod.build_model
 
@@ -130,8 +130,8 @@ def test_an_error_in_the_shared_backward_fails_the_runs_stepping_and_is_recorded
     # the runs' graphs are traversed by one backward, so an error there is every stepping
     # run's: they are recorded failed with it (not raised), and a run that left before keeps
     # its own result. fused: the stacked step (one graph for all); torch: run by run.
-    import grucli.stacked as stacked_mod
-    import grucli.train as train_mod
+    import grucli.train.stacked as stacked_mod
+    import grucli.train.loop as train_mod
 
     real_build, real_forward, real_stacked = train_mod.build_model, train_mod.forward, stacked_mod.Stacked.forward
     doomed, calls = set(), {}
@@ -337,7 +337,7 @@ def test_fit_keeps_every_cores_packs_within_the_memory_share():
 
 
 def test_a_pack_too_big_for_memory_trains_in_smaller_packs_with_the_same_numbers(monkeypatch):
-    import grucli.memory as memory_mod
+    import grucli.train.memory as memory_mod
 
     cfgs = [cfg(s, grad_clip=0.05 if s % 2 else None) for s in range(5)]
     # memory for two such runs per core: the pack of 5 trains as 2 + 2 + 1

@@ -10,7 +10,7 @@ import pytest
 from optional_extras import needs
 
 from grucli.config import RunConfig
-from grucli.train import train_run
+from grucli.train.loop import train_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("cache_in_tmp")]
 

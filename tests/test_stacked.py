@@ -1,4 +1,4 @@
-"""grucli.stacked: the stacked training step of a pack on the fused kernels. Its forward
+"""grucli.train.stacked: the stacked training step of a pack on the fused kernels. Its forward
 equals each run's SequenceModel (outputs and gradients, every cell family, head, depth and
 direction), its optimiser step equals torch's optimisers and clip, each run's slice of a
 stack equals the same run stacked alone bit for bit, and the cases it does not cover say why."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grucli import stacked
+from grucli.train import stacked
 from grucli.cells import CELLS
 from grucli.cells.fused import build
 from grucli.config import RunConfig

@@ -20,7 +20,7 @@ from grucli.config import RunConfig, load_experiment
 from grucli.grid import expand, run_id
 from grucli.model import SequenceModel
 from grucli.objectives import Regression
-from grucli.train import RunResult, train_run
+from grucli.train.loop import RunResult, train_run
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from grucli import train as train_mod
+from grucli.train import loop as train_mod
 from grucli.cli import app
 from grucli.commands.common import Count
 

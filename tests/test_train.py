@@ -10,13 +10,13 @@ import time
 import pytest
 import torch
 
-from grucli import train as train_mod
+from grucli.train import loop as train_mod
 from grucli.config import RunConfig
 from grucli.errors import GrucliError
 from grucli.model import count_params
 from grucli.objectives import Classification, Regression
 from grucli.tasks import build_task
-from grucli.train import Callback, build_model, train_run
+from grucli.train.loop import Callback, build_model, train_run
 
 TIME_KEYS = {"epoch_time_s", "train_time_s", "wall_time_s"}
 
@@ -168,9 +168,9 @@ def test_every_optimizer_trains(tiny_run, optimizer):
 def test_fused_optimizer_step_trains_like_the_per_tensor_one(tiny_run, monkeypatch, optimizer):
     """grucli asks torch for its fused optimiser step (faster on small models); it must be the
     same algorithm: weight decay and momentum included, the same metrics to float tolerance."""
-    from grucli import optim
+    from grucli.train import optim
 
-    cfg = tiny_run(model={"impl": "torch"},  # (fused models step through grucli.stacked's own optimiser)
+    cfg = tiny_run(model={"impl": "torch"},  # (fused models step through grucli.train.stacked's own optimiser)
                    train={"epochs": 2, "max_steps": 6, "optimizer": optimizer, "weight_decay": 0.01, "momentum": 0.9,
                           "lr": 0.05})
     assert optim.make_optimizer(cfg, [torch.nn.Parameter(torch.ones(2))]).defaults.get("fused") is True
@@ -202,9 +202,9 @@ def test_nan_loss_is_recorded_as_diverged(tiny_run, monkeypatch, task, objective
     assert r.timing["steps"] == 0
 
 
-@pytest.mark.parametrize("impl", ["fused", "torch"])  # stepped stacked (grucli.stacked) or run by run
+@pytest.mark.parametrize("impl", ["fused", "torch"])  # stepped stacked (grucli.train.stacked) or run by run
 def test_exception_is_recorded_as_failed_not_raised(tiny_run, monkeypatch, impl):
-    from grucli import stacked, steps
+    from grucli.train import stacked, steppers as steps
 
     def boom(*args, **kwargs):
         raise RuntimeError("optimiser exploded")

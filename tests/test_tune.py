@@ -275,7 +275,7 @@ def test_a_pruned_trial_is_a_run_folder_with_status_pruned_whose_history_is_a_pr
     """ASHA with a warm-up of one epoch prunes most trials of a wide search; each pruned
     trial's run folder says pruned, and its history equals the first epochs of the same
     config trained without a pruner."""
-    from grucli.train import train_run
+    from grucli.train.loop import train_run
 
     exp = json.loads(json.dumps(TINY))
     exp["search"].update(trials=6, pruner="asha", warmup_epochs=1, space={"train.lr": {"log_uniform": [1e-4, 0.3]}})

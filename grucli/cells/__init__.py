@@ -102,13 +102,13 @@ def make(cell: Cell, input_size: int, hidden_size: int, num_layers: int = 1, bid
         module = getattr(nn, cls)(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                                   dropout=dropout, batch_first=True, **kwargs)
     elif impl == "fused":
-        from grucli.cells.fused import FusedStack
+        from grucli.cells.fused import FusedLayers
 
-        module = FusedStack(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
+        module = FusedLayers(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
     else:
-        from grucli.cells.stack import ReferenceStack
+        from grucli.cells.layers import ReferenceLayers
 
-        module = ReferenceStack(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
+        module = ReferenceLayers(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
     if forget_bias is not None and cell.forget_gate is not None:
         _set_forget_bias(module, cell, forget_bias)
     return module

@@ -393,7 +393,7 @@ def gru_to_rnn(dirs: list, cells: tuple[str, ...]) -> Evidence:
     import torch
 
     from grucli import cells
-    from grucli.cells.stack import layer_weights
+    from grucli.cells.layers import layer_weights
     from grucli.inspect.analysis import load_run
 
     df = _runs(dirs[0])

@@ -114,7 +114,7 @@ def compare(
     """
     from grucli import experiment as runner
     from grucli import runtime
-    from grucli.execute import pack as packing
+    from grucli.train import packing
 
     at_least_one(jobs=jobs, threads=threads)
     k = packing.parse(pack)

@@ -13,7 +13,7 @@ from grucli.commands.common import (ProgressReporter, at_least_one, clean_errors
 
 
 def _header(er, pack: int | None = 1) -> None:
-    from grucli.execute import pack as packing
+    from grucli.train import packing
 
     if er.finished:
         console.print(f"[dim]{er.finished} of {len(er.runs)} runs already finished in {er.exp_dir}; skipping them[/]")
@@ -44,7 +44,7 @@ def train(
     """
     from grucli import experiment as runner
 
-    from grucli.execute import pack as packing
+    from grucli.train import packing
 
     at_least_one(threads=threads)
     k = packing.parse(pack)

@@ -17,7 +17,7 @@ from grucli.numbers import interval
 
 def _plan(tr, pack: int | None = 1, jobs: int | None = None) -> None:
     from grucli import runtime
-    from grucli.execute import pack as packing
+    from grucli.train import packing
     from grucli.tune.run import trial_shapes
 
     s = tr.search
@@ -93,7 +93,7 @@ def tune(
     """
     from grucli.tune import run as tuning
 
-    from grucli.execute import pack as packing
+    from grucli.train import packing
 
     at_least_one(jobs=jobs, threads=threads)
     k = packing.parse(pack)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from grucli import runtime
 from grucli.errors import GrucliError
-from grucli.execute import Reporter, crashed, train
+from grucli.execute.worker import Reporter, crashed, train
 from grucli.grid import Run
-from grucli.train import RunResult
+from grucli.train.loop import RunResult
 
 
 AUTH_MODE, AUTH_TOKEN, AUTH_TOKEN_PATH = "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"

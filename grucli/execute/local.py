@@ -10,9 +10,9 @@ import queue as queue_mod
 from pathlib import Path
 
 from grucli import runtime
-from grucli.execute import ProgressCallback, Reporter, crashed, train
+from grucli.execute.worker import ProgressCallback, Reporter, crashed, train
 from grucli.grid import Run
-from grucli.train import RunResult
+from grucli.train.loop import RunResult
 
 
 class Inline:
@@ -98,7 +98,7 @@ class Pool:
         # forkserver: one clean process imports torch and grucli once, and each worker is a
         # fork of it (no second import; never a fork of this multi-threaded driver)
         self.ctx = mp.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["grucli.train", "grucli.execute.local"])
+        self.ctx.set_forkserver_preload(["grucli.train.loop", "grucli.execute.local"])
         self.queue = self.ctx.Queue()
         os.environ.update(runtime.MALLOC_ENV)  # inherited by the fork server and its workers
         _start_fork_server()

@@ -16,17 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from grucli import cells, store
 from grucli.cells import Cell
-from grucli.config import RunConfig, parse_run
+from grucli.config import RunConfig
 from grucli.errors import GrucliError
 from grucli.inspect.files import SCHEMA
 from grucli.inspect.unroll import grad_norms, run_stack
+from grucli import model as models
 from grucli.model import SequenceModel
 from grucli.tasks import Split, TaskData, build_task
-from grucli.train import build_model
 
 LOW, HIGH = 0.1, 0.9  # a gate value below LOW or above HIGH counts as saturated
 GRAD_SEQUENCES = 256  # test sequences averaged in the gradient-flow curves
@@ -56,31 +55,13 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild a trained model from its run folder. Raises GrucliError with one line when
     the folder is not a run or has no usable weights."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise GrucliError(f"{run_dir}: no such folder")
-    if not (run_dir / store.CONFIG).is_file():
-        hint = " (an experiment folder: add --compare)" if any(run_dir.glob(f"*/{store.CONFIG}")) else ""
-        raise GrucliError(f"{run_dir}: not a run folder (no {store.CONFIG}){hint}")
+    model, cfg, _ = models.load(run_dir)  # one line for a folder that is not a run, or has no usable weights
     summary = store.read_summary(run_dir) or {}
-    weights = run_dir / store.WEIGHTS
-    if not weights.is_file():
-        state = f"status {summary['status']}" if summary else "unfinished"
-        raise GrucliError(f"{run_dir}: no weights ({store.WEIGHTS} missing, run {state}); nothing to inspect")
-    try:
-        raw = yaml.safe_load((run_dir / store.CONFIG).read_text())
-    except yaml.YAMLError as e:
-        raise GrucliError(f"{run_dir / store.CONFIG}: malformed YAML ({str(e).splitlines()[0]})") from None
-    cfg = parse_run(raw if isinstance(raw, dict) else {}, str(run_dir / store.CONFIG))
     data = build_task(cfg.task)
-    model = build_model(cfg, data)
     if not isinstance(model, SequenceModel):
         raise GrucliError(f"{run_dir}: task {cfg.task.name} trains an encoder-decoder; inspect traces the gates of "
                           "one recurrent stack and does not read encoder-decoders yet")
-    try:
-        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(ckpt["state_dict"])
-    except Exception as e:  # corrupt file, wrong keys or shapes
-        raise GrucliError(f"{weights}: cannot load the weights ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    weights = run_dir / store.WEIGHTS
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise GrucliError(f"{weights}: the weights hold NaN or inf (the run diverged); nothing to inspect")
     return LoadedRun(run_dir, cfg, data, model.eval(), summary)
@@ -91,7 +72,7 @@ def init_model(cfg: RunConfig, data: TaskData) -> SequenceModel:
     the model first thing inside fork_rng + manual_seed(cfg.seed)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return build_model(cfg, data).eval()
+        return models.build(cfg, data).eval()
 
 
 # --------------------------------------------------------------------------- analysis

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from grucli.cells import Cell
-from grucli.cells.stack import layer_weights
+from grucli.cells.layers import layer_weights
 
 Tensor = torch.Tensor
 

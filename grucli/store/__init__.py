@@ -38,6 +38,7 @@ SUMMARY, HISTORY, CONFIG, WEIGHTS = "summary.json", "history.csv", "config.yaml"
 # them used its share of the budget.
 OK, DIVERGED, FAILED, PRUNED = "ok", "diverged", "failed", "pruned"
 FINISHED = (OK, DIVERGED, FAILED, PRUNED)
+COUNTED = FINISHED  # a tuning trial in one of these states used its share of the budget
 TMP_SUFFIX = ".tmp"
 HISTORY_COLUMNS = ("epoch", "step", "train_loss", "epoch_time_s", "train_time_s", "wall_time_s")
 _UMASK = os.umask(0)

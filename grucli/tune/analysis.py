@@ -26,12 +26,11 @@ from grucli import metrics, stats, tables, verdicts
 from grucli.declared import DEFAULT as DEFAULT_SPEC
 from grucli.declared import VerdictSpec
 from grucli.errors import GrucliError
-from grucli.store import FINISHED
+from grucli.store import COUNTED
 from grucli.numbers import num
 from grucli.tables import TaskView
 
 MANIFEST, TRIALS = "tune.json", "trials.csv"
-COUNTED = FINISHED  # a trial in one of these states used its share of the budget
 BOOTSTRAP = 20  # resamples of an arm's trials for the spread of its importances
 
 

@@ -25,9 +25,10 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from grucli import execute, runtime, store
-from grucli.execute import pack as packing
+from grucli.train import packing
 from grucli.config import Experiment, load_experiment
 from grucli.errors import ConfigError, GrucliError
+from grucli.experiment import Reporter, check_margin, prepare
 from grucli.grid import Run, run_id
 from grucli.tune import pruning
 from grucli.tune import study as studies
@@ -276,11 +277,10 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
     """Tune every arm of the experiment at `path` to `search.trials` counted trials, then
     train each arm's best configuration with the final seeds. Resumes whatever is done.
     `pack`: trials (and final runs) of one shape trained together per worker (1: each
-    alone; None: chosen, execute.pack.size); a pack of K asks its study for K trials
+    alone; None: chosen, train.packing.size); a pack of K asks its study for K trials
     before it hears how any of them ended, as K parallel workers would. `until_decided`: the
     final seeds come in the looks of the experiment's verdict section, and stop at the first
     look where every pair of arms is decided (grucli.verdicts, Pocock's per-look level)."""
-    from grucli.experiment import Reporter, check_margin
     from grucli.tasks import build_task
 
     rep = reporter or Reporter()
@@ -292,7 +292,7 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
         return tr
     first = [Run(i, a.config({}, search.seed), a.point, "") for i, a in enumerate(arms)]
     rep.stage("preparing data")
-    tr.notes = execute.prepare(first, tr.experiment.source, rep.stage)  # bad data stop here, before anything is written
+    tr.notes = prepare(first, tr.experiment.source, rep.stage)  # bad data stop here, before anything is written
     check_margin(tr.experiment, first)
     data = build_task(first[0].config.task)
     tr.metric, tr.goal = data.metric, data.goal

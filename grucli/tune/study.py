@@ -25,15 +25,14 @@ from typing import Any
 
 from grucli.config import Experiment, parse_run, set_dotted
 from grucli.errors import ConfigError
-from grucli.store import FINISHED
+from grucli.store import COUNTED
 from grucli.grid import grid_points, label, point_config, point_source
-from grucli.train import Callback
+from grucli.train.loop import Callback
 from grucli.tune import pruning
 from grucli.tune.space import SearchSpec
 
 DB = "tune.db"
 STATE = "grucli_state"  # trial user attr: ok | pruned | diverged | failed | interrupted
-COUNTED = FINISHED  # a trial in one of these states used its share of the budget
 SQLITE_TIMEOUT_S = 30  # concurrent writers wait this long for the database lock
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from grucli.cells.fused.build import kernels
-from grucli.cells.stack import RecurrentStack
+from grucli.cells.layers import RecurrentLayers
 from grucli.errors import GrucliError
 
 # Elements per cache-sized chunk buffer (input projection, gate gradients): the kernels work
@@ -132,7 +132,7 @@ RUN = {"gru": _gru("gru"), "gru_cho": _gru("gru_cho"), "lstm": _lstm, "rnn_tanh"
        "rnn_relu": _rnn(True)}  # Cell.fused -> one layer
 
 
-class FusedStack(RecurrentStack):
+class FusedLayers(RecurrentLayers):
     """A cell's layers on the fused kernels of its family (Cell.fused)."""
 
     def __init__(self, cell, *args, **kwargs):

@@ -103,7 +103,7 @@ int64_t set_products(int64_t mode) {
 
 // Whether the products run on grucli's tiles now (false in a build without SIMD, or after
 // set_products chose the BLAS or ATen). Only then is each product's result independent of
-// where its operands lie in memory (the BLAS picks its code by alignment): grucli.stacked
+// where its operands lie in memory (the BLAS picks its code by alignment): grucli.train.stacked
 // needs that to keep packed runs bit-identical to runs alone.
 bool own_products() { return products::mode == products::OWN; }
 

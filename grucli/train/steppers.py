@@ -1,6 +1,6 @@
-"""How the runs of a pack take a training step together (train.py's loop asks one of these
-for every step): RunByRun, each run's own model; or Stacked, one stacked computation on the
-fused kernels (grucli.stacked). Either way each run's numbers are the ones it gets alone.
+"""How the runs of a pack take a training step together (train/loop.py asks one of these
+for every step): RunByRun, each run's own model; or StackedSteps, one stacked computation on the
+fused kernels (grucli.train.stacked). Either way each run's numbers are the ones it gets alone.
 
 A stepper sees the pack's runs (train._Member: `model`, `cfg`, `index`, `rng`, `take`,
 `forward`, `record`, `loss`, `params`) and the pack (`data`, `guard`)."""
@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import torch
 
-from grucli import memory, stacked
-from grucli.optim import clip_grad_norms, make_optimizer
+from grucli.train import memory, stacked
+from grucli.train.optim import clip_grad_norms, make_optimizer
 from grucli.tasks import Split
 
 
 def choose(runs: list, data, device: torch.device):
-    """The stepper for these runs: stacked where grucli.stacked can train them, else run by
+    """The stepper for these runs: stacked where grucli.train.stacked can train them, else run by
     run (its `why` says why not stacked; it goes into each run's summary)."""
     why = stacked.unsupported([r.model for r in runs], data, device)
-    return RunByRun(runs, why) if why else Stacked(runs)
+    return RunByRun(runs, why) if why else StackedSteps(runs)
 
 
 class RunByRun:
-    """How a pack steps when its runs cannot train stacked (grucli.stacked.unsupported):
+    """How a pack steps when its runs cannot train stacked (grucli.train.stacked.unsupported):
     each run's forward on its own model, with its random state swapped in; then one backward
     over every run's loss (disjoint graphs: each gradient is what its own backward gives),
     each run's clip, and one optimiser step over a param group per run."""
@@ -61,9 +61,9 @@ class RunByRun:
         return memory.optimizer_state_bytes(self.opt, run.params) if run.params is not None else 0
 
 
-class Stacked:
+class StackedSteps:
     """How a pack steps on the fused kernels: one stacked computation for all its runs
-    (grucli.stacked); each run's model receives its weights before it is evaluated."""
+    (grucli.train.stacked); each run's model receives its weights before it is evaluated."""
 
     kind, why = "stacked", None
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grucli import budget, environment, memory, runtime, store
-from grucli import steps as steps_of_pack
+from grucli import budget, environment, runtime, store
+from grucli.train import memory, steppers
 from grucli.config import RunConfig
-from grucli.errors import ConfigError, GrucliError
-from grucli.config import LATER_KEYS
-from grucli.model import ALL_OPTIONS, KINDS, count_params, hidden_for_budget
+from grucli.errors import GrucliError
+from grucli.model import build as build_model, count_params, meta as model_meta
 from grucli.tasks import Split, TaskData, build_task
 
 TRAIN_EVAL_CAP = 5000  # train metrics are computed on the first this-many training sequences
@@ -72,46 +71,6 @@ class RunResult:
     env: dict = field(default_factory=dict)
     state_dict: dict | None = None
     model_meta: dict = field(default_factory=dict)
-
-
-def model_size(cfg: RunConfig, data: TaskData) -> tuple[int, dict]:
-    """The hidden size a run trains with and its model's spec (grucli.model.KINDS, by the
-    task's head). `param_budget` is resolved here, where the task's sizes are known; a
-    budget below the smallest model of the cell (H = 1) is an error naming that smallest
-    count, and so is a model key this kind of model does not read."""
-    m = cfg.model
-    kind = KINDS[data.head]
-    for key in ALL_OPTIONS:
-        if key not in kind.options and getattr(m, key) != LATER_KEYS[("model", key)]:
-            raise ConfigError(f"model.{key}: only encoder-decoder tasks read it (task {cfg.task.name} has a "
-                              f"'{data.head}' head)")
-    spec = kind.spec(m, data)
-    if m.hidden_size:
-        return m.hidden_size, spec
-    smallest = kind.count(m.cell, 1, **spec)
-    if m.param_budget < smallest:
-        raise ConfigError(f"model.param_budget: {m.param_budget} is below the smallest {m.cell} for this task: "
-                          f"{smallest} parameters at hidden_size 1 ({m.num_layers} layer(s), task {cfg.task.name})")
-    return hidden_for_budget(m.param_budget, m.cell, count=kind.count, **spec), spec
-
-
-def build_model(cfg: RunConfig, data: TaskData) -> torch.nn.Module:
-    """The model a run trains (a SequenceModel, or an encoder-decoder for seq2seq tasks)."""
-    hidden, spec = model_size(cfg, data)
-    kind = KINDS[data.head]
-    model = kind.build(cfg.model, hidden, spec)
-    assert count_params(model) == kind.count(cfg.model.cell, hidden, **spec)
-    return model
-
-
-def _kernels(impl: str) -> str:
-    """What actually computed the recurrence: grucli's compiled kernels (which build),
-    torch's own modules, or the cell's Python step."""
-    if impl == "fused":
-        from grucli.cells.fused import build
-
-        return "grucli fused kernels " + build.describe()
-    return {"torch": "torch's own module", "reference": "the cell's Python step (reference)"}.get(impl, impl)
 
 
 def forward(model: torch.nn.Module, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,7 +156,7 @@ def train_run(cfg: RunConfig, callback: Callback | None = None, threads: int | N
 
 def train_pack(cfgs: list[RunConfig], callbacks: list[Callback | None] | None = None, threads: int | None = None,
                on_result=None) -> list[RunResult]:
-    """Train runs of one shape (grucli.execute.pack.key: they differ at most in seed, lr,
+    """Train runs of one shape (grucli.train.packing.key: they differ at most in seed, lr,
     weight decay, gradient clip, dropout and when to stop) together, one step advancing
     all of them. Each run keeps its own weights (from its seed), batch order, dropout
     masks, optimiser state, clip, stopping, history and result, with the arithmetic it
@@ -206,10 +165,10 @@ def train_pack(cfgs: list[RunConfig], callbacks: list[Callback | None] | None = 
     step over one param group per run. A run that diverges, stops or fails leaves the pack
     at once; `on_result(i, result)` hears of each run as it finishes. Returns the results
     in the order of `cfgs`."""
-    from grucli.execute.pack import key
+    from grucli.train.packing import key
 
     if len({key(c) for c in cfgs}) != 1:
-        raise ValueError("train_pack: these runs differ in more than what a pack may vary (grucli.execute.pack)")
+        raise ValueError("train_pack: these runs differ in more than what a pack may vary (grucli.train.packing)")
     callbacks = list(callbacks or [None] * len(cfgs))
     first = cfgs[0]
     device = runtime.resolve_device(first.train.device)
@@ -225,11 +184,11 @@ def train_pack(cfgs: list[RunConfig], callbacks: list[Callback | None] | None = 
 
 
 def _fitting(runs: list[_Member], data: TaskData, device: torch.device) -> list[list[_Member]]:
-    """The pack cut into consecutive groups that fit in memory (execute.pack.fit), trained
+    """The pack cut into consecutive groups that fit in memory (train.packing.fit), trained
     one after another; one group unless the runs are big. One run's bytes: its weights,
     gradients and Adam's two moments, and what autograd saves for one batch (measured on
     the first run with a forward whose random draws are undone)."""
-    from grucli.execute import pack as packing
+    from grucli.train import packing
 
     built = [r for r in runs if r.model is not None]
     if len(runs) < 2 or not built or device.type != "cpu":
@@ -264,7 +223,7 @@ class _Member:
             self.rng = _rng_state(device)
             self.order_gen = torch.Generator().manual_seed(cfg.seed)  # batch order
             self.result.params, self.result.hidden_size = count_params(self.model), self.model.hidden
-            self.result.model_meta = _model_meta(self.model, cfg, data)
+            self.result.model_meta = model_meta(self.model, cfg, data)
         except GrucliError:
             raise
         except Exception as e:
@@ -386,8 +345,8 @@ class _Member:
             # runs trained together in one process; its training time is its share of each step's
             "pack_size": pack_size,
             "pack_id": pack_id,  # the same for the runs of one pack: they share one measured time
-            "step": self.step_kind,  # how its steps ran: "stacked" (grucli.stacked) or "per-run"
-            "step_why": self.step_why,  # why per-run (grucli.stacked.unsupported); None when stacked
+            "step": self.step_kind,  # how its steps ran: "stacked" (grucli.train.stacked) or "per-run"
+            "step_why": self.step_why,  # why per-run (grucli.train.stacked.unsupported); None when stacked
         }
 
 
@@ -400,16 +359,6 @@ def _set_rng_state(device: torch.device, state: tuple) -> None:
     torch.set_rng_state(state[0])
     if state[1] is not None:
         torch.cuda.set_rng_state(state[1], device)
-
-
-def _model_meta(model: torch.nn.Module, cfg: RunConfig, data: TaskData) -> dict:
-    return {"hidden_size": model.hidden, "impl": model.impl, "kernels": _kernels(model.impl),
-            "spec": model_size(cfg, data)[1], "input_size": data.input_size,
-            "output_size": data.output_size, "head": data.head, "tokens": data.tokens,
-            "vocab": data.info.get("vocab"),  # token tasks: id -> token, to decode (grucli sample)
-            "unit": data.info.get("unit"), "src_vocab": data.info.get("src_vocab"),
-            "tgt_vocab": data.info.get("tgt_vocab"), "src_unit": data.info.get("src_unit"),
-            "tgt_unit": data.info.get("tgt_unit")}
 
 
 def pack_id(cfgs: list[RunConfig]) -> str:
@@ -426,7 +375,7 @@ class _Pack:
     def __init__(self, runs: list[_Member], data: TaskData, device: torch.device, on_result):
         self.runs, self.data, self.device, self.on_result = runs, data, device, on_result
         self.splits = tuple(_to(s, device) for s in (data.train, data.val, data.test))
-        self.steps = None  # how the pack steps (grucli.steps), chosen when training starts
+        self.steps = None  # how the pack steps (grucli.train.steppers), chosen when training starts
         self.pack_id = pack_id([r.cfg for r in runs])
 
     def _leave(self, run: _Member) -> None:
@@ -462,7 +411,7 @@ class _Pack:
             return False
 
     def _stepper(self, live: list[_Member]) -> None:
-        self.steps = steps_of_pack.choose(live, self.data, self.device)
+        self.steps = steppers.choose(live, self.data, self.device)
 
     def fit(self) -> None:
         for r in self.runs:

@@ -1,7 +1,7 @@
 """The layer/direction/packing plumbing shared by grucli's own implementations of a cell,
 (grucli.cells.make picks the implementation).
 
-`RecurrentStack` stores each layer's and direction's parameters as the cell lists them,
+`RecurrentLayers` stores each layer's and direction's parameters as the cell lists them,
 named like torch's (`weight_ih_l{k}[_reverse]`, ...), so a cell in torch's layout has
 exactly torch's state_dict. Subclasses supply `run`, which runs one layer in one direction.
 
@@ -41,7 +41,7 @@ def layer_weights(module: nn.Module, cell: Cell, layer: int, direction: int = 0)
     return SimpleNamespace(**{p.name: getattr(module, p.name + sfx) for p in cell.params})
 
 
-class RecurrentStack(nn.Module):
+class RecurrentLayers(nn.Module):
     """torch's RNN interface (batch_first): forward(x (B, T, I) or PackedSequence, hx=None)
     -> (out (B, T, D*H) or PackedSequence, h_n (L*D, B, H)); with a memory, (h_n, c_n)."""
 
@@ -120,7 +120,7 @@ class RecurrentStack(nn.Module):
                 f"bidirectional={self.bidirectional}, dropout={self.dropout}")
 
 
-class ReferenceStack(RecurrentStack):
+class ReferenceLayers(RecurrentLayers):
     """model.impl: reference. The cell's own `step`, once per time step in Python, after
     one product for the input's share of every step (`project`)."""
 

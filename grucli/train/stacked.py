@@ -13,7 +13,7 @@ computed on its own slice, and its optimiser state and hyperparameters (lr, weig
 clip) are its own. Each run's SequenceModel is the one saved and evaluated; `write` copies
 the run's current weights into it.
 
-`unsupported` says when a pack cannot train this way (grucli.steps then steps each run's own
+`unsupported` says when a pack cannot train this way (grucli.train.steppers then steps each run's own
 model: a torch or reference cell, an encoder-decoder, padded batches, a GPU, a kernel build
 without SIMD); it reads only what every run of a pack shares, so a run never trains one way
 alone and another packed.
@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from grucli.cells.stack import suffix
+from grucli.cells.layers import suffix
 
 OPTIMIZERS = {"sgd": 0, "adam": 1, "rmsprop": 2}  # train.optimizer -> step.cpp's kind
 ADAM_BETAS, EPS, RMSPROP_ALPHA = (0.9, 0.999), 1e-8, 0.99  # torch's defaults, as optim.make_optimizer uses them
@@ -34,12 +34,12 @@ ADAM_BETAS, EPS, RMSPROP_ALPHA = (0.9, 0.999), 1e-8, 0.99  # torch's defaults, a
 
 def unsupported(models: list[torch.nn.Module], data, device: torch.device) -> str | None:
     """Why these models cannot train stacked on this task's data (None: they can)."""
-    from grucli.cells.fused import FusedStack
+    from grucli.cells.fused import FusedLayers
     from grucli.model import SequenceModel
 
     if device.type != "cpu":
         return "the stacked step runs on CPU"
-    if not all(isinstance(m, SequenceModel) and isinstance(m.rnn, FusedStack) for m in models):
+    if not all(isinstance(m, SequenceModel) and isinstance(m.rnn, FusedLayers) for m in models):
         return "only sequence models on the fused kernels train stacked"
     if data is not None and data.train.lengths is not None:
         return "padded batches train run by run"
@@ -125,7 +125,7 @@ class Stacked:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Every run's output in training mode: x (K, B, T, I) features or (K, B, T) tokens ->
         (K, B, O) for a last-step head, (K, B, T, O) for a per-step one. Mirrors
-        SequenceModel.forward and RecurrentStack.forward (tests hold them equal)."""
+        SequenceModel.forward and RecurrentLayers.forward (tests hold them equal)."""
         m, P = self.template, self.params
         rnn = m.rnn
         z = self._encode(x)  # (K, B, T, I)
@@ -141,7 +141,7 @@ class Stacked:
                 outs.append(out)
                 finals.append(final[0])
             layer_in = outs[0] if rnn.dirs == 1 else torch.cat(outs, dim=-1)  # (K, T, B, D*H)
-            if layer < rnn.num_layers - 1:  # between layers, as RecurrentStack (each run's own p)
+            if layer < rnn.num_layers - 1:  # between layers, as RecurrentLayers (each run's own p)
                 layer_in = self._dropout(layer_in, self.dropout)
         if m.head_kind == "last":
             feat = finals[-1] if rnn.dirs == 1 else torch.cat(finals[-2:], dim=-1)  # (K, B, D*H): forward, backward

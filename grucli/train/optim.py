@@ -1,6 +1,6 @@
-"""The optimisers of runs that step through torch (grucli.steps.RunByRun: torch and
+"""The optimisers of runs that step through torch (grucli.train.steppers.RunByRun: torch and
 reference cells, and whatever cannot train stacked) and the gradient-norm clip of several
-runs at once. Runs on the fused kernels step through grucli.stacked instead, whose C++
+runs at once. Runs on the fused kernels step through grucli.train.stacked instead, whose C++
 applies the same algorithms."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Runs pack together when they build the same model on the same data with the same steps:
 everything in their configs is equal except the keys a pack lets each run keep for itself
-(VARIES). A pack then advances all its runs together, each run's arithmetic unchanged (train.py:
+(VARIES). A pack then advances all its runs together, each run's arithmetic unchanged (train/loop.py:
 stacked on the fused kernels, else one backward and one optimiser step over every run's
 own model), so the per-step fixed cost (autograd, clipping, optimiser, Python) that
 dominates small models is paid once per pack.
