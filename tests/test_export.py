@@ -37,6 +37,16 @@ def export(*args):
     return runner.invoke(app, ["export", *map(str, args)])
 
 
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    """Each test runs in an empty folder of its own: MLflow puts a new experiment's
+    artifacts in ./mlruns when not told otherwise; nothing may land in the checkout."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory) -> Path:
     """A trained compare of 2 runs (gru, lstm), plus a diverged and a failed run in the
