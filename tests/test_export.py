@@ -7,6 +7,7 @@ folder exports its trials and final runs; its tune.db opens as Optuna's own stor
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -49,8 +50,9 @@ def in_tmp(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory) -> Path:
-    """A trained compare of 2 runs (gru, lstm), plus a diverged and a failed run in the
-    store's format and a run still in progress (a config, no summary)."""
+    """A trained compare of 2 runs (gru, lstm), plus a diverged (its last loss NaN), a
+    failed and a pruned run in the store's format and a run still in progress (a config,
+    no summary)."""
     from conftest import _tiny_experiment
 
     tmp = tmp_path_factory.mktemp("export")
@@ -59,8 +61,12 @@ def compared(tmp_path_factory) -> Path:
     res = runner.invoke(app, ["compare", str(path), "--jobs", "1", "--results", str(tmp / "results")])
     assert res.exit_code == 0, res.output
     exp_dir = tmp / "results" / "tiny"
-    write_run(exp_dir, "d1d1d1d10001", "rnn", 10, 0, experiment="tiny", status="diverged")
+    diverged = write_run(exp_dir, "d1d1d1d10001", "rnn", 10, 0, experiment="tiny", status="diverged")
+    hist = pd.read_csv(diverged / "history.csv")
+    hist.loc[2, ["train_loss", "val_mse"]] = [float("nan"), float("inf")]  # where it diverged
+    hist.to_csv(diverged / "history.csv", index=False)
     write_run(exp_dir, "f0f0f0f00002", "gru", 10, 1, experiment="tiny", status="failed")
+    write_run(exp_dir, "b0b0b0b00004", "lstm", 10, 2, experiment="tiny", status="pruned")
     (exp_dir / "e0e0e0e00003").mkdir()
     (exp_dir / "e0e0e0e00003" / "config.yaml").write_text(yaml.safe_dump({"seed": 3}))
     return exp_dir
@@ -87,6 +93,11 @@ def flat(config: dict, prefix: str = "") -> dict:
 
 def history(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "history.csv")  # parsed as the one reader parses it (pandas' default)
+
+
+def curve(hist: pd.DataFrame, column: str) -> list[tuple[int, float]]:
+    """(epoch, value) of a history column, its non-finite values left out (as exported)."""
+    return [(e, v) for e, v in zip(hist["epoch"], hist[column]) if math.isfinite(v)]
 
 
 # --------------------------------------------------------------------------- TensorBoard
@@ -120,7 +131,7 @@ def tensorboard_view(logdir: Path):
 def test_tensorboard_round_trip(compared, tmp_path):
     res = export(compared, "--to", "tensorboard", tmp_path / "tb")
     assert res.exit_code == 0, res.output
-    assert "4 run(s) written" in res.output and "1 diverged, 1 failed, 2 ok" in res.output, res.output
+    assert "5 run(s) written" in res.output and "1 diverged, 1 failed, 2 ok, 1 pruned" in res.output, res.output
     assert "1 in progress" in res.output and "not exported" in res.output, res.output
     scalars, sessions, experiment = tensorboard_view(tmp_path / "tb")
     runs = finished(compared)
@@ -140,7 +151,9 @@ def test_tensorboard_round_trip(compared, tmp_path):
         epochs = list(hist["epoch"])
         for column, tag in [("train_loss", "train/loss"), ("val_mse", "val/mse"), ("epoch_time_s", "time/epoch_time_s"),
                             ("step", "train/steps")]:
-            assert scalars[run][tag] == list(zip(epochs, hist[column])), (run, tag)
+            assert scalars[run][tag] == curve(hist, column), (run, tag)
+        if summary["status"] == "diverged":  # its NaN and inf are left out, the rest is there
+            assert len(scalars[run]["train/loss"]) == len(scalars[run]["val/mse"]) == len(epochs) - 1
         assert scalars[run]["final/test_mse"] == [(epochs[-1], summary["test"]["mse"])]
         assert scalars[run]["final/params"] == [(epochs[-1], summary["params"])]
     names = {h.name for h in experiment.hparam_infos}
@@ -155,7 +168,7 @@ def test_tensorboard_again_adds_nothing_and_a_retrained_run_is_replaced(compared
     assert export(results, "--to", "tensorboard", tb).exit_code == 0
     files = {p: p.read_bytes() for p in tb.rglob("*") if p.is_file()}
     res = export(results.parent, "--to", "tensorboard", tb)  # the results root: the same runs
-    assert res.exit_code == 0 and "0 run(s) written, 0 replaced" in res.output and "4 already there" in res.output
+    assert res.exit_code == 0 and "0 run(s) written, 0 replaced" in res.output and "5 already there" in res.output
     assert {p: p.read_bytes() for p in tb.rglob("*") if p.is_file()} == files
     # a run trained again (new history and summary under the same run id): replaced, not doubled
     rid = next(r for r, s in finished(results).items() if s["status"] == "ok")
@@ -166,7 +179,7 @@ def test_tensorboard_again_adds_nothing_and_a_retrained_run_is_replaced(compared
     summary["finished_at"] = "2027-01-01T00:00:00+00:00"
     (results / rid / "summary.json").write_text(json.dumps(summary))
     res = export(results, "--to", "tensorboard", tb)
-    assert res.exit_code == 0 and "0 run(s) written, 1 replaced" in res.output and "3 already there" in res.output
+    assert res.exit_code == 0 and "0 run(s) written, 1 replaced" in res.output and "4 already there" in res.output
     assert sorted(p.relative_to(tb) for p in tb.rglob("*") if p.is_file()) == sorted(p.relative_to(tb) for p in files)
     scalars, _, _ = tensorboard_view(tb)
     assert [v for _, v in scalars[f"tiny/{rid}"]["train/loss"]] == list(history(results / rid)["train_loss"])
@@ -192,7 +205,7 @@ def test_mlflow_round_trip_and_again_adds_nothing(compared, tracking, tmp_path):
 
     uri, artifacts = tracking
     res = export(compared, "--to", "mlflow", uri, "--artifacts", artifacts)
-    assert res.exit_code == 0 and "4 run(s) written" in res.output, res.output
+    assert res.exit_code == 0 and "5 run(s) written" in res.output, res.output
     assert "INFO" not in res.output  # MLflow's own log lines are not the user's business
     found = mlflow_runs(uri, "tiny")  # the MLflow experiment is named after the results folder
     runs = finished(compared)
@@ -202,7 +215,8 @@ def test_mlflow_round_trip_and_again_adds_nothing(compared, tracking, tmp_path):
         summary = runs[row["tags.grucli.run_id"]]
         assert row["tags.status"] == summary["status"] and row["tags.experiment"] == "tiny"
         assert row["tags.cell"] == summary["config"]["model"]["cell"] and row["tags.task"] == "adding"
-        assert row["status"] == {"ok": "FINISHED", "diverged": "FAILED", "failed": "FAILED"}[summary["status"]]
+        assert row["status"] == {"ok": "FINISHED", "diverged": "FAILED", "failed": "FAILED",
+                                 "pruned": "KILLED"}[summary["status"]]
         assert {k: row[f"params.{k}"] for k in flat(summary["config"])} == {
             k: str(v) for k, v in flat(summary["config"]).items()}
         assert row["metrics.final/test_mse"] == summary["test"]["mse"]
@@ -217,10 +231,10 @@ def test_mlflow_round_trip_and_again_adds_nothing(compared, tracking, tmp_path):
         hist = history(compared / row["tags.grucli.run_id"])
         for column, key in [("val_mse", "val/mse"), ("train_loss", "train/loss"), ("epoch_time_s", "time/epoch_time_s")]:
             logged = sorted((m.step, m.value) for m in client.get_metric_history(mlrun, key))
-            assert logged == list(zip(hist["epoch"], hist[column])), key
+            assert logged == curve(hist, column), key
     res = export(compared, "--to", "mlflow", uri)
-    assert res.exit_code == 0 and "0 run(s) written, 0 replaced" in res.output and "4 already there" in res.output
-    assert len(mlflow_runs(uri, "tiny")) == 4
+    assert res.exit_code == 0 and "0 run(s) written, 0 replaced" in res.output and "5 already there" in res.output
+    assert len(mlflow_runs(uri, "tiny")) == 5
 
 
 def test_mlflow_replaces_a_run_trained_again_and_one_an_export_left_running(compared, tracking, tmp_path):
@@ -238,7 +252,7 @@ def test_mlflow_replaces_a_run_trained_again_and_one_an_export_left_running(comp
     other = next(r for r in mlflow_runs(uri, "again").to_dict("records") if r["tags.grucli.run_id"] != rid)
     client.update_run(other["run_id"], status="RUNNING")  # as an export killed half way leaves it
     res = export(results, "--to", "mlflow", uri)
-    assert res.exit_code == 0 and "0 run(s) written, 2 replaced" in res.output and "2 already there" in res.output
+    assert res.exit_code == 0 and "0 run(s) written, 2 replaced" in res.output and "3 already there" in res.output
     found = mlflow_runs(uri, "again")
     assert sorted(found["tags.grucli.run_id"]) == sorted(finished(results))  # each once
     assert found.set_index("tags.grucli.run_id").loc[rid, "tags.grucli.finished_at"] == summary["finished_at"]

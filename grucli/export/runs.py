@@ -4,7 +4,8 @@ and, for a tuned folder, tune's own manifest (tune.analysis): the same for every
     params    the run's resolved config, flattened (`model.hidden_size`), as the summary
               holds it (null values left out)
     series    per-epoch values from history.csv, step = epoch, under tracker names
-              (`train/loss`, `val/mse`, `time/epoch_time_s`: `series_name`)
+              (`train/loss`, `val/mse`, `time/epoch_time_s`: `series_name`); a value
+              that is not finite (a diverged run's NaN loss) is left out: the status says it
     final     the summary's end-of-run numbers (`final/test_mse`, `final/params`,
               `final/epoch_time_s` = steady s/epoch, ...), finite values only
     tags      experiment, cell, task, seed, status (ok | diverged | failed | pruned), the
@@ -139,7 +140,7 @@ def _record(row: dict, history: pd.DataFrame | None, finals: set[str] | None) ->
         for column in history.columns:
             if column == "epoch" or not pd.api.types.is_numeric_dtype(history[column]):
                 continue
-            series[series_name(column)] = [(e, float(v)) for e, v in zip(epochs, history[column]) if pd.notna(v)]
+            series[series_name(column)] = [(e, float(v)) for e, v in zip(epochs, history[column]) if _finite(v)]
         if start is not None and "wall_time_s" in history:
             epoch_times = {e: start + float(w) for e, w in zip(epochs, history["wall_time_s"]) if _finite(w)}
     end = end if end is not None else 0.0
