@@ -270,17 +270,21 @@ def test_a_tuned_folder_exports_trials_and_final_runs_and_its_study_opens_in_opt
     finals = {r for arm in json.loads((exp_dir / "tune.json").read_text())["arms"] for r in arm["final_runs"]}
     url = f"sqlite:///{exp_dir / 'tune.db'}"  # what the README gives optuna-dashboard
     (name,) = optuna.get_all_study_names(storage=url)
-    trials = {t.user_attrs["run_id"] for t in optuna.load_study(study_name=name, storage=url).get_trials()}
-    assert len(trials) == 2 and len(finals) == 1
+    numbers = {t.user_attrs["run_id"]: str(t.number) for t in optuna.load_study(study_name=name, storage=url).get_trials()}
+    trials = set(numbers)
+    assert len(trials) == 2 and len(finals) == 1 and name == "model.cell=gru"
 
     uri, _ = tracking
     assert export(exp_dir, "--to", "mlflow", uri).exit_code == 0
     found = mlflow_runs(uri, "tt")
     roles = dict(zip(found["tags.grucli.run_id"], found["tags.role"]))
     assert roles == {**{r: "trial" for r in trials}, **{r: "final" for r in finals}}
+    assert set(found["tags.arm"]) == {name}  # the arm's label, as the study is named
+    assert {r: n for r, n in zip(found["tags.grucli.run_id"], found["tags.trial"]) if r in trials} == numbers
     assert export(exp_dir, "--to", "tensorboard", tmp_path / "tb").exit_code == 0
     _, sessions, _ = tensorboard_view(tmp_path / "tb")
     assert {run.split("/")[1]: hp["role"] for run, hp in sessions.items()} == roles
+    assert {run.split("/")[1]: hp["trial"] for run, hp in sessions.items() if "trial" in hp} == numbers
 
 
 # --------------------------------------------------------------------------- bad input

@@ -5,7 +5,7 @@ results folder (the experiment folder's name), through MLflow's own client.
     metrics    every history.csv column per epoch (step = epoch, timestamps from the run's
                own clock), then the summary's final numbers (final/test_<metric>, ...)
     tags       experiment, cell, task, seed, status (ok | diverged | failed | pruned),
-               role (trial | final) in a tuned folder; grucli.run_id and
+               role (trial | final), arm and trial in a tuned folder; grucli.run_id and
                grucli.finished_at identify what was exported
     artifact   the run's summary.json
     status     MLflow's own: FINISHED (ok), FAILED (diverged, failed), KILLED (pruned)

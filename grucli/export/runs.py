@@ -9,7 +9,8 @@ and, for a tuned folder, tune's own manifest (tune.analysis): the same for every
     final     the summary's end-of-run numbers (`final/test_mse`, `final/params`,
               `final/epoch_time_s` = steady s/epoch, ...), finite values only
     tags      experiment, cell, task, seed, status (ok | diverged | failed | pruned), the
-              error of a run that is not ok and, in a tuned folder, role (trial | final)
+              error of a run that is not ok and, in a tuned folder, role (trial | final),
+              arm (its grid point's label) and, for a trial, its number in the arm
 
 Runs in progress or unreadable are not finished: left out, with a note. No tracker is
 imported here.
@@ -28,6 +29,7 @@ import pandas as pd
 from grucli import store
 from grucli.store import reader
 
+TUNED = ("role", "arm", "trial")  # a tuned folder's tags
 TIMING_COLUMNS = ("epoch_time_s", "train_time_s", "wall_time_s")  # history.csv's clock columns
 SPLITS = ("train", "val", "test")
 FINAL_TIMING = ("epoch_time_s", "first_epoch_time_s", "train_time_s", "throughput_seq_s", "latency_seq_ms",
@@ -97,19 +99,32 @@ def finished_runs(paths: list[Path]) -> Finished:
         return Finished(out, notes)
     for exp in col.experiments:
         mine = col.runs[col.runs["experiment"] == exp["name"]]
-        finals = None
-        if analysis.is_tuned(exp["path"]):
-            finals = {r for a in analysis.load(exp["path"], mine).arms for r in a.get("final_runs") or []}
+        tuned = _tuned_tags(analysis.load(exp["path"], mine)) if analysis.is_tuned(exp["path"]) else None
         left = mine[~mine["state"].isin(store.FINISHED)]
         if len(left):
             states = ", ".join(f"{n} {s}" for s, n in left["state"].value_counts().sort_index().items())
             notes.append(f"{exp['name']}: {len(left)} run(s) not finished ({states}): not exported")
         for row in mine[mine["state"].isin(store.FINISHED)].to_dict("records"):
-            out.append(_record(row, col.histories.get(row["key"]), finals))
+            out.append(_record(row, col.histories.get(row["key"]), tuned))
     return Finished(out, notes)
 
 
-def _record(row: dict, history: pd.DataFrame | None, finals: set[str] | None) -> RunRecord:
+def _tuned_tags(t) -> dict[str, dict[str, str]]:
+    """A tuned folder's run id -> role, arm and (a trial's) number, from tune.json's final
+    runs and trials.csv (a run trained once for twin trials takes the first)."""
+    out: dict[str, dict[str, str]] = {}
+    for trial in t.trials.to_dict("records"):
+        if isinstance(trial.get("run_id"), str):
+            number = trial.get("trial")
+            out.setdefault(trial["run_id"], {"role": "trial", "arm": _text(trial.get("arm")),
+                                             "trial": _text(int(number) if _finite(number) else None)})
+    for arm in t.arms:
+        for rid in arm.get("final_runs") or []:
+            out[rid] = {"role": "final", "arm": _text(arm.get("label"))}
+    return out
+
+
+def _record(row: dict, history: pd.DataFrame | None, tuned: dict[str, dict[str, str]] | None) -> RunRecord:
     run_dir = Path(row["run_dir"])
     # The config as the summary holds it: the collected table turns an int column with a
     # gap into floats (hidden_size 4 -> 4.0), one run's own row keeps its types.
@@ -120,8 +135,8 @@ def _record(row: dict, history: pd.DataFrame | None, finals: set[str] | None) ->
             "seed": _text(own.get("seed")), "status": row["state"], "finished_at": _text(row.get("finished_at"))}
     if row["state"] != store.OK and _text(row.get("error")):
         tags["error"] = _text(row.get("error"))  # why it failed, diverged or was pruned
-    if finals is not None:
-        tags["role"] = "final" if row["run_id"] in finals else "trial"
+    if tuned is not None:
+        tags.update({k: v for k, v in tuned.get(row["run_id"], {"role": "trial"}).items() if v})
     final = {}
     for split in SPLITS:
         final.update({f"final/{split}_{k.removeprefix(split + '.')}": v for k, v in row.items()

@@ -2,7 +2,7 @@
 written with tensorboard's own protos and record writer (no TensorFlow, no torch).
 
     step 0           the hparams plugin's session start: the flattened config, plus
-                     experiment, status (and role in a tuned folder), so the HParams
+                     experiment, status (and role, arm, trial in a tuned folder), so the HParams
                      dashboard filters and sorts runs by any config key
     step = epoch     every history.csv column as a scalar (train/loss, val/<metric>,
                      time/epoch_time_s, ...), stored as float64 so they read back exactly
@@ -20,7 +20,7 @@ import io
 from pathlib import Path
 
 from grucli import store
-from grucli.export.runs import RunRecord
+from grucli.export.runs import TUNED, RunRecord
 
 EVENT_FILE = "events.out.tfevents.grucli"  # "tfevents" in the name is what TensorBoard looks for
 
@@ -60,8 +60,7 @@ def events(run: RunRecord) -> bytes:
 
     event(wall_time=run.start, file_version="brain.Event:2")
     hp = {**run.params, "experiment": run.experiment, "status": run.status}
-    if "role" in run.tags:
-        hp["role"] = run.tags["role"]
+    hp.update({k: run.tags[k] for k in TUNED if k in run.tags})  # a tuned folder's role, arm, trial
     event(wall_time=run.start, step=0, summary=_session(hp, run))
     by_epoch: dict[int, list] = {}
     for name, values in run.series.items():
