@@ -41,12 +41,12 @@ def write(runs: list[RunRecord], uri: str, artifacts: Path | None = None) -> dic
     if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # its INFO lines ("Creating initial MLflow database
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # tables...") are not the user's business;
         # set after importing mlflow, which sets its own level
-    client = MlflowClient(tracking_uri=uri)
     done: dict[str, list[str]] = {"written": [], "replaced": [], "unchanged": []}
     by_experiment: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_experiment.setdefault(run.experiment, []).append(run)
     try:
+        client = MlflowClient(tracking_uri=uri)
         for name, mine in by_experiment.items():
             exp_id = _experiment(client, name, artifacts)
             present = _present(client, exp_id)
@@ -59,8 +59,9 @@ def write(runs: list[RunRecord], uri: str, artifacts: Path | None = None) -> dic
                     client.delete_run(r.info.run_id)
                 _log(client, exp_id, run)
                 done["replaced" if old else "written"].append(run.key)
-    except MlflowException as e:
-        raise GrucliError(f"mlflow ({uri}): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    except (MlflowException, OSError) as e:  # (an OSError: the artifact folder cannot be written)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GrucliError(f"mlflow ({uri}): {first}") from None
     return done
 
 
