@@ -38,9 +38,10 @@ def write(runs: list[RunRecord], uri: str, artifacts: Path | None = None) -> dic
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # its INFO lines ("Creating initial MLflow database
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # tables...") are not the user's business;
-        # set after importing mlflow, which sets its own level
+    if "MLFLOW_LOGGING_LEVEL" not in os.environ:
+        # MLflow's INFO lines ("Creating initial MLflow database tables...") are not the
+        # user's business; set after the import, which sets MLflow's own level
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     done: dict[str, list[str]] = {"written": [], "replaced": [], "unchanged": []}
     by_experiment: dict[str, list[RunRecord]] = {}
     for run in runs:
