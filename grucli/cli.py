@@ -15,6 +15,7 @@ from grucli.commands import sample as sample_cmd
 from grucli.commands import report as report_cmd
 from grucli.commands import claims as claims_cmd
 from grucli.commands import init as init_cmd
+from grucli.commands import export as export_cmd
 
 class _Group(TyperGroup):
     """Command-line mistakes (--jobs abc, an unknown command or option, a missing argument)
@@ -82,6 +83,7 @@ app.command("inspect")(inspect_cmd.inspect)
 app.command("sample")(sample_cmd.sample)
 app.command("report")(report_cmd.report)
 app.command("claims")(claims_cmd.claims)
+app.command("export")(export_cmd.export)
 
 
 def main() -> None:
