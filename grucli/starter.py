@@ -29,6 +29,10 @@ LABEL_NAMES = re.compile(r"^(label|labels|class|classes|target|y|category|specie
 TIME_NAMES = re.compile(r"^(date|time|datetime|timestamp|ds|day|week|month|quarter|year|period|t|index)$|date|time",
                         re.I)
 ANOMALY_NAMES = re.compile(r"anomal|outlier|fault|attack|is_|label", re.I)
+ID_NAMES = re.compile(r"(^|_)(id|ids|series|sequence|seq|session|recording|rec|take|trial|run|case|sample)(_|$)|id$",
+                      re.I)
+STEP_NAMES = re.compile(r"^(t|step|steps|tick|frame|sample_no|position|pos)$", re.I)
+SHORT_TEXT = 15  # mean characters a cell below which a text column is read as characters (names, words)
 # timestamp step (days) -> (season in rows, what it is)
 SEASONS = [((1 / 24 * 0.9, 1 / 24 * 1.1), 24, "hourly rows: a day is 24"),
            ((0.9, 1.1), 7, "daily rows: a week is 7"),
@@ -44,6 +48,19 @@ class Column:
     distinct: int  # distinct filled values
     values: pd.Series  # the filled cells, as text
     mean_len: float  # mean characters per filled cell
+
+
+@dataclass
+class Long:
+    """A long file: one row per step, `id` naming the sequence, `time` ordering its steps (None:
+    file order), `label` the same on every row of a sequence, `channels` the numeric columns."""
+
+    id: Column
+    time: Column | None
+    label: Column
+    channels: list[Column]
+    sequences: int
+    steps: float  # median rows per sequence
 
 
 @dataclass
@@ -84,6 +101,39 @@ def _is_time(c: Column) -> bool:
     return parsed.notna().mean() > 0.9
 
 
+def long_layout(df: pd.DataFrame, cols: list[Column], split: Column | None, target: str | None = None) -> Long | None:
+    """The long multi-channel format, if the file has it: an id column whose values repeat
+    (three or more rows per sequence), a label constant within each id with fewer values than
+    there are ids, and numeric channel columns that change within an id; the time column is
+    one named like time or a step (or holding timestamps) whose values do not repeat within an id.
+    Columns named like an id are tried first."""
+    n = len(df)
+    pool = [c for c in cols if c is not split and 2 <= c.distinct <= n // 3
+            and (not c.numeric or (pd.to_numeric(c.values) % 1 == 0).all())]
+    pool.sort(key=lambda c: not ID_NAMES.search(c.name))
+    for idc in pool:
+        ids = df[idc.name].astype(str).str.strip()
+        per_id = df.groupby(ids, sort=False).nunique()  # (sequences, columns): distinct values within each id
+        const = [c for c in cols if c is not idc and c is not split and bool((per_id[c.name] <= 1).all())]
+        labels = [c for c in const if 2 <= c.distinct < idc.distinct and (target is None or c.name == target)]
+        if not labels:
+            continue
+        label = sorted(labels, key=lambda c: not LABEL_NAMES.match(c.name))[0]
+        rest = [c for c in cols if c not in (idc, label, split) and c not in const]
+        times = [c for c in rest if (STEP_NAMES.match(c.name) or TIME_NAMES.search(c.name)
+                                     or (not c.numeric and _is_time(c)))
+                 and bool((per_id[c.name] == ids.groupby(ids, sort=False).size()).all())]
+        time = times[0] if times else None
+        channels = [c for c in rest if c is not time]
+        if not channels or any(not c.numeric for c in channels):
+            continue
+        sizes = ids.value_counts()
+        if sizes.median() < 3:
+            continue
+        return Long(idc, time, label, channels, len(sizes), float(sizes.median()))
+    return None
+
+
 def season_from(c: Column) -> tuple[int | None, str]:
     """Rows per season from a timestamp column's typical step, and the reason."""
     if c.numeric:
@@ -122,11 +172,19 @@ def guess(path: str, kind: str | None = None, target: str | None = None) -> Star
     times = [c for c in cols if c is not split and _is_time(c)]
     time = times[0] if times else None
     numeric = [c for c in cols if c.numeric and c is not time and c is not split]
-    texts = [c for c in cols if not c.numeric and c is not time and c is not split and c.mean_len >= 15
+    texts = [c for c in cols if not c.numeric and c is not time and c is not split and c.mean_len >= SHORT_TEXT
              and c.distinct >= 0.5 * len(c.values)]
+    if not texts and len(numeric) < 2:  # short texts (names, words): mostly distinct cells holding letters
+        texts = [c for c in cols if not c.numeric and c is not time and c is not split and c.mean_len >= 2
+                 and c.distinct >= 0.5 * len(c.values) and c.values.str.contains(r"[^\W\d_]", regex=True).mean() > 0.9]
+    long = long_layout(df, cols, split, target) if kind in (None, "csv_classify") and not texts else None
     binary = [c for c in numeric if set(pd.to_numeric(c.values).unique()) <= {0, 1} and ANOMALY_NAMES.search(c.name)]
     if kind is None:
-        if texts:
+        if long is not None:
+            kind, why = "csv_classify", (f"'{long.id.name}' names {long.sequences} sequences of about {long.steps:.0f} "
+                                         f"rows each and '{long.label.name}' is the same on every row of one: "
+                                         "the long format, one row per step")
+        elif texts:
             kind, why = "csv_classify", f"'{texts[0].name}' holds text (about {texts[0].mean_len:.0f} characters a row)"
         elif binary and len(numeric) >= 2 and n >= 200 and len(numeric) <= 3:
             kind, why = "csv_anomaly", f"'{binary[0].name}' is a 0/1 column beside a series"
@@ -145,6 +203,8 @@ def guess(path: str, kind: str | None = None, target: str | None = None) -> Star
     else:
         guesses = [f"task: {kind} (--task)"]
     st = Starter(kind, {"name": kind}, guesses)
+    if kind == "csv_classify" and long is not None:
+        return _classify_long(st, long, split, target)
     return {"csv_forecast": _forecast, "csv_classify": _classify, "csv_anomaly": _anomaly}[kind](
         st, path, n, cols, by_name, target, time, numeric, texts, binary, split)
 
@@ -211,8 +271,15 @@ def _classify(st, path, n, cols, by_name, target, time, numeric, texts, binary, 
     label = _pick("label", target, by_name, _label_candidates(cols, n, exclude), path, st, "label-like")
     st.task["label"] = label.name
     if texts and texts[0].name != label.name:
-        st.task.update({"text": texts[0].name, "unit": "word", "max_len": 64, "min_count": 2})
-        st.guesses.append(f"text: '{texts[0].name}', read as words (unit: char to read characters)")
+        text = texts[0]
+        if text.mean_len < SHORT_TEXT:  # names, words: characters are the tokens
+            longest = int(text.values.str.len().max())
+            st.task.update({"text": text.name, "unit": "char", "max_len": min(256, longest), "min_count": 2})
+            st.guesses.append(f"text: '{text.name}', read as characters (short cells, about {text.mean_len:.0f} "
+                              f"characters; max_len {min(256, longest)} keeps the longest; unit: word to read words)")
+        else:
+            st.task.update({"text": text.name, "unit": "word", "max_len": 64, "min_count": 2})
+            st.guesses.append(f"text: '{text.name}', read as words (unit: char to read characters)")
         return st
     steps = [c for c in cols if c.name not in (label.name, *(exclude))]
     bad = [c for c in steps if not c.numeric]
@@ -220,6 +287,24 @@ def _classify(st, path, n, cols, by_name, target, time, numeric, texts, binary, 
         raise DataError(f"{path}: csv_classify reads every column but the label as a numeric step, and "
                         f"'{bad[0].name}' is not numeric; drop it from the file, or use --task for a text task")
     st.guesses.append(f"steps: the {len(steps)} other columns, left to right, one value per step")
+    return st
+
+
+def _classify_long(st: Starter, long: Long, split: Column | None, target: str | None) -> Starter:
+    st.task.update({"label": long.label.name, "id": long.id.name, **({"time": long.time.name} if long.time else {})})
+    if split is not None:
+        st.task["split"] = split.name
+    st.guesses.append(f"label: '{long.label.name}' (" + ("--target" if target else "the same on every row of a "
+                                                         "sequence; --target to choose another") + ")")
+    st.guesses.append(f"id: '{long.id.name}' ({long.sequences} sequences), time: "
+                      + (f"'{long.time.name}' (orders the steps of each)" if long.time else
+                         "none (no column orders the steps: file order)"))
+    st.guesses.append(f"channels: {', '.join(c.name for c in long.channels[:8])}"
+                      + (f" and {len(long.channels) - 8} more" if len(long.channels) > 8 else "")
+                      + f" ({len(long.channels)} per step)")
+    if split is not None:
+        st.guesses.append(f"split: '{split.name}' (its cells say {', '.join(sorted(set(split.values.str.lower())))}: "
+                          "the official split is kept)")
     return st
 
 

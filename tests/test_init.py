@@ -102,6 +102,69 @@ def test_a_text_column_gives_text_classification_and_an_embedding(tmp_path):
     assert raw["task"]["text"] == "review" and raw["task"]["label"] == "stars" and raw["model"]["embed_dim"] == 32
 
 
+def long_moves(tmp_path, n_seq=40, time="t", shuffle=True):
+    """A long file: n_seq sequences of 6-9 steps, 3 channels, rows shuffled within each
+    sequence when `time` orders them; the label is the same on every row of a sequence."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n_seq):
+        steps = np.arange(6 + i % 4)
+        for t in (rng.permutation(steps) if shuffle else steps):
+            out.append({"take": f"take{i:02d}", **({time: int(t)} if time else {}), "ax": round(rng.normal(), 3),
+                        "ay": round(rng.normal(), 3), "az": round(rng.normal(), 3),
+                        "move": ["up", "down", "left"][i % 3]})
+    df = pd.DataFrame(out)
+    df.to_csv(tmp_path / "moves.csv", index=False)
+    return tmp_path / "moves.csv"
+
+
+def test_a_long_multichannel_file_gets_id_and_time(tmp_path):
+    res = init(tmp_path, long_moves(tmp_path), "--out", tmp_path / "m.yaml")
+    assert res.exit_code == 0, res.output
+    assert "'take' names 40 sequences of about 8 rows each and 'move' is the same on every row" in res.output
+    assert "guessed id: 'take' (40 sequences), time: 't' (orders the steps of each)" in res.output
+    assert "guessed channels: ax, ay, az (3 per step)" in res.output
+    task = yaml.safe_load((tmp_path / "m.yaml").read_text())["task"]
+    assert task == {"name": "csv_classify", "path": "moves.csv", "label": "move", "id": "take", "time": "t"}
+    from grucli.tasks import TASKS
+
+    run = expand(load_experiment(tmp_path / "m.yaml"))[0]
+    data = TASKS["csv_classify"].build(run.config.task)
+    assert data.input_size == 3 and len(data.train) + len(data.val) + len(data.test) == 40  # one sequence per id
+
+
+def test_a_long_file_without_a_step_column_keeps_file_order_and_a_split_column(tmp_path):
+    data = long_moves(tmp_path, time=None, shuffle=False)
+    df = pd.read_csv(data)
+    df["part"] = np.where(df["take"].str[-2:].astype(int) >= 30, "test", "train")  # constant per sequence
+    df.to_csv(data, index=False)
+    res = init(tmp_path, data, "--out", tmp_path / "m.yaml")
+    assert res.exit_code == 0, res.output
+    assert "time: none (no column orders the steps: file order)" in res.output
+    task = yaml.safe_load((tmp_path / "m.yaml").read_text())["task"]
+    assert task == {"name": "csv_classify", "path": "moves.csv", "label": "move", "id": "take", "split": "part"}
+    assert "10 test" in res.output  # the official split was kept: takes 30-39
+
+
+def test_a_wide_file_with_a_repeated_label_is_not_taken_for_long(tmp_path):
+    res = init(tmp_path, gestures(tmp_path), "--out", tmp_path / "g.yaml")
+    assert res.exit_code == 0 and "id:" not in yaml.safe_load((tmp_path / "g.yaml").read_text())["task"], res.output
+
+
+def test_short_text_cells_are_read_as_characters(tmp_path):
+    rng = np.random.default_rng(0)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    names = ["".join(rng.choice(letters, rng.integers(3, 9))).title() + ("a" if i % 2 else "o") for i in range(300)]
+    pd.DataFrame({"name": names, "gender": ["female" if i % 2 else "male" for i in range(300)]}).to_csv(
+        tmp_path / "names.csv", index=False)
+    res = init(tmp_path, tmp_path / "names.csv", "--out", tmp_path / "n.yaml")
+    assert res.exit_code == 0, res.output
+    assert "guessed text: 'name', read as characters (short cells" in res.output
+    task = yaml.safe_load((tmp_path / "n.yaml").read_text())["task"]
+    assert task["text"] == "name" and task["unit"] == "char" and task["label"] == "gender"
+    assert task["max_len"] == max(len(n) for n in names)
+
+
 def test_a_0_1_column_beside_a_series_gives_anomaly(tmp_path):
     t = np.arange(400)
     df = pd.DataFrame({"value": np.sin(t / 5).round(3), "is_anomaly": (np.abs(t - 300) < 3).astype(int)})
