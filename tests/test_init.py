@@ -236,39 +236,48 @@ def test_a_ts_file_and_its_test_sibling(tmp_path):
 
 
 # --------------------------------------------------------------------------- the whole flow on data grucli does not ship
-SITE = Path(importlib.util.find_spec("pandas").origin).parent.parent  # site-packages
-PACKAGED = {  # name -> (file inside an installed package, what init must guess)
-    "airline": ("aeon/datasets/data/Airline/Airline.csv", "season: 12"),  # monthly, seasonal
-    "nile": ("statsmodels/datasets/nile/nile.csv", "season: none"),  # yearly, no season
-    "elec_equip": ("statsmodels/datasets/elec_equip/elec_equip.csv", "season: 12"),
-    "gestures": ("aeon/datasets/data/PickupGestureWiimoteZ/PickupGestureWiimoteZ_TRAIN.ts", "test_path"),
+# The README's "Tried as a user would" data sets, written by the same script a user runs
+# (examples/foreign/export.py reads the installed packages' files); then init, compare,
+# report, tune, report at tiny scale, as the commands init prints.
+EXPORT = Path(__file__).resolve().parent.parent / "examples" / "foreign" / "export.py"
+FOREIGN = {  # name -> (package holding the data, what init must guess)
+    "airline": ("aeon", "guessed season: 12 (from the timestamps in 'Date'"),  # seasonal series
+    "nile": ("statsmodels", "guessed season: none"),  # yearly, no season
+    "watch": ("seglearn", "guessed id: 'id' (140 sequences), time: 't'"),  # long file, 6 channels, 7 classes
+    "names": ("gender_guesser", "guessed text: 'name', read as characters"),  # labelled text
+    "gestures": ("aeon", "test_path: PickupGestureWiimoteZ_TEST.ts"),  # .ts with its official test file
 }
-TINY_RUN = ["--set", "train.epochs=1", "--set", "train.max_steps=2", "--set", "seeds=1", "--jobs", "1"]
+TINY_RUN = ["--set", "train.epochs=1", "--set", "train.max_steps=2", "--jobs", "1"]
+TINY_TUNE = ["--set", "search.trials=2", "--set", "search.final_seeds=1", *TINY_RUN]
+
+
+def _export():
+    spec = importlib.util.spec_from_file_location("foreign_export", EXPORT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(PACKAGED))
-def test_init_compare_report_on_packaged_data_grucli_does_not_use(name, tmp_path):
-    import shutil
-
-    rel, guessed = PACKAGED[name]
-    src = SITE / rel
-    if not src.is_file():
-        pytest.skip(f"{rel} is not installed")
-    for f in src.parent.iterdir():  # the file and its siblings (a _TEST.ts)
-        if f.suffix in (".csv", ".ts"):
-            shutil.copy(f, tmp_path / f.name)
-    out, results = tmp_path / f"{name}.yaml", tmp_path / "results"
-    res = init(tmp_path, tmp_path / src.name, "--out", out)
+@pytest.mark.parametrize("name", sorted(FOREIGN))
+def test_init_compare_report_tune_report_on_data_grucli_does_not_use(name, tmp_path, monkeypatch):
+    package, guessed = FOREIGN[name]
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed (pip install -e '.[real]')")
+    data = _export().EXPORTS[name][0](tmp_path)
+    monkeypatch.chdir(tmp_path)  # as a user: the experiment files beside the data, results/ under it
+    res = init(tmp_path, data.name)
     assert res.exit_code == 0 and guessed in res.output, res.output
-    res = runner.invoke(app, ["compare", str(out), "--results", str(results), *TINY_RUN])
+    stem = data.stem.replace("_TRAIN", "")
+    commands = [line.split()[1:] for line in res.output.splitlines() if line.strip().startswith("grucli ")]
+    compare, report, tune, report_tuned = (c for c in commands if "--dry-run" not in c)
+    assert compare == ["compare", f"{stem}.yaml"] and tune == ["tune", f"{stem}_tune.yaml"], commands
+    res = runner.invoke(app, [*compare, "--set", "seeds=1", *TINY_RUN])
     assert res.exit_code == 0 and "Answer" in res.output, res.output
-    res = runner.invoke(app, ["report", str(results / name), "--format", "md"])
-    assert res.exit_code == 0 and (results / name / "report" / "report.md").is_file(), res.output
-    if name == "airline":  # the tuned twin: a text choice (task.scaling) in its space
-        tuned = ["--set", "search.trials=2", "--set", "search.final_seeds=1", "--set", "train.epochs=1",
-                 "--set", "train.max_steps=2", "--jobs", "1"]
-        res = runner.invoke(app, ["tune", str(tmp_path / f"{name}_tune.yaml"), "--results", str(results), *tuned])
-        assert res.exit_code == 0, res.output
-        res = runner.invoke(app, ["report", str(results / f"{name}_tune"), "--format", "md"])
-        assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / report[1]).glob("*/summary.json"))) == 3  # rnn, gru, lstm
+    res = runner.invoke(app, [*report, "--format", "md"])
+    assert res.exit_code == 0 and (tmp_path / report[1] / "report" / "report.md").is_file(), res.output
+    res = runner.invoke(app, [*tune, *TINY_TUNE])  # forecasting spaces hold a text choice (task.scaling)
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, [*report_tuned, "--format", "md"])
+    assert res.exit_code == 0 and (tmp_path / report_tuned[1] / "report" / "report.md").is_file(), res.output
