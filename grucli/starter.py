@@ -389,7 +389,8 @@ def init(data: str | Path, out: str | Path | None = None, kind: str | None = Non
         st = check(guess_ts(data), data)
     else:
         st = check(guess(str(data), kind, target), data)
-    out = Path(out) if out is not None else Path(re.sub(r"[^\w.-]", "_", data.stem) + ".yaml")
+    stem = re.sub(r"_TRAIN$", "", data.stem, flags=re.I) if data.suffix.lower() == ".ts" else data.stem  # the data set's name
+    out = Path(out) if out is not None else Path(re.sub(r"[^\w.-]", "_", stem) + ".yaml")
     if out.suffix not in (".yaml", ".yml"):
         raise GrucliError(f"--out {out}: an experiment file ends in .yaml")
     tune_out = out.with_name(out.stem + "_tune" + out.suffix)
