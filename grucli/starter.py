@@ -71,6 +71,9 @@ class Starter:
     task: dict
     guesses: list[str] = field(default_factory=list)
     budget: int = 5000
+    batch_size: int = 32
+    epochs: int = 30
+    patience: int = 5  # train.early_stopping
     notes: list[str] = field(default_factory=list)  # what building the guessed task said (small splits, gaps)
     sizes: dict = field(default_factory=dict)
 
@@ -332,7 +335,23 @@ def check(st: Starter, data_path: Path) -> Starter:
     st.notes = list(data.info.get("notes") or [])
     st.sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
     st.budget = 2000 if st.sizes["train"] < 300 else 5000 if st.sizes["train"] < 3000 else 20000
+    st.batch_size, st.epochs, st.patience = schedule(st.sizes["train"])
     return st
+
+
+STEPS = 600  # optimiser steps a run should get at least (a few hundred: what the small tasks converge in)
+
+
+def schedule(n_train: int) -> tuple[int, int, int]:
+    """(batch size, epochs, early-stopping patience) that give a run about STEPS optimiser
+    steps whatever the data's size: a small set has few batches an epoch, so it needs more
+    epochs, and a patience counted in epochs must grow with them (40 sequences in batches of
+    32 are 2 steps an epoch: 30 epochs with a patience of 5 stopped the gesture runs after
+    22-60 steps, still learning); a large set gets larger batches, so an epoch stays short."""
+    batch = 32 if n_train < 5000 else 128
+    per_epoch = max(1, -(-n_train // batch))
+    epochs = min(300, max(30, -(-STEPS // per_epoch)))
+    return batch, epochs, max(5, epochs // 5)
 
 
 def _yaml_value(v) -> str:
@@ -360,8 +379,11 @@ def render(st: Starter, name: str, data_rel: str, tune: bool) -> str:
     embed = st.task.get("text") is not None
     lines += ["model:", f"  param_budget: {st.budget}", *(["  embed_dim: 32             # tokens: a learned embedding"]
                                                        if embed else []),
-              "train:", "  lr: 3.0e-3", "  batch_size: 32", "  epochs: 30",
-              "  early_stopping: 5          # epochs without a better validation score", "grid:",
+              "train:", "  lr: 3.0e-3", f"  batch_size: {st.batch_size}",
+              f"  epochs: {st.epochs}" + " " * max(1, 19 - len(str(st.epochs)))
+              + f"# about {st.epochs * -(-st.sizes.get('train', 0) // st.batch_size)} optimiser steps at most",
+              f"  early_stopping: {st.patience}" + " " * max(1, 11 - len(str(st.patience)))
+              + "# epochs without a better validation score", "grid:",
               "  model.cell: [rnn, gru, lstm]"]
     if not tune:
         lines += ["seeds: 3"]

@@ -175,6 +175,27 @@ def test_a_0_1_column_beside_a_series_gives_anomaly(tmp_path):
     assert task["name"] == "csv_anomaly" and task["column"] == "value" and task["label"] == "is_anomaly"
 
 
+@pytest.mark.parametrize("n_train, expected", [
+    (40, (32, 300, 60)),  # 2 batches an epoch: epochs and patience grow so a run gets ~600 steps
+    (98, (32, 150, 30)),
+    (2000, (32, 30, 6)),  # 63 batches an epoch: the floor of 30 epochs
+    (24416, (128, 30, 6)),  # a large set: larger batches keep an epoch short
+])
+def test_the_schedule_follows_the_size_of_the_data(n_train, expected):
+    from grucli.starter import schedule
+
+    assert schedule(n_train) == expected
+
+
+def test_a_small_data_set_gets_more_epochs_and_a_longer_patience_in_the_file(tmp_path):
+    res = init(tmp_path, gestures(tmp_path), "--out", tmp_path / "g.yaml")  # 80 rows: 56 train
+    assert res.exit_code == 0, res.output
+    text = (tmp_path / "g.yaml").read_text()
+    train = yaml.safe_load(text)["train"]
+    assert (train["batch_size"], train["epochs"], train["early_stopping"]) == (32, 300, 60), train
+    assert "epochs: 300                # about 600 optimiser steps at most" in text
+
+
 def test_task_and_target_force_the_guess(tmp_path):
     data = gestures(tmp_path)
     res = init(tmp_path, data, "--task", "csv_forecast", "--target", "x3", "--out", tmp_path / "f.yaml")
