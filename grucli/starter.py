@@ -29,6 +29,10 @@ LABEL_NAMES = re.compile(r"^(label|labels|class|classes|target|y|category|specie
 TIME_NAMES = re.compile(r"^(date|time|datetime|timestamp|ds|day|week|month|quarter|year|period|t|index)$|date|time",
                         re.I)
 ANOMALY_NAMES = re.compile(r"anomal|outlier|fault|attack|is_|label", re.I)
+ID_NAMES = re.compile(r"(^|_)(id|ids|series|sequence|seq|session|recording|rec|take|trial|run|case|sample)(_|$)|id$",
+                      re.I)
+STEP_NAMES = re.compile(r"^(t|step|steps|tick|frame|sample_no|position|pos)$", re.I)
+SHORT_TEXT = 15  # mean characters a cell below which a text column is read as characters (names, words)
 # timestamp step (days) -> (season in rows, what it is)
 SEASONS = [((1 / 24 * 0.9, 1 / 24 * 1.1), 24, "hourly rows: a day is 24"),
            ((0.9, 1.1), 7, "daily rows: a week is 7"),
@@ -47,6 +51,19 @@ class Column:
 
 
 @dataclass
+class Long:
+    """A long file: one row per step, `id` naming the sequence, `time` ordering its steps (None:
+    file order), `label` the same on every row of a sequence, `channels` the numeric columns."""
+
+    id: Column
+    time: Column | None
+    label: Column
+    channels: list[Column]
+    sequences: int
+    steps: float  # median rows per sequence
+
+
+@dataclass
 class Starter:
     """What init proposes: the task section, every guess as a line, the model budget."""
 
@@ -54,6 +71,9 @@ class Starter:
     task: dict
     guesses: list[str] = field(default_factory=list)
     budget: int = 5000
+    batch_size: int = 32
+    epochs: int = 30
+    patience: int = 5  # train.early_stopping
     notes: list[str] = field(default_factory=list)  # what building the guessed task said (small splits, gaps)
     sizes: dict = field(default_factory=dict)
 
@@ -82,6 +102,39 @@ def _is_time(c: Column) -> bool:
         return bool(TIME_NAMES.search(c.name)) and bool((np.diff(v.to_numpy()) > 0).all())
     parsed = pd.to_datetime(c.values.head(200), errors="coerce", format="mixed")
     return parsed.notna().mean() > 0.9
+
+
+def long_layout(df: pd.DataFrame, cols: list[Column], split: Column | None, target: str | None = None) -> Long | None:
+    """The long multi-channel format, if the file has it: an id column whose values repeat
+    (three or more rows per sequence), a label constant within each id with fewer values than
+    there are ids, and numeric channel columns that change within an id; the time column is
+    one named like time or a step (or holding timestamps) whose values do not repeat within an id.
+    Columns named like an id are tried first."""
+    n = len(df)
+    pool = [c for c in cols if c is not split and 2 <= c.distinct <= n // 3
+            and (not c.numeric or (pd.to_numeric(c.values) % 1 == 0).all())]
+    pool.sort(key=lambda c: not ID_NAMES.search(c.name))
+    for idc in pool:
+        ids = df[idc.name].astype(str).str.strip()
+        per_id = df.groupby(ids, sort=False).nunique()  # (sequences, columns): distinct values within each id
+        const = [c for c in cols if c is not idc and c is not split and bool((per_id[c.name] <= 1).all())]
+        labels = [c for c in const if 2 <= c.distinct < idc.distinct and (target is None or c.name == target)]
+        if not labels:
+            continue
+        label = sorted(labels, key=lambda c: not LABEL_NAMES.match(c.name))[0]
+        rest = [c for c in cols if c not in (idc, label, split) and c not in const]
+        times = [c for c in rest if (STEP_NAMES.match(c.name) or TIME_NAMES.search(c.name)
+                                     or (not c.numeric and _is_time(c)))
+                 and bool((per_id[c.name] == ids.groupby(ids, sort=False).size()).all())]
+        time = times[0] if times else None
+        channels = [c for c in rest if c is not time]
+        if not channels or any(not c.numeric for c in channels):
+            continue
+        sizes = ids.value_counts()
+        if sizes.median() < 3:
+            continue
+        return Long(idc, time, label, channels, len(sizes), float(sizes.median()))
+    return None
 
 
 def season_from(c: Column) -> tuple[int | None, str]:
@@ -122,11 +175,19 @@ def guess(path: str, kind: str | None = None, target: str | None = None) -> Star
     times = [c for c in cols if c is not split and _is_time(c)]
     time = times[0] if times else None
     numeric = [c for c in cols if c.numeric and c is not time and c is not split]
-    texts = [c for c in cols if not c.numeric and c is not time and c is not split and c.mean_len >= 15
+    texts = [c for c in cols if not c.numeric and c is not time and c is not split and c.mean_len >= SHORT_TEXT
              and c.distinct >= 0.5 * len(c.values)]
+    if not texts and len(numeric) < 2:  # short texts (names, words): mostly distinct cells holding letters
+        texts = [c for c in cols if not c.numeric and c is not time and c is not split and c.mean_len >= 2
+                 and c.distinct >= 0.5 * len(c.values) and c.values.str.contains(r"[^\W\d_]", regex=True).mean() > 0.9]
+    long = long_layout(df, cols, split, target) if kind in (None, "csv_classify") and not texts else None
     binary = [c for c in numeric if set(pd.to_numeric(c.values).unique()) <= {0, 1} and ANOMALY_NAMES.search(c.name)]
     if kind is None:
-        if texts:
+        if long is not None:
+            kind, why = "csv_classify", (f"'{long.id.name}' names {long.sequences} sequences of about {long.steps:.0f} "
+                                         f"rows each and '{long.label.name}' is the same on every row of one: "
+                                         "the long format, one row per step")
+        elif texts:
             kind, why = "csv_classify", f"'{texts[0].name}' holds text (about {texts[0].mean_len:.0f} characters a row)"
         elif binary and len(numeric) >= 2 and n >= 200 and len(numeric) <= 3:
             kind, why = "csv_anomaly", f"'{binary[0].name}' is a 0/1 column beside a series"
@@ -145,6 +206,8 @@ def guess(path: str, kind: str | None = None, target: str | None = None) -> Star
     else:
         guesses = [f"task: {kind} (--task)"]
     st = Starter(kind, {"name": kind}, guesses)
+    if kind == "csv_classify" and long is not None:
+        return _classify_long(st, long, split, target)
     return {"csv_forecast": _forecast, "csv_classify": _classify, "csv_anomaly": _anomaly}[kind](
         st, path, n, cols, by_name, target, time, numeric, texts, binary, split)
 
@@ -211,8 +274,15 @@ def _classify(st, path, n, cols, by_name, target, time, numeric, texts, binary, 
     label = _pick("label", target, by_name, _label_candidates(cols, n, exclude), path, st, "label-like")
     st.task["label"] = label.name
     if texts and texts[0].name != label.name:
-        st.task.update({"text": texts[0].name, "unit": "word", "max_len": 64, "min_count": 2})
-        st.guesses.append(f"text: '{texts[0].name}', read as words (unit: char to read characters)")
+        text = texts[0]
+        if text.mean_len < SHORT_TEXT:  # names, words: characters are the tokens
+            longest = int(text.values.str.len().max())
+            st.task.update({"text": text.name, "unit": "char", "max_len": min(256, longest), "min_count": 2})
+            st.guesses.append(f"text: '{text.name}', read as characters (short cells, about {text.mean_len:.0f} "
+                              f"characters; max_len {min(256, longest)} keeps the longest; unit: word to read words)")
+        else:
+            st.task.update({"text": text.name, "unit": "word", "max_len": 64, "min_count": 2})
+            st.guesses.append(f"text: '{text.name}', read as words (unit: char to read characters)")
         return st
     steps = [c for c in cols if c.name not in (label.name, *(exclude))]
     bad = [c for c in steps if not c.numeric]
@@ -220,6 +290,24 @@ def _classify(st, path, n, cols, by_name, target, time, numeric, texts, binary, 
         raise DataError(f"{path}: csv_classify reads every column but the label as a numeric step, and "
                         f"'{bad[0].name}' is not numeric; drop it from the file, or use --task for a text task")
     st.guesses.append(f"steps: the {len(steps)} other columns, left to right, one value per step")
+    return st
+
+
+def _classify_long(st: Starter, long: Long, split: Column | None, target: str | None) -> Starter:
+    st.task.update({"label": long.label.name, "id": long.id.name, **({"time": long.time.name} if long.time else {})})
+    if split is not None:
+        st.task["split"] = split.name
+    st.guesses.append(f"label: '{long.label.name}' (" + ("--target" if target else "the same on every row of a "
+                                                         "sequence; --target to choose another") + ")")
+    st.guesses.append(f"id: '{long.id.name}' ({long.sequences} sequences), time: "
+                      + (f"'{long.time.name}' (orders the steps of each)" if long.time else
+                         "none (no column orders the steps: file order)"))
+    st.guesses.append(f"channels: {', '.join(c.name for c in long.channels[:8])}"
+                      + (f" and {len(long.channels) - 8} more" if len(long.channels) > 8 else "")
+                      + f" ({len(long.channels)} per step)")
+    if split is not None:
+        st.guesses.append(f"split: '{split.name}' (its cells say {', '.join(sorted(set(split.values.str.lower())))}: "
+                          "the official split is kept)")
     return st
 
 
@@ -247,7 +335,23 @@ def check(st: Starter, data_path: Path) -> Starter:
     st.notes = list(data.info.get("notes") or [])
     st.sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
     st.budget = 2000 if st.sizes["train"] < 300 else 5000 if st.sizes["train"] < 3000 else 20000
+    st.batch_size, st.epochs, st.patience = schedule(st.sizes["train"])
     return st
+
+
+STEPS = 600  # optimiser steps a run should get at least (a few hundred: what the small tasks converge in)
+
+
+def schedule(n_train: int) -> tuple[int, int, int]:
+    """(batch size, epochs, early-stopping patience) that give a run about STEPS optimiser
+    steps whatever the data's size: a small set has few batches an epoch, so it needs more
+    epochs, and a patience counted in epochs must grow with them (40 sequences in batches of
+    32 are 2 steps an epoch: 30 epochs with a patience of 5 stopped the gesture runs after
+    22-60 steps, still learning); a large set gets larger batches, so an epoch stays short."""
+    batch = 32 if n_train < 5000 else 128
+    per_epoch = max(1, -(-n_train // batch))
+    epochs = min(300, max(30, -(-STEPS // per_epoch)))
+    return batch, epochs, max(5, epochs // 5)
 
 
 def _yaml_value(v) -> str:
@@ -275,8 +379,11 @@ def render(st: Starter, name: str, data_rel: str, tune: bool) -> str:
     embed = st.task.get("text") is not None
     lines += ["model:", f"  param_budget: {st.budget}", *(["  embed_dim: 32             # tokens: a learned embedding"]
                                                        if embed else []),
-              "train:", "  lr: 3.0e-3", "  batch_size: 32", "  epochs: 30",
-              "  early_stopping: 5          # epochs without a better validation score", "grid:",
+              "train:", "  lr: 3.0e-3", f"  batch_size: {st.batch_size}",
+              f"  epochs: {st.epochs}" + " " * max(1, 19 - len(str(st.epochs)))
+              + f"# about {st.epochs * -(-st.sizes.get('train', 0) // st.batch_size)} optimiser steps at most",
+              f"  early_stopping: {st.patience}" + " " * max(1, 11 - len(str(st.patience)))
+              + "# epochs without a better validation score", "grid:",
               "  model.cell: [rnn, gru, lstm]"]
     if not tune:
         lines += ["seeds: 3"]
@@ -304,7 +411,8 @@ def init(data: str | Path, out: str | Path | None = None, kind: str | None = Non
         st = check(guess_ts(data), data)
     else:
         st = check(guess(str(data), kind, target), data)
-    out = Path(out) if out is not None else Path(re.sub(r"[^\w.-]", "_", data.stem) + ".yaml")
+    stem = re.sub(r"_TRAIN$", "", data.stem, flags=re.I) if data.suffix.lower() == ".ts" else data.stem  # the data set's name
+    out = Path(out) if out is not None else Path(re.sub(r"[^\w.-]", "_", stem) + ".yaml")
     if out.suffix not in (".yaml", ".yml"):
         raise GrucliError(f"--out {out}: an experiment file ends in .yaml")
     tune_out = out.with_name(out.stem + "_tune" + out.suffix)

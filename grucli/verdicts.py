@@ -343,7 +343,13 @@ def _baseline_part(view: TaskView, base_rows: pd.DataFrame) -> str:
     if not beat:
         if len(lost) == len(base_rows):
             return f"{what} beat every cell"
-        return f"no cell beat {what}" + (f" ({', '.join(lost)} worse than it)" if lost else "")
+        # a cell whose error is below the baseline's but within the margin is equivalent, not
+        # beaten: say so, or "no cell beat" reads as "every cell lost" (airline: gru 47 vs 53)
+        equal = [r for r in base_rows.itertuples() if r.verdict == stats.EQUIVALENT]
+        said = ([f"{', '.join(lost)} worse than it"] if lost else []) + (
+            [f"{', '.join(r.a for r in equal)} equivalent to it within "
+             f"{metrics.scale_of(view.metric).margin_text(equal[0].margin)}"] if equal else [])
+        return f"no cell beat {what}" + (f" ({'; '.join(said)})" if said else "")
     if len(beat) == len(base_rows):
         return f"every cell beat {what}"
     return f"{', '.join(beat)} beat {what}; {', '.join(r.a for r in base_rows.itertuples() if r.a not in beat)} did not"

@@ -102,6 +102,69 @@ def test_a_text_column_gives_text_classification_and_an_embedding(tmp_path):
     assert raw["task"]["text"] == "review" and raw["task"]["label"] == "stars" and raw["model"]["embed_dim"] == 32
 
 
+def long_moves(tmp_path, n_seq=40, time="t", shuffle=True):
+    """A long file: n_seq sequences of 6-9 steps, 3 channels, rows shuffled within each
+    sequence when `time` orders them; the label is the same on every row of a sequence."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n_seq):
+        steps = np.arange(6 + i % 4)
+        for t in (rng.permutation(steps) if shuffle else steps):
+            out.append({"take": f"take{i:02d}", **({time: int(t)} if time else {}), "ax": round(rng.normal(), 3),
+                        "ay": round(rng.normal(), 3), "az": round(rng.normal(), 3),
+                        "move": ["up", "down", "left"][i % 3]})
+    df = pd.DataFrame(out)
+    df.to_csv(tmp_path / "moves.csv", index=False)
+    return tmp_path / "moves.csv"
+
+
+def test_a_long_multichannel_file_gets_id_and_time(tmp_path):
+    res = init(tmp_path, long_moves(tmp_path), "--out", tmp_path / "m.yaml")
+    assert res.exit_code == 0, res.output
+    assert "'take' names 40 sequences of about 8 rows each and 'move' is the same on every row" in res.output
+    assert "guessed id: 'take' (40 sequences), time: 't' (orders the steps of each)" in res.output
+    assert "guessed channels: ax, ay, az (3 per step)" in res.output
+    task = yaml.safe_load((tmp_path / "m.yaml").read_text())["task"]
+    assert task == {"name": "csv_classify", "path": "moves.csv", "label": "move", "id": "take", "time": "t"}
+    from grucli.tasks import TASKS
+
+    run = expand(load_experiment(tmp_path / "m.yaml"))[0]
+    data = TASKS["csv_classify"].build(run.config.task)
+    assert data.input_size == 3 and len(data.train) + len(data.val) + len(data.test) == 40  # one sequence per id
+
+
+def test_a_long_file_without_a_step_column_keeps_file_order_and_a_split_column(tmp_path):
+    data = long_moves(tmp_path, time=None, shuffle=False)
+    df = pd.read_csv(data)
+    df["part"] = np.where(df["take"].str[-2:].astype(int) >= 30, "test", "train")  # constant per sequence
+    df.to_csv(data, index=False)
+    res = init(tmp_path, data, "--out", tmp_path / "m.yaml")
+    assert res.exit_code == 0, res.output
+    assert "time: none (no column orders the steps: file order)" in res.output
+    task = yaml.safe_load((tmp_path / "m.yaml").read_text())["task"]
+    assert task == {"name": "csv_classify", "path": "moves.csv", "label": "move", "id": "take", "split": "part"}
+    assert "10 test" in res.output  # the official split was kept: takes 30-39
+
+
+def test_a_wide_file_with_a_repeated_label_is_not_taken_for_long(tmp_path):
+    res = init(tmp_path, gestures(tmp_path), "--out", tmp_path / "g.yaml")
+    assert res.exit_code == 0 and "id:" not in yaml.safe_load((tmp_path / "g.yaml").read_text())["task"], res.output
+
+
+def test_short_text_cells_are_read_as_characters(tmp_path):
+    rng = np.random.default_rng(0)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    names = ["".join(rng.choice(letters, rng.integers(3, 9))).title() + ("a" if i % 2 else "o") for i in range(300)]
+    pd.DataFrame({"name": names, "gender": ["female" if i % 2 else "male" for i in range(300)]}).to_csv(
+        tmp_path / "names.csv", index=False)
+    res = init(tmp_path, tmp_path / "names.csv", "--out", tmp_path / "n.yaml")
+    assert res.exit_code == 0, res.output
+    assert "guessed text: 'name', read as characters (short cells" in res.output
+    task = yaml.safe_load((tmp_path / "n.yaml").read_text())["task"]
+    assert task["text"] == "name" and task["unit"] == "char" and task["label"] == "gender"
+    assert task["max_len"] == max(len(n) for n in names)
+
+
 def test_a_0_1_column_beside_a_series_gives_anomaly(tmp_path):
     t = np.arange(400)
     df = pd.DataFrame({"value": np.sin(t / 5).round(3), "is_anomaly": (np.abs(t - 300) < 3).astype(int)})
@@ -110,6 +173,27 @@ def test_a_0_1_column_beside_a_series_gives_anomaly(tmp_path):
     assert res.exit_code == 0, res.output
     task = yaml.safe_load((tmp_path / "s.yaml").read_text())["task"]
     assert task["name"] == "csv_anomaly" and task["column"] == "value" and task["label"] == "is_anomaly"
+
+
+@pytest.mark.parametrize("n_train, expected", [
+    (40, (32, 300, 60)),  # 2 batches an epoch: epochs and patience grow so a run gets ~600 steps
+    (98, (32, 150, 30)),
+    (2000, (32, 30, 6)),  # 63 batches an epoch: the floor of 30 epochs
+    (24416, (128, 30, 6)),  # a large set: larger batches keep an epoch short
+])
+def test_the_schedule_follows_the_size_of_the_data(n_train, expected):
+    from grucli.starter import schedule
+
+    assert schedule(n_train) == expected
+
+
+def test_a_small_data_set_gets_more_epochs_and_a_longer_patience_in_the_file(tmp_path):
+    res = init(tmp_path, gestures(tmp_path), "--out", tmp_path / "g.yaml")  # 80 rows: 56 train
+    assert res.exit_code == 0, res.output
+    text = (tmp_path / "g.yaml").read_text()
+    train = yaml.safe_load(text)["train"]
+    assert (train["batch_size"], train["epochs"], train["early_stopping"]) == (32, 300, 60), train
+    assert "epochs: 300                # about 600 optimiser steps at most" in text
 
 
 def test_task_and_target_force_the_guess(tmp_path):
@@ -173,39 +257,48 @@ def test_a_ts_file_and_its_test_sibling(tmp_path):
 
 
 # --------------------------------------------------------------------------- the whole flow on data grucli does not ship
-SITE = Path(importlib.util.find_spec("pandas").origin).parent.parent  # site-packages
-PACKAGED = {  # name -> (file inside an installed package, what init must guess)
-    "airline": ("aeon/datasets/data/Airline/Airline.csv", "season: 12"),  # monthly, seasonal
-    "nile": ("statsmodels/datasets/nile/nile.csv", "season: none"),  # yearly, no season
-    "elec_equip": ("statsmodels/datasets/elec_equip/elec_equip.csv", "season: 12"),
-    "gestures": ("aeon/datasets/data/PickupGestureWiimoteZ/PickupGestureWiimoteZ_TRAIN.ts", "test_path"),
+# The README's "Tried as a user would" data sets, written by the same script a user runs
+# (examples/foreign/export.py reads the installed packages' files); then init, compare,
+# report, tune, report at tiny scale, as the commands init prints.
+EXPORT = Path(__file__).resolve().parent.parent / "examples" / "foreign" / "export.py"
+FOREIGN = {  # name -> (package holding the data, what init must guess)
+    "airline": ("aeon", "guessed season: 12 (from the timestamps in 'Date'"),  # seasonal series
+    "nile": ("statsmodels", "guessed season: none"),  # yearly, no season
+    "watch": ("seglearn", "guessed id: 'id' (140 sequences), time: 't'"),  # long file, 6 channels, 7 classes
+    "names": ("gender_guesser", "guessed text: 'name', read as characters"),  # labelled text
+    "gestures": ("aeon", "test_path: PickupGestureWiimoteZ_TEST.ts"),  # .ts with its official test file
 }
-TINY_RUN = ["--set", "train.epochs=1", "--set", "train.max_steps=2", "--set", "seeds=1", "--jobs", "1"]
+TINY_RUN = ["--set", "train.epochs=1", "--set", "train.max_steps=2", "--jobs", "1"]
+TINY_TUNE = ["--set", "search.trials=2", "--set", "search.final_seeds=1", *TINY_RUN]
+
+
+def _export():
+    spec = importlib.util.spec_from_file_location("foreign_export", EXPORT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(PACKAGED))
-def test_init_compare_report_on_packaged_data_grucli_does_not_use(name, tmp_path):
-    import shutil
-
-    rel, guessed = PACKAGED[name]
-    src = SITE / rel
-    if not src.is_file():
-        pytest.skip(f"{rel} is not installed")
-    for f in src.parent.iterdir():  # the file and its siblings (a _TEST.ts)
-        if f.suffix in (".csv", ".ts"):
-            shutil.copy(f, tmp_path / f.name)
-    out, results = tmp_path / f"{name}.yaml", tmp_path / "results"
-    res = init(tmp_path, tmp_path / src.name, "--out", out)
+@pytest.mark.parametrize("name", sorted(FOREIGN))
+def test_init_compare_report_tune_report_on_data_grucli_does_not_use(name, tmp_path, monkeypatch):
+    package, guessed = FOREIGN[name]
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed (pip install -e '.[real]')")
+    data = _export().EXPORTS[name][0](tmp_path)
+    monkeypatch.chdir(tmp_path)  # as a user: the experiment files beside the data, results/ under it
+    res = init(tmp_path, data.name)
     assert res.exit_code == 0 and guessed in res.output, res.output
-    res = runner.invoke(app, ["compare", str(out), "--results", str(results), *TINY_RUN])
+    stem = data.stem.replace("_TRAIN", "")
+    commands = [line.split()[1:] for line in res.output.splitlines() if line.strip().startswith("grucli ")]
+    compare, report, tune, report_tuned = (c for c in commands if "--dry-run" not in c)
+    assert compare == ["compare", f"{stem}.yaml"] and tune == ["tune", f"{stem}_tune.yaml"], commands
+    res = runner.invoke(app, [*compare, "--set", "seeds=1", *TINY_RUN])
     assert res.exit_code == 0 and "Answer" in res.output, res.output
-    res = runner.invoke(app, ["report", str(results / name), "--format", "md"])
-    assert res.exit_code == 0 and (results / name / "report" / "report.md").is_file(), res.output
-    if name == "airline":  # the tuned twin: a text choice (task.scaling) in its space
-        tuned = ["--set", "search.trials=2", "--set", "search.final_seeds=1", "--set", "train.epochs=1",
-                 "--set", "train.max_steps=2", "--jobs", "1"]
-        res = runner.invoke(app, ["tune", str(tmp_path / f"{name}_tune.yaml"), "--results", str(results), *tuned])
-        assert res.exit_code == 0, res.output
-        res = runner.invoke(app, ["report", str(results / f"{name}_tune"), "--format", "md"])
-        assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / report[1]).glob("*/summary.json"))) == 3  # rnn, gru, lstm
+    res = runner.invoke(app, [*report, "--format", "md"])
+    assert res.exit_code == 0 and (tmp_path / report[1] / "report" / "report.md").is_file(), res.output
+    res = runner.invoke(app, [*tune, *TINY_TUNE])  # forecasting spaces hold a text choice (task.scaling)
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, [*report_tuned, "--format", "md"])
+    assert res.exit_code == 0 and (tmp_path / report_tuned[1] / "report" / "report.md").is_file(), res.output

@@ -101,6 +101,11 @@ BAD = {  # name -> (task, file contents, what the line must say)
     "anomaly empty value": ({"name": "csv_anomaly", "path": "d.csv", "column": "y", "label": "label", "window": 4},
                             lambda: _with(series(), 30, "y", ""),
                             ["task.column: ", "data row 31: the value (column 'y') is empty"]),
+    "forecast non-numeric cell": ({"name": "csv_forecast", "path": "d.csv", "column": "y", "window": 5},
+                                  lambda: _with(series(), 40, "y", "n/a"),
+                                  ["task.column: ", "column 'y': non-numeric value 'n/a' in data row 41"]),
+    "far label name": ({"name": "csv_classify", "path": "d.csv", "label": "species"}, lambda: rows(),
+                       ["task.label: ", "no column 'species'; columns: s0, s1, s2, s3, s4, label"]),
     "translate source": ({"name": "csv_translate", "path": "d.csv", "source": "EN", "target": "fr"},
                          lambda: pd.DataFrame({"en": ["a b"] * 10, "fr": ["c d"] * 10}),
                          ["task.source: ", "(did you mean 'en'?)"]),
@@ -112,6 +117,29 @@ def test_bad_data_gives_one_line_naming_file_row_and_column(case, tmp_path):
     task, content, expected = BAD[case]
     res, exp, results = run(tmp_path, task, {"d.csv": content()})
     line = one_error_line(res, exp, results)
+    for part in expected:
+        assert part in line, line
+
+
+FLOW_CASES = ["missing label", "single class", "regression label", "header only", "label case mismatch"]
+
+
+@pytest.mark.parametrize("command", ["compare", "tune"])
+@pytest.mark.parametrize("case", FLOW_CASES)
+def test_bad_data_stops_compare_and_tune_before_anything_is_written(case, command, tmp_path):
+    """The commands of the flow (not only train) refuse bad data with the same one line."""
+    task, content, expected = BAD[case]
+    (tmp_path / "d.csv").write_text(content()) if isinstance(content(), str) else content().to_csv(
+        tmp_path / "d.csv", index=False)
+    exp = {"name": "own", "task": task, "model": MODEL, "train": TRAIN, "grid": {"model.cell": ["rnn", "gru"]}}
+    if command == "tune":
+        exp["search"] = {"trials": 2, "space": {"train.lr": {"log_uniform": [1e-3, 1e-2]}}, "final_seeds": 1}
+    else:
+        exp["seeds"] = 2
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(exp))
+    results = tmp_path / "results"
+    res = runner.invoke(app, [command, str(tmp_path / "exp.yaml"), "--results", str(results), "--jobs", "1"])
+    line = one_error_line(res, tmp_path / "exp.yaml", results)
     for part in expected:
         assert part in line, line
 
@@ -344,6 +372,7 @@ def test_long_format_drop_row_leaves_the_whole_sequence_out(tmp_path):
 
 # --------------------------------------------------------------------------- .ts files of your own
 TS = """# a comment
+% a comment as in ARFF
 @problemName Tiny
 @timeStamps false
 @univariate false
@@ -374,7 +403,9 @@ TS_ERRORS = {
     "no @data": (TS.replace("@data\n", "") , "no @data line"),
     "data before the header ends": ("1,2:3,4:a\n" + TS, ":1: a data line before @data"),
     "classLabel without true": (TS.replace("@classLabel true a b", "@classLabel a b"), "@classLabel must say true"),
-    "channels differ": (TS + "1,2:3,4:a\n1,2:b\n", ":8: 1 channel(s), the cases before have 2"),
+    "channels differ": (TS + "1,2:3,4:a\n1,2:b\n", ":9: 1 channel(s), the cases before have 2"),
+    "class not declared": (TS + "1,2:3,4:a\n1,2:3,4:c\n", ":9: class 'c' is not one @classLabel declares (a, b)"),
+    "empty file": ("", "no @data line"),
 }
 
 

@@ -190,6 +190,26 @@ def test_a_forecast_the_seasonal_naive_wins_says_so_first(tmp_path):
     assert set(base["baseline"]) == {"seasonal naive baseline"} and set(base["verdict"]) == {"worse"}
 
 
+def test_a_cell_equivalent_to_the_baseline_is_named_not_lumped_with_the_losers(tmp_path):
+    """A cell below the baseline's error but within the margin is equivalent to it: the line
+    says so instead of only "no cell beat" (which reads as every cell losing)."""
+    exp = write_experiment(tmp_path, "fc", seq_lens=(10,), seeds=8)
+
+    def close(s):
+        s["baseline"] = {"mse": 1.0, "snaive_mse": 0.025}  # lstm 0.020-0.027, below it on the whole: within x/÷ 1.25
+        return s
+
+    _rewrite_summaries(exp, close)
+    col = collect([exp], histories=False)
+    (view,) = tables.task_views(col.runs, col.experiments)
+    h2h = verdicts.head_to_head(view)
+    (line,) = verdicts.answers(view, tables.summary_table(view), h2h)
+    base = h2h[h2h["family"] == "baseline"].set_index("a")["verdict"].to_dict()
+    assert base == {"lstm": "equivalent", "gru": "worse", "rnn": "worse"}, base
+    assert line.startswith("adding: no cell beat the seasonal naive baseline (mse 0.025) ("), line
+    assert "lstm equivalent to it within ×/÷ 1.25" in line and "worse than it" in line, line
+
+
 def test_the_overall_line_across_tasks_counts_every_setting(tmp_path):
     a = write_experiment(tmp_path / "r", "a", seq_lens=(10, 20))
 

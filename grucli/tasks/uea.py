@@ -40,7 +40,7 @@ def parse_ts(text: str, source: str) -> tuple[list[np.ndarray], list[str], list[
     series, labels, in_data, width = [], [], False, None
     for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith(("#", "%")):  # comments: '#', and '%' as in ARFF (aeon's UnitTest files)
             continue
         if not in_data:
             low, words = line.lower(), line.split()
@@ -69,6 +69,9 @@ def parse_ts(text: str, source: str) -> tuple[list[np.ndarray], list[str], list[
         except ValueError:
             raise DataError(f"{source}:{n}: non-numeric value in a series") from None
         length = max(len(c) for c in chans)
+        if classes and label.strip() not in classes:  # a header that does not match its cases
+            raise DataError(f"{source}:{n}: class {label.strip()!r} is not one @classLabel declares "
+                            f"({', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''})")
         series.append(np.stack([np.pad(c, (0, length - len(c)), constant_values=np.nan) for c in chans], -1))
         labels.append(label.strip())
     if not in_data:
