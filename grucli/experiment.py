@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from grucli import cells, execute, store
+from grucli import cells, environment, execute, runtime, store, tables, verdicts
 from grucli.cells.fused import build
 from grucli.config import Experiment, load_experiment
 from grucli.errors import ConfigError, DataError, GrucliError
@@ -23,6 +23,9 @@ from grucli.execute import EXECUTORS, Outcome, Plan
 from grucli.grid import Run, describe, expand
 from grucli.model import model_size
 from grucli.tasks import build_task
+from grucli.metrics import scale_of
+from grucli.store import reader
+from grucli.store.reader import flatten
 
 
 class Reporter(execute.Reporter):
@@ -151,9 +154,6 @@ def check_margin(exp: Experiment, runs: list[Run]) -> None:
     data say which metric a task reports, before anything is written."""
     if exp.verdict.margin is None:
         return
-    from grucli.metrics import scale_of
-    from grucli.tasks import build_task
-
     seen = set()
     for r in runs:
         if r.config.task.name in seen:
@@ -187,8 +187,6 @@ def _train(er: ExperimentRun, *, executor: str, jobs, threads, address, retry_fa
 
         token_auth(address)
     if executor != "ray":  # runs train on this machine: a requested cuda must be here (Ray nodes may have GPUs)
-        from grucli import runtime
-
         for device in {r.config.train.device for r in er.plan.todo}:
             runtime.resolve_device(device)
     rep.planned(er)
@@ -221,9 +219,6 @@ def run_until_decided(path: str | Path, overrides=(), *, results: str | Path = "
     first n_k of the experiment's seeds followed by max + 1, max + 2, ...; run ids do not
     depend on the plan, so an interrupted plan resumes like any grid. `on_look(LookResult)`
     is called after each look."""
-    from grucli import tables, verdicts
-    from grucli.store import reader
-
     rep = reporter or Reporter()
     _check_executor(executor, address)
     exp = load_experiment(path, list(overrides))
@@ -268,8 +263,6 @@ def run_until_decided(path: str | Path, overrides=(), *, results: str | Path = "
 
 def _setting_of(run: Run, undecided: dict[str, set]) -> bool:
     """Whether a run belongs to one of the undecided settings."""
-    from grucli.store.reader import flatten
-
     cfg = flatten({"config": run.config.model_dump(mode="json")})
     for settings, values in undecided.get(run.config.task.name, ()):
         if all(_same(cfg.get(c), v) for c, v in zip(settings, values)):
@@ -288,8 +281,6 @@ def _same(a, b) -> bool:
 def other_code_note(plan: Plan, exp_dir: Path) -> str | None:
     """A line when finished runs that will be reused were made by other grucli code (another
     git commit, or version without git): their numbers may differ from a fresh run's."""
-    from grucli import environment
-
     mine = environment.describe_code()
     others: dict[str, int] = {}
     todo = {r.run_id for r in plan.todo}

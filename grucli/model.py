@@ -19,6 +19,7 @@ from grucli import cells, seq2seq, store
 from grucli.config import LATER_KEYS, RunConfig, parse_run
 from grucli.errors import ConfigError, GrucliError
 from grucli.tasks import TaskData
+from grucli.cells.fused import build as kernels
 
 
 def model_params(cell: str, hidden: int, *, input_size: int, output_size: int, layers: int = 1,
@@ -188,8 +189,6 @@ def describe_impl(impl: str) -> str:
     """What actually computed the recurrence: grucli's compiled kernels (which build),
     torch's own modules, or the cell's Python step."""
     if impl == "fused":
-        from grucli.cells.fused import build as kernels  # (compiles nothing: it says what loaded)
-
         return "grucli fused kernels " + kernels.describe()
     return {"torch": "torch's own module", "reference": "the cell's Python step (reference)"}.get(impl, impl)
 

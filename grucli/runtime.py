@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from grucli.errors import GrucliError
+
 # glibc malloc settings for worker processes grucli starts: never hand big blocks back to
 # the kernel between steps (measured: LSTM at T=1000 spent 0.7 of wall time in page faults).
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
@@ -37,8 +39,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        from grucli.errors import GrucliError
-
         raise GrucliError("train.device: cuda requested but torch sees no CUDA device (use auto or cpu)")
     return torch.device(device)
 

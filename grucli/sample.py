@@ -11,6 +11,7 @@ import torch
 from grucli.model import load
 from grucli.errors import GrucliError
 from grucli.tasks.vocab import EOS, PAD, UNK, tokenize
+from grucli.tasks.seq2seq import join_units, split_units
 
 
 @torch.no_grad()
@@ -53,8 +54,6 @@ def sample_text(run_dir: Path, prime: str, length: int, temperature: float = 0.8
 @torch.no_grad()
 def translate(run_dir: Path, texts: list[str], beam: int = 1, note=lambda text: None) -> list[str]:
     """What an encoder-decoder run writes for each of `texts`: greedy (beam 1) or beam search."""
-    from grucli.tasks.seq2seq import join_units, split_units
-
     model, cfg, meta = load(run_dir)
     src_vocab, tgt_vocab = meta.get("src_vocab"), meta.get("tgt_vocab")
     if meta.get("head") != "seq2seq" or not src_vocab:

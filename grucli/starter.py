@@ -22,6 +22,9 @@ from grucli.errors import DataError, GrucliError, bounded, did_you_mean
 from grucli.tasks import TASKS
 from grucli.tasks.sources import BLANK, read_csv
 from grucli.tasks.user_files import PARTS
+from grucli.tasks.sources import user_file
+from grucli.tasks.uea import parse_ts
+from grucli.store import atomic_write_text
 
 KINDS = ("csv_forecast", "csv_classify", "csv_anomaly")
 LABEL_NAMES = re.compile(r"^(label|labels|class|classes|target|y|category|species|kind|type|sentiment|outcome|"
@@ -214,9 +217,6 @@ def guess(path: str, kind: str | None = None, target: str | None = None) -> Star
 
 def guess_ts(path: Path) -> Starter:
     """A .ts file: csv_classify on its cases; a _TRAIN file's _TEST sibling is the test file."""
-    from grucli.tasks.sources import user_file
-    from grucli.tasks.uea import parse_ts
-
     series, labels, _ = parse_ts(user_file(str(path)).read_text(encoding="utf-8", errors="replace"), str(path))
     lengths = sorted({len(s) for s in series})
     span = str(lengths[0]) if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}"
@@ -423,8 +423,6 @@ def init(data: str | Path, out: str | Path | None = None, kind: str | None = Non
     if "test_path" in st.task:
         st.task["test_path"] = os.path.relpath(st.task["test_path"], out.resolve().parent)
     name = re.sub(r"[^\w.-]", "_", out.stem)
-    from grucli.store import atomic_write_text
-
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, render(st, name, rel, tune=False))
     atomic_write_text(tune_out, render(st, name + "_tune", rel, tune=True))

@@ -26,6 +26,7 @@ import torch
 
 from grucli import objectives
 from grucli.tasks.base import Split, TaskData
+from grucli.store import atomic_write_bytes
 
 _PACKAGE = Path(__file__).resolve().parent.parent  # grucli/
 FORMAT, VERSION = "grucli-task-cache", 2
@@ -113,8 +114,6 @@ def disk_cached(build: Callable) -> Callable:
         except (TypeError, ValueError):  # something that is not plain data: not cached (costs speed only)
             return data
         try:
-            from grucli.store import atomic_write_bytes
-
             atomic_write_bytes(path, buf.getvalue())
         except OSError:  # a read-only folder only costs speed
             pass

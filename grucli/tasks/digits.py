@@ -10,6 +10,7 @@ from pydantic import Field
 
 from grucli.objectives import Classification
 from grucli.tasks.base import Split, Task, TaskConfig, TaskData
+from grucli.errors import ConfigError
 
 
 class SeqDigitsConfig(TaskConfig):
@@ -32,8 +33,6 @@ def build_seq_digits(cfg: SeqDigitsConfig) -> TaskData:
     x, y = x[order], y[order]
     n_test, n_val = cfg.n_test, cfg.n_val
     if n_test + n_val >= len(x):
-        from grucli.errors import ConfigError
-
         raise ConfigError(f"task.n_val + task.n_test must leave training images (data set has {len(x)})")
     test, val, train = (Split(x[:n_test], y[:n_test]), Split(x[n_test:n_test + n_val], y[n_test:n_test + n_val]),
                         Split(x[n_test + n_val:], y[n_test + n_val:]))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from grucli import budget, environment, runtime, store
-from grucli.train import memory, steppers
+from grucli.train import memory, packing, steppers
 from grucli.config import RunConfig
 from grucli.errors import GrucliError
 from grucli.model import build as build_model, count_params, meta as model_meta
@@ -165,9 +165,7 @@ def train_pack(cfgs: list[RunConfig], callbacks: list[Callback | None] | None = 
     step over one param group per run. A run that diverges, stops or fails leaves the pack
     at once; `on_result(i, result)` hears of each run as it finishes. Returns the results
     in the order of `cfgs`."""
-    from grucli.train.packing import key
-
-    if len({key(c) for c in cfgs}) != 1:
+    if len({packing.key(c) for c in cfgs}) != 1:
         raise ValueError("train_pack: these runs differ in more than what a pack may vary (grucli.train.packing)")
     callbacks = list(callbacks or [None] * len(cfgs))
     first = cfgs[0]
@@ -188,8 +186,6 @@ def _fitting(runs: list[_Member], data: TaskData, device: torch.device) -> list[
     one after another; one group unless the runs are big. One run's bytes: its weights,
     gradients and Adam's two moments, and what autograd saves for one batch (measured on
     the first run with a forward whose random draws are undone)."""
-    from grucli.train import packing
-
     built = [r for r in runs if r.model is not None]
     if len(runs) < 2 or not built or device.type != "cpu":
         return [runs]

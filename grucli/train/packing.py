@@ -14,6 +14,7 @@ import json
 import math
 
 from grucli.config import RunConfig
+from grucli.errors import GrucliError
 
 # What may differ between the runs of one pack: each run keeps its own.
 VARIES = {
@@ -97,8 +98,6 @@ def _counts(runs: list) -> dict[str, int]:
 
 def parse(value: str) -> int | None:
     """--pack: 'auto' (None) or a whole number of runs >= 1."""
-    from grucli.errors import GrucliError
-
     if value == "auto":
         return None
     try:

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from grucli.cells.layers import suffix
+from grucli.cells.fused import FusedLayers
+from grucli.model import SequenceModel
 
 OPTIMIZERS = {"sgd": 0, "adam": 1, "rmsprop": 2}  # train.optimizer -> step.cpp's kind
 ADAM_BETAS, EPS, RMSPROP_ALPHA = (0.9, 0.999), 1e-8, 0.99  # torch's defaults, as optim.make_optimizer uses them
@@ -34,9 +36,6 @@ ADAM_BETAS, EPS, RMSPROP_ALPHA = (0.9, 0.999), 1e-8, 0.99  # torch's defaults, a
 
 def unsupported(models: list[torch.nn.Module], data, device: torch.device) -> str | None:
     """Why these models cannot train stacked on this task's data (None: they can)."""
-    from grucli.cells.fused import FusedLayers
-    from grucli.model import SequenceModel
-
     if device.type != "cpu":
         return "the stacked step runs on CPU"
     if not all(isinstance(m, SequenceModel) and isinstance(m.rnn, FusedLayers) for m in models):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from grucli import execute, runtime, store
+from grucli import execute, runtime, store, verdicts
 from grucli.train import packing
 from grucli.config import Experiment, load_experiment
 from grucli.errors import ConfigError, GrucliError
@@ -33,6 +33,8 @@ from grucli.grid import Run, run_id
 from grucli.tune import pruning
 from grucli.tune import study as studies
 from grucli.tune.study import Arm
+from grucli.tasks import build_task
+from grucli.tune import analysis
 
 MANIFEST, TRIALS = "tune.json", "trials.csv"
 SCHEMA = 1
@@ -117,8 +119,6 @@ class _Trials(execute.Source):
     def _baseline(self, cfg) -> float | None:
         """The trial's task's trivial baseline on the selection metric (the plateau guard's
         reference; a searched task key can change it, so it is the trial's own)."""
-        from grucli.tasks import build_task
-
         key = cfg.task.model_dump_json()
         if key not in self.baselines:
             base = build_task(cfg.task).baseline.get(self.tr.select)
@@ -281,8 +281,6 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
     before it hears how any of them ended, as K parallel workers would. `until_decided`: the
     final seeds come in the looks of the experiment's verdict section, and stop at the first
     look where every pair of arms is decided (grucli.verdicts, Pocock's per-look level)."""
-    from grucli.tasks import build_task
-
     rep = reporter or Reporter()
     tr, arms = open_tune(path, overrides, results)
     tr.until_decided = until_decided or tr.until_decided
@@ -360,9 +358,6 @@ def trial_shapes(tr: TuneRun) -> list:
 
 def _decided(tr: TuneRun) -> bool:
     """Whether every pair of arms is decided on the final runs so far (grucli.verdicts)."""
-    from grucli import verdicts
-    from grucli.tune import analysis
-
     t = analysis.load(tr.exp_dir)
     view = analysis.view_of(t)
     return bool(len(view.runs)) and verdicts.judge(view, view.runs[view.runs["state"] == "ok"]).decided
