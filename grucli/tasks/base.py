@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -139,3 +140,17 @@ def three_way(full: Split, sizes: tuple[int, int, int]) -> tuple[Split, Split, S
     """Cut one generated Split into train/val/test by position."""
     a, b, c = sizes
     return full.take(slice(0, a)), full.take(slice(a, a + b)), full.take(slice(a + b, a + b + c))
+
+
+def stratified_carve(labels: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, carved): about `frac` of every class carved out (at least one from a
+    class with two or more members), seeded."""
+    rng = np.random.default_rng(seed)
+    rest, carved = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(frac * len(idx))) if len(idx) > 1 else 0
+        k = max(k, 1) if len(idx) > 1 and frac > 0 else k
+        carved += list(idx[:k])
+        rest += list(idx[k:])
+    return np.sort(np.array(rest, dtype=int)), np.sort(np.array(carved, dtype=int))

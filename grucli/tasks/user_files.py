@@ -19,13 +19,13 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from grucli.errors import DataError
-from grucli.tasks.base import Task, TaskData
+from grucli.tasks.base import Task, TaskData, stratified_carve
 from grucli.tasks.cache import disk_cached
 from grucli.tasks.forecast import WindowConfig, windowed_forecast
 from grucli.tasks.sentiment import TextConfig, text_classification
 from grucli.tasks.sources import (Missing, UserFileConfig, apply_missing, blank, column, numeric, read_csv,
                                   user_file)
-from grucli.tasks.uea import parse_ts, sequence_classification, stratified_carve
+from grucli.tasks.uea import parse_ts, sequence_classification
 
 
 class CsvForecastConfig(WindowConfig, UserFileConfig):
