@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from grucli import runtime
+from grucli.numbers import num, times
 from grucli.config import Strict, format_validation_error, parse_yaml, read_text, unknown_key, unknown_name
 from grucli.errors import ConfigError, GrucliError
 from grucli.cells import CELLS, IMPLS, REFERENCE
@@ -250,7 +251,7 @@ def check_variant(v: Variant, cfg: BenchConfig) -> tuple[str, float]:
         worst = max(worst, float((ours - theirs).abs().max() / (1 + theirs.abs().max())))
     if not worst <= CHECK_TOLERANCE:
         raise GrucliError(f"{v.impl} {v.cell} at H={s.hidden} T={s.seq_len} B={s.batch}: output or gradients differ "
-                          f"from {base_impl} by {worst:.2e} (relative; tolerance {CHECK_TOLERANCE:g}): not timed")
+                          f"from {base_impl} by {num(worst)} (relative; tolerance {CHECK_TOLERANCE:g}): not timed")
     return base_impl, worst
 
 
@@ -400,7 +401,7 @@ def plot(rows: list[dict], path: Path) -> Path:
                 ax.bar(i, r[key], 0.8, color=colour(cell), hatch=hatches[impl], edgecolor="white", lw=0,
                        label=f"{cell} / {impl}")
                 if impl != "torch" and r.get(ratio) == r.get(ratio) and r.get(ratio) is not None:
-                    ax.annotate(f"{r[ratio]:.2f}x", (i, r[key]), ha="center", va="bottom", fontsize=7)
+                    ax.annotate(times(r[ratio]), (i, r[key]), ha="center", va="bottom", fontsize=7)
             ax.set_xticks(range(len(variants)))
             ax.set_xticklabels([f"{c}\n{m}" for c, m in variants], fontsize=7)
             ax.set_ylabel(f"{label}, median")

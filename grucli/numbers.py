@@ -1,5 +1,7 @@
-"""Numbers as text, in one place: every table, Answer, report, claim and CLI line writes a
-number, an interval or a p-value through these, with one mark for "no value"."""
+"""Numbers as text, in one place: every table, Answer, report, figure label, claim, tune and
+CLI line writes a number, an interval, a share or a p-value through these, with one mark
+for "no value" (NONE). Nothing else in grucli formats a measured number itself; a value a
+user wrote (a margin, a target, a swept setting) is echoed as given (`{v:g}`)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ def missing(v) -> bool:
 
 
 def num(v, digits: int = 3) -> str:
-    """A number for people: 3 significant digits, thousands separators, NONE for none."""
+    """A number for people: 3 significant digits (or `digits`), thousands separators, exact
+    integers in full (counts: parameters, bytes), NONE for none; text is passed through."""
     if missing(v):
         return NONE
+    if isinstance(v, str) or type(v).__name__ in ("bool", "bool_"):
+        return str(v)
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
     v = float(v)
@@ -38,6 +43,16 @@ def interval(centre, lo, hi) -> str:
 def pm(mean, ci) -> str:
     """`mean ± half-width` (symmetric intervals of quantities without a range, e.g. memory)."""
     return num(mean) if missing(ci) else f"{num(mean)} ± {num(ci, 2)}"
+
+
+def share(v, digits: int = 0) -> str:
+    """A proportion as a percentage: 0.25 -> `25%`."""
+    return NONE if missing(v) else f"{float(v):.{digits}%}"
+
+
+def times(v) -> str:
+    """A ratio of two times or sizes: `1.32x`."""
+    return NONE if missing(v) else f"{num(v)}x"
 
 
 def p_value(p) -> str:

@@ -18,6 +18,7 @@ import pandas as pd
 from grucli import metrics, stats
 from grucli.claims.verdict import Finding, below, better
 from grucli.claims.verdict import comparable as equivalent
+from grucli.numbers import num, p_text, share
 from grucli.tables import order_cells
 
 TARGET_SHARE = 0.5  # a length counts as solved when at least this share of seeds reach the target
@@ -127,7 +128,7 @@ def _series(ax, df: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: bo
         ax.set_xscale("log")
     ticks = sorted(df[x].unique())
     ax.set_xticks(ticks)  # ticks at the measured values only (one T gave 19.0, 19.5, ... 21.0)
-    ax.set_xticklabels([f"{int(t):,}" if float(t).is_integer() else f"{t:g}" for t in ticks])
+    ax.set_xticklabels([num(int(t)) if float(t).is_integer() else f"{t:g}" for t in ticks])
     ax.minorticks_off()
     if log_y:
         ax.set_yscale("log")
@@ -152,7 +153,7 @@ def _ratio_bars(ax, labels: list[str], ratios: list[float], verdicts: list[str],
     ax.bar(range(len(ratios)), ratios, color=[VERDICT_COLOUR.get(v, "0.7") for v in verdicts])
     ax.axhline(1.0, color="0.3", lw=1)
     if band:
-        ax.axhspan(1 - band, 1 + band, color="0.85", zorder=0, label=f"within +-{band:.0%}: inconclusive")
+        ax.axhspan(1 - band, 1 + band, color="0.85", zorder=0, label=f"within +-{share(band)}: inconclusive")
     ax.set_xticks(range(len(ratios)))
     ax.set_xticklabels(labels, fontsize=7, rotation=30, ha="right")
     from matplotlib.patches import Patch
@@ -335,9 +336,9 @@ def sensitivity(dirs: list, cells: tuple[str, ...]) -> Evidence:
         p = float(st.levene(spread[a], spread[b], center="median").pvalue)
         iqr = {c: float(np.subtract(*np.percentile(v, [75, 25]))) for c, v in spread.items()}
         med = {c: 10 ** float(np.median(v)) for c, v in spread.items()}
-        text = (f"IQR of log10 validation {t.select} over trials: {a} {iqr[a]:.3g}, {b} {iqr[b]:.3g} "
-                f"decades (n = {len(spread[a])}, {len(spread[b])}), Brown-Forsythe p = {p:.3g}; median trial "
-                f"{a} {med[a]:.3g}, {b} {med[b]:.3g} (a narrow spread can also mean every trial failed alike)")
+        text = (f"IQR of log10 validation {t.select} over trials: {a} {num(iqr[a])}, {b} {num(iqr[b])} "
+                f"decades (n = {len(spread[a])}, {len(spread[b])}), Brown-Forsythe {p_text(p)}; median trial "
+                f"{a} {num(med[a])}, {b} {num(med[b])} (a narrow spread can also mean every trial failed alike)")
         verdict = "inconclusive" if p >= stats.ALPHA else ("supported" if iqr[a] > iqr[b] else "not supported")
         findings.append(Finding("spread of the trials", verdict, text))
     imp = analysis.importance(t)
@@ -346,7 +347,7 @@ def sensitivity(dirs: list, cells: tuple[str, ...]) -> Evidence:
         for cell, g in imp.groupby("arm"):
             notes.append(f"{cell}: importance (fANOVA on all trials; in brackets the middle 95% of it over bootstrap "
                          "resamples of the trials, which can miss the all-trials value when trials are few) " +
-                         ", ".join(f"{r.param} {r.importance:.2f} [{r.lo:.2f}, {r.hi:.2f}]" for r in g.itertuples()))
+                         ", ".join(f"{r.param} {num(r.importance, 2)} [{num(r.lo, 2)}, {num(r.hi, 2)}]" for r in g.itertuples()))
     fig, (ax,) = _axes()
     cells_ = order_cells(spread)
     ax.boxplot([spread[c] for c in cells_], tick_labels=cells_)
@@ -419,8 +420,8 @@ def gru_to_rnn(dirs: list, cells: tuple[str, ...]) -> Evidence:
     ok = forced_gap <= 1e-12 and free_gap > 1e-3
     finding = Finding(f"{gru.name} -> {rnn.name}, trained weights", "supported" if ok else "not supported",
                       f"{red.statement}. Over {B} test sequences of T = {x.shape[1]} (float64): largest |h_forced - "
-                      f"h_rnn| = {forced_gap:.1e}; the same GRU with its own gates differs from that RNN by "
-                      f"{free_gap:.3g}")
+                      f"h_rnn| = {num(forced_gap, 2)}; the same GRU with its own gates differs from that RNN by "
+                      f"{num(free_gap)}")
     tr = pd.DataFrame(trace, columns=["t", "forced_vs_rnn", "free_vs_rnn"])
     fig, (ax,) = _axes()
     ax.semilogy(tr["t"], tr["forced_vs_rnn"].clip(lower=1e-18), label="GRU, r = 1 and z = 0 forced", color="#D55E00")
@@ -482,7 +483,7 @@ def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
            title="Bach chorales: next-step NLL")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    params = ", ".join(f"{c} {int(g['params'].iloc[0]):,}" for c, g in df.groupby("cell"))
+    params = ", ".join(f"{c} {num(int(g['params'].iloc[0]))}" for c, g in df.groupby("cell"))
     return Evidence(findings, _budget(df) + f"; parameters {params}", fig,
                     "Test NLL per time step per seed (dots), geometric mean and its 95% interval (bars); dashed: "
                     "every key on with "
@@ -507,7 +508,7 @@ def adding_limits(dirs: list, cells: tuple[str, ...]) -> Evidence:
             a, b = limit[plain], limit[gated]
             verdict = ("supported" if a < b else "not supported" if a > b else "inconclusive")
             findings.append(Finding(f"{plain} vs {gated}", verdict,
-                                    f"largest T solved (test MSE < {target:g} in >= {TARGET_SHARE:.0%} of seeds; tried "
+                                    f"largest T solved (test MSE < {target:g} in >= {share(TARGET_SHARE)} of seeds; tried "
                                     f"{', '.join(map(str, tried))}): {plain} {solved_text(plain)}, {gated} "
                                     f"{solved_text(gated)}" + ("" if a != b else "; the same: no ordering")))
     fig, (ax,) = _axes()

@@ -27,6 +27,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from grucli import power, stats
+from grucli.numbers import num
 
 # a fixed palette, safe for colour-blind readers (Okabe & Ito 2008); the verdict is from a's side
 VERDICT_COLOURS = {stats.BETTER: "#0072B2", stats.WORSE: "#D55E00", stats.EQUIVALENT: "#009E73",
@@ -104,7 +105,7 @@ def _note(r: dict, has_interval: bool) -> str:
     if need is None:
         return word
     if need > power.MAX_SEEDS:
-        return f"{word}, > {power.MAX_SEEDS:,} seeds"
+        return f"{word}, > {num(power.MAX_SEEDS)} seeds"
     return f"{word}, ~{int(need)} seeds"
 
 

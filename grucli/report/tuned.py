@@ -18,7 +18,7 @@ import pandas as pd
 
 from grucli.cells import CELLS, colour, marker
 from grucli.report.plots import STYLE, Drawn, _legend, _new, _plain_log
-from grucli.numbers import interval
+from grucli.numbers import NONE, interval, num, p_value
 from grucli.report.compose import verdict_text
 from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
 from grucli.tune import analysis
@@ -125,7 +125,7 @@ def sensitivity(t: Tuned) -> list[Drawn]:
                   "is a hyperparameter the arm is sensitive to.")]
 
 
-def _value(v, num) -> str:
+def _value(v) -> str:
     """A searched value for a table: a text or boolean choice as itself, a number through `num`."""
     return str(v) if isinstance(v, (str, bool, np.bool_)) else num(v)
 
@@ -161,7 +161,7 @@ def tables_of(t: Tuned) -> dict[str, pd.DataFrame]:
             f"{name}_tuned_best_so_far": analysis.best_so_far(t), f"{name}_tuned_importance": analysis.importance(t)}
 
 
-def blocks(t: Tuned, frames: dict[str, pd.DataFrame], figures: list[Drawn], num, pm, p_value) -> list[Block]:
+def blocks(t: Tuned, frames: dict[str, pd.DataFrame], figures: list[Drawn]) -> list[Block]:
     name = t.manifest["name"]
     comp, h2h = frames[f"{name}_tuned_comparison"], frames[f"{name}_tuned_head_to_head"]
     imp = frames[f"{name}_tuned_importance"]
@@ -175,11 +175,11 @@ def blocks(t: Tuned, frames: dict[str, pd.DataFrame], figures: list[Drawn], num,
             "arm": comp["arm"], "trials": comp["trials"], "pruned": comp["pruned"],
             "diverged / failed": comp["diverged"].astype(str) + " / " + comp["failed"].astype(str),
             "best trial": comp["best_trial"].map(num), f"best validation {t.select}": comp["best_val"].map(num),
-            **{k.removeprefix("best."): comp[k].map(lambda v: _value(v, num)) for k in keys},
+            **{k.removeprefix("best."): comp[k].map(_value) for k in keys},
             "params": comp["params"].map(num),
             f"test {t.metric}, final seeds ({'geometric mean' if (comp['scale'] == 'log').all() else 'mean'} [95% CI])":
                 [interval(m, lo, hi) for m, lo, hi in zip(comp["test_centre"], comp["test_lo"], comp["test_hi"])],
-            "best trivial baseline": [f"{b} ({num(v)})" if isinstance(b, str) else "–"
+            "best trivial baseline": [f"{b} ({num(v)})" if isinstance(b, str) else NONE
                                       for b, v in zip(comp["baseline"], comp["baseline_value"])],
             "n": comp["final_n"], "still improving": comp["still_improving"].astype(str) + "/" + comp["final_n"].astype(str)})
         out.append(Table(display, "the winning configuration of each arm side by side, and its final seeds"))
@@ -189,7 +189,7 @@ def blocks(t: Tuned, frames: dict[str, pd.DataFrame], figures: list[Drawn], num,
             "a vs b": h2h["a"] + " vs " + h2h["b"], "a": h2h["centre_a"].map(num), "b": h2h["centre_b"].map(num),
             "effect [95% CI]": [f"{e} {interval(v, lo, hi)}" for e, v, lo, hi in zip(h2h["effect"], h2h["value"], h2h["lo"], h2h["hi"])],
             "Holm p (difference)": h2h["p_holm"].map(p_value), "Holm p (equivalence)": h2h["p_equiv_holm"].map(p_value),
-            "verdict": [verdict_text(r) for r in h2h.itertuples()]}).fillna("–"),
+            "verdict": [verdict_text(r) for r in h2h.itertuples()]}).fillna(NONE),
             f"final seeds, test {t.metric}; Holm over the {fam} pair(s) of arms, and apart over the arms against the baseline"))
     if len(imp):
         out.append(Table(pd.DataFrame({"arm": imp["arm"], "hyperparameter": imp["param"],
