@@ -373,13 +373,9 @@ def plot(rows: list[dict], path: Path) -> Path:
     """One column of panels per size (linear axes: sizes differ by orders of magnitude, so
     they are not drawn on one axis): training step (top) and inference (bottom), one bar per
     cell x impl, coloured by cell, hatched by impl, each labelled with its ratio to the
-    cell's torch implementation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    cell's torch implementation. Drawn and saved (atomically) with grucli.report.figure."""
     from grucli.cells import colour
+    from grucli.report import figure
 
     sizes = list(dict.fromkeys((r["hidden"], r["seq_len"], r["batch"], r["layers"]) for r in rows))
     variants = list(dict.fromkeys((r["cell"], r["impl"]) for r in rows))
@@ -388,8 +384,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     quantities = [("train_step_ms", "train_vs_torch", "training step (ms)"),
                   ("inference_ms", "inference_vs_torch", "inference (ms)")]
     quantities = [q for q in quantities if any(r.get(q[0]) == r.get(q[0]) and r.get(q[0]) is not None for r in rows)]
-    fig, axes = plt.subplots(len(quantities), len(sizes), figsize=(max(4.0, 0.55 * len(variants) + 1.2) * len(sizes),
-                                                                   3.0 * len(quantities)), squeeze=False)
+    fig, axes = figure.new(len(sizes), len(quantities), width=max(4.0, 0.55 * len(variants) + 1.2), height=3.0)
     for col, size in enumerate(sizes):
         at = {(r["cell"], r["impl"]): r for r in rows if (r["hidden"], r["seq_len"], r["batch"], r["layers"]) == size}
         for row, (key, ratio, label) in enumerate(quantities):
@@ -408,10 +403,7 @@ def plot(rows: list[dict], path: Path) -> Path:
             h, t, b, n = size
             ax.set_title(f"H={h} T={t} B={b}" + (f" L={n}" if n > 1 else ""), fontsize=9)
             ax.margins(y=0.12)
+            ax.grid(axis="x", visible=False)
     fig.suptitle(f"grucli bench, {rows[0]['threads']} thread(s): median times\n"
                  "bar labels: ratio to the cell's torch implementation", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return figure.save_file(fig, path)

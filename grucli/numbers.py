@@ -51,8 +51,8 @@ def share(v, digits: int = 0) -> str:
 
 
 def times(v) -> str:
-    """A ratio of two times or sizes: `1.32x`."""
-    return NONE if missing(v) else f"{num(v)}x"
+    """A ratio of two times or sizes, two significant digits: `1.3x`, `0.019x`."""
+    return NONE if missing(v) else f"{num(v, 2)}x"
 
 
 def p_value(p) -> str:

@@ -23,7 +23,7 @@ def test_forms():
     assert num(0.012345) == "0.0123" and num(0.012345, 4) == "0.01235" and num(2e-5) == "2.00e-05"
     assert num(0) == "0" and num("window") == "window" and num(True) == "True"
     assert p_text(0.0342) == "p = 0.034" and p_text(1e-9) == "p < 0.001"
-    assert share(0.254) == "25%" and share(0.254, 1) == "25.4%" and times(1.3167) == "1.32x"
+    assert share(0.254) == "25%" and share(0.254, 1) == "25.4%" and times(1.3167) == "1.3x" and times(0.01874) == "0.019x"
 
 
 def test_no_module_formats_a_measured_number_itself():

@@ -1,7 +1,7 @@
 """`grucli report`: results folders -> tables, figures, report.md and report.html.
 
     grucli.store.reader (read run folders, note problems) -> grucli.tables (pure)
-    -> plots (registry) -> compose (document blocks) -> render (Markdown, self-contained HTML)
+    -> plots (the one registry of figures, drawn with figure.py) -> compose (document blocks) -> render (Markdown, self-contained HTML)
 
 Reads only: it never trains and never writes inside run folders. Output goes to
 `<experiment>/report/` (or `--out`):
@@ -25,7 +25,7 @@ import pandas as pd
 from grucli.errors import GrucliError
 from grucli import tables, verdicts
 from grucli.numbers import num
-from grucli.report import compose, inspected, plots, tuned
+from grucli.report import compose, figure, inspected, plots, tuned
 from grucli.store.reader import collect, experiment_dirs
 from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
 from grucli.store import atomic_write_text
@@ -138,7 +138,7 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
         res.plots[v.task] = plots.select(v, col.histories)
         figures[v.task] = []
         for drawn in plots.draw(v, col.histories):
-            saved = plots.save(drawn, fig_dir, ("png", *[f for f in figure_formats if f != "png"]))
+            saved = figure.save(drawn, fig_dir, ("png", *[f for f in figure_formats if f != "png"]))
             res.figures += list(saved.values())
             drawn.png = saved["png"]
             figures[v.task].append(drawn)
@@ -146,8 +146,8 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
     tune_blocks = []
     for t in tunes:
         drawn = []
-        for d in tuned.draw(t):
-            saved = plots.save(d, fig_dir, ("png", *[f for f in figure_formats if f != "png"]))
+        for d in plots.draw_tuned(t):
+            saved = figure.save(d, fig_dir, ("png", *[f for f in figure_formats if f != "png"]))
             res.figures += list(saved.values())
             d.png = saved["png"]
             drawn.append(d)

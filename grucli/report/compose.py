@@ -249,7 +249,7 @@ def params_display(p: pd.DataFrame) -> pd.DataFrame:
     out["params"] = out["params"].map(lambda v: num(v) if isinstance(v, (int, float)) else v)
     out["hidden_size"] = out["hidden_size"].map(num)
     out[RATIO] = out[RATIO].map(num)
-    return out.rename(columns={RATIO: f"params / {label(REFERENCE)}"})
+    return out.fillna(NONE).rename(columns={RATIO: f"params / {label(REFERENCE)}"})
 
 
 def h2h_display(h: pd.DataFrame) -> pd.DataFrame:
