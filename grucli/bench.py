@@ -31,8 +31,8 @@ from pydantic import Field, field_validator, model_validator
 
 from grucli import runtime
 from grucli.numbers import num, times
-from grucli.config import Strict, format_validation_error, parse_yaml, read_text, unknown_key, unknown_name
-from grucli.errors import ConfigError, GrucliError
+from grucli.config import Strict, load_file, unknown_name
+from grucli.errors import GrucliError
 from grucli.cells import CELLS, IMPLS, REFERENCE
 from grucli.model import SequenceModel, count_params
 from grucli.optim import adam
@@ -81,25 +81,9 @@ class BenchConfig(Strict):
 
 
 def load_bench_config(path: str | Path | None = None, **overrides) -> BenchConfig:
-    """A BenchConfig from an optional YAML file, with CLI values (not None) on top."""
-    raw: dict = {}
-    source = str(path) if path else "bench options"
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{source}: bench file not found")
-        raw = parse_yaml(read_text(path, source), source) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: expected a mapping of keys at the top level")
-        for key in raw:
-            if key not in BenchConfig.model_fields:
-                raise ConfigError(f"{source}: {unknown_key(str(key), BenchConfig.model_fields)}")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return BenchConfig(**raw)
-    except Exception as e:
-        msg = format_validation_error(e) if hasattr(e, "errors") else str(e)
-        raise ConfigError(f"{source}: {msg}") from None
+    """A BenchConfig from an optional YAML file, with CLI values (not None) on top; typed
+    by grucli.config like every file grucli reads (one ConfigError line, exit 2)."""
+    return load_file(path, BenchConfig, "bench", **overrides)
 
 
 def sizes_product(hidden, seq_len, batch, layers) -> list[dict]:
