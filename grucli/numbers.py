@@ -5,13 +5,18 @@ user wrote (a margin, a target, a swept setting) is echoed as given (`{v:g}`).""
 
 from __future__ import annotations
 
-import math
 
 NONE = "–"  # no value
 
 
 def missing(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+    """None, NaN of any float type (numpy's too) or pandas' NA."""
+    if v is None:
+        return True
+    try:
+        return bool(v != v)
+    except (TypeError, ValueError):  # pandas.NA refuses bool(); an array is not one missing value
+        return type(v).__name__ == "NAType"
 
 
 def num(v, digits: int = 3) -> str:

@@ -16,6 +16,8 @@ PACKAGE = Path(numbers.__file__).parent
 def test_one_mark_for_no_value():
     assert num(None) == num(math.nan) == p_value(None) == share(math.nan) == times(None) == NONE
     assert interval(0.5, None, 1.0) == "0.5"
+    np, pd = __import__("numpy"), __import__("pandas")
+    assert num(np.float32("nan")) == num(pd.NA) == num(pd.NaT) == NONE and num(np.int64(1297)) == "1,297"
 
 
 def test_forms():
