@@ -1,10 +1,9 @@
 """Figures of `grucli inspect`, drawn from analysis.py's numbers (nothing is computed
 here). matplotlib's object API only (no pyplot state); every figure is saved as PNG and
-SVG with atomic writes."""
+SVG through the figure kit (grucli.report.figure.save_file: atomic writes)."""
 
 from __future__ import annotations
 
-import io
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +20,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from grucli import cells  # noqa: E402
 from grucli import numbers  # noqa: E402
 from grucli.inspect.files import FIGURE_FORMATS  # noqa: E402
-from grucli.store import atomic_write_bytes  # noqa: E402
+from grucli.report.figure import save_file  # noqa: E402
 
 if TYPE_CHECKING:
     from grucli.inspect.analysis import Inspection, SampleTrace
@@ -37,9 +36,7 @@ def save(fig: Figure, out_dir: Path, stem: str) -> str:
     fig.draw_without_rendering()  # lay out once (constrained layout is the slow part), then freeze it
     fig.set_layout_engine("none")
     for fmt in FIGURE_FORMATS:
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=110)
-        atomic_write_bytes(Path(out_dir) / f"{stem}.{fmt}", buf.getvalue())
+        save_file(fig, Path(out_dir) / f"{stem}.{fmt}", dpi=110)
     return f"{stem}.png"
 
 

@@ -1,5 +1,6 @@
 """The one figure kit: every figure grucli draws (the report's, tune's, the claims' and
-bench's) is made, styled, annotated and saved through these.
+bench's) is made, styled, annotated and saved through these; inspect's figures (their own
+layouts, grucli/inspect/figures.py) are saved through `save_file`.
 
     new(...), row(...)  a figure and its axes: matplotlib's object API on the Agg canvas (no
                       pyplot, no global backend state), in the shared STYLE
@@ -81,12 +82,13 @@ def save(drawn: Drawn, folder: Path, formats=("png", "svg")) -> dict[str, Path]:
     return {ext: save_file(drawn.figure, Path(folder) / f"{drawn.name}.{ext}") for ext in formats}
 
 
-def save_file(fig: Figure, path: Path) -> Path:
-    """One file, its format from the extension (png at 150 dpi, svg), written atomically."""
+def save_file(fig: Figure, path: Path, dpi: float | None = None) -> Path:
+    """One file, its format from the extension (png at 150 dpi unless `dpi`, svg), written
+    atomically."""
     ext = Path(path).suffix.lstrip(".")
     buf = io.BytesIO()
     with styled():
-        fig.savefig(buf, format=ext, dpi=DPI.get(ext))
+        fig.savefig(buf, format=ext, dpi=dpi or DPI.get(ext))
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
 
