@@ -30,8 +30,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from grucli import runtime
-from grucli.config import Strict, format_validation_error, parse_yaml, read_text
-from grucli.errors import ConfigError, GrucliError, unknown_key, unknown_name
+from grucli.config import Strict, load_file
+from grucli.errors import GrucliError, unknown_name
+from grucli.numbers import num, times
 from grucli.cells import CELLS, IMPLS, REFERENCE
 from grucli.model import SequenceModel, count_params, describe_impl
 from grucli.train.optim import adam
@@ -80,25 +81,9 @@ class BenchConfig(Strict):
 
 
 def load_bench_config(path: str | Path | None = None, **overrides) -> BenchConfig:
-    """A BenchConfig from an optional YAML file, with CLI values (not None) on top."""
-    raw: dict = {}
-    source = str(path) if path else "bench options"
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{source}: bench file not found")
-        raw = parse_yaml(read_text(path, source), source) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: expected a mapping of keys at the top level")
-        for key in raw:
-            if key not in BenchConfig.model_fields:
-                raise ConfigError(f"{source}: {unknown_key(str(key), BenchConfig.model_fields)}")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return BenchConfig(**raw)
-    except Exception as e:
-        msg = format_validation_error(e) if hasattr(e, "errors") else str(e)
-        raise ConfigError(f"{source}: {msg}") from None
+    """A BenchConfig from an optional YAML file, with CLI values (not None) on top; typed
+    by grucli.config like every file grucli reads (one ConfigError line, exit 2)."""
+    return load_file(path, BenchConfig, "bench", **overrides)
 
 
 def sizes_product(hidden, seq_len, batch, layers) -> list[dict]:
@@ -250,7 +235,7 @@ def check_variant(v: Variant, cfg: BenchConfig) -> tuple[str, float]:
         worst = max(worst, float((ours - theirs).abs().max() / (1 + theirs.abs().max())))
     if not worst <= CHECK_TOLERANCE:
         raise GrucliError(f"{v.impl} {v.cell} at H={s.hidden} T={s.seq_len} B={s.batch}: output or gradients differ "
-                          f"from {base_impl} by {worst:.2e} (relative; tolerance {CHECK_TOLERANCE:g}): not timed")
+                          f"from {base_impl} by {num(worst)} (relative; tolerance {CHECK_TOLERANCE:g}): not timed")
     return base_impl, worst
 
 
@@ -366,13 +351,9 @@ def plot(rows: list[dict], path: Path) -> Path:
     """One column of panels per size (linear axes: sizes differ by orders of magnitude, so
     they are not drawn on one axis): training step (top) and inference (bottom), one bar per
     cell x impl, coloured by cell, hatched by impl, each labelled with its ratio to the
-    cell's torch implementation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    cell's torch implementation. Drawn and saved (atomically) with grucli.report.figure."""
     from grucli.cells import colour
+    from grucli.report import figure
 
     sizes = list(dict.fromkeys((r["hidden"], r["seq_len"], r["batch"], r["layers"]) for r in rows))
     variants = list(dict.fromkeys((r["cell"], r["impl"]) for r in rows))
@@ -381,8 +362,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     quantities = [("train_step_ms", "train_vs_torch", "training step (ms)"),
                   ("inference_ms", "inference_vs_torch", "inference (ms)")]
     quantities = [q for q in quantities if any(r.get(q[0]) == r.get(q[0]) and r.get(q[0]) is not None for r in rows)]
-    fig, axes = plt.subplots(len(quantities), len(sizes), figsize=(max(4.0, 0.55 * len(variants) + 1.2) * len(sizes),
-                                                                   3.0 * len(quantities)), squeeze=False)
+    fig, axes = figure.new(len(sizes), len(quantities), width=max(4.0, 0.55 * len(variants) + 1.2), height=3.0)
     for col, size in enumerate(sizes):
         at = {(r["cell"], r["impl"]): r for r in rows if (r["hidden"], r["seq_len"], r["batch"], r["layers"]) == size}
         for row, (key, ratio, label) in enumerate(quantities):
@@ -394,17 +374,14 @@ def plot(rows: list[dict], path: Path) -> Path:
                 ax.bar(i, r[key], 0.8, color=colour(cell), hatch=hatches[impl], edgecolor="white", lw=0,
                        label=f"{cell} / {impl}")
                 if impl != "torch" and r.get(ratio) == r.get(ratio) and r.get(ratio) is not None:
-                    ax.annotate(f"{r[ratio]:.2f}x", (i, r[key]), ha="center", va="bottom", fontsize=7)
+                    ax.annotate(times(r[ratio]), (i, r[key]), ha="center", va="bottom", fontsize=7)
             ax.set_xticks(range(len(variants)))
             ax.set_xticklabels([f"{c}\n{m}" for c, m in variants], fontsize=7)
             ax.set_ylabel(f"{label}, median")
             h, t, b, n = size
             ax.set_title(f"H={h} T={t} B={b}" + (f" L={n}" if n > 1 else ""), fontsize=9)
             ax.margins(y=0.12)
+            ax.grid(axis="x", visible=False)
     fig.suptitle(f"grucli bench, {rows[0]['threads']} thread(s): median times\n"
                  "bar labels: ratio to the cell's torch implementation", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return figure.save_file(fig, path)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from grucli.numbers import num
+
 # Why a run stopped. Only the first two are the budget running out.
 STOPPED_BY = ("epochs", "max_steps", "early_stopping", "target", "diverged", "pruned")
 BY_BUDGET = ("epochs", "max_steps")
@@ -54,7 +56,7 @@ def describe(epochs: Sequence[int], steps: Sequence[int], trials: int | None = N
         if not xs:
             return None
         lo, hi = min(xs), max(xs)
-        return f"{lo:,} {unit.removesuffix('s') if lo == 1 else unit}" if lo == hi else f"{lo:,}-{hi:,} {unit}"
+        return f"{num(lo)} {unit.removesuffix('s') if lo == 1 else unit}" if lo == hi else f"{num(lo)}-{num(hi)} {unit}"
 
     parts = [span(epochs, "epochs"), span(steps, "steps")]
     text = parts[0] or ""

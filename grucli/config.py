@@ -1,12 +1,18 @@
 """Typed configuration. YAML becomes typed objects here and only here: unknown keys (with
 the closest valid key suggested), wrong types and impossible values are rejected with the
-file and the key path. Downstream code receives frozen `RunConfig` objects."""
+file and the key path. Downstream code receives frozen `RunConfig` objects.
+
+Every file grucli reads goes through `read_mapping` (the file -> its top-level mapping) and
+`typed` (a mapping -> a pydantic model, or one ConfigError line): experiment files and their
+sections (search: is grucli.tune.space.SearchSpec, verdict: grucli.declared.VerdictSpec),
+and bench files (`load_file` with grucli.bench.BenchConfig)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -193,16 +199,48 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{where}: malformed YAML: {problem}") from None
 
 
+def read_mapping(path: Path, what: str = "experiment file", keys: str = "name, task, model, train, ...",
+                 empty_ok: bool = False) -> dict:
+    """A YAML file's top-level mapping; one line when the file is missing, unreadable,
+    malformed (with its line and column) or not a mapping. An empty file is {} if `empty_ok`."""
+    source = str(path)
+    if not Path(path).is_file():
+        raise ConfigError(f"{source}: {what} not found")
+    raw = parse_yaml(read_text(Path(path), source), source)
+    if raw is None and empty_ok:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys ({keys}) at the top level")
+    return raw
+
+
+def typed(cls: type[BaseModel], raw: dict, source: str, prefix: str = "", keys: str = ""):
+    """`raw` as the model `cls`, or one ConfigError line naming `source` and the key path
+    (under `prefix`, e.g. "search"): unknown keys with the closest valid one, wrong types,
+    impossible values."""
+    if not isinstance(raw, dict):
+        where = f"{prefix}: " if prefix else ""
+        raise ConfigError(f"{source}: {where}expected a mapping" + (f" ({keys})" if keys else ""))
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {format_validation_error(e, cls, prefix)}") from None
+
+
+def load_file(path: str | Path | None, cls: type[BaseModel], what: str, **overrides):
+    """A config file that is one model (`what` = "bench": a bench file): the file's keys,
+    then `overrides` that are not None on top (command-line values); no file: overrides only."""
+    raw = dict(read_mapping(Path(path), f"{what} file", ", ".join(cls.model_fields), empty_ok=True)) if path else {}
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return typed(cls, raw, str(path) if path else f"{what} options")
+
+
 def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
     """Read, override and validate an experiment file. Every grid point is validated by
     `grucli.grid.expand`; this checks the file's shape and the grid spec."""
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise ConfigError(f"{source}: experiment file not found")
-    raw = parse_yaml(read_text(path, source), source)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of keys (name, task, model, train, ...) at the top level")
+    raw = read_mapping(path)
     for key in raw:
         if key not in EXPERIMENT_KEYS:
             raise ConfigError(f"{source}: {unknown_key(str(key), EXPERIMENT_KEYS)}")
@@ -216,31 +254,19 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ConfigError(f"{source}: name: must be a folder-safe name (letters, digits, _ . -), got {name!r}")
-    try:
-        spec = GridSpec(**{k: raw[k] for k in ("grid", "zip", "exclude", "include", "seeds") if raw.get(k) is not None})
-    except ValidationError as e:
-        raise ConfigError(f"{source}: {format_validation_error(e)}") from None
+    spec = typed(GridSpec, {k: raw[k] for k in ("grid", "zip", "exclude", "include", "seeds") if raw.get(k) is not None},
+                 source)
     search = None
     if raw.get("search") is not None:
         if raw.get("seeds") is not None:
             raise ConfigError(f"{source}: seeds: a tuned experiment takes its seeds from search.seed (trials) and "
                               "search.final_seeds (the final runs); remove seeds")
-        search = _section(raw, "search", SearchSpec, "trials, sampler, pruner, space, ...", source)
-    verdict = VerdictSpec() if raw.get("verdict") is None else _section(
-        raw, "verdict", VerdictSpec, "alpha, margin, speed_margin, looks", source)
+        search = typed(SearchSpec, raw["search"], source, "search", "trials, sampler, pruner, space, ...")
+    verdict = VerdictSpec() if raw.get("verdict") is None else typed(
+        VerdictSpec, raw["verdict"], source, "verdict", "alpha, margin, speed_margin, looks")
     base = {k: raw[k] for k in ("task", "model", "train")}
     return Experiment(name=name, description=str(raw.get("description", "")), source=source, base=base, spec=spec,
                       search=search, verdict=verdict)
-
-
-def _section(raw: dict, key: str, cls, keys: str, source: str):
-    """A top-level section of an experiment file (search:, verdict:) as its typed object."""
-    if not isinstance(raw[key], dict):
-        raise ConfigError(f"{source}: {key}: expected a mapping ({keys})")
-    try:
-        return cls(**raw[key])
-    except ValidationError as e:
-        raise ConfigError(f"{source}: {format_validation_error(e, cls, key)}") from None
 
 
 def apply_overrides(raw: dict, overrides, source: str) -> dict:
@@ -420,7 +446,8 @@ def parse_run(raw: dict, where: str) -> RunConfig:
 
 # --------------------------------------------------------------------------- messages
 def _fields_at(loc: tuple, root: type[BaseModel]) -> set[str] | None:
-    """Valid field names of the model at `loc` (with the task's tag resolved)."""
+    """Valid field names of the model at `loc` (with the task's tag resolved; through lists
+    and mappings of models, e.g. bench's sizes.0)."""
     cls: Any = root
     parts = list(loc)
     while parts:
@@ -431,10 +458,26 @@ def _fields_at(loc: tuple, root: type[BaseModel]) -> set[str] | None:
             cls = TASKS[parts.pop(0)].config
             continue
         field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
-        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+        model, indexed = _model_in(field.annotation) if field is not None else (None, False)
+        if model is None:
             return None
-        cls = field.annotation
+        if indexed and parts:  # list[Model] / dict[str, Model]: skip the index or key
+            parts.pop(0)
+        cls = model
     return set(cls.model_fields)
+
+
+def _model_in(annotation) -> tuple[type[BaseModel] | None, bool]:
+    """The model an annotation holds (Model, Model | None, list[Model], dict[str, Model]),
+    and whether the key path goes through an index or key to reach it."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin = get_origin(annotation)
+    if origin in (list, dict, tuple, Union, UnionType):
+        found = [m for m in map(_model_in, get_args(annotation)) if m[0] is not None]
+        if len(found) == 1:
+            return found[0][0], found[0][1] or origin is not Union and origin is not UnionType
+    return None, False
 
 
 def _dotted(loc: tuple) -> str:

@@ -9,7 +9,6 @@ others are counted beside them.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import pandas as pd

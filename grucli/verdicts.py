@@ -307,7 +307,7 @@ def answers(view: TaskView, summary: pd.DataFrame, h2h: pd.DataFrame) -> list[st
             alpha = float(metric_rows["alpha"].iloc[0])
             family = int(metric_rows["family_size"].max())
             said = [_pair_text(r, view) for r in metric_rows.itertuples()]
-            parts.append(f"Holm over {family} comparison{'s' if family != 1 else ''} at α {alpha:.3g}: " + "; ".join(said))
+            parts.append(f"Holm over {family} comparison{'s' if family != 1 else ''} at α {num(alpha)}: " + "; ".join(said))
         if view.sequential and look:
             n = view.declared.looks[look - 1]
             decided = bool(len(metric_rows)) and all(stats.decided(v) for v in metric_rows["verdict"])
@@ -386,7 +386,7 @@ def _pair_text(r, view: TaskView) -> str:
     if need is None or need != need:
         decide = ""
     elif need > power.MAX_SEEDS:
-        decide = f"; more than {power.MAX_SEEDS:,} seeds per cell would decide it"
+        decide = f"; more than {num(power.MAX_SEEDS)} seeds per cell would decide it"
     else:
         decide = f"; about {int(need)} seeds per cell would decide it"
     return f"{r.a} vs {r.b} undecided ({effect}, {p_text(r.p_holm)}{decide})"

@@ -37,6 +37,12 @@ def test_bench_config_rejects_unknown_keys_and_names(tmp_path):
         bench.load_bench_config(path)
     with pytest.raises(ConfigError, match="unknown cell 'gur'"):
         bench.load_bench_config(None, cells=["gur"])
+    path.write_text("sizes:\n  - {hiden: 4, seq_len: 3, batch: 2}\n")  # typed by grucli.config: the key path too
+    with pytest.raises(ConfigError, match=r"b.yaml: unknown key 'sizes.0.hiden' \(did you mean 'sizes.0.hidden'\?\)"):
+        bench.load_bench_config(path)
+    path.write_text("- gru\n")
+    with pytest.raises(ConfigError, match="b.yaml: expected a mapping of keys"):
+        bench.load_bench_config(path)
 
 
 def test_shipped_bench_yaml_loads():

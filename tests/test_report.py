@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from grucli.cli import app
 from grucli import tables, verdicts
-from grucli.report import build_report, plots
+from grucli.report import build_report, figure, plots
 from grucli.store.reader import collect
 
 PNG_ONLY = ("png",)  # SVG doubles the drawing time; the CLI test covers it
@@ -309,13 +309,13 @@ def test_error_bars_stay_inside_the_metric_range(tmp_path):
 def test_estimate_and_error_bars_follow_the_scale():
     from grucli import metrics
 
-    centre, lo, hi = plots.estimate([0.49, 0.60, 1.00], metrics.scale_of("accuracy"))
+    centre, lo, hi = figure.estimate([0.49, 0.60, 1.00], metrics.scale_of("accuracy"))
     assert centre == pytest.approx(0.6967, abs=1e-3) and hi == 1.0 and 0 < lo < 0.1
-    centre, lo, hi = plots.estimate([1e-4, 1e-2, 1.0], metrics.scale_of("mse"))
+    centre, lo, hi = figure.estimate([1e-4, 1e-2, 1.0], metrics.scale_of("mse"))
     assert centre == pytest.approx(0.01) and 0 < lo < 1e-4 and hi > 1.0
     assert lo * hi == pytest.approx(centre**2)  # symmetric in logs
-    assert plots.estimate([0.3], metrics.scale_of("mse")) == pytest.approx((0.3, 0.3, 0.3))  # n = 1: no bar
-    below, above = plots.yerr([(0.5, 0.4, 0.8), (0.3, 0.3, 0.3), (float("nan"),) * 3])
+    assert figure.estimate([0.3], metrics.scale_of("mse")) == pytest.approx((0.3, 0.3, 0.3))  # n = 1: no bar
+    below, above = figure.yerr([(0.5, 0.4, 0.8), (0.3, 0.3, 0.3), (float("nan"),) * 3])
     assert below == pytest.approx([0.1, 0.0, 0.0]) and above == pytest.approx([0.3, 0.0, 0.0])
 
 

@@ -18,6 +18,8 @@ import pandas as pd
 from grucli import metrics, stats
 from grucli.claims.verdict import Finding, below, better
 from grucli.claims.verdict import comparable as equivalent
+from grucli.numbers import num, p_text, share
+from grucli.report import figure
 from grucli.tables import order_cells
 
 TARGET_SHARE = 0.5  # a length counts as solved when at least this share of seeds reach the target
@@ -92,58 +94,6 @@ def _budget(df: pd.DataFrame) -> str:
     return f"{budget.describe(epochs, steps)}, {n} seeds per setting"
 
 
-def _axes(ncols: int = 1, width: float = 5.0, height: float = 3.4):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False, layout="constrained")
-    return fig, axes[0]
-
-
-def _style(cell: str) -> dict:
-    from grucli import cells
-
-    return {"color": cells.colour(cell), "marker": cells.marker(cell), "label": cell}
-
-
-def _series(ax, df: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: bool = False) -> None:
-    """Per cell against x: the centre over seeds with its 95% interval on the metric's scale
-    (geometric mean and an interval above 0 on a log scale, cut to the range otherwise; as
-    the report's figures draw them)."""
-    from grucli import metrics
-    from grucli.report.plots import estimate, yerr
-
-    for cell in order_cells(df["cell"].unique()):
-        g = df[df["cell"] == cell]
-        scale = metrics.scale_of(g["metric"].iloc[0])
-        pts = sorted((xv, *estimate(gx[y], scale)) for xv, gx in g.groupby(x))
-        if not pts:
-            continue
-        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr([p[1:] for p in pts]), capsize=3, lw=1.5,
-                    **_style(cell))
-    if log_x:
-        ax.set_xscale("log")
-    ticks = sorted(df[x].unique())
-    ax.set_xticks(ticks)  # ticks at the measured values only (one T gave 19.0, 19.5, ... 21.0)
-    ax.set_xticklabels([f"{int(t):,}" if float(t).is_integer() else f"{t:g}" for t in ticks])
-    ax.minorticks_off()
-    if log_y:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-
-
-def _centre_bar(ax, x, values, metric: str) -> None:
-    """The centre of `values` over seeds with its 95% interval on the metric's scale, in black."""
-    from grucli import metrics
-    from grucli.report.plots import estimate, yerr
-
-    point = estimate(values, metrics.scale_of(metric))
-    ax.errorbar([x], [point[0]], yerr=yerr([point]), color="k", capsize=4)
-
-
 VERDICT_COLOUR = {"supported": "#D55E00", "not supported": "0.45", "inconclusive": "#E69F00"}
 
 
@@ -151,8 +101,9 @@ def _ratio_bars(ax, labels: list[str], ratios: list[float], verdicts: list[str],
     """GRU / LSTM ratios as bars coloured by their finding's verdict, 1 and the +-band drawn."""
     ax.bar(range(len(ratios)), ratios, color=[VERDICT_COLOUR.get(v, "0.7") for v in verdicts])
     ax.axhline(1.0, color="0.3", lw=1)
+    ax.grid(axis="x", visible=False)
     if band:
-        ax.axhspan(1 - band, 1 + band, color="0.85", zorder=0, label=f"within +-{band:.0%}: inconclusive")
+        ax.axhspan(1 - band, 1 + band, color="0.85", zorder=0, label=f"within +-{share(band)}: inconclusive")
     ax.set_xticks(range(len(ratios)))
     ax.set_xticklabels(labels, fontsize=7, rotation=30, ha="right")
     from matplotlib.patches import Patch
@@ -196,10 +147,10 @@ def params(dirs: list, cells: tuple[str, ...]) -> Evidence:
         if (g["params"] != g["formula"]).any():
             f = Finding(f.label, "not supported", f.evidence + "; a count differs from its closed form")
         findings.append(f)
-    fig, (ax,) = _axes()
+    fig, (ax,) = figure.row()
     for cell in order_cells(df["cell"].unique()):
         g = df[df["cell"] == cell].sort_values("H")
-        ax.plot(g["H"], g["params"], **_style(cell))
+        ax.plot(g["H"], g["params"], **figure.cell_style(cell))
     ax.set(xscale="log", yscale="log", xlabel="hidden size H", ylabel="parameters (adding: I = 2, O = 1)",
            title="parameters vs H")
     ax.grid(alpha=0.3)
@@ -231,7 +182,7 @@ def speed(dirs: list, cells: tuple[str, ...]) -> Evidence:
                                  best[col]))
     for impl, label, a, b in rows:
         findings.append(below(a, b, ca, cb, label=f"{impl}, {label}", unit=" ms", tolerance=0.05))
-    fig, (ax,) = _axes(width=7.0, height=4.2)
+    fig, (ax,) = figure.row(width=7.0, height=4.2)
     _ratio_bars(ax, [f"{i}: {l}" for i, l, _, _ in rows], [a / b for _, _, a, b in rows],
                 [f.verdict for f in findings], band=0.05)
     ax.set(ylabel="GRU / LSTM training-step time", title="does the GRU train faster? (below 1: yes)")
@@ -248,7 +199,7 @@ def comparable(dirs: list, cells: tuple[str, ...]) -> Evidence:
     from grucli.tune import analysis
 
     findings, table, budgets = [], [], []
-    fig, axes = _axes(len(dirs))
+    fig, axes = figure.row(len(dirs))
     for ax, d in zip(axes, dirs):
         t = analysis.load(_dir(d))
         arms = {a["point"].get("model.cell"): a for a in t.arms}
@@ -261,8 +212,8 @@ def comparable(dirs: list, cells: tuple[str, ...]) -> Evidence:
         budgets.append(f"{task}: {analysis.budget_text(t)}")
         for c, v in values.items():
             table += [{"task": task, "cell": c, "test": x} for x in v]
-            ax.scatter([c] * len(v), v, **{k: w for k, w in _style(c).items() if k != "label"})
-            _centre_bar(ax, c, v, t.metric)
+            ax.scatter([c] * len(v), v, **figure.cell_style(c, label=False))
+            figure.centre_bar(ax, c, v, metrics.scale_of(t.metric))
         ax.set(title=f"{task}: tuned, test {t.metric}", ylabel=f"test {t.metric}")
         ax.grid(alpha=0.3)
     return Evidence(findings, "; ".join(budgets), fig,
@@ -285,10 +236,10 @@ def long_range(dirs: list, cells: tuple[str, ...]) -> Evidence:
         findings.append(better(va, vb, goal[setting["task"]], a, b, scale=_scale(g), p_adjusted=p, alpha=_alpha(dirs[0]),
                                still_improving=_improving(g), label=f"{setting['task']}, T = {setting[T]}"))
     tasks = sorted(df["task"].unique())
-    fig, axes = _axes(len(tasks))
+    fig, axes = figure.row(len(tasks))
     for ax, task in zip(axes, tasks):
         g = df[df["task"] == task]
-        _series(ax, g, T, "value", log_y=goal[task] == "min")
+        figure.cells_against(ax, g, T, "value", log_y=goal[task] == "min")
         ax.set(title=task, xlabel="T", ylabel=f"test {g['metric'].iloc[0]}")
     return Evidence(findings, _budget(df), fig, "Test metric vs sequence length, mean (geometric for log-scale "
                     "metrics) and its 95% interval over seeds; "
@@ -308,8 +259,8 @@ def data_efficiency(dirs: list, cells: tuple[str, ...]) -> Evidence:
                        still_improving=_improving(g),
                        label=f"{s['task']}, n_train = {s[N]}")
                 for (s, va, vb, _, g), p in zip(pairs, adjusted) if s[N] in smallest]
-    fig, (ax,) = _axes()
-    _series(ax, df, N, "value", log_x=True, log_y=goal == "min")
+    fig, (ax,) = figure.row()
+    figure.cells_against(ax, df, N, "value", log_x=True, log_y=goal == "min")
     ax.set(xlabel="training sequences (log scale)", ylabel=f"test {df['metric'].iloc[0]}",
            title=f"{df['task'].iloc[0]}: metric vs training-set size")
     return Evidence(findings, _budget(df), fig, "Test metric vs training-set size (equal optimiser steps), mean "
@@ -335,9 +286,9 @@ def sensitivity(dirs: list, cells: tuple[str, ...]) -> Evidence:
         p = float(st.levene(spread[a], spread[b], center="median").pvalue)
         iqr = {c: float(np.subtract(*np.percentile(v, [75, 25]))) for c, v in spread.items()}
         med = {c: 10 ** float(np.median(v)) for c, v in spread.items()}
-        text = (f"IQR of log10 validation {t.select} over trials: {a} {iqr[a]:.3g}, {b} {iqr[b]:.3g} "
-                f"decades (n = {len(spread[a])}, {len(spread[b])}), Brown-Forsythe p = {p:.3g}; median trial "
-                f"{a} {med[a]:.3g}, {b} {med[b]:.3g} (a narrow spread can also mean every trial failed alike)")
+        text = (f"IQR of log10 validation {t.select} over trials: {a} {num(iqr[a])}, {b} {num(iqr[b])} "
+                f"decades (n = {len(spread[a])}, {len(spread[b])}), Brown-Forsythe {p_text(p)}; median trial "
+                f"{a} {num(med[a])}, {b} {num(med[b])} (a narrow spread can also mean every trial failed alike)")
         verdict = "inconclusive" if p >= stats.ALPHA else ("supported" if iqr[a] > iqr[b] else "not supported")
         findings.append(Finding("spread of the trials", verdict, text))
     imp = analysis.importance(t)
@@ -346,13 +297,13 @@ def sensitivity(dirs: list, cells: tuple[str, ...]) -> Evidence:
         for cell, g in imp.groupby("arm"):
             notes.append(f"{cell}: importance (fANOVA on all trials; in brackets the middle 95% of it over bootstrap "
                          "resamples of the trials, which can miss the all-trials value when trials are few) " +
-                         ", ".join(f"{r.param} {r.importance:.2f} [{r.lo:.2f}, {r.hi:.2f}]" for r in g.itertuples()))
-    fig, (ax,) = _axes()
+                         ", ".join(f"{r.param} {num(r.importance, 2)} [{num(r.lo, 2)}, {num(r.hi, 2)}]" for r in g.itertuples()))
+    fig, (ax,) = figure.row()
     cells_ = order_cells(spread)
     ax.boxplot([spread[c] for c in cells_], tick_labels=cells_)
     for i, c in enumerate(cells_, 1):
         ax.scatter(np.full(len(spread[c]), i) + np.random.default_rng(0).uniform(-0.08, 0.08, len(spread[c])),
-                   spread[c], s=12, **{k: w for k, w in _style(c).items() if k != "label"})
+                   spread[c], s=12, **figure.cell_style(c, label=False))
     ax.set(ylabel=f"log10 validation {t.select} per trial", title="the same random search per cell")
     return Evidence(findings, analysis.budget_text(t), fig,
                     "Every completed trial's validation result per cell (log scale): a wider box = more sensitive "
@@ -375,7 +326,7 @@ def memory(dirs: list, cells: tuple[str, ...]) -> Evidence:
             if what == "activations" or impl == "torch":  # parameter bytes do not depend on the impl
                 findings.append(below(a, b, ca, cb, label=f"{what}, {impl}, H = {int(H)}", unit=" B"))
     table = pd.DataFrame(rows)
-    fig, (ax,) = _axes(width=6.0, height=3.8)
+    fig, (ax,) = figure.row(width=6.0, height=3.8)
     act = table[table["bytes"] == "activations"]
     verdicts = {f.label: f.verdict for f in findings}
     _ratio_bars(ax, [f"{r.impl}, H = {r.H}" for r in act.itertuples()], act["ratio"].tolist(),
@@ -419,10 +370,10 @@ def gru_to_rnn(dirs: list, cells: tuple[str, ...]) -> Evidence:
     ok = forced_gap <= 1e-12 and free_gap > 1e-3
     finding = Finding(f"{gru.name} -> {rnn.name}, trained weights", "supported" if ok else "not supported",
                       f"{red.statement}. Over {B} test sequences of T = {x.shape[1]} (float64): largest |h_forced - "
-                      f"h_rnn| = {forced_gap:.1e}; the same GRU with its own gates differs from that RNN by "
-                      f"{free_gap:.3g}")
+                      f"h_rnn| = {num(forced_gap, 2)}; the same GRU with its own gates differs from that RNN by "
+                      f"{num(free_gap)}")
     tr = pd.DataFrame(trace, columns=["t", "forced_vs_rnn", "free_vs_rnn"])
-    fig, (ax,) = _axes()
+    fig, (ax,) = figure.row()
     ax.semilogy(tr["t"], tr["forced_vs_rnn"].clip(lower=1e-18), label="GRU, r = 1 and z = 0 forced", color="#D55E00")
     ax.semilogy(tr["t"], tr["free_vs_rnn"], label="GRU, its own gates", color="0.5", ls="--")
     ax.set(xlabel="time step", ylabel="max |h - h_rnn| so far", title="GRU with forced gates vs the tanh RNN")
@@ -445,10 +396,10 @@ def counting(dirs: list, cells: tuple[str, ...]) -> Evidence:
             f"{int(cfg['config.task.max_n_test'])}"
     finding = better(va, vb, "max", a, b, scale=_scale(df), alpha=_alpha(dirs[0]), still_improving=_improving(df),
                      label=label)
-    fig, (ax,) = _axes()
+    fig, (ax,) = figure.row()
     for i, c in enumerate(order_cells(df["cell"].unique())):
         v = df.loc[df["cell"] == c, "value"].to_numpy()
-        ax.scatter(np.full(len(v), i), v, **_style(c))
+        ax.scatter(np.full(len(v), i), v, **figure.cell_style(c))
     ax.axhline(float(cfg.get("baseline_value", math.nan)), ls="--", color="0.4", label="best length-only rule")
     ax.set(xticks=range(df["cell"].nunique()), xticklabels=order_cells(df["cell"].unique()),
            ylabel="test accuracy (n beyond training)", title="a^n b^n beyond the training n")
@@ -471,18 +422,18 @@ def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
     findings = [better(value[a], value[c], "min", a, c, scale=_scale(df), p_adjusted=p, alpha=_alpha(dirs[0]),
                        still_improving=_improving(df[df["cell"].isin([a, c])]), label=f"{a} vs {c}", unit=" nats")
                 for c, p in zip(others, ps)]
-    fig, (ax,) = _axes()
+    fig, (ax,) = figure.row()
     cells_ = order_cells(df["cell"].unique())
     for i, c in enumerate(cells_):
         v = value.get(c) or df.loc[df["cell"] == c, "value"].tolist()
-        ax.scatter(np.full(len(v), i), v, **_style(c))
-        _centre_bar(ax, i + 0.15, v, str(df["metric"].iloc[0]))
+        ax.scatter(np.full(len(v), i), v, **figure.cell_style(c))
+        figure.centre_bar(ax, i + 0.15, v, metrics.scale_of(str(df["metric"].iloc[0])))
     ax.axhline(float(df["baseline_value"].iloc[0]), ls="--", color="0.4", label="independent keys (baseline)")
     ax.set(xticks=range(len(cells_)), xticklabels=cells_, ylabel="test NLL per step (nats)",
            title="Bach chorales: next-step NLL")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    params = ", ".join(f"{c} {int(g['params'].iloc[0]):,}" for c, g in df.groupby("cell"))
+    params = ", ".join(f"{c} {num(int(g['params'].iloc[0]))}" for c, g in df.groupby("cell"))
     return Evidence(findings, _budget(df) + f"; parameters {params}", fig,
                     "Test NLL per time step per seed (dots), geometric mean and its 95% interval (bars); dashed: "
                     "every key on with "
@@ -507,11 +458,11 @@ def adding_limits(dirs: list, cells: tuple[str, ...]) -> Evidence:
             a, b = limit[plain], limit[gated]
             verdict = ("supported" if a < b else "not supported" if a > b else "inconclusive")
             findings.append(Finding(f"{plain} vs {gated}", verdict,
-                                    f"largest T solved (test MSE < {target:g} in >= {TARGET_SHARE:.0%} of seeds; tried "
+                                    f"largest T solved (test MSE < {target:g} in >= {share(TARGET_SHARE)} of seeds; tried "
                                     f"{', '.join(map(str, tried))}): {plain} {solved_text(plain)}, {gated} "
                                     f"{solved_text(gated)}" + ("" if a != b else "; the same: no ordering")))
-    fig, (ax,) = _axes()
-    _series(ax, df, T, "value", log_y=True)
+    fig, (ax,) = figure.row()
+    figure.cells_against(ax, df, T, "value", log_y=True)
     ax.axhline(target, ls=":", color="0.4", label="target")
     ax.set(xlabel="T", ylabel="test MSE", title="adding: how long can each cell go?")
     return Evidence(findings, _budget(df), fig,

@@ -28,9 +28,7 @@ def verdict_of(o: Outcome, short: bool = False) -> str:
 
 
 def write(outcomes: list[Outcome], out: Path, *, quick: bool, root: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    from grucli.report.plots import Drawn, save
+    from grucli.report.figure import Drawn, save
     from grucli.store import atomic_write_text
 
     rows = []
@@ -45,12 +43,10 @@ def write(outcomes: list[Outcome], out: Path, *, quick: bool, root: Path) -> Pat
                          "budget": ev.budget, "complete": not o.incomplete})
         if ev.figure is not None:  # PNG for the page, SVG for a paper, as the report writes them
             save(Drawn(o.claim.id, ev.figure, ev.caption), out / "figures")
-            plt.close(ev.figure)
         if ev.table is not None:
             atomic_write_text(out / "data" / f"{o.claim.id}.csv", ev.table.to_csv(index=False))
     for name, fig, text in forests(outcomes):
         save(Drawn(name, fig, text), out / "figures")
-        plt.close(fig)
     atomic_write_text(out / "claims.csv", pd.DataFrame(rows).to_csv(index=False))
     atomic_write_text(out / "claims.md", render(outcomes, quick=quick, root=root))
     return out / "claims.md"

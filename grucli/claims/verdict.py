@@ -22,6 +22,7 @@ import math
 
 from grucli import power, stats
 from grucli.metrics import RAW, Scale
+from grucli.numbers import num, p_text, share
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
@@ -50,13 +51,13 @@ def better(a: Sequence[float], b: Sequence[float], goal: str, name_a: str, name_
     (default: its own p); `still_improving`: runs the budget cut off while their validation
     curve was still falling -- a verdict that would rest on them is inconclusive."""
     e = stats.effect(a, b, scale)
-    text = f"{name_a} {_g(e.centre_a)}{unit} vs {name_b} {_g(e.centre_b)}{unit} (n = {e.n_a}, {e.n_b}"
+    text = f"{name_a} {num(e.centre_a)}{unit} vs {name_b} {num(e.centre_b)}{unit} (n = {e.n_a}, {e.n_b}"
     text += f", {scale.mean_word}s)" if scale.ratio else ")"
     if e.lo is not None:
-        text += f", {'ratio' if scale.ratio else 'difference'} {_g(e.value)} [{_g(e.lo)}, {_g(e.hi)}]"
+        text += f", {'ratio' if scale.ratio else 'difference'} {num(e.value)} [{num(e.lo)}, {num(e.hi)}]"
     p = e.p_diff if p_adjusted is None else p_adjusted
     if p is not None:
-        text += f", {'Holm ' if p_adjusted is not None else ''}p = {p:.3g}"
+        text += f", {'Holm ' if p_adjusted is not None else ''}{p_text(p)}"
     shown = {"pair": (name_a, name_b), "effect": e}
     if e.n_a < 2 or e.n_b < 2 or p is None:
         return Finding(label, INCONCLUSIVE, text + "; fewer than 2 seeds: no test", **shown, word=stats.UNDECIDED)
@@ -64,7 +65,7 @@ def better(a: Sequence[float], b: Sequence[float], goal: str, name_a: str, name_
         return Finding(label, INCONCLUSIVE, text + f"; {still_improving} run(s) still improving when the budget "
                                                    "ended: this measures the budget", **shown, word=stats.UNDECIDED)
     if p >= alpha:
-        return Finding(label, INCONCLUSIVE, text + f"; not significant at {alpha:.3g}" + _seeds_to_decide(e, scale, alpha),
+        return Finding(label, INCONCLUSIVE, text + f"; not significant at {num(alpha)}" + _seeds_to_decide(e, scale, alpha),
                        **shown, word=stats.UNDECIDED)
     wins = e.favours_a(goal)
     return Finding(label, SUPPORTED if wins else NOT_SUPPORTED, text, **shown, word=stats.BETTER if wins else stats.WORSE)
@@ -83,7 +84,7 @@ def _seeds_to_decide(e: stats.Effect, scale: Scale, alpha: float) -> str:
         return (f"; at these seeds a difference of {scale.margin_text(scale.margin)} would have shown: what is "
                 "left is smaller than that, and more seeds would not make the claim hold by a margin that matters")
     if n > power.MAX_SEEDS:
-        return f"; more than {power.MAX_SEEDS:,} seeds per cell would decide it"
+        return f"; more than {num(power.MAX_SEEDS)} seeds per cell would decide it"
     return (f"; about {n} seeds per cell would decide it (power 0.8 at {scale.margin_text(scale.margin)}, "
             "`--until-decided` adds them)")
 
@@ -100,14 +101,14 @@ def comparable(a: Sequence[float], b: Sequence[float], name_a: str, name_b: str,
     e = stats.effect(a, b, scale, margin)
     e90 = stats.effect(a, b, scale, margin, confidence=1 - 2 * alpha)
     kind = "ratio" if scale.ratio else "difference"
-    text = (f"{name_a} {_g(e.centre_a)}{unit} vs {name_b} {_g(e.centre_b)}{unit} (n = {e.n_a}, {e.n_b}), "
+    text = (f"{name_a} {num(e.centre_a)}{unit} vs {name_b} {num(e.centre_b)}{unit} (n = {e.n_a}, {e.n_b}), "
             f"margin {scale.margin_text(margin)} (declared)")
     shown = {"pair": (name_a, name_b), "effect": e}
     if not e.testable or margin is None:
         return Finding(label, INCONCLUSIVE, text + ("; no margin declared" if margin is None
                                                     else "; fewer than 2 seeds: no interval"), **shown,
                        word=stats.UNDECIDED)
-    text += f", {kind} {_g(e.value)}, 90% interval [{_g(e90.lo)}, {_g(e90.hi)}]"
+    text += f", {kind} {num(e.value)}, 90% interval [{num(e90.lo)}, {num(e90.hi)}]"
     if still_improving:
         return Finding(label, INCONCLUSIVE, text + f"; {still_improving} run(s) still improving when the budget ended",
                        **shown, word=stats.UNDECIDED)
@@ -126,12 +127,12 @@ def below(value: float, reference: float, name: str, ref_name: str, *, label: st
     supported when value < reference by more than `tolerance` (relative), not supported
     when it is larger by more than that, inconclusive within it."""
     ratio = value / reference if reference else float("inf")
-    text = f"{name} {_g(value)}{unit} vs {ref_name} {_g(reference)}{unit}: ratio {ratio:.3g}"
+    text = f"{name} {num(value)}{unit} vs {ref_name} {num(reference)}{unit}: ratio {num(ratio)}"
     if ratio < 1 - tolerance:
         return Finding(label, SUPPORTED, text)
     if ratio > 1 + tolerance:
         return Finding(label, NOT_SUPPORTED, text)
-    return Finding(label, INCONCLUSIVE, text + f" (within +-{tolerance:.0%})")
+    return Finding(label, INCONCLUSIVE, text + f" (within +-{share(tolerance)})")
 
 
 def overall(findings: Sequence[Finding], short: bool = False) -> str:
@@ -148,10 +149,3 @@ def overall(findings: Sequence[Finding], short: bool = False) -> str:
     parts = [f"{v}: {' | '.join(f.label for f in findings if f.verdict == v)}" for v in VERDICTS if v in verdicts]
     return "mixed -- " + "; ".join(parts)
 
-
-def _g(v: float | None) -> str:
-    if v is None or v != v:
-        return "n/a"
-    if abs(v) >= 1000 and float(v).is_integer():  # counts (parameters, bytes) are exact: all digits
-        return f"{int(v):,}"
-    return f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"

@@ -9,7 +9,8 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from grucli.commands.common import clean_errors, console, fmt
+from grucli.commands.common import clean_errors, console
+from grucli.numbers import num, times
 
 
 def _ints(text: Optional[str]) -> Optional[list[int]]:
@@ -73,26 +74,26 @@ def bench(
                   "infer /\ntorch", "infer /\ntorch\n(cpu)", f"step /\n{REFERENCE}\n(same\nimpl)",
                   title=f"training step (forward, loss, backward, Adam) and inference; medians over {cfg.repeats} rounds; "
                         f"input size {cfg.input_size}; this machine's matmul peak now (the faster of torch's "
-                        f"and grucli's 512x512 product): {peak:.0f} GFLOP/s",
+                        f"and grucli's 512x512 product): {num(peak)} GFLOP/s",
                   title_justify="left")
     for r in rows:
         size = f"H={r['hidden']} T={r['seq_len']} B={r['batch']}" + (f" L={r['layers']}" if r["layers"] > 1 else "")
-        table.add_row(r["cell"], r["impl"] + (" *" if r["fastest"] else ""), size, str(r["params"]),
-                      fmt(r["train_step_ms"], 3), fmt(r["train_cpu_ms"], 3), fmt(r["inference_ms"], 3),
-                      fmt(r["train_seq_s"], 3), fmt(r["train_gflop_s"], 3), fmt(100 * r["peak_share"], 2),
-                      fmt(r["train_vs_torch"], 2), fmt(r["train_cpu_vs_torch"], 2), fmt(r["inference_vs_torch"], 2),
-                      fmt(r["inference_cpu_vs_torch"], 2), fmt(r[f"train_vs_{REFERENCE}"], 2))
+        table.add_row(r["cell"], r["impl"] + (" *" if r["fastest"] else ""), size, num(r["params"]),
+                      num(r["train_step_ms"]), num(r["train_cpu_ms"]), num(r["inference_ms"]),
+                      num(r["train_seq_s"]), num(r["train_gflop_s"]), num(100 * r["peak_share"], 2),
+                      num(r["train_vs_torch"], 2), num(r["train_cpu_vs_torch"], 2), num(r["inference_vs_torch"], 2),
+                      num(r["inference_cpu_vs_torch"], 2), num(r[f"train_vs_{REFERENCE}"], 2))
     console.print(table)
     key = f"fastest_vs_fastest_{REFERENCE}"
     for r in (r for r in rows if r[key] is not None and r["cell"] != REFERENCE):
         console.print(f"fastest {r['cell']} ({r['impl']}) / fastest {REFERENCE}, H={r['hidden']} T={r['seq_len']} "
-                      f"B={r['batch']}: {r[key]:.2f} (by {r['fastest_by']})")
+                      f"B={r['batch']}: {times(r[key])} (by {r['fastest_by']})")
     checked = [r for r in rows if r["checked_against"]]
     if checked:
         worst = max(checked, key=lambda r: r["max_rel_diff"])
         console.print(f"checked before timing: {len(checked)} variant(s) against torch (or the reference equations) "
                       f"on their own batch, outputs and gradients; largest relative difference "
-                      f"{worst['max_rel_diff']:.1e} ({worst['impl']} {worst['cell']}). GFLOP/s count the products a "
+                      f"{num(worst['max_rel_diff'], 2)} ({worst['impl']} {worst['cell']}). GFLOP/s count the products a "
                       "training step computes (layer 0 computes no input gradient).")
     csv = lib.write_csv(rows, out / "bench.csv")
     png = lib.plot(rows, out / "bench.png")

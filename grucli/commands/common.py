@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from grucli.errors import GrucliError
+from grucli.numbers import num, share
 
 PACK_HELP = ("Runs of one shape (differing only in seed, lr, weight decay, clip, dropout, stopping) trained "
              "together per worker: at most this many, in equal packs; or auto (default: small models, H <= 64, "
@@ -56,16 +57,6 @@ def device_overrides(device: str | None, threads: int | None) -> list[str]:
     if threads:
         out.append(f"train.threads={threads}")
     return out
-
-
-def fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def run_progress() -> Progress:
@@ -210,8 +201,8 @@ class Count:
         left = self.total - self.done
         eta = f", eta {_clock(elapsed / self.done * left)}" if self.done and left > 0 else ""
         failures = f", {self.failures()}" if self.failures() else ""
-        share = f" ({self.done / self.total:.0%})" if self.total else ""
-        return f"runs {self.done}/{self.total}{share}, elapsed {_clock(elapsed)}{eta}{failures}"
+        done = f" ({share(self.done / self.total)})" if self.total else ""
+        return f"runs {self.done}/{self.total}{done}, elapsed {_clock(elapsed)}{eta}{failures}"
 
 
 def _clock(seconds: float) -> str:
@@ -246,8 +237,8 @@ def baseline_text(naive, seasonal=None) -> str:
     """The trivial baseline; for a forecast with a season, naive and seasonal naive both
     (the seasonal one is often much the stronger)."""
     if seasonal is None or seasonal != seasonal:
-        return fmt(naive)
-    return f"naive {fmt(naive)} / seasonal naive {fmt(seasonal)}"
+        return num(naive, 4)
+    return f"naive {num(naive, 4)} / seasonal naive {num(seasonal, 4)}"
 
 
 def run_line(run, result, split: str = "test") -> str:
@@ -265,12 +256,12 @@ def run_line(run, result, split: str = "test") -> str:
     if split == "val":
         metric = (result.select or (result.metric, result.goal))[0]
         value = result.val.get(metric) if result.val else None
-        tail = f"  val {metric} {fmt(value)}  params {result.params}  {fmt(t, 3)} s training{packed}"
+        tail = f"  val {metric} {num(value, 4)}  params {result.params}  {num(t)} s training{packed}"
         return head + tail + (f"  {result.error}" if result.status == "diverged" else "")
     metric = result.metric
     value = result.test.get(metric) if result.test else None
     base = baseline_text(result.baseline.get(metric), result.baseline.get(f"snaive_{metric}"))
-    tail = f"  test {metric} {fmt(value)} (baseline {base})  params {result.params}  {fmt(t, 3)} s training{packed}"
+    tail = f"  test {metric} {num(value, 4)} (baseline {base})  params {result.params}  {num(t)} s training{packed}"
     if result.status == "diverged":
         tail += f"  {result.error}"
     return head + tail

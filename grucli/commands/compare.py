@@ -11,8 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from grucli.commands.common import (ProgressReporter, at_least_one, baseline_text, clean_errors, console,
-                                    device_overrides, fmt, print_plan, PACK_HELP)
+                                    device_overrides, print_plan, PACK_HELP)
 from grucli.errors import GrucliError
+from grucli.numbers import NONE, interval, num, share
 
 
 def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
@@ -20,7 +21,6 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     summary table (grucli.tables). With `run_ids`, only those runs (the current grid);
     finished runs of other grids in the folder are counted."""
     from grucli import tables, verdicts
-    from grucli.numbers import interval
     from grucli.store import reader
 
     col = reader.collect([exp_dir], histories=False) if exp_dir.is_dir() and any(
@@ -49,10 +49,10 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
                         "n", "baseline", "reached\n(val)", "diverged", "failed"):
                 table.add_column(col, justify="left" if col == "cell" else "right")
             for r in rows.to_dict("records"):
-                reached = "-" if view.target is None or not r["ok"] else f"{r['reached_target'] / r['ok']:.0%}"
-                table.add_row(r["cell"], fmt(r["params"]), fmt(r["epoch_time_s"], 3), fmt(r["throughput_seq_s"], 3),
-                              fmt(r["latency_seq_ms"], 3), fmt(_mb(r["saved_activation_bytes"]), 3),
-                              interval(r["centre"], r["lo"], r["hi"]) if r["n"] else "-", str(r["n"]),
+                reached = NONE if view.target is None or not r["ok"] else share(r["reached_target"] / r["ok"])
+                table.add_row(r["cell"], num(r["params"]), num(r["epoch_time_s"]), num(r["throughput_seq_s"]),
+                              num(r["latency_seq_ms"]), num(_mb(r["saved_activation_bytes"])),
+                              interval(r["centre"], r["lo"], r["hi"]) if r["n"] else NONE, str(r["n"]),
                               baseline_text(r["baseline"], r.get("baseline_snaive")), reached,
                               str(r["diverged"]), str(r["failed"]))
             console.print(table)

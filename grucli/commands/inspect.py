@@ -8,19 +8,20 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from grucli.commands.common import clean_errors, console, fmt
+from grucli.commands.common import clean_errors, console
+from grucli.numbers import num
 from grucli.errors import GrucliError
 
 
 def _print_summary(summary: dict) -> None:
     table = Table("gate", "mean", "share < 0.1", "share > 0.9", title=f"{summary['cell']} · layer {summary['layer']}")
     for name, g in summary["gates"].items():
-        table.add_row(name, fmt(g["mean"], 3), fmt(g["share_lt_0.1"], 3), fmt(g["share_gt_0.9"], 3))
+        table.add_row(name, num(g["mean"]), num(g["share_lt_0.1"]), num(g["share_gt_0.9"]))
     if summary["gates"]:
         console.print(table)
     grad = summary["gradient"]
-    console.print(f"{summary['cell']}: ‖∂L/∂h‖ first/last step: trained {fmt(grad['ratio'], 3)}, "
-                  f"at init {fmt(grad['ratio_init'], 3)}; mean ‖h_t‖ {fmt(summary['hidden']['mean_norm'], 3)}")
+    console.print(f"{summary['cell']}: ‖∂L/∂h‖ first/last step: trained {num(grad['ratio'])}, "
+                  f"at init {num(grad['ratio_init'])}; mean ‖h_t‖ {num(summary['hidden']['mean_norm'])}")
 
 
 def _where(items: list[str]) -> dict:

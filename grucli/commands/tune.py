@@ -10,9 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from grucli.commands.common import ProgressReporter, at_least_one, clean_errors, console, device_overrides, fmt, PACK_HELP
+from grucli.commands.common import ProgressReporter, at_least_one, clean_errors, console, device_overrides, PACK_HELP
 from grucli.errors import GrucliError
-from grucli.numbers import interval
+from grucli.numbers import NONE, interval, num
 
 
 def _plan(tr, pack: int | None = 1, jobs: int | None = None) -> None:
@@ -31,7 +31,7 @@ def _plan(tr, pack: int | None = 1, jobs: int | None = None) -> None:
         console.print(f"  search {key}: {dist.describe()}")
     for a in tr.arms:
         extra = f" ({a.interrupted} interrupted by a kill: retried with the same parameters)" if a.interrupted else ""
-        best = "" if not a.best else f"; best so far trial {a.best['trial']}: validation {fmt(a.best['value'])}"
+        best = "" if not a.best else f"; best so far trial {a.best['trial']}: validation {num(a.best['value'], 4)}"
         console.print(f"  arm {a.arm.label}: {a.done}/{s.trials} trials done, {max(0, s.trials - a.done)} to run"
                       f"{extra}{best}")
 
@@ -51,8 +51,8 @@ def render_tuned(exp_dir: Path) -> None:
         table.add_column(col, justify="left" if col == "arm" else "right")
     for r in comp.to_dict("records"):
         table.add_row(analysis.short_label(r["arm"]), str(r["trials"]), str(r["pruned"]), str(r["failed"] + r["diverged"]),
-                      fmt(r["best_val"]), *[fmt(r[k], 3) for k in keys], fmt(r["params"]),
-                      interval(r["test_centre"], r["test_lo"], r["test_hi"]) if r["final_n"] else "-", str(r["final_n"]))
+                      num(r["best_val"], 4), *[num(r[k]) for k in keys], num(r["params"]),
+                      interval(r["test_centre"], r["test_lo"], r["test_hi"]) if r["final_n"] else NONE, str(r["final_n"]))
     console.print(table)
     console.print(f"[bold]Answer[/], at an equal budget of {escape(analysis.budget_text(t))}:")
     for line in analysis.answer(t):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from grucli.grid import Run
+from grucli.numbers import num
 from grucli.train.loop import Callback, RunResult, train_pack
 
 
@@ -36,10 +37,10 @@ class ProgressCallback(Callback):
         now = time.monotonic()
         if now - self.last >= self.every or step == self.total:
             self.last = now
-            self.send(step, self.total, f"loss {loss:.4g}{self.info}")
+            self.send(step, self.total, f"loss {num(loss, 4)}{self.info}")
 
     def on_epoch(self, row: dict) -> None:
-        vals = [f"{k.removeprefix('val_')} {v:.4g}" for k, v in row.items() if k.startswith("val_")][:1]
+        vals = [f"{k.removeprefix('val_')} {num(v, 4)}" for k, v in row.items() if k.startswith("val_")][:1]
         self.info = f" | epoch {row['epoch']} " + " ".join(vals)
 
 

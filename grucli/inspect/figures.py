@@ -1,10 +1,9 @@
 """Figures of `grucli inspect`, drawn from analysis.py's numbers (nothing is computed
 here). matplotlib's object API only (no pyplot state); every figure is saved as PNG and
-SVG with atomic writes."""
+SVG through the figure kit (grucli.report.figure.save_file: atomic writes)."""
 
 from __future__ import annotations
 
-import io
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,8 +18,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from grucli import cells  # noqa: E402
+from grucli import numbers  # noqa: E402
 from grucli.inspect.files import FIGURE_FORMATS  # noqa: E402
-from grucli.store import atomic_write_bytes  # noqa: E402
+from grucli.report.figure import save_file  # noqa: E402
 
 if TYPE_CHECKING:
     from grucli.inspect.analysis import Inspection, SampleTrace
@@ -36,9 +36,7 @@ def save(fig: Figure, out_dir: Path, stem: str) -> str:
     fig.draw_without_rendering()  # lay out once (constrained layout is the slow part), then freeze it
     fig.set_layout_engine("none")
     for fmt in FIGURE_FORMATS:
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=110)
-        atomic_write_bytes(Path(out_dir) / f"{stem}.{fmt}", buf.getvalue())
+        save_file(fig, Path(out_dir) / f"{stem}.{fmt}", dpi=110)
     return f"{stem}.png"
 
 
@@ -161,13 +159,14 @@ def _hist_panel(ax, name: str, label: str, edges: np.ndarray, share: np.ndarray,
     ax.set_ylabel("share of values")
     if name == "h":
         ax.set_xlabel("hidden value")
-        text = f"|h| > 0.9: {stats['share_abs_gt_0.9']:.1%} · mean |h| {stats['mean_abs']:.2f}"
+        text = f"|h| > 0.9: {numbers.share(stats['share_abs_gt_0.9'], 1)} · mean |h| {numbers.num(stats['mean_abs'], 2)}"
     else:
         ax.set_xlabel("gate value")
         ax.axvspan(0, 0.1, color="0.85", zorder=0)
         ax.axvspan(0.9, 1, color="0.85", zorder=0)
         ax.set_xlim(0, 1)
-        text = f"< 0.1: {stats['share_lt_0.1']:.1%} · > 0.9: {stats['share_gt_0.9']:.1%} · mean {stats['mean']:.2f}"
+        text = (f"< 0.1: {numbers.share(stats['share_lt_0.1'], 1)} · > 0.9: {numbers.share(stats['share_gt_0.9'], 1)} · "
+                f"mean {numbers.num(stats['mean'], 2)}")
     ax.set_title(f"{label}\n{text}", fontsize=9)
 
 
@@ -198,10 +197,6 @@ def _positive(curve: np.ndarray) -> np.ndarray:
     return np.where(curve > 0, curve, np.nan)  # log axis: drop exact zeros
 
 
-def _fmt_ratio(r) -> str:
-    return "n/a" if r is None else f"{r:.2g}"
-
-
 def gradient_flow(insp: Inspection) -> Figure:
     """Mean ‖∂L/∂h_t‖ vs t on a log axis, trained (solid) and at initialisation (dashed)."""
     fig = Figure(figsize=(7.5, 4.2), layout="constrained")
@@ -212,12 +207,12 @@ def gradient_flow(insp: Inspection) -> Figure:
             curve = insp.grad[kind][d]
             r = by_dir[name]["ratio" if kind == "trained" else "ratio_init"]
             ax.plot(_steps(len(curve)), _positive(curve), style, color=colour,
-                    label=f"{name}, {'trained' if kind == 'trained' else 'at init'} (first/last {_fmt_ratio(r)})")
+                    label=f"{name}, {'trained' if kind == 'trained' else 'at init'} (first/last {numbers.num(r, 2)})")
         if "trained_c" in insp.grad:  # LSTM: the cell state's own gradient
             curve = insp.grad["trained_c"][d]
             r = insp.summary["gradient"]["cell_state"][name]["ratio"]
             ax.plot(_steps(len(curve)), _positive(curve), ":", color=colour, lw=2,
-                    label=f"{name}, trained, ‖∂L/∂c_t‖ cell state (first/last {_fmt_ratio(r)})")
+                    label=f"{name}, trained, ‖∂L/∂c_t‖ cell state (first/last {numbers.num(r, 2)})")
     ax.set_yscale("log")
     _integer_time(ax)
     where = "loss on the last step" if insp.run.model.head_kind == "last" else "loss on every step"
@@ -274,9 +269,9 @@ def compare_gradient_flow(insps: list[Inspection]) -> Figure:
         cell = insp.run.cfg.model.cell
         colour = cells.colour(cell)
         ax.plot(_steps(len(insp.grad["trained"][0])), _positive(insp.grad["trained"][0]), "-", color=colour,
-                label=f"{cell} trained (first/last {_fmt_ratio(g['ratio'])})")
+                label=f"{cell} trained (first/last {numbers.num(g['ratio'], 2)})")
         ax.plot(_steps(len(insp.grad["init"][0])), _positive(insp.grad["init"][0]), "--", color=colour,
-                label=f"{cell} at init ({_fmt_ratio(g['ratio_init'])})")
+                label=f"{cell} at init ({numbers.num(g['ratio_init'], 2)})")
     ax.set_yscale("log")
     _integer_time(ax)
     ax.set_xlabel("time step t")

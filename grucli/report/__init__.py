@@ -1,7 +1,7 @@
 """`grucli report`: results folders -> tables, figures, report.md and report.html.
 
     grucli.store.reader (read run folders, note problems) -> grucli.tables (pure)
-    -> plots (registry) -> compose (document blocks) -> render (Markdown, self-contained HTML)
+    -> plots (the one registry of figures, drawn with figure.py) -> compose (document blocks) -> render (Markdown, self-contained HTML)
 
 Reads only: it never trains and never writes inside run folders. Output goes to
 `<experiment>/report/` (or `--out`):
@@ -24,7 +24,8 @@ import pandas as pd
 
 from grucli.errors import GrucliError
 from grucli import tables, verdicts
-from grucli.report import compose, inspected, plots, tuned
+from grucli.numbers import num
+from grucli.report import compose, figure, inspected, plots, tuned
 from grucli.store.reader import collect, experiment_dirs
 from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
 from grucli.store import atomic_write_text
@@ -137,7 +138,7 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
         res.plots[v.task] = plots.select(v, col.histories)
         figures[v.task] = []
         for drawn in plots.draw(v, col.histories):
-            saved = plots.save(drawn, fig_dir, ("png", *[f for f in figure_formats if f != "png"]))
+            saved = figure.save(drawn, fig_dir, ("png", *[f for f in figure_formats if f != "png"]))
             res.figures += list(saved.values())
             drawn.png = saved["png"]
             figures[v.task].append(drawn)
@@ -145,13 +146,12 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
     tune_blocks = []
     for t in tunes:
         drawn = []
-        for d in tuned.draw(t):
-            saved = plots.save(d, fig_dir, ("png", *[f for f in figure_formats if f != "png"]))
+        for d in plots.draw_tuned(t):
+            saved = figure.save(d, fig_dir, ("png", *[f for f in figure_formats if f != "png"]))
             res.figures += list(saved.values())
             d.png = saved["png"]
             drawn.append(d)
-        tune_blocks += tuned.blocks(t, tune_frames[t.manifest["name"]], drawn, compose.num, compose.pm,
-                                    compose.p_value)
+        tune_blocks += tuned.blocks(t, tune_frames[t.manifest["name"]], drawn)
 
     res.notes = [*compose.notes(col, views, summaries), *tune_notes]
     answers = [line for v in views for line in verdicts.answers(v, summaries[v.task], h2h[v.task])]
@@ -212,7 +212,7 @@ def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp
         blocks.append(Table(compose.summary_display(summaries[v.task], v),
                             f"test {v.metric}: mean ± 95% CI over n ok seeds "
                             f"({'lower' if v.goal == 'min' else 'higher'} is better); target "
-                            f"{compose.num(v.target)}; timing mean ± 95% CI"))
+                            f"{num(v.target)}; timing mean ± 95% CI"))
         if len(params[v.task]):
             blocks += [Heading(3, f"{v.task}: parameters"),
                        Table(compose.params_display(params[v.task]),
@@ -231,7 +231,7 @@ def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp
                         "going back in time), for the trained weights and at initialisation. Gates: mean "
                         "activation and the shares below 0.1 and above 0.9 over the test set.")]
         if len(insp.rows):
-            blocks.append(Table(inspected.display(insp.rows, compose.num)))
+            blocks.append(Table(inspected.display(insp.rows)))
         blocks += [Image(png, caption) for png, caption in insp.figures]
     blocks.append(Heading(2, "Runs not averaged in"))
     blocks.append(Table(compose.excluded_display(excluded)) if len(excluded) else Para("None: every run finished ok."))

@@ -4,7 +4,6 @@ nothing itself (see render.py)."""
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -15,7 +14,7 @@ from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
 from grucli.cells import REFERENCE, label
 from grucli.tables import RATIO, TaskView, order_cells, short
 from grucli.verdicts import oriented
-from grucli.numbers import interval, num, p_text, p_value, pm  # noqa: F401 (re-exported for tuned)
+from grucli.numbers import NONE, interval, num, p_text, p_value
 
 STATES = (OK, DIVERGED, FAILED, PRUNED, IN_PROGRESS, UNREADABLE)
 
@@ -139,14 +138,14 @@ def verdicts(view: TaskView, h2h: pd.DataFrame) -> list[Block]:
                                                            (b, "improving_b", "at_baseline_b"))
                  for what, n in (("still improving", first.get(col_i)), ("at the baseline", first.get(col_b)))
                  if isinstance(n, str) and n != "unknown" and not n.startswith("0/")]
-        row["not converged at this budget"] = "; ".join(flags) or "–"
+        row["not converged at this budget"] = "; ".join(flags) or NONE
         rows.append(row)
     blocks: list[Block] = [Heading(3, view.task)]
     if rows:
         frame = pd.DataFrame(rows)
         if frame["setting"].nunique() == 1:
             frame = frame.drop(columns="setting")
-        blocks.append(Table(frame.fillna("–")))
+        blocks.append(Table(frame.fillna(NONE)))
     base = h2h[h2h["family"] == "baseline"]
     if len(base):
         blocks.append(Table(pd.DataFrame({
@@ -154,7 +153,7 @@ def verdicts(view: TaskView, h2h: pd.DataFrame) -> list[Block]:
             "baseline": [f"{n} ({num(v)})" for n, v in zip(base["baseline"], base["baseline_value"])],
             "cell / baseline" if (base["effect"] == "ratio").all() else "cell − baseline":
                 [interval(v, lo, hi) for v, lo, hi in zip(base["value"], base["lo"], base["hi"])],
-            "verdict": [verdict_text(r, "the baseline") for r in base.itertuples()]}).fillna("–")))
+            "verdict": [verdict_text(r, "the baseline") for r in base.itertuples()]}).fillna(NONE)))
     return blocks
 
 
@@ -230,7 +229,7 @@ def summary_display(s: pd.DataFrame, view: TaskView) -> pd.DataFrame:
         name = {"snaive": "seasonal-naive"}.get(col.removeprefix("baseline_"), col.removeprefix("baseline_"))
         out[f"{name} baseline"] = s[col].map(num)
     no_target = view.target is None
-    out["reached target (val)"] = ["-" if no_target else f"{r}/{n}" for r, n in zip(s["reached_target"], s["n"])]
+    out["reached target (val)"] = [NONE if no_target else f"{r}/{n}" for r, n in zip(s["reached_target"], s["n"])]
     out["diverged"], out["failed"], out["in progress"] = s["diverged"], s["failed"], s["in_progress"]
     for col, label in (("epoch_time_s", "train s/epoch"), ("throughput_seq_s", "throughput seq/s"),
                        ("latency_batch_ms", "latency ms/batch"), ("latency_seq_ms", "latency ms/seq"),
@@ -248,8 +247,8 @@ def params_display(p: pd.DataFrame) -> pd.DataFrame:
     out = p.drop(columns=["task"]).copy()
     out["params"] = out["params"].map(lambda v: num(v) if isinstance(v, (int, float)) else v)
     out["hidden_size"] = out["hidden_size"].map(num)
-    out[RATIO] = out[RATIO].map(lambda v: "–" if v is None or v != v else f"{v:.3f}")
-    return out.rename(columns={RATIO: f"params / {label(REFERENCE)}"})
+    out[RATIO] = out[RATIO].map(num)
+    return out.fillna(NONE).rename(columns={RATIO: f"params / {label(REFERENCE)}"})
 
 
 def h2h_display(h: pd.DataFrame) -> pd.DataFrame:
@@ -260,18 +259,18 @@ def h2h_display(h: pd.DataFrame) -> pd.DataFrame:
         "family": h["family"],
         "a": h.get("centre_a", pd.Series(dtype=float)).map(num), "b": h.get("centre_b", pd.Series(dtype=float)).map(num),
         "n": h.get("n_a", pd.Series(dtype=float)).map(num) + "/" + h.get("n_b", pd.Series(dtype=float)).map(num),
-        "effect [95% CI]": [f"{e} {interval(v, lo, hi)}" if isinstance(e, str) else "–"
+        "effect [95% CI]": [f"{e} {interval(v, lo, hi)}" if isinstance(e, str) else NONE
                             for e, v, lo, hi in zip(h.get("effect", [None] * len(h)), h.get("value", [None] * len(h)),
                                                     h.get("lo", [None] * len(h)), h.get("hi", [None] * len(h)))],
         "Holm p (difference)": h.get("p_holm", pd.Series(dtype=float)).map(p_value),
         "Holm p (equivalence)": h.get("p_equiv_holm", pd.Series(dtype=float)).map(p_value),
         "family size": h.get("family_size", pd.Series(dtype=float)).map(num),
         "budget": h["budget"], "verdict": [verdict_text(r) for r in h.itertuples()],
-    }).fillna("–")
+    }).fillna(NONE)
 
 
 def excluded_display(x: pd.DataFrame) -> pd.DataFrame:
-    return x.fillna("–").astype(str) if len(x) else x
+    return x.fillna(NONE).astype(str) if len(x) else x
 
 
 def header(col: Collection) -> list[Block]:

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from grucli import power, stats
+from grucli.numbers import num
+from grucli.report.figure import new, plain_log
 
 # a fixed palette, safe for colour-blind readers (Okabe & Ito 2008); the verdict is from a's side
 VERDICT_COLOURS = {stats.BETTER: "#0072B2", stats.WORSE: "#D55E00", stats.EQUIVALENT: "#009E73",
@@ -104,7 +104,7 @@ def _note(r: dict, has_interval: bool) -> str:
     if need is None:
         return word
     if need > power.MAX_SEEDS:
-        return f"{word}, > {power.MAX_SEEDS:,} seeds"
+        return f"{word}, > {num(power.MAX_SEEDS)} seeds"
     return f"{word}, ~{int(need)} seeds"
 
 
@@ -163,14 +163,6 @@ def _axis_label(r: Row, metric: str, goal: str) -> str:
     return f"◀ {left} better        {what}        {right} better ▶"
 
 
-def _log_ticks(axis, lo: float, hi: float) -> None:
-    decades = math.log10(hi / lo)
-    subs = (1.0,) if decades > 3 else (1.0, 2.0, 5.0) if decades > 0.6 else (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 7.0)
-    axis.set_major_locator(LogLocator(base=10, subs=subs))
-    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
 def _draw_panel(ax, panel: list[Row], title: str, metric: str, goal: str) -> None:
     n = len(panel)
     ys = np.arange(n)[::-1]  # the first row on top
@@ -215,7 +207,7 @@ def _draw_panel(ax, panel: list[Row], title: str, metric: str, goal: str) -> Non
     for side in ("top", "right", "left", "bottom"):
         words.spines[side].set_visible(False)
     if ratio:
-        _log_ticks(ax.xaxis, xmin, xmax)
+        plain_log(ax.xaxis, [xmin, xmax])
     ax.set_xlabel(_axis_label(panel[0], metric, goal), fontsize=8.5)
     ax.set_title(title, loc="left")
 
@@ -225,9 +217,9 @@ def figure(task: str, panel_rows: list[Row], metric: str, goal: str) -> Figure:
     panels = [(p, [r for r in panel_rows if r.panel == p]) for p in PANELS]
     panels = [(p, rs) for p, rs in panels if rs]
     heights = [len(rs) + 2.2 for _, rs in panels]
-    fig = Figure(figsize=(8.6, 0.8 + 0.27 * sum(heights)), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    fig, axes = new(1, len(panels), width=8.6, height=(0.8 + 0.27 * sum(heights)) / len(panels),
+                    gridspec_kw={"height_ratios": heights})
+    axes = axes[:, 0]
     for ax, (p, rs) in zip(axes, panels):
         _draw_panel(ax, rs, f"{task}: {PANELS[p]}", metric, goal)
     words = [w for w in VERDICT_COLOURS if any(r.verdict == w for r in panel_rows)]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from grucli.inspect.files import compare_figures, read_inspect_summary
+from grucli.numbers import NONE, num, share
 from grucli.store.reader import OK
 
 
@@ -45,7 +46,7 @@ def collect_inspect(runs: pd.DataFrame, experiments: list[dict]) -> Inspected:
     return out
 
 
-def display(rows: pd.DataFrame, num) -> pd.DataFrame:
+def display(rows: pd.DataFrame) -> pd.DataFrame:
     """Per run: gradient ratio trained and at init, ‖h‖, each gate's mean [share < 0.1 | > 0.9]."""
     if rows.empty:
         return rows
@@ -54,9 +55,9 @@ def display(rows: pd.DataFrame, num) -> pd.DataFrame:
     def gate_text(row, g):
         mean = row.get(f"gate_{g}_mean")
         if mean is None or mean != mean:
-            return "–"
+            return NONE
         lo, hi = row.get(f"gate_{g}_share_lt_0.1"), row.get(f"gate_{g}_share_gt_0.9")
-        return f"{num(mean)} [{lo:.0%} | {hi:.0%}]"
+        return f"{num(mean)} [{share(lo)} | {share(hi)}]"
 
     out = pd.DataFrame({"run": rows["experiment"] + "/" + rows["run_id"], "cell": rows["cell"],
                         "seed": rows["seed"].map(num), "layer": rows["layer"].map(num),

@@ -1,60 +1,40 @@
-"""The report's figures, chosen by which axes actually vary.
+"""The report's figures, chosen by which axes actually vary: the one registry, `PLOTS`.
 
-Every plot is one entry of `PLOTS`: a name, a test of whether it says anything for this
-task's runs, and a function drawing it. Adding a plot is one function plus one line there.
-Figures use matplotlib's object API on the Agg canvas (no pyplot, no global backend state)
-and one colour per cell across every figure.
+Every figure of the report is one entry of `PLOTS`: a name, what it is drawn from (a task's
+runs, or a tuned experiment: grucli.report.tuned), a test of whether it says anything for
+the runs at hand, and a function drawing it. Adding a plot is one function plus one line
+there. Everything a figure is drawn with (style, axes, error bars, log axes, legend,
+saving) is grucli.report.figure; one colour per cell across every figure.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from grucli import metrics, stats, verdicts
+from grucli import metrics, verdicts
 from grucli.cells import colour, marker
 import grucli.report.forest as forest_plot
-from grucli.store import atomic_write_bytes
+import grucli.report.tuned as tuned
+from grucli.report.figure import Drawn, bars, cell_line, estimate, legend, log_y, new, plain_log, styled
 from grucli.tables import TaskView, order_cells, setting_label, short
 
 MAX_PANELS = 6  # settings shown side by side before a figure keeps only the first ones
-STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
-         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
-         "svg.fonttype": "none"}
-
-
-@dataclass
-class Drawn:
-    name: str  # file stem, e.g. adding_difficulty_seq_len
-    figure: Figure
-    caption: str
-    png: Path | None = None  # set once saved
-    answer: bool = False  # shown with the Answer at the top of the report, not under Figures
+TASK, TUNE = "task", "tune"  # what a plot is drawn from: (TaskView, histories) or (Tuned,)
 
 
 @dataclass(frozen=True)
 class Plot:
     name: str
-    applies: Callable[[TaskView, dict], bool]  # (view, histories) -> worth drawing?
-    draw: Callable[[TaskView, dict], list[Drawn]]
-
-
-def _new(ncols: int = 1, nrows: int = 1, width: float = 5.2, height: float = 3.6, sharey: bool = False):
-    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey)
-    return fig, axes
+    of: str  # TASK or TUNE
+    applies: Callable[..., bool]  # (view, histories) or (tuned) -> worth drawing?
+    draw: Callable[..., list[Drawn]]
 
 
 def _metric_label(view: TaskView) -> str:
@@ -65,46 +45,13 @@ def _metric_label(view: TaskView) -> str:
 def _maybe_log_y(ax, values, view: TaskView) -> None:
     """Log y for an error-type metric spanning decades; decided once per task (test values
     and baseline) so every panel and figure of the task uses the same scale."""
-    v = np.asarray([x for x in [*view.ok["value"], *view.ok["baseline_value"], *values]
-                    if x is not None and np.isfinite(x)], dtype=float)
-    if view.goal == "min" and len(v) and (v > 0).all() and v.max() / v.min() > 30:
-        ax.set_yscale("log")
-        _plain_log(ax.yaxis, v)
-
-
-def estimate(values, scale: metrics.Scale) -> tuple[float, float, float]:
-    """(centre, lo, hi) of values across seeds on their scale (grucli.stats.estimate): the
-    geometric mean with its asymmetric interval on a log scale (never <= 0), the mean with
-    its interval cut to the range elsewhere; lo = hi = centre without an interval (n < 2)."""
-    e = stats.estimate(list(values), scale)
-    return e.centre, (e.centre if e.lo is None else e.lo), (e.centre if e.hi is None else e.hi)
-
-
-def yerr(points) -> list[list[float]]:
-    """matplotlib's error bars (below, above) of (centre, lo, hi) points; 0 where there is none."""
-    def gap(a, b):
-        return b - a if math.isfinite(a) and math.isfinite(b) and b > a else 0.0
-
-    return [[gap(lo, c) for c, lo, _ in points], [gap(c, hi) for c, _, hi in points]]
+    log_y(ax, [*view.ok["value"], *view.ok["baseline_value"], *values], view.goal)
 
 
 def _by_cell(runs: pd.DataFrame):
     """(cell, runs) in the report's cell order (gru, lstm, rnn), as in its tables."""
     groups = dict(tuple(runs.groupby("cell")))
     return [(c, groups[c]) for c in order_cells(groups)]
-
-
-def _plain_log(axis, values) -> None:
-    """Log-axis ticks labelled as plain numbers (0.02, 0.05, 0.1), as many as the data's span
-    can hold without crowding: only powers of ten over 3+ decades, 1-2-5 over one or more,
-    1-1.5-2-3-5-7 within one. `values`: the data on that axis (the view limits are not known
-    until the figure is drawn)."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
-    decades = np.log10(v.max() / v.min()) if len(v) else 3.0
-    subs = (1.0,) if decades > 3 else (1.0, 2.0, 5.0) if decades > 0.6 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
-    axis.set_major_locator(LogLocator(base=10, subs=subs))
-    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    axis.set_minor_formatter(NullFormatter())
 
 
 _BASELINES = [("baseline_value", "--", "trivial baseline"),
@@ -145,15 +92,6 @@ def _panel_title(keys: list[str], values, width: int = 46, lines: int = 3) -> st
     return "\n".join(wrapped[:lines]) + (" …" if len(wrapped) > lines else "")
 
 
-def _legend(fig, axes) -> None:
-    handles, labels = {}, []
-    for ax in np.ravel(axes):
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside right upper", frameon=False)
-
-
 # --------------------------------------------------------------------------- learning curves
 def _val_column(view: TaskView) -> str:
     return f"val_{view.select or view.metric}"
@@ -175,7 +113,7 @@ def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
     col = _val_column(view)
     sel = view.select or view.metric
     panels, cut = _panels(view, view.settings)
-    fig, axes = _new(2, len(panels), height=3.0)
+    fig, axes = new(2, len(panels), height=3.0)
     every = []
     for row, (label, runs) in enumerate(panels):
         ax_e, ax_t = axes[row]
@@ -201,7 +139,7 @@ def learning_curves(view: TaskView, histories: dict) -> list[Drawn]:
         ax_e.xaxis.set_major_locator(MaxNLocator(integer=True))
         for ax in (ax_e, ax_t):
             _maybe_log_y(ax, every, view)
-    _legend(fig, axes)
+    legend(fig, axes)
     more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
     return [Drawn(f"{view.task}_learning_curves", fig,
                   f"{view.task}: validation {sel} per epoch (left) and against mean training wall-clock "
@@ -233,15 +171,13 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
     out, scale = [], metrics.scale_of(view.metric)
     for knob in _task_knobs(view):
         panels, cut = _panels(view, _others(view, knob), _sweeps(knob))
-        fig, axes = _new(len(panels), 1, sharey=True)
+        fig, axes = new(len(panels), 1, sharey=True)
         every = []
         for ax, (label, runs) in zip(axes[0], panels):
             for cell, g in _by_cell(runs):
-                pts = sorted((x, *estimate(gx["value"], scale)) for x, gx in g.groupby(knob))
-                xs, ms = [p[0] for p in pts], [p[1] for p in pts]
-                every += ms
-                ax.errorbar(xs, ms, yerr=yerr([p[1:] for p in pts]), color=colour(cell),
-                            marker=marker(cell), capsize=3, lw=1.6, label=cell)
+                pts = [(x, *estimate(gx["value"], scale)) for x, gx in g.groupby(knob)]
+                every += [p[1] for p in pts]
+                cell_line(ax, cell, pts)
             for col, style, name in _baselines(runs):
                 base = runs.groupby(knob)[col].first().dropna() if col in runs else pd.Series(dtype=float)
                 if len(base):
@@ -260,7 +196,7 @@ def difficulty(view: TaskView, histories: dict) -> list[Drawn]:
                 ax.set_xticklabels([f"{v:g}" for v in swept])
             ax.set(title=f"{view.task}: test {view.metric} vs {short(knob)}" + (f"\n{label}" if label else ""),
                    xlabel=short(knob) + (" (log scale)" if log_x else ""), ylabel=f"test {_metric_label(view)}")
-        _legend(fig, axes)
+        legend(fig, axes)
         more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
         out.append(Drawn(f"{view.task}_difficulty_{short(knob).split('.')[-1]}", fig,
                          f"{view.task}: test {view.metric} as {short(knob)} grows; {scale.mean_word} over seeds "
@@ -281,19 +217,17 @@ def size(view: TaskView, histories: dict) -> list[Drawn]:
     scale = metrics.scale_of(view.metric)
     others = [c for c in view.settings if not c.startswith("config.model.")]
     panels, cut = _panels(view, others, lambda runs: (runs.groupby("cell")["params"].nunique() > 1).any())
-    fig, axes = _new(len(panels), 1, sharey=True)
+    fig, axes = new(len(panels), 1, sharey=True)
     for ax, (label, runs) in zip(axes[0], panels):
         for cell, g in _by_cell(runs):
-            pts = sorted((p, *estimate(gp["value"], scale)) for p, gp in g.groupby("params"))
-            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr([p[1:] for p in pts]), color=colour(cell),
-                        marker=marker(cell), capsize=3, lw=1.6, label=cell)
+            cell_line(ax, cell, [(p, *estimate(gp["value"], scale)) for p, gp in g.groupby("params")])
         _baseline_lines(ax, runs)
         ax.set_xscale("log")
-        _plain_log(ax.xaxis, runs["params"])
+        plain_log(ax.xaxis, runs["params"])
         _maybe_log_y(ax, runs["value"].tolist(), view)
         ax.set(title=f"{view.task}: test {view.metric} vs model size" + (f"\n{label}" if label else ""),
                xlabel="trainable parameters (log scale)", ylabel=f"test {_metric_label(view)}")
-    _legend(fig, axes)
+    legend(fig, axes)
     more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
     return [Drawn(f"{view.task}_size", fig, f"{view.task}: test {view.metric} against exact parameter count per "
                                             f"cell; {scale.mean_word} over seeds with its 95% interval"
@@ -308,12 +242,12 @@ def _has_timing(view: TaskView, histories: dict) -> bool:
 def cost(view: TaskView, histories: dict) -> list[Drawn]:
     groups = list(view.groups(by_cell=False))[: MAX_PANELS * 2]
     cells = view.cells
-    bars = len(groups) * max(len(cells), 1)
+    n_bars = len(groups) * max(len(cells), 1)
     quantities = [("timing.epoch_time_s", "train time per epoch (s)", 1.0),
                   ("timing.latency_batch_ms", "inference latency per batch (ms)", 1.0)]
     if "timing.saved_activation_bytes" in view.ok and view.ok["timing.saved_activation_bytes"].notna().any():
         quantities.append(("timing.saved_activation_bytes", "saved for backward (MB per batch)", 2.0**-20))
-    fig, axes = _new(1, len(quantities), width=min(max(5.0, 0.32 * bars + 2.0), 13.0), height=3.2)
+    fig, axes = new(1, len(quantities), width=min(max(5.0, 0.32 * n_bars + 2.0), 13.0), height=3.2)
     width = 0.8 / max(len(cells), 1)
     for ax, (col, label, unit) in zip(axes[:, 0], quantities):
         scale = metrics.scale_of(col)  # timings: log (geometric means, intervals above 0)
@@ -321,14 +255,13 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
             pts = [estimate(unit * g.loc[(g["state"] == "ok") & (g["cell"] == cell), col], scale) if col in g
                    else (math.nan, math.nan, math.nan) for _, _, g in groups]
             xs = np.arange(len(groups)) + (i - (len(cells) - 1) / 2) * width
-            ax.bar(xs, [p[0] for p in pts], width, yerr=yerr(pts), capsize=3, color=colour(cell), label=cell,
-                   error_kw={"lw": 1, "ecolor": "0.2"})
+            bars(ax, xs, pts, width, colour(cell), cell)
         ax.set_xticks(np.arange(len(groups)))
         ax.set_xticklabels([setting_label(view.settings, v, max_value=16).replace(", ", "\n") for v, _, _ in groups],
                            fontsize=8, rotation=0 if len(groups) <= 6 else 30, ha="center" if len(groups) <= 6 else "right")
         ax.set(title=f"{view.task}: {label.split(' (')[0]}", ylabel=label)
         ax.grid(axis="x", visible=False)
-    _legend(fig, axes)
+    legend(fig, axes)
     memory = (" Activations: the bytes autograd keeps for the backward pass of one batch (counted with "
               "saved_tensors_hooks, every implementation alike), not the process's resident memory."
               if len(quantities) > 2 else "")
@@ -343,7 +276,7 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
 
 def pareto(view: TaskView, histories: dict) -> list[Drawn]:
     panels, cut = _panels(view, view.settings)
-    fig, axes = _new(min(len(panels), 3), math.ceil(len(panels) / 3), width=4.6, height=3.6, sharey=True)
+    fig, axes = new(min(len(panels), 3), math.ceil(len(panels) / 3), width=4.6, height=3.6, sharey=True)
     flat = list(np.ravel(axes))
     for ax, (label, runs) in zip(flat, panels):
         means = []
@@ -363,13 +296,13 @@ def pareto(view: TaskView, histories: dict) -> list[Drawn]:
             ax.step(*zip(*front), where="post", color="0.3", lw=1, label="Pareto front", zorder=2)
         base = _baseline_lines(ax, runs)
         ax.set_xscale("log")
-        _plain_log(ax.xaxis, runs["timing.train_time_s"])
+        plain_log(ax.xaxis, runs["timing.train_time_s"])
         _maybe_log_y(ax, [*runs["value"], *base], view)
         ax.set(title=textwrap.fill(f"{view.task}: test {view.metric} vs training time", 36) + (f"\n{label}" if label else ""),
                xlabel="total training time (s, log scale)", ylabel=f"test {_metric_label(view)}")
     for ax in flat[len(panels):]:
         ax.set_visible(False)
-    _legend(fig, axes)
+    legend(fig, axes)
     more = f" Only the first {MAX_PANELS} settings are shown." if cut else ""
     return [Drawn(f"{view.task}_pareto", fig,
                   f"{view.task}: who gets there cheapest. Small dots = runs, large markers = "
@@ -404,35 +337,32 @@ def _on_scale(scale: metrics.Scale) -> str:
 
 # --------------------------------------------------------------------------- registry
 PLOTS: dict[str, Plot] = {p.name: p for p in [
-    Plot("forest", _forest_applies, forest),
-    Plot("learning_curves", _curves_apply, learning_curves),
-    Plot("difficulty", lambda v, h: bool(_task_knobs(v)), difficulty),
-    Plot("size", _size_applies, size),
-    Plot("cost", _has_timing, cost),
-    Plot("pareto", _has_timing, pareto),
+    Plot("forest", TASK, _forest_applies, forest),
+    Plot("learning_curves", TASK, _curves_apply, learning_curves),
+    Plot("difficulty", TASK, lambda v, h: bool(_task_knobs(v)), difficulty),
+    Plot("size", TASK, _size_applies, size),
+    Plot("cost", TASK, _has_timing, cost),
+    Plot("pareto", TASK, _has_timing, pareto),
+    Plot("best_so_far", TUNE, tuned.has_trials, tuned.best_so_far),  # a tuned experiment (grucli tune)
+    Plot("importance", TUNE, tuned.has_importance, tuned.importance),
+    Plot("sensitivity", TUNE, tuned.has_searched_values, tuned.sensitivity),
 ]}
 
 
 def select(view: TaskView, histories: dict) -> list[str]:
-    """Names of the plots that say something for this task's runs."""
+    """Names of the task plots that say something for this task's runs."""
     if view.ok.empty:
         return []
-    return [name for name, p in PLOTS.items() if p.applies(view, histories)]
+    return [name for name, p in PLOTS.items() if p.of == TASK and p.applies(view, histories)]
 
 
 def draw(view: TaskView, histories: dict) -> list[Drawn]:
-    with matplotlib.rc_context(STYLE):
+    """The task's figures, in registry order."""
+    with styled():
         return [d for name in select(view, histories) for d in PLOTS[name].draw(view, histories)]
 
 
-def save(drawn: Drawn, folder: Path, formats=("png", "svg")) -> dict[str, Path]:
-    """Write the figure as PNG (150 dpi, for the report) and SVG (for papers)."""
-    paths = {}
-    with matplotlib.rc_context(STYLE):
-        for ext in formats:
-            buf = io.BytesIO()
-            drawn.figure.savefig(buf, format=ext, dpi=150 if ext == "png" else None)
-            path = Path(folder) / f"{drawn.name}.{ext}"
-            atomic_write_bytes(path, buf.getvalue())
-            paths[ext] = path
-    return paths
+def draw_tuned(t: tuned.Tuned) -> list[Drawn]:
+    """A tuned experiment's figures (the report's Tuned comparison section)."""
+    with styled():
+        return [d for p in PLOTS.values() if p.of == TUNE and p.applies(t) for d in p.draw(t)]

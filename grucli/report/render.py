@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from grucli.numbers import NONE, missing
+
 
 @dataclass
 class Heading:
@@ -67,7 +69,7 @@ def to_markdown(blocks: list[Block], base: Path) -> str:
 
 
 def _md_table(t: Table) -> str:
-    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    cell = lambda v: _text(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = ["| " + " | ".join(cell(c) for c in t.frame.columns) + " |",
              "|" + "|".join("---" for _ in t.frame.columns) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in t.frame.itertuples(index=False)]
@@ -92,6 +94,11 @@ figure{margin:1.2rem 0}figure img{max-width:100%;height:auto;border:1px solid #e
 figcaption{color:#555;font-size:.92em}
 .better{color:#0a7d2c;font-weight:600}.none{color:#777}
 """
+
+def _text(v) -> str:
+    """A table cell as text; a missing value (None, NaN) as the one mark for no value."""
+    return NONE if missing(v) else str(v)
+
 
 NUMERIC = re.compile(r"^[-+–<]?\s*[\d.,]*\d[\d.,e+-]*( ± .*)?( \[.*\])?$|^–$|^\d+/\d+$")
 
@@ -118,7 +125,7 @@ def _html_table(t: Table) -> str:
     for row in t.frame.itertuples(index=False):
         cells = []
         for v in row:
-            s = str(v)
+            s = _text(v)
             kind = "" if NUMERIC.match(s) else "t"
             if " better" in s or " faster" in s:
                 kind += " better"

@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
+from grucli.numbers import num
 from grucli.objectives import Classification, Regression
 from grucli.tasks.base import Split, SyntheticConfig, Task, TaskData, split_sizes, three_way
 
@@ -187,7 +188,7 @@ def length_rule_accuracy(split: Split) -> float:
 def counting_baselines() -> str:
     """`grucli tasks`: the baselines of the default config, measured."""
     data = build_counting(CountingConfig())
-    return f"majority class: 0.5; best length-only rule: {data.baseline['length_rule_accuracy']:.3f} (test split)"
+    return f"majority class: 0.5; best length-only rule: {num(data.baseline['length_rule_accuracy'])} (test split)"
 
 
 ADDING = Task("adding", AddingConfig, build_adding, "synthetic", "sum of two marked values (regression, MSE)",

@@ -14,7 +14,6 @@ arm's completed trials, so tune.db is never needed to re-plot.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -107,7 +106,7 @@ def budget_text(t: Tuned) -> str:
     """`24 trials per cell (at most 30 epochs each, asha pruning from epoch 3), selected on
     validation mse, tested on 5 fresh seeds`."""
     b = t.manifest["budget"]
-    cap = f"at most {b['epochs']} epochs each" + (f" or {b['max_steps']:,} steps" if b.get("max_steps") else "")
+    cap = f"at most {b['epochs']} epochs each" + (f" or {num(b['max_steps'])} steps" if b.get("max_steps") else "")
     prune = f", {b['pruner']} pruning from epoch {b['warmup_epochs']}" if b["pruner"] != "none" else ", no pruning"
     seeds = len(b["final_seeds"])
     return (f"{b['trials']} trials per cell ({cap}{prune}; {b['sampler']} sampler), selected on validation "
