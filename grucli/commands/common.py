@@ -68,6 +68,21 @@ def fmt(value, digits: int = 4) -> str:
     return str(value)
 
 
+def live() -> bool:
+    """Whether live displays (bars, spinners) render here: a terminal, or Jupyter with
+    ipywidgets (rich draws them in a widget there, and warns without one). Elsewhere (a log
+    file, a pipe, CI) the reporter writes plain lines instead."""
+    if console.is_terminal:
+        return True
+    if not console.is_jupyter:
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run_progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -79,6 +94,7 @@ def run_progress() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=console.is_jupyter and not live(),  # (rich's Live would only warn there)
     )
 
 
@@ -105,7 +121,8 @@ class ProgressReporter:
         self.status = None
         self.bars: dict[str, int] = {}
         self.last_epoch: dict[str, str] = {}
-        self.log_epochs = not console.is_terminal
+        self.live = live()
+        self.log_epochs = not self.live
         self.split = "test"  # which metrics a finished run's line shows (a tuning trial's: val)
         self.count = Count(0)
 
@@ -134,7 +151,7 @@ class ProgressReporter:
         """A transient status on a terminal; in a log only what takes long (compiling) is a line."""
         if self.status is not None:
             self.status.update(text)
-        elif console.is_terminal:
+        elif self.live:
             self.status = console.status(text)
             self.status.start()
         elif "compiling" in text:
@@ -158,7 +175,7 @@ class ProgressReporter:
         self.count.add(status)
         self.progress.update(self.overall, advance=1, status=self.count.failures())
         now = time.monotonic()
-        if not console.is_terminal and (self.count.done >= self.count.total
+        if not self.live and (self.count.done >= self.count.total
                                         or now - self.count.said >= self.PLAIN_EVERY_S):
             self.count.said = now
             self.progress.console.print(f"[dim]{self.count.line(now)}[/]")

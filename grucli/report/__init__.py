@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from grucli.errors import GrucliError
-from grucli import tables, verdicts
+from grucli import results, tables
 from grucli.report import compose, inspected, plots, tuned
 from grucli.store.reader import collect, experiment_dirs
 from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
@@ -114,11 +114,9 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
     table_dir, fig_dir = out / "tables", out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
 
-    tunes, runs, tune_notes = _tuned(col)
-    views = tables.task_views(runs, col.experiments)
-    summaries = {v.task: tables.summary_table(v) for v in views}
+    judged = results.judge(col)
+    tunes, views, summaries, h2h = judged.tunes, judged.views, judged.summaries, judged.head_to_head
     params = {v.task: tables.params_table(v) for v in views}
-    h2h = {v.task: verdicts.head_to_head(v) for v in views}
     excluded = tables.not_averaged(col.runs)
     insp = inspected.collect_inspect(col.runs, col.experiments)
     tune_frames = {t.manifest["name"]: tuned.tables_of(t) for t in tunes}
@@ -153,10 +151,9 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
         tune_blocks += tuned.blocks(t, tune_frames[t.manifest["name"]], drawn, compose.num, compose.pm,
                                     compose.p_value)
 
-    res.notes = [*compose.notes(col, views, summaries), *tune_notes]
-    answers = [line for v in views for line in verdicts.answers(v, summaries[v.task], h2h[v.task])]
-    answers += verdicts.across_tasks(views)
-    blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures, insp, answers, tune_blocks)
+    res.notes = [*compose.notes(col, views, summaries), *judged.notes]
+    blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures, insp, judged.answers,
+                       tune_blocks)
     title = f"grucli report: {', '.join(e['name'] for e in col.experiments)}"
     if "md" in formats:
         atomic_write_text(out / "report.md", to_markdown(blocks, out))
@@ -167,27 +164,6 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
     written = [p.relative_to(out).as_posix() for p in [*res.files, *res.tables, *res.figures]]
     atomic_write_text(out / MANIFEST, json.dumps(written, indent=0))
     return res
-
-
-def _tuned(col):
-    """The tuned experiments of the collection (grucli tune folders), and the runs the
-    generic sections use: of a tuned experiment only its final runs (its trials are what
-    the Tuned comparison section summarises)."""
-    from grucli.tune import analysis
-
-    tunes, notes, runs = [], [], col.runs
-    for exp in col.experiments:
-        if not analysis.is_tuned(exp["path"]):
-            continue
-        mine = col.runs[col.runs["experiment"] == exp["name"]]
-        t = analysis.load(exp["path"], mine)
-        tunes.append(t)
-        finals = {r for a in t.arms for r in a.get("final_runs") or []}
-        trials = mine[~mine["run_id"].isin(finals)]
-        runs = runs[~runs.index.isin(trials.index)]
-        notes.append(f"{exp['name']} is a tuned experiment: its {len(trials)} trial run(s) are summarised in "
-                     "'Tuned comparison'; the tables and figures below use its final runs only.")
-    return tunes, runs, notes
 
 
 def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp, answers, tune_blocks) -> list[Block]:
