@@ -38,8 +38,28 @@ def clean_errors(fn):
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: finished runs are kept; run the same command again to resume")
             sys.exit(130)
+        except OSError as e:  # a file fault no writer turned into a StoreError: still one line, naming the file
+            line = file_fault(e)
+            if line is None:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+def file_fault(e: OSError) -> str | None:
+    """`cannot write PATH: no space left on device` for a full disk, a quota or a read-only
+    file system, `cannot access PATH: permission denied` for a refusal; None for any other
+    OSError (a bug, shown whole)."""
+    import errno
+
+    from grucli.store import CAUSES
+
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM) or not e.filename:
+        return None
+    verb = "access" if e.errno in (errno.EACCES, errno.EPERM) else "write"  # (refused: reading, perhaps)
+    return f"cannot {verb} {e.filename}: {CAUSES[e.errno]}"
 
 
 def at_least_one(**options: int | None) -> None:

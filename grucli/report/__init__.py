@@ -27,10 +27,11 @@ from grucli import results, tables
 from grucli.report import compose, inspected, plots, tuned
 from grucli.store.reader import collect, experiment_dirs
 from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
-from grucli.store import atomic_write_text
+from grucli.store import StoreError, atomic_write_text
 
 FORMATS = ("md", "html")
 MANIFEST = ".grucli-report.json"  # the files the last report wrote into its folder
+HINT = "nothing was trained or changed in the results; run it again once the folder can be written"
 
 
 @dataclass
@@ -68,11 +69,22 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
     try:
         res = _write_report(paths, staging, formats, figure_formats)
         _publish(staging, out)
+    except StoreError as e:  # a full disk, a read-only or vanished folder: one line, the old report stays
+        e.hint = e.hint or HINT
+        raise
+    except OSError as e:  # (a folder made or renamed outside the atomic writer)
+        raise _fault(Path(e.filename) if e.filename else out, e) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     moved = lambda ps: [out / p.relative_to(staging) for p in ps]  # noqa: E731
     res.out, res.files, res.tables, res.figures = out, moved(res.files), moved(res.tables), moved(res.figures)
     return res
+
+
+def _fault(path: Path, error: OSError) -> StoreError:
+    e = StoreError(path, error)
+    e.hint = HINT
+    return e
 
 
 def _publish(staging: Path, out: Path) -> None:
