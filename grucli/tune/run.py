@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +35,9 @@ from grucli.tune import study as studies
 from grucli.tune.study import Arm
 
 MANIFEST, TRIALS = "tune.json", "trials.csv"
+# trials.csv and tune.json are rewritten at most this often while trials run, and at their end:
+# rewritten after every trial (each time from every trial of the study) a study cost O(N^2).
+RECORDS_EVERY_S = 5.0
 SCHEMA = 1
 
 
@@ -81,6 +85,7 @@ class _Trials(execute.Source):
         self.index = 0
         self.baselines: dict[str, float | None] = {}  # task config -> its baseline on the selection metric
         self.dists = {k: d.to_optuna() for k, d in tr.search.space.items()}
+        self.written = time.monotonic()  # when trials.csv and tune.json were last written
 
     def _open(self, state: ArmState) -> int:
         return sum(1 for trials in self.inflight.values() for s, _ in trials if s is state)
@@ -170,7 +175,10 @@ class _Trials(execute.Source):
         except RuntimeError:  # the grid sampler calls study.stop() once its grid is used up
             pass
         state.done += 1
-        write_records(self.tr, self.studies)
+        now = time.monotonic()
+        if now - self.written >= RECORDS_EVERY_S:  # (and at the end of the trials: run)
+            self.written = now
+            write_records(self.tr, self.studies)
 
 
 def _history(run_dir: Path, column: str) -> list[tuple[int, float]]:
