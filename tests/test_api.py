@@ -99,7 +99,8 @@ def test_tune_returns_the_study_and_its_answer(write_yaml, tiny_experiment, resu
     exp["search"] = {"trials": 2, "sampler": "random", "pruner": "none",
                      "space": {"train.lr": {"log_uniform": [1e-3, 1e-2]}}, "final_seeds": 2}
     study = grucli.tune(write_yaml(exp), jobs=1, results=results, progress=False)
-    assert capfd.readouterr().out == ""
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == "", printed
     assert list(study.tuned["arm"]) == ["model.cell=rnn", "model.cell=gru"]
     assert list(study.tuned["trials"]) == [2, 2] and list(study.tuned["final_n"]) == [2, 2]
     assert len(study.trials) == 4 and set(study.trials["experiment"]) == {"tiny_tune"}
