@@ -196,7 +196,7 @@ class ProgressReporter:
         self.progress.update(self.overall, advance=1, status=self.count.failures())
         now = time.monotonic()
         if not self.live and (self.count.done >= self.count.total
-                                        or now - self.count.said >= self.PLAIN_EVERY_S):
+                              or now - self.count.said >= self.PLAIN_EVERY_S):
             self.count.said = now
             self.progress.console.print(f"[dim]{self.count.line(now)}[/]")
 

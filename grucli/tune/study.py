@@ -16,6 +16,7 @@ database; this module owns what grucli adds around it:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import warnings
@@ -25,7 +26,7 @@ from typing import Any
 
 from grucli.config import Experiment, parse_run, set_dotted
 from grucli.errors import ConfigError
-from grucli.store import CAUSES, FINISHED, StoreError
+from grucli.store import FINISHED, StoreError
 from grucli.grid import grid_points, label, point_config, point_source
 from grucli.train import Callback
 from grucli.tune import pruning
@@ -117,6 +118,9 @@ SQLITE_FAULTS = {"database or disk is full": "no space left on device",
                  "disk i/o error": "disk I/O error (SQLite)"}
 
 
+WRITE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def storage_fault(error: BaseException, exp_dir: Path) -> StoreError | None:
     """tune.db could not be written -- a full disk, a read-only or deleted folder: the one
     line a results file gives (store.StoreError, naming tune.db and the cause), found in the
@@ -132,7 +136,7 @@ def storage_fault(error: BaseException, exp_dir: Path) -> StoreError | None:
                 if message in text:
                     return StoreError(Path(exp_dir) / DB, cause)
             return None
-        if isinstance(error, OSError) and not isinstance(error, StoreError) and error.errno in CAUSES:
+        if isinstance(error, OSError) and not isinstance(error, StoreError) and error.errno in WRITE_FAULTS:
             return StoreError(Path(error.filename) if error.filename else Path(exp_dir) / DB, error)
         error = error.__cause__ or error.__context__
     return None
