@@ -18,6 +18,7 @@ from grucli.config import load_experiment
 from grucli.grid import expand
 
 PACKAGE = Path(grucli.__file__).parent
+PACKAGE_NAME = "grucli"
 
 
 def _module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -41,7 +42,9 @@ def _imports(path: Path, name: str, modules) -> set[str]:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
             if base.startswith("grucli"):
                 out |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
-    return {m for m in out if m in modules and m != name}
+    # The root package is left out: every module imports it implicitly (its parent), and its
+    # lazy front door (grucli.compare, .tune, .load, PEP 562) reaches the API only on use.
+    return {m for m in out if m in modules and m != name and m != PACKAGE_NAME}
 
 
 def import_cycle(root: Path = PACKAGE) -> list[str] | None:

@@ -1,4 +1,4 @@
-"""Packed training (train.train_pack, execute.pack): runs of one shape trained together give
+"""Packed training (train.loop.train_pack, train.packing): runs of one shape trained together give
 every run exactly the numbers it gets alone; which runs pack together; packs in the driver,
 resumed after a kill mid-pack."""
 

@@ -282,6 +282,24 @@ def test_runs_table_kept_run_by_run_equals_the_table_read_afresh(stored, tmp_pat
     assert table.flush() is None, "nothing new: not rewritten"
 
 
+def test_runs_table_waits_longer_between_writes_the_longer_a_write_takes(stored):
+    """Writing the whole table costs O(N): a fixed interval made a driver starved of CPU
+    rewrite it after almost every run (its cost per run grew with N). The interval is at
+    least SHARE_OF_TIME times the last write's own time."""
+    exp_dir, runs, results = stored
+    (exp_dir / "runs.csv").unlink(missing_ok=True)
+    table = runs_table.RunsTable(exp_dir, every_s=0.0)
+    table.add(runs[0].run_id)
+    assert (exp_dir / "runs.csv").exists() and table.took > 0, "written at once, and timed"
+    (exp_dir / "runs.csv").unlink()
+    table.took = 3600.0 / table.SHARE_OF_TIME  # as if the last write had taken that long
+    table.add(runs[0].run_id)
+    assert not (exp_dir / "runs.csv").exists(), "not due: the last write took long"
+    table.took = 0.0
+    table.add(runs[0].run_id)
+    assert (exp_dir / "runs.csv").exists(), "due at every_s once writes are quick"
+
+
 def test_runs_table_takes_in_runs_another_process_stored(stored, tmp_path):
     """Two drivers share a results folder: each one's last write must hold the other's
     runs too, though it only added its own."""

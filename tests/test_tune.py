@@ -321,3 +321,21 @@ def test_importance_ranks_the_one_hyperparameter_that_matters_first(tmp_path):
     by = imp.set_index("param")
     assert by.loc["x", "importance"] > 0.8 > by.loc["y", "importance"]
     assert by.loc["x", "lo"] < by.loc["x", "hi"] and by.loc["x", "lo"] > by.loc["y", "hi"]  # a spread, apart
+
+
+def test_the_study_records_are_not_rewritten_after_every_trial(write_yaml, tiny_experiment, tmp_path, monkeypatch):
+    """trials.csv and tune.json are rebuilt from every trial of the study: rewritten after
+    each trial, a study cost O(N^2). While trials run they are rewritten every few seconds
+    (RECORDS_EVERY_S), and always once the trials are done; the files are complete."""
+    from grucli.tune import run as tuning
+
+    exp = tiny_experiment(name="tt")
+    exp["search"] = {"trials": 6, "sampler": "random", "pruner": "none",
+                     "space": {"train.lr": {"log_uniform": [1e-3, 1e-2]}}, "final_seeds": 1}
+    real, calls = tuning.write_records, []
+    monkeypatch.setattr(tuning, "write_records", lambda *a: (calls.append(1), real(*a)))
+    monkeypatch.setattr(tuning, "RECORDS_EVERY_S", 3600.0)
+    tuning.run(write_yaml(exp), results=tmp_path / "r", executor="inline", pack=1)
+    assert len(calls) == 3, "at the start, after the trials, after the final runs: not per trial"
+    trials = pd.read_csv(tmp_path / "r" / "tt" / "trials.csv")
+    assert len(trials) == 6 and set(trials["state"]) == {"ok"}

@@ -39,8 +39,28 @@ def clean_errors(fn):
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: finished runs are kept; run the same command again to resume")
             sys.exit(130)
+        except OSError as e:  # a file fault no writer turned into a StoreError: still one line, naming the file
+            line = file_fault(e)
+            if line is None:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+def file_fault(e: OSError) -> str | None:
+    """`cannot write PATH: no space left on device` for a full disk, a quota or a read-only
+    file system, `cannot access PATH: permission denied` for a refusal; None for any other
+    OSError (a bug, shown whole)."""
+    import errno
+
+    from grucli.store import CAUSES
+
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM) or not e.filename:
+        return None
+    verb = "access" if e.errno in (errno.EACCES, errno.EPERM) else "write"  # (refused: reading, perhaps)
+    return f"cannot {verb} {e.filename}: {CAUSES[e.errno]}"
 
 
 def at_least_one(**options: int | None) -> None:
@@ -59,6 +79,21 @@ def device_overrides(device: str | None, threads: int | None) -> list[str]:
     return out
 
 
+def live() -> bool:
+    """Whether live displays (bars, spinners) render here: a terminal, or Jupyter with
+    ipywidgets (rich draws them in a widget there, and warns without one). Elsewhere (a log
+    file, a pipe, CI) the reporter writes plain lines instead."""
+    if console.is_terminal:
+        return True
+    if not console.is_jupyter:
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run_progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -70,6 +105,7 @@ def run_progress() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=console.is_jupyter and not live(),  # (rich's Live would only warn there)
     )
 
 
@@ -96,7 +132,8 @@ class ProgressReporter:
         self.status = None
         self.bars: dict[str, int] = {}
         self.last_epoch: dict[str, str] = {}
-        self.log_epochs = not console.is_terminal
+        self.live = live()
+        self.log_epochs = not self.live
         self.split = "test"  # which metrics a finished run's line shows (a tuning trial's: val)
         self.count = Count(0)
 
@@ -125,7 +162,7 @@ class ProgressReporter:
         """A transient status on a terminal; in a log only what takes long (compiling) is a line."""
         if self.status is not None:
             self.status.update(text)
-        elif console.is_terminal:
+        elif self.live:
             self.status = console.status(text)
             self.status.start()
         elif "compiling" in text:
@@ -149,8 +186,8 @@ class ProgressReporter:
         self.count.add(status)
         self.progress.update(self.overall, advance=1, status=self.count.failures())
         now = time.monotonic()
-        if not console.is_terminal and (self.count.done >= self.count.total
-                                        or now - self.count.said >= self.PLAIN_EVERY_S):
+        if not self.live and (self.count.done >= self.count.total
+                              or now - self.count.said >= self.PLAIN_EVERY_S):
             self.count.said = now
             self.progress.console.print(f"[dim]{self.count.line(now)}[/]")
 

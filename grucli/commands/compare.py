@@ -20,24 +20,18 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     """One rich table per task and setting, cells side by side, built like the report's
     summary table (grucli.tables). With `run_ids`, only those runs (the current grid);
     finished runs of other grids in the folder are counted."""
-    from grucli import tables, verdicts
+    from grucli import results, tables
     from grucli.store import reader
 
-    col = reader.collect([exp_dir], histories=False) if exp_dir.is_dir() and any(
+    judged = results.read([exp_dir], histories=False, run_ids=run_ids) if exp_dir.is_dir() and any(
         reader.is_run_dir(p) for p in exp_dir.iterdir()) else None
-    runs = col.runs if col is not None else None
-    others = 0
-    if runs is not None and run_ids is not None:
-        mine = runs["run_id"].isin(run_ids)
-        others = int((~mine & runs["state"].isin(reader.FINISHED)).sum())
-        runs = runs[mine].dropna(axis=1, how="all")
-    views = tables.task_views(runs, col.experiments) if runs is not None and len(runs) else []
+    views = judged.views if judged is not None else []
     if not views:
         console.print(f"no finished runs of this grid in {exp_dir}")
         return
-    summaries = {}
+    runs, summaries, others = judged.runs, judged.summaries, judged.others
     for view in views:
-        summary = summaries[view.task] = tables.summary_table(view)
+        summary = summaries[view.task]
         keys = [tables.short(c) for c in view.settings]
         for values, rows in (summary.groupby(keys, dropna=False, sort=False) if keys else [((), summary)]):
             values = values if isinstance(values, tuple) else (values,)
@@ -69,14 +63,24 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
             console.print(f"[dim]{n} run(s) stepped run by run, not stacked (timing.step): {why}[/]")
     console.print("[bold]Answer[/] (per setting: the baseline first, then the cells' verdicts on the metric's scale, "
                   "Holm over that setting's comparisons):")
-    for view in views:
-        for line in verdicts.answers(view, summaries[view.task], verdicts.head_to_head(view)):
-            console.print(f"  {escape(line)}")
-    for line in verdicts.across_tasks(views):
+    for line in judged.answers:
         console.print(f"  {escape(line)}")
     if others:
         console.print(f"[dim]{others} other run(s) in {exp_dir} are not in this grid (an earlier version of the "
                       f"file?); `grucli report {exp_dir}` covers every run in the folder[/]")
+
+
+def grid_line(er, executor: str, jobs: int | None, address: str | None, pack: int | None) -> str:
+    """`long_dependency: 36 runs, 0 already finished, 36 to run (local, 2 workers, packs of up to 3 ...)`"""
+    from grucli import runtime
+    from grucli.train import packing
+
+    n = jobs or runtime.usable_cores()
+    workers = "cluster" if executor == "ray" and address else f"{n} worker{'s' if n != 1 else ''}"
+    size = packing.size(pack, er.plan.todo, n)
+    packed = f", packs of up to {size} runs of one shape" if size > 1 else ""
+    return (f"{er.experiment.name}: {len(er.runs)} runs, {er.finished} already finished, "
+            f"{len(er.plan.todo)} to run ({executor}, {workers}{packed})")
 
 
 def _mb(v):
@@ -113,7 +117,6 @@ def compare(
         grucli compare experiments/long_dependency.yaml --until-decided
     """
     from grucli import experiment as runner
-    from grucli import runtime
     from grucli.train import packing
 
     at_least_one(jobs=jobs, threads=threads)
@@ -132,12 +135,7 @@ def compare(
         return
 
     def header(er) -> None:
-        n = jobs or runtime.usable_cores()
-        workers = "cluster" if executor == "ray" and address else f"{n} worker{'s' if n != 1 else ''}"
-        size = packing.size(k, er.plan.todo, n)
-        packed = f", packs of up to {size} runs of one shape" if size > 1 else ""
-        console.print(f"{er.experiment.name}: {len(er.runs)} runs, {er.finished} already finished, "
-                      f"{len(er.plan.todo)} to run ({executor}, {workers}{packed})")
+        console.print(grid_line(er, executor, jobs, address, k))
 
     def looked(result) -> None:
         left = (f"{len(result.undecided)} setting(s) undecided: {'; '.join(result.undecided[:4])}"

@@ -15,7 +15,8 @@ from grucli.errors import GrucliError
 from grucli.numbers import NONE, interval, num
 
 
-def _plan(tr, pack: int | None = 1, jobs: int | None = None) -> None:
+def print_study(tr, pack: int | None = 1, jobs: int | None = None) -> None:
+    """What a study will do: its arms, budget, space, and each arm's trials done and to run."""
     from grucli import runtime
     from grucli.train import packing
     from grucli.tune.run import trial_shapes
@@ -101,7 +102,7 @@ def tune(
         raise GrucliError(f"--executor {executor}: unknown executor; valid: local, ray")
     if address and executor != "ray":
         raise GrucliError("--address is the address of a Ray cluster: use it with --executor ray")
-    with ProgressReporter(header=lambda tr: _plan(tr, k, jobs)) as reporter:
+    with ProgressReporter(header=lambda tr: print_study(tr, k, jobs)) as reporter:
         tr = tuning.run(experiment, [*set_, *device_overrides(device, None)], results=results, executor=executor,
                         jobs=jobs, threads=threads, address=address, dry_run=dry_run, reporter=reporter, pack=k,
                         until_decided=until_decided)

@@ -23,15 +23,16 @@ from pathlib import Path
 import pandas as pd
 
 from grucli.errors import GrucliError
-from grucli import tables, verdicts
+from grucli import results, tables
 from grucli.numbers import num
 from grucli.report import compose, figure, inspected, plots, tuned
 from grucli.store.reader import collect, experiment_dirs
 from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
-from grucli.store import atomic_write_text
+from grucli.store import StoreError, atomic_write_text
 
 FORMATS = ("md", "html")
 MANIFEST = ".grucli-report.json"  # the files the last report wrote into its folder
+HINT = "nothing was trained or changed in the results; run it again once the folder can be written"
 
 
 @dataclass
@@ -69,11 +70,22 @@ def build_report(paths: list[Path], out: Path | None = None, formats: tuple[str,
     try:
         res = _write_report(paths, staging, formats, figure_formats)
         _publish(staging, out)
+    except StoreError as e:  # a full disk, a read-only or vanished folder: one line, the old report stays
+        e.hint = e.hint or HINT
+        raise
+    except OSError as e:  # (a folder made or renamed outside the atomic writer)
+        raise _fault(Path(e.filename) if e.filename else out, e) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     moved = lambda ps: [out / p.relative_to(staging) for p in ps]  # noqa: E731
     res.out, res.files, res.tables, res.figures = out, moved(res.files), moved(res.tables), moved(res.figures)
     return res
+
+
+def _fault(path: Path, error: OSError) -> StoreError:
+    e = StoreError(path, error)
+    e.hint = HINT
+    return e
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -115,11 +127,9 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
     table_dir, fig_dir = out / "tables", out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
 
-    tunes, runs, tune_notes = _tuned(col)
-    views = tables.task_views(runs, col.experiments)
-    summaries = {v.task: tables.summary_table(v) for v in views}
+    judged = results.judge(col)
+    tunes, views, summaries, h2h = judged.tunes, judged.views, judged.summaries, judged.head_to_head
     params = {v.task: tables.params_table(v) for v in views}
-    h2h = {v.task: verdicts.head_to_head(v) for v in views}
     excluded = tables.not_averaged(col.runs)
     insp = inspected.collect_inspect(col.runs, col.experiments)
     tune_frames = {t.manifest["name"]: tuned.tables_of(t) for t in tunes}
@@ -153,10 +163,9 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
             drawn.append(d)
         tune_blocks += tuned.blocks(t, tune_frames[t.manifest["name"]], drawn)
 
-    res.notes = [*compose.notes(col, views, summaries), *tune_notes]
-    answers = [line for v in views for line in verdicts.answers(v, summaries[v.task], h2h[v.task])]
-    answers += verdicts.across_tasks(views)
-    blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures, insp, answers, tune_blocks)
+    res.notes = [*compose.notes(col, views, summaries), *judged.notes]
+    blocks = _document(col, res.notes, views, summaries, params, h2h, excluded, figures, insp, judged.answers,
+                       tune_blocks)
     title = f"grucli report: {', '.join(e['name'] for e in col.experiments)}"
     if "md" in formats:
         atomic_write_text(out / "report.md", to_markdown(blocks, out))
@@ -167,27 +176,6 @@ def _write_report(paths: list[Path], out: Path, formats: tuple[str, ...],
     written = [p.relative_to(out).as_posix() for p in [*res.files, *res.tables, *res.figures]]
     atomic_write_text(out / MANIFEST, json.dumps(written, indent=0))
     return res
-
-
-def _tuned(col):
-    """The tuned experiments of the collection (grucli tune folders), and the runs the
-    generic sections use: of a tuned experiment only its final runs (its trials are what
-    the Tuned comparison section summarises)."""
-    from grucli.tune import analysis
-
-    tunes, notes, runs = [], [], col.runs
-    for exp in col.experiments:
-        if not analysis.is_tuned(exp["path"]):
-            continue
-        mine = col.runs[col.runs["experiment"] == exp["name"]]
-        t = analysis.load(exp["path"], mine)
-        tunes.append(t)
-        finals = {r for a in t.arms for r in a.get("final_runs") or []}
-        trials = mine[~mine["run_id"].isin(finals)]
-        runs = runs[~runs.index.isin(trials.index)]
-        notes.append(f"{exp['name']} is a tuned experiment: its {len(trials)} trial run(s) are summarised in "
-                     "'Tuned comparison'; the tables and figures below use its final runs only.")
-    return tunes, runs, notes
 
 
 def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp, answers, tune_blocks) -> list[Block]:

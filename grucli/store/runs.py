@@ -39,26 +39,33 @@ class RunsTable:
     the grid: the folder's runs are read once, each finished run adds its own row (its
     summary read back, as the reader reads it), and the file is rewritten -- atomically,
     the same table write_runs_table makes -- when `every_s` seconds have passed since the
-    last write, and at flush(). Re-reading every summary after every run made a grid
-    O(N^2): 10,000 runs re-read about 50 million summaries."""
+    last write (or SHARE_OF_TIME times that write's own time, if longer), and at flush().
+    Re-reading every summary after every run made a grid O(N^2): 10,000 runs re-read about
+    50 million summaries. Writing the whole table still costs O(N) (~0.5 s of CPU at 5,000
+    rows), so its interval grows with it: the driver spends at most ~1/SHARE_OF_TIME of its
+    time on runs.csv and its cost per run stays flat in N (with a fixed 5 s, a driver starved
+    of CPU rewrote the table after almost every run: 36 ms per run at 5,000 runs, 12 at 1,000)."""
+
+    SHARE_OF_TIME = 20
 
     def __init__(self, exp_dir: Path, every_s: float = 5.0):
         self.exp_dir, self.every, self.reader = Path(exp_dir), every_s, reader
         self.rows = {p.name: reader.read_row(p, self.exp_dir.name) for p in self.exp_dir.iterdir()
                      if reader.is_run_dir(p)}
-        self.changed, self.last = False, time.monotonic()
+        self.changed, self.last, self.took = False, time.monotonic(), 0.0
 
     def add(self, run_id: str) -> None:
         """A run was stored: its row replaces any earlier one; the file follows when due."""
         self.rows[run_id] = self.reader.read_row(self.exp_dir / run_id, self.exp_dir.name)
         self.changed = True
-        if time.monotonic() - self.last >= self.every:
+        if time.monotonic() - self.last >= max(self.every, self.SHARE_OF_TIME * self.took):
             self.flush()
 
     def flush(self) -> Path | None:
         """Write runs.csv now if a run was added since the last write, here or by another
         process sharing the folder (one listing; only folders not yet known as finished
         are read)."""
+        start = time.monotonic()
         for entry in os.scandir(self.exp_dir):
             row = self.rows.get(entry.name)
             if (row is None or row.get("status") not in FINISHED) and (Path(entry.path) / SUMMARY).is_file():
@@ -66,9 +73,11 @@ class RunsTable:
                 self.changed = self.changed or self.rows[entry.name].get("status") in FINISHED
         if not self.changed:
             return None
-        self.changed, self.last = False, time.monotonic()
         rows = [self.rows[k] for k in sorted(self.rows) if self.rows[k].get("status") in FINISHED]
-        return _write_table(self.exp_dir, _tidy(pd.DataFrame(rows)))  # (unfinished rows would turn ints into floats)
+        path = _write_table(self.exp_dir, _tidy(pd.DataFrame(rows)))  # (unfinished rows would turn ints into floats)
+        self.changed, self.last = False, time.monotonic()
+        self.took = self.last - start
+        return path
 
 
 def write_runs_table(exp_dir: Path) -> Path | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +38,9 @@ from grucli.tasks import build_task
 from grucli.tune import analysis
 
 MANIFEST, TRIALS = "tune.json", "trials.csv"
+# trials.csv and tune.json are rewritten at most this often while trials run, and at their end:
+# rewritten after every trial (each time from every trial of the study) a study cost O(N^2).
+RECORDS_EVERY_S = 5.0
 SCHEMA = 1
 
 
@@ -84,6 +88,7 @@ class _Trials(execute.Source):
         self.index = 0
         self.baselines: dict[str, float | None] = {}  # task config -> its baseline on the selection metric
         self.dists = {k: d.to_optuna() for k, d in tr.search.space.items()}
+        self.written = time.monotonic()  # when trials.csv and tune.json were last written
 
     def _open(self, state: ArmState) -> int:
         return sum(1 for trials in self.inflight.values() for s, _ in trials if s is state)
@@ -171,7 +176,10 @@ class _Trials(execute.Source):
         except RuntimeError:  # the grid sampler calls study.stop() once its grid is used up
             pass
         state.done += 1
-        write_records(self.tr, self.studies)
+        now = time.monotonic()
+        if now - self.written >= RECORDS_EVERY_S:  # (and at the end of the trials: run)
+            self.written = now
+            write_records(self.tr, self.studies)
 
 
 def _history(run_dir: Path, column: str) -> list[tuple[int, float]]:
@@ -296,54 +304,68 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
     tr.metric, tr.goal = data.metric, data.goal
     tr.select, tr.select_goal = data.selection  # trials are told, pruned and chosen on validation
     warmups = {a.index: search.warmup(first[a.index].config.train.epochs) for a in arms}
-    tr.exp_dir.mkdir(parents=True, exist_ok=True)
     lock_dir = tr.exp_dir / execute.LOCK_DIR
-    lock_dir.mkdir(exist_ok=True)
     lock = FileLock(str(lock_dir / "tune.lock"))
     try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
         raise GrucliError(f"{tr.exp_dir}: another grucli tune is running on this folder (it holds "
                           f"{lock_dir / 'tune.lock'}); wait for it, or stop it and run this again") from None
+    except OSError as e:  # a read-only or full results folder: one line before anything is written
+        raise store.StoreError(Path(e.filename) if e.filename else lock_dir, e) from None
     try:
-        st = studies.storage(tr.exp_dir)
-        found = {}
-        for state in tr.arms:
-            found[state.arm.label] = study = studies.open_study(st, state.arm, search, tr.select_goal,
-                                                                tr.experiment.source)
-            state.interrupted = studies.recover(st, study)
-            state.done = len(studies.counted(study))
-        store.write_experiment(tr.exp_dir, tr.experiment, until_decided=tr.until_decided)
-        write_records(tr, found)
-        rep.planned(tr)
-        jobs = jobs or runtime.usable_cores()
-        options = dict(executor=executor, jobs=jobs, threads=threads, address=address, reporter=rep)
-        if tr.to_run:
-            rep.phase(f"trials: {tr.to_run} to run (validation metrics only)", split="val")
-            rep.grid_started([None] * tr.to_run)
-            k = packing.size(pack, trial_shapes(tr), jobs)
-            tr.trial_outcome = execute.drive(_Trials(tr, st, found, warmups), tr.exp_dir, tr.experiment.name,
-                                             pack=k, **options)
-        write_records(tr, found)
-        seeds = search.final_seed_list()
-        looks = [len(seeds)]
-        if tr.until_decided:
-            looks = list(tr.experiment.verdict.looks)
-            seeds = (seeds + [max(seeds) + 1 + i for i in range(max(0, looks[-1] - len(seeds)))])[:looks[-1]]
-        for k, n in enumerate(looks, 1):
-            finals = final_runs(tr, seeds[:n])
-            todo = [r for r in finals if store.read_summary(tr.exp_dir / r.run_id) is None]
-            if todo:
-                rep.phase(f"final runs: each arm's best configuration on {n} fresh seeds ({len(todo)} to run"
-                          + (f"; look {k} of {len(looks)}, until decided)" if tr.until_decided else ")"))
-                rep.grid_started(todo)
-                tr.final_outcome = execute.run_grid(todo, tr.exp_dir, tr.experiment.name, pack=pack, **options)
-            write_records(tr, found)
-            if tr.until_decided and _decided(tr):
-                break
+        _tune(tr, warmups, rep, pack, executor=executor, jobs=jobs, threads=threads, address=address)
+    except Exception as e:  # tune.db on a full disk, in a read-only or deleted folder: one line
+        fault = e if isinstance(e, store.StoreError) else studies.storage_fault(e, tr.exp_dir)
+        if fault is None:
+            raise
+        fault.hint = fault.hint or ("finished trials are kept (tune.db and their run folders): run the same "
+                                    "command again to resume")
+        raise fault from None
     finally:
         lock.release()
     return tr
+
+
+def _tune(tr: TuneRun, warmups: dict[int, int], rep, pack, *, executor: str, jobs, threads, address) -> None:
+    """The study under the tune lock: open each arm's study, the trials, the final runs."""
+    search = tr.search
+    st = studies.storage(tr.exp_dir)
+    found = {}
+    for state in tr.arms:
+        found[state.arm.label] = study = studies.open_study(st, state.arm, search, tr.select_goal,
+                                                            tr.experiment.source)
+        state.interrupted = studies.recover(st, study)
+        state.done = len(studies.counted(study))
+    store.write_experiment(tr.exp_dir, tr.experiment, until_decided=tr.until_decided)
+    write_records(tr, found)
+    rep.planned(tr)
+    jobs = jobs or runtime.usable_cores()
+    options = dict(executor=executor, jobs=jobs, threads=threads, address=address, reporter=rep)
+    if tr.to_run:
+        rep.phase(f"trials: {tr.to_run} to run (validation metrics only)", split="val")
+        rep.grid_started([None] * tr.to_run)
+        k = packing.size(pack, trial_shapes(tr), jobs)
+        tr.trial_outcome = execute.drive(_Trials(tr, st, found, warmups), tr.exp_dir, tr.experiment.name,
+                                         pack=k, **options)
+    write_records(tr, found)
+    seeds = search.final_seed_list()
+    looks = [len(seeds)]
+    if tr.until_decided:
+        looks = list(tr.experiment.verdict.looks)
+        seeds = (seeds + [max(seeds) + 1 + i for i in range(max(0, looks[-1] - len(seeds)))])[:looks[-1]]
+    for k, n in enumerate(looks, 1):
+        finals = final_runs(tr, seeds[:n])
+        todo = [r for r in finals if store.read_summary(tr.exp_dir / r.run_id) is None]
+        if todo:
+            rep.phase(f"final runs: each arm's best configuration on {n} fresh seeds ({len(todo)} to run"
+                      + (f"; look {k} of {len(looks)}, until decided)" if tr.until_decided else ")"))
+            rep.grid_started(todo)
+            tr.final_outcome = execute.run_grid(todo, tr.exp_dir, tr.experiment.name, pack=pack, **options)
+        write_records(tr, found)
+        if tr.until_decided and _decided(tr):
+            break
 
 
 def trial_shapes(tr: TuneRun) -> list:

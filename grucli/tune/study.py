@@ -16,6 +16,7 @@ database; this module owns what grucli adds around it:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import warnings
@@ -25,7 +26,7 @@ from typing import Any
 
 from grucli.config import Experiment, parse_run, set_dotted
 from grucli.errors import ConfigError
-from grucli.store import COUNTED
+from grucli.store import COUNTED, StoreError
 from grucli.grid import grid_points, label, point_config, point_source
 from grucli.train.loop import Callback
 from grucli.tune import pruning
@@ -106,6 +107,38 @@ def storage(exp_dir: Path):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.storages.RDBStorage(storage_url(exp_dir),
                                       engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
+
+
+# What SQLite says when it cannot write tune.db, as the cause a results file would give.
+SQLITE_FAULTS = {"database or disk is full": "no space left on device",
+                 "attempt to write a readonly database": "read-only (SQLite: attempt to write a readonly database)",
+                 "unable to open database file": "cannot be opened (SQLite: unable to open database file; a folder "
+                                                 "that is read-only or was deleted?)",
+                 "disk i/o error": "disk I/O error (SQLite)"}
+
+
+WRITE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def storage_fault(error: BaseException, exp_dir: Path) -> StoreError | None:
+    """tune.db could not be written -- a full disk, a read-only or deleted folder: the one
+    line a results file gives (store.StoreError, naming tune.db and the cause), found in the
+    chain Optuna and SQLAlchemy wrap SQLite's error in. None for any other error."""
+    import sqlite3
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, sqlite3.Error):
+            text = str(error).lower()
+            for message, cause in SQLITE_FAULTS.items():
+                if message in text:
+                    return StoreError(Path(exp_dir) / DB, cause)
+            return None
+        if isinstance(error, OSError) and not isinstance(error, StoreError) and error.errno in WRITE_FAULTS:
+            return StoreError(Path(error.filename) if error.filename else Path(exp_dir) / DB, error)
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def direction(goal: str) -> str:
@@ -230,6 +263,7 @@ class TrialWatch:
 class _Pruning(Callback):
     def __init__(self, watch: TrialWatch, inner: Callback):
         self.watch, self.inner, self.trial, self.epoch = watch, inner, None, 0
+        self.cut_off = False  # tune.db cannot be written: train on unpruned; the driver stops with the cause
 
     def _trial(self):
         if self.trial is None:
@@ -252,13 +286,24 @@ class _Pruning(Callback):
     def on_epoch(self, row):
         self.inner.on_epoch(row)
         value = row.get(self.watch.key)
-        if value is not None and value == value:  # NaN is never reported
+        if value is not None and value == value and not self.cut_off:  # NaN is never reported
             self.epoch = int(row["epoch"])
-            self._trial().report(float(value), self.epoch)
+            self._study_says(lambda: self._trial().report(float(value), self.epoch))
 
     def stop_reason(self) -> str | None:
-        if self.watch.pruner == "none" or not self.epoch:
+        if self.watch.pruner == "none" or not self.epoch or self.cut_off:
             return self.inner.stop_reason()
-        if self._trial().should_prune():
+        if self._study_says(lambda: self._trial().should_prune()):
             return f"pruned by {self.watch.pruner} after epoch {self.epoch}"
         return self.inner.stop_reason()
+
+    def _study_says(self, ask):
+        """A full disk or a read-only tune.db must not fail the trial's run (its result is
+        kept and told when the study can be written again): stop talking to the study."""
+        try:
+            return ask()
+        except Exception as e:
+            if storage_fault(e, Path(".")) is None:
+                raise
+            self.cut_off = True
+            return None
