@@ -411,7 +411,8 @@ def init(data: str | Path, out: str | Path | None = None, kind: str | None = Non
         st = check(guess_ts(data), data)
     else:
         st = check(guess(str(data), kind, target), data)
-    stem = re.sub(r"_TRAIN$", "", data.stem, flags=re.I) if data.suffix.lower() == ".ts" else data.stem  # the data set's name
+    # the data set's name: a _TRAIN.ts file's experiment covers its _TEST sibling too
+    stem = re.sub(r"_TRAIN$", "", data.stem, flags=re.I) if data.suffix.lower() == ".ts" else data.stem
     out = Path(out) if out is not None else Path(re.sub(r"[^\w.-]", "_", stem) + ".yaml")
     if out.suffix not in (".yaml", ".yml"):
         raise GrucliError(f"--out {out}: an experiment file ends in .yaml")

@@ -13,7 +13,7 @@ Then, for each written file: `grucli init OUTDIR/<file>`, `grucli compare`, `gru
 | airline    | aeon                   | airline.csv                   | monthly airline passengers 1949-1960, 144 rows (seasonal) |
 | nile       | statsmodels            | nile.csv                      | yearly Nile flow 1871-1970, 100 rows (no season) |
 | watch      | seglearn               | watch.csv (long: id, t, 6 channels, exercise, split) | 140 smartwatch recordings of 7 shoulder exercises, 10 subjects, 50 Hz kept every 5th sample (10 Hz); subjects 9 and 10 are the test split |
-| names      | gender-guesser         | names.csv (name, gender)      | 37,823 first names marked male or female in the package's name dictionary |
+| names      | gender-guesser         | names.csv (name, gender)      | 34,881 first names marked plainly male or female in the package's name dictionary (names marked both ways are left out) |
 | gestures   | aeon                   | PickupGestureWiimoteZ_TRAIN.ts / _TEST.ts | 10 Wiimote gestures, official 50/50 split |
 """
 

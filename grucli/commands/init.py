@@ -26,9 +26,12 @@ def init(
 ) -> None:
     """Look at a CSV (or .ts) file and write a commented experiment that runs as written.
 
-    Guesses the task from the columns (and says why), proposes window, horizon and
-    season for a series (the season from the timestamps' frequency), sizes rnn, gru and
-    lstm at one parameter budget, and builds the task once to check it. Writes
+    Guesses the task from the columns (and says why): a series to forecast, numeric
+    sequences with a label (one row each, or a long file of id, time and channel columns),
+    a text column (words, or characters for short cells), a 0/1 anomaly label. Proposes
+    window, horizon and season for a series (the season from the timestamps' frequency),
+    sizes rnn, gru and lstm at one parameter budget, sets epochs, patience and batch size
+    from the data's size, and builds the task once to check it. Writes
     <name>.yaml (for compare, 3 seeds) and <name>_tune.yaml (the same with a search:
     block for tune), then prints the commands to run next.
 
