@@ -72,6 +72,7 @@ class Recorder:
         self.calls: dict[str, int] = defaultdict(int)
         self.marks: dict[str, list[float]] = defaultdict(list)  # name -> epoch seconds of each start
         self.packs: list[tuple[float, float]] = []  # (start, end) epoch seconds of each pack
+        self.patched: list[tuple] = []  # (owner, attribute, original) of each wrapped function
 
     def _counters(self) -> tuple[float, float]:
         return self.products() if self.products else (0.0, 0.0)
@@ -131,7 +132,9 @@ def _kernel_products():
     if k is None:
         return None
     k.product_profile(True)
-    return lambda: k.product_profile(True)
+    counters = lambda: k.product_profile(True)  # noqa: E731
+    counters.kernels = k
+    return counters
 
 
 def install(role: str = "driver") -> Recorder:
@@ -157,7 +160,20 @@ def install(role: str = "driver") -> Recorder:
             continue
         timed = rec.region(name, fn)
         setattr(owner, last, staticmethod(timed) if isinstance(raw, staticmethod) else timed)
+        rec.patched.append((owner, last, raw))
     return rec
+
+
+def uninstall() -> None:
+    """Put every wrapped function back and switch the product counters off (tests)."""
+    global RECORDER
+    if RECORDER is None:
+        return
+    for owner, attr, raw in reversed(RECORDER.patched):
+        setattr(owner, attr, raw)
+    if RECORDER.products is not None:
+        RECORDER.products.kernels.product_profile(False)
+    RECORDER = None
 
 
 def install_if_asked(role: str = "worker") -> None:
@@ -186,6 +202,7 @@ def _dump_after_packs() -> None:
 
         train_and_dump.__grucli_profiled__ = inner
         mod.train = train_and_dump
+        rec.patched.append((mod, "train", inner))
 
 
 def dump(folder: str | Path | None = None) -> Path | None:

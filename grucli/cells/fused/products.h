@@ -24,6 +24,7 @@ void dgemm_(const char*, const char*, const int*, const int*, const int*, const 
 }
 
 namespace products {
+inline namespace GRUCLI_BUILD {  // gemm.h: each build's symbols its own
 
 using at::Tensor;
 
@@ -109,6 +110,7 @@ void gemm(bool ta, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, con
 // A weight's transpose, contiguous: the right operand of x W^T, made once per call.
 inline Tensor transposed(const Tensor& w) { return w.t().contiguous(); }
 
+}  // namespace GRUCLI_BUILD
 }  // namespace products
 
 // Tests and bench: which code runs the kernels' products (0 grucli's tiles, 1 the BLAS, 2
