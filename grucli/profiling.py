@@ -274,7 +274,7 @@ def budget(folder: str | Path, wall: float, slots: int, launched: float) -> dict
             if parts[0] in MARKS:
                 continue
             b, c = _bucket(path), f["cpu"].get(path, 0.0)
-            if b == "recurrent":
+            if parts[-1] == "recurrent":
                 in_eval = "evaluate" in parts or "finish" in parts
                 p = f["product_s"].get(path, 0.0)
                 if in_eval:

@@ -66,8 +66,9 @@ def test_the_budget_accounts_for_every_slot_second(tmp_path):
     # one worker starts its first pack at 14 and is busy 60 s; the other slot never gets a worker
     rec = "pack/loop/forward/recurrent"
     _file(tmp_path, "worker", 2, 12.0, {"pack": 2.0, "pack/loop": 8.0, "pack/loop/forward": 10.0, rec: 30.0,
-                                        "pack/loop/evaluate": 10.0}, packs=[(14.0, 80.0)],
-          product_s={rec: 20.0}, flops={rec: 1e12})
+                                        "pack/loop/evaluate": 6.0, "pack/loop/evaluate/recurrent": 4.0},
+          packs=[(14.0, 80.0)], product_s={rec: 20.0, "pack/loop/evaluate/recurrent": 3.0},
+          flops={rec: 1e12, "pack/loop/evaluate/recurrent": 1e11})
     b = profiling.budget(tmp_path, wall=100.0, slots=2, launched=0.0)
     s = b["seconds"]
     assert sum(s.values()) == pytest.approx(200.0)
@@ -76,4 +77,5 @@ def test_the_budget_accounts_for_every_slot_second(tmp_path):
     assert s["idle workers"] == pytest.approx((90 - 14 - 60) + 80)  # the worker's tail, and the empty slot
     assert s["data building"] == pytest.approx(2 * 3)
     assert s["driver and writing"] == pytest.approx(2 * (100 - 5 - 80 - 3))
-    assert b["flops"] == {"forward": 1e12}
+    assert s["evaluation"] == pytest.approx(10.0)
+    assert b["flops"] == {"forward": 1e12, "evaluation": 1e11}
