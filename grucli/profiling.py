@@ -53,6 +53,8 @@ REGIONS = [
     ("grucli.cells.fused", "LSTMLayer.backward", "recurrent"),
     ("grucli.cells.fused", "RNNLayer.forward", "recurrent"),
     ("grucli.cells.fused", "RNNLayer.backward", "recurrent"),
+    ("grucli.tune.study", "_Pruning.on_epoch", "tuner"),
+    ("grucli.tune.study", "_Pruning.stop_reason", "tuner"),
     ("grucli.execute.local", "Pool.__init__", "pool_open"),
     ("grucli.execute.local", "Pool.close", "pool_close"),
 ]
@@ -146,6 +148,13 @@ def install(role: str = "driver") -> Recorder:
 
     RECORDER = rec = Recorder(_kernel_products())
     rec.role, rec.started, rec.cpu_at_start = role, time.time(), time.process_time()
+    _wrap_loaded(rec)
+    return rec
+
+
+def _wrap_loaded(rec: Recorder) -> None:
+    """Wrap the REGIONS of the modules imported so far that are not wrapped yet (a worker
+    imports the tuner's module when it unpickles its first pack: wrapped then)."""
     for module, attr, name in REGIONS:
         mod = sys.modules.get(module)
         if mod is None:
@@ -161,7 +170,6 @@ def install(role: str = "driver") -> Recorder:
         timed = rec.region(name, fn)
         setattr(owner, last, staticmethod(timed) if isinstance(raw, staticmethod) else timed)
         rec.patched.append((owner, last, raw))
-    return rec
 
 
 def uninstall() -> None:
@@ -194,6 +202,7 @@ def _dump_after_packs() -> None:
 
         @functools.wraps(inner)
         def train_and_dump(*args, _inner=inner, **kwargs):
+            _wrap_loaded(rec)
             try:
                 return _inner(*args, **kwargs)
             finally:
@@ -228,6 +237,7 @@ BUCKETS = [
     ("output layer and loss", "head, loss, autograd's own work between the kernels"),
     ("optimiser", "clip and step (step.cpp)"),
     ("evaluation", "validation each epoch, final metrics, latency and memory measurements"),
+    ("tuner", "a trial's report to the study and the pruner's question, each epoch (tune.db)"),
     ("training loop", "the workers' Python around the steps: the loop, callbacks, building models, pack overhead"),
     ("driver and writing", "the driver process: planning, progress, writing results, the table"),
     ("idle workers", "a slot with no pack to train (the grid's tail, a worker starting late)"),
@@ -237,6 +247,8 @@ BUCKETS = [
 def _bucket(path: str) -> str:
     parts = path.split("/")
     last = parts[-1]
+    if last == "tuner":
+        return "tuner"
     if "evaluate" in parts or "finish" in parts:
         return "evaluation"
     if last in ("data", "batch", "prepare"):
