@@ -8,7 +8,9 @@ the compiler's last lines), so nothing falls back silently.
 
 Environment: GRUCLI_FUSED_CACHE (build folder, default ~/.cache/grucli/extensions),
 GRUCLI_NO_COMPILE=1 (never compile: fused is unavailable, auto uses torch's modules),
-GRUCLI_SIMD=avx2|none (build a narrower variant than this CPU allows, to test it).
+GRUCLI_SIMD=avx2|none (build a narrower variant than this CPU allows, to test it; inside
+one process `simd_build(name)` switches builds: each loads once and both can be used side by
+side, as `grucli bench --simd avx2,native` does).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ SIMD = {"avx512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mprefer-vecto
         "avx2": ["-mavx2", "-mfma", "-DGRUCLI_AVX2"], "none": []}
 
 
+@functools.lru_cache(maxsize=1)
 def native_simd() -> str:
     """The widest build this CPU runs: avx512 or avx2 where /proc/cpuinfo has them, else none."""
     try:
