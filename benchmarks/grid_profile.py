@@ -167,7 +167,8 @@ def report(budgets: list[dict], walls: list[float], peak: float, slots: int) -> 
         print(f"{name:<27} {fmt_range(secs):>19} {fmt_range(shares, 100):>19} {fmt_range(cpu):>19} "
               f"{fmt_range(cpu_share, 100):>17}   {what}")
     total = [sum(b["seconds"].values()) / b["capacity_s"] for b in budgets]
-    print(f"{'(sum)':<27} {'':>19} {fmt_range(total, 100):>19} {fmt_range([sum(b['cpu'].values()) for b in budgets]):>19}")
+    cpu_sum = fmt_range([sum(b["cpu"].values()) for b in budgets])
+    print(f"{'(sum)':<27} {'':>19} {fmt_range(total, 100):>19} {cpu_sum:>19}")
     fl = {k: [b["flops"].get(k, 0.0) for b in budgets] for k in ("forward", "backward", "evaluation")}
     all_flops = [sum(v) for v in zip(*fl.values())]
     limit = [f / (peak * 1e9 * slots) for f in all_flops]
@@ -175,7 +176,8 @@ def report(budgets: list[dict], walls: list[float], peak: float, slots: int) -> 
           f"{fmt_range(fl['backward'], 1e-12, 2)}, evaluation {fmt_range(fl['evaluation'], 1e-12, 2)}; "
           f"total {fmt_range(all_flops, 1e-12, 2)} TFLOP")
     print(f"matmul peak {peak:.0f} GFLOP/s per core (1 thread, best of before/after) -> the limit: "
-          f"{fmt_range([x * slots for x in limit])} core-seconds, {fmt_range(limit)} s on {slots} cores = {fmt_range([a / w for a, w in zip(limit, walls)], 100)}% "
+          f"{fmt_range([x * slots for x in limit])} core-seconds, {fmt_range(limit)} s on {slots} cores = "
+          f"{fmt_range([a / w for a, w in zip(limit, walls)], 100)}% "
           "of the wall time")
     for clock, key in (("wall", "seconds"), ("CPU", "cpu")):
         rp = [b[key]["recurrent products"] for b in budgets]
@@ -194,7 +196,8 @@ def report(budgets: list[dict], walls: list[float], peak: float, slots: int) -> 
     busy = [b["worker_busy_s"] for b in budgets]
     cpu = [b["worker_cpu_s"] for b in budgets]
     if any(busy):
-        print(f"workers' CPU seconds / their busy wall seconds: {fmt_range([c / w for c, w in zip(cpu, busy) if w], digits=2)} "
+        rate = fmt_range([c / w for c, w in zip(cpu, busy) if w], digits=2)
+        print(f"workers' CPU seconds / their busy wall seconds: {rate} "
               f"(below 1: waiting for a core); driver CPU {fmt_range([b['driver_cpu_s'] for b in budgets])} s")
 
 

@@ -312,7 +312,8 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
             done += 1
             if on_round:
                 on_round(done, rounds * len(sizes))
-    rates = {k: max(v, rates.get(k, 0.0)) for k, v in matmul_rates(simd=cfg.simd).items()}  # before and after: the better
+    # measured before and after: the better of the two
+    rates = {k: max(v, rates.get(k, 0.0)) for k, v in matmul_rates(simd=cfg.simd).items()}
     peak = max(rates.values())
     rows = []
     for v in variants:

@@ -119,8 +119,9 @@ class Recorder:
         return timed
 
     def totals(self) -> dict:
-        return {"cpu_s": time.process_time(), "seconds": dict(self.seconds), "cpu": dict(self.cpu), "product_s": dict(self.product_s), "flops": dict(self.flops),
-                "calls": dict(self.calls), "marks": dict(self.marks), "packs": self.packs}
+        return {"cpu_s": time.process_time(), "seconds": dict(self.seconds), "cpu": dict(self.cpu),
+                "product_s": dict(self.product_s), "flops": dict(self.flops), "calls": dict(self.calls),
+                "marks": dict(self.marks), "packs": self.packs}
 
 
 RECORDER: Recorder | None = None
@@ -340,5 +341,6 @@ def budget(folder: str | Path, wall: float, slots: int, launched: float) -> dict
     return {"capacity_s": wall * slots, "seconds": {name: out.get(name, 0.0) for name, _ in BUCKETS},
             "cpu": {name: cpu.get(name, 0.0) for name, _ in BUCKETS if name != "idle workers"},
             "flops": dict(flops), "driver_cpu_s": driver.get("cpu_s"), "pools": len(pools),
-            "workers": len(workers), "detail": {p: tuple(v) for p, v in detail.items()}, "worker_cpu_s": sum(w.get("cpu_s", 0.0) for w in workers),
+            "workers": len(workers), "detail": {p: tuple(v) for p, v in detail.items()},
+            "worker_cpu_s": sum(w.get("cpu_s", 0.0) for w in workers),
             "worker_busy_s": sum(sum(w["seconds"].values()) for w in workers)}

@@ -95,7 +95,8 @@ def bench(
     key = f"fastest_vs_fastest_{REFERENCE}"
     for r in (r for r in rows if r[key] is not None and r["cell"] != REFERENCE):
         build = f", {r['simd']} build" if len(cfg.simd) > 1 and r["simd"] else ""
-        console.print(f"fastest {r['cell']} ({r['impl']}{build}) / fastest {REFERENCE}, H={r['hidden']} T={r['seq_len']} "
+        console.print(f"fastest {r['cell']} ({r['impl']}{build}) / fastest {REFERENCE}, "
+                      f"H={r['hidden']} T={r['seq_len']} "
                       f"B={r['batch']}: {r[key]:.2f} (by {r['fastest_by']})")
     checked = [r for r in rows if r["checked_against"]]
     if checked:
