@@ -63,6 +63,7 @@ class BenchConfig(Strict):
     inference: bool = True  # also time a no_grad forward
     clock: Literal["auto", "wall", "cpu"] = "auto"  # what "fastest" and GRU/LSTM of the fastest use; auto = cpu at 1 thread
     seed: int = 0
+    simd: list[Literal["native", "avx512", "avx2", "none"]] = ["native"]  # fused kernel builds, timed side by side
 
     @field_validator("cells", "impls")
     @classmethod
@@ -132,16 +133,19 @@ def matmul_peak_gflops(n: int = 512, repeats: int = 5) -> float:
     return max(matmul_rates(n, repeats).values())
 
 
-def matmul_rates(n: int = 512, repeats: int = 5) -> dict[str, float]:
+def matmul_rates(n: int = 512, repeats: int = 5, simd: list[str] = ("native",)) -> dict[str, float]:
     """GFLOP/s of an n x n product, best of `repeats`: {"torch": ..., "grucli": ...} (the
-    second only where the fused kernels are built)."""
+    second only where the fused kernels are built; with several `simd` builds, one entry
+    "grucli/<build>" each)."""
     from grucli.cells.fused import build
 
     a, b = torch.randn(n, n), torch.randn(n, n)
     products = {"torch": lambda: a @ b}
-    if build.available():
-        k = build.kernels()
-        products["grucli"] = lambda: k.matmul(a, b, False)
+    for name in simd:
+        with build.simd_build(name):
+            k = build.kernels()
+        if k is not None:
+            products["grucli" if len(simd) == 1 else f"grucli/{name}"] = lambda k=k: k.matmul(a, b, False)
     rates = {}
     for name, product in products.items():
         product()
@@ -160,12 +164,14 @@ class Variant:
     is the one grucli trains it with: stacked (grucli.train.stacked, a pack of one) where the model
     trains that way, else the module's forward and backward and torch's fused Adam."""
 
-    def __init__(self, cell: str, impl: str, size: Size, cfg: BenchConfig):
+    def __init__(self, cell: str, impl: str, size: Size, cfg: BenchConfig, simd: str = ""):
         from grucli.train import stacked
+        from grucli.cells.fused import build
 
-        self.cell, self.impl, self.size = cell, impl, size
+        self.cell, self.impl, self.size, self.simd = cell, impl, size, simd  # simd: the fused build ("" otherwise)
         gen = torch.Generator().manual_seed(cfg.seed)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), build.simd_build(simd or "native"):
+            self.kernels = describe_impl(impl)
             torch.manual_seed(cfg.seed)
             self.model = SequenceModel(cell, input_size=cfg.input_size, output_size=1, hidden_size=size.hidden,
                                        head="last", num_layers=size.layers, bidirectional=cfg.bidirectional, impl=impl)
@@ -261,10 +267,11 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
     at its own size."""
     threads = runtime.configure(cfg.threads, torch.device("cpu"))
     torch.set_flush_denormal(cfg.flush_denormal)
-    variants = [Variant(c, i, s, cfg) for c, i, s in variants_of(cfg)]
+    variants = [Variant(c, i, s, cfg, simd) for c, i, s in variants_of(cfg)
+                for simd in (cfg.simd if i == "fused" else [""])]
     for v in variants:  # before any timing: a wrong-but-fast kernel is never timed
         v.checked = check_variant(v, cfg)
-    peak = matmul_peak_gflops()
+    rates = matmul_rates(simd=cfg.simd)
     rounds = cfg.warmup + cfg.repeats
     sizes = list(dict.fromkeys(v.size for v in variants))
     done = 0
@@ -284,7 +291,9 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
             done += 1
             if on_round:
                 on_round(done, rounds * len(sizes))
-    peak = max(peak, matmul_peak_gflops())  # measured before and after; the better one
+    # measured before and after: the better of the two
+    rates = {k: max(v, rates.get(k, 0.0)) for k, v in matmul_rates(simd=cfg.simd).items()}
+    peak = max(rates.values())
     rows = []
     for v in variants:
         s = v.size
@@ -303,8 +312,10 @@ def run_bench(cfg: BenchConfig, on_round=None) -> tuple[list[dict], float]:
             "train_seq_s": s.batch / (train_ms / 1e3),
             "inference_seq_s": s.batch / (infer_ms / 1e3), "train_gflop_s": gflops,
             "peak_share": gflops / peak, "cpu_peak_share": step_flops / (ms["train_cpu"] / 1e3) / 1e9 / peak,
-            "repeats": cfg.repeats, "threads": threads, "kernels": describe_impl(v.impl), "step": v.step_kind,
-            "flush_denormal": cfg.flush_denormal,
+            "repeats": cfg.repeats, "threads": threads, "kernels": v.kernels, "step": v.step_kind,
+            "flush_denormal": cfg.flush_denormal, "simd": v.simd,
+            # the share of the build's own tiles' product rate (an AVX2 build: about the peak of an AVX2-only machine)
+            "build_peak_share": gflops / rates.get("grucli" if len(cfg.simd) == 1 else f"grucli/{v.simd}", peak),
         })
     clock = cfg.clock if cfg.clock != "auto" else ("cpu" if threads == 1 else "wall")
     add_ratios(rows, "train_cpu_ms" if clock == "cpu" else "train_step_ms")
@@ -320,21 +331,23 @@ def add_ratios(rows: list[dict], by_col: str = "train_step_ms") -> None:
     (grucli.cells.REFERENCE, the LSTM) for the same impl and size; and the same over the
     fastest implementation of each cell (by `by_col`)."""
     key = lambda r: (r["hidden"], r["seq_len"], r["batch"], r["layers"])  # noqa: E731
-    by = {(r["cell"], r["impl"], key(r)): r for r in rows}
-    best: dict[tuple, dict] = {}
+    by = {(r["cell"], r["impl"], r.get("simd", ""), key(r)): r for r in rows}  # simd: a fused row's build
+    builds = list(dict.fromkeys(r.get("simd", "") for r in rows if r.get("simd", ""))) or [""]
+    best: dict[tuple, dict] = {}  # per build: the fastest of the torch rows and that build's rows
     for r in rows:
-        b = best.get((r["cell"], key(r)))
-        if b is None or r[by_col] < b[by_col]:
-            best[(r["cell"], key(r))] = r
-    for r in rows:
-        k = key(r)
-        t = by.get((r["cell"], "torch", k))
-        ref = by.get((REFERENCE, r["impl"], k))
+        for g in ([r["simd"]] if r.get("simd", "") else builds):
+            b = best.get((r["cell"], g, key(r)))
+            if b is None or r[by_col] < b[by_col]:
+                best[(r["cell"], g, key(r))] = r
+    for r in rows:  # a torch row (simd "") is the baseline of every build's fused row
+        k, g = key(r), r.get("simd", "") or builds[0]
+        t = by.get((r["cell"], "torch", "", k))
+        ref = by.get((REFERENCE, r["impl"], r.get("simd", ""), k))
         for what, col in RATIO_OF.items():
             r[f"{what}_vs_torch"] = r[col] / t[col] if t and col in t else None
             r[f"{what}_vs_{REFERENCE}"] = r[col] / ref[col] if ref and col in ref else None
-        fastest_ref = best.get((REFERENCE, k))
-        r["fastest"] = best[(r["cell"], k)] is r
+        fastest_ref = best.get((REFERENCE, g, k))
+        r["fastest"] = best[(r["cell"], g, k)] is r
         r[f"fastest_vs_fastest_{REFERENCE}"] = r[by_col] / fastest_ref[by_col] if r["fastest"] and fastest_ref else None
         r["fastest_by"] = by_col
 

@@ -49,13 +49,27 @@ class Classification:
         self.n_classes = n_classes
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self._logits(out), y.reshape(-1), ignore_index=IGNORE)
+
+    def losses(self, out: torch.Tensor, ys: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each run's loss from a pack's stacked outputs, out (K, B, ..., C), ys[k] run k's
+        targets: the numbers of loss(out[k], ys[k]) (cross-entropy is log_softmax, row by
+        row, then the mean NLL: here one log_softmax over every run's rows and each run's
+        NLL on its own rows), with one log_softmax and pad instead of K (issue 28)."""
+        logp = F.log_softmax(self._logits(out), dim=1)  # (K * rows, C'), each row on its own
+        rows = len(logp) // len(ys)
+        return [F.nll_loss(logp[k * rows:(k + 1) * rows], y.reshape(-1), ignore_index=IGNORE)
+                for k, y in enumerate(ys)]
+
+    @staticmethod
+    def _logits(out: torch.Tensor) -> torch.Tensor:
         logits = out.reshape(-1, out.shape[-1])
         if logits.shape[-1] < FEW_CLASSES and logits.device.type == "cpu":
             # torch's CPU log_softmax takes a scalar path below its vector width: measured,
             # cross-entropy forward and backward over 1500 x 6 logits took 148 us, over
             # 1500 x 16 58 us. Classes of -inf add exp(-inf) = 0: the same loss, 5x faster.
             logits = F.pad(logits, (0, FEW_CLASSES - logits.shape[-1]), value=float("-inf"))
-        return F.cross_entropy(logits, y.reshape(-1), ignore_index=IGNORE)
+        return logits
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor, score_mask=None) -> dict[str, float]:
         logits = out.reshape(-1, out.shape[-1]).double()

@@ -85,3 +85,20 @@ def test_bench_checks_each_implementation_against_torch_before_timing(monkeypatc
     monkeypatch.setattr(wrong.model, "forward", lambda x, lengths=None: forward(x, lengths) * 1.001)
     with pytest.raises(GrucliError, match=r"reference gru at H=6 T=5 B=3: output or gradients differ from torch"):
         bench.check_variant(wrong, cfg)
+
+
+def test_ratios_with_two_kernel_builds():
+    """Each build's fused row is over the one torch row; 'fastest' is per build."""
+    rows = [{"cell": c, "impl": i, "simd": s, "hidden": 8, "seq_len": 5, "batch": 2, "layers": 1, "train_step_ms": t,
+             "inference_ms": t} for c, i, s, t in [("gru", "torch", "", 4.0), ("gru", "fused", "avx2", 2.0),
+                                                   ("gru", "fused", "avx512", 1.0), ("lstm", "torch", "", 3.0),
+                                                   ("lstm", "fused", "avx2", 5.0), ("lstm", "fused", "avx512", 2.0)]]
+    bench.add_ratios(rows)
+    by = {(r["cell"], r["simd"]): r for r in rows}
+    assert by["gru", "avx2"]["train_vs_torch"] == 0.5 and by["gru", "avx512"]["train_vs_torch"] == 0.25
+    assert by["gru", "avx2"]["train_vs_lstm"] == 0.4  # over the same build's LSTM
+    assert by["gru", "avx2"]["fastest"] and by["gru", "avx512"]["fastest"] and by["lstm", "avx512"]["fastest"]
+    assert not by["lstm", "avx2"]["fastest"]  # torch's LSTM beats the avx2 build
+    assert by["gru", "avx2"]["fastest_vs_fastest_lstm"] == 2.0 / 3.0  # fastest LSTM beside avx2: torch's
+    with pytest.raises(ConfigError, match="simd"):
+        bench.load_bench_config(None, simd=["avx3"])

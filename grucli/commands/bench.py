@@ -34,6 +34,8 @@ def bench(
     warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up rounds, discarded (default 2)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (default 1)."),
     no_flush_denormal: bool = typer.Option(False, "--no-flush-denormal", help="Measure without flushing denormals."),
+    simd: Optional[str] = typer.Option(None, "--simd", help="Fused kernel builds timed side by side, e.g. "
+                                       "avx2,native (native: this CPU's widest; default native)."),
     out: Path = typer.Option(Path("results/bench"), "--out", "-o", help="Folder for bench.csv and bench.png."),
 ) -> None:
     """Time a training step and an inference pass for every cell x size x implementation.
@@ -44,6 +46,8 @@ def bench(
     Example:
 
         grucli bench --cells gru,lstm --impls torch,fused -H 16,128 -T 20,100 -B 32,64
+
+        grucli bench benchmarks/bench.yaml --simd avx2,native
     """
     from grucli import bench as lib
     from grucli.cells import REFERENCE
@@ -54,14 +58,18 @@ def bench(
         sizes = lib.sizes_product(_ints(hidden) or [base.hidden], _ints(seq_len) or [base.seq_len],
                                   _ints(batch) or [base.batch], _ints(layers) or [base.layers])
     cfg = lib.load_bench_config(config, cells=_names(cells), impls=_names(impls), sizes=sizes, repeats=repeats,
-                                warmup=warmup, threads=threads, flush_denormal=False if no_flush_denormal else None)
+                                warmup=warmup, threads=threads, flush_denormal=False if no_flush_denormal else None,
+                                simd=_names(simd))
     if "fused" in cfg.impls:
         from grucli.cells.fused import build as fused_build
 
-        if fused_build.will_compile():
-            console.print("[dim]compiling grucli's CPU kernels once for this machine, about a minute[/]")
-        console.print(f"fused kernels: {fused_build.describe()}"
-                      + ("" if fused_build.available() else " -- the fused variants are left out"))
+        for name in cfg.simd:
+            with fused_build.simd_build(name):
+                if fused_build.will_compile():
+                    console.print(f"[dim]compiling grucli's CPU kernels ({name}) once for this machine, about a "
+                                  "minute[/]")
+                console.print(f"fused kernels ({name}): {fused_build.describe()}"
+                              + ("" if fused_build.available() else " -- the fused variants are left out"))
     variants = lib.variants_of(cfg)
     n, sizes_measured = len(variants), len({size for *_, size in variants})
     console.print(f"[dim]{n} variants, each timed in {cfg.warmup} warm-up + {cfg.repeats} measured rounds, "
@@ -78,7 +86,8 @@ def bench(
                   title_justify="left")
     for r in rows:
         size = f"H={r['hidden']} T={r['seq_len']} B={r['batch']}" + (f" L={r['layers']}" if r["layers"] > 1 else "")
-        table.add_row(r["cell"], r["impl"] + (" *" if r["fastest"] else ""), size, num(r["params"]),
+        impl = r["impl"] + (f" ({r['simd']})" if len(cfg.simd) > 1 and r["simd"] else "")
+        table.add_row(r["cell"], impl + (" *" if r["fastest"] else ""), size, num(r["params"]),
                       num(r["train_step_ms"]), num(r["train_cpu_ms"]), num(r["inference_ms"]),
                       num(r["train_seq_s"]), num(r["train_gflop_s"]), num(100 * r["peak_share"], 2),
                       num(r["train_vs_torch"], 2), num(r["train_cpu_vs_torch"], 2), num(r["inference_vs_torch"], 2),
@@ -86,8 +95,9 @@ def bench(
     console.print(table)
     key = f"fastest_vs_fastest_{REFERENCE}"
     for r in (r for r in rows if r[key] is not None and r["cell"] != REFERENCE):
-        console.print(f"fastest {r['cell']} ({r['impl']}) / fastest {REFERENCE}, H={r['hidden']} T={r['seq_len']} "
-                      f"B={r['batch']}: {times(r[key])} (by {r['fastest_by']})")
+        build = f", {r['simd']} build" if len(cfg.simd) > 1 and r["simd"] else ""
+        console.print(f"fastest {r['cell']} ({r['impl']}{build}) / fastest {REFERENCE}, H={r['hidden']} "
+                      f"T={r['seq_len']} B={r['batch']}: {times(r[key])} (by {r['fastest_by']})")
     checked = [r for r in rows if r["checked_against"]]
     if checked:
         worst = max(checked, key=lambda r: r["max_rel_diff"])

@@ -68,6 +68,10 @@ def _start_fork_server() -> None:
 def _init_worker(q) -> None:
     global _worker_queue
     _worker_queue = q
+    if os.environ.get("GRUCLI_PROFILE"):  # benchmarks/grid_profile.py: this worker's time budget
+        from grucli import profiling
+
+        profiling.install_if_asked()
 
 
 def _worker_train(runs: list[Run], threads: int) -> list[RunResult]:

@@ -95,6 +95,9 @@ class StackedSteps:
                 y = torch.stack([b.y for b in batches])
                 self.losses = stacked.mean_per_run(objective.loss_terms(out, y), self.stack.kernels)  # (K,)
                 losses = [None] * len(stepping)
+            elif hasattr(objective, "losses"):  # each run's loss, the pack's shared work done once
+                self.losses = None
+                losses = objective.losses(out, [b.y for b in batches])
             else:
                 self.losses = None
                 losses = [objective.loss(out[k], b.y) for k, b in enumerate(batches)]

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <climits>
+
+#include "gemm.h"  // GRUCLI_BUILD: this build's namespace
 #include <cmath>
 #include <cstdint>
 
@@ -29,6 +31,7 @@ __m256d Sleef_tanhd4_u10(__m256d);
 #endif
 
 namespace activations {
+inline namespace GRUCLI_BUILD {  // gemm.h: each build's symbols its own
 
 template <typename T> inline T sigm(T x) { return T(1) / (T(1) + std::exp(-x)); }
 
@@ -167,4 +170,5 @@ template <> void tanh_<double>(double* x, int64_t n) {
 }
 #endif
 
+}  // namespace GRUCLI_BUILD
 }  // namespace activations

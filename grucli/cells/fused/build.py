@@ -8,11 +8,14 @@ the compiler's last lines), so nothing falls back silently.
 
 Environment: GRUCLI_FUSED_CACHE (build folder, default ~/.cache/grucli/extensions),
 GRUCLI_NO_COMPILE=1 (never compile: fused is unavailable, auto uses torch's modules),
-GRUCLI_SIMD=avx2|none (build a narrower variant than this CPU allows, to test it).
+GRUCLI_SIMD=avx2|none (build a narrower variant than this CPU allows, to test it; inside
+one process `simd_build(name)` switches builds: each loads once and both can be used side by
+side, as `grucli bench --simd avx2,native` does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -26,7 +29,7 @@ SOURCES = [HERE / "fused_rnn.cpp", HERE / "step.cpp"]  # compiled as one unit, i
 HEADERS = [HERE / h for h in ("gemm.h", "products.h", "activations.h")]  # included by the sources
 FUNCTIONS = ["gru_forward", "gru_backward", "gru_cho_forward", "gru_cho_backward", "lstm_forward", "lstm_backward",
              "rnn_forward", "rnn_backward", "linear_forward", "linear_backward", "optimizer_step", "set_products",
-             "matmul", "activation", "own_products", "mean_per_run"]
+             "matmul", "activation", "own_products", "mean_per_run", "product_profile"]
 PRODUCTS = {"own": 0, "blas": 1, "aten": 2}  # set_products(mode): which code runs the kernels' matrix products
 _why: list[str] = []  # why the kernels are unavailable, once known
 
@@ -35,23 +38,53 @@ SIMD = {"avx512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mprefer-vecto
         "avx2": ["-mavx2", "-mfma", "-DGRUCLI_AVX2"], "none": []}
 
 
+@functools.lru_cache(maxsize=1)
+def native_simd() -> str:
+    """The widest build this CPU runs: avx512 or avx2 where /proc/cpuinfo has them, else none."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "none"
+    if {"avx512f", "avx512dq"} <= flags:
+        return "avx512"
+    if {"avx2", "fma"} <= flags:
+        return "avx2"
+    return "none"
+
+
+def simd() -> str:
+    """The build kernels() loads now: GRUCLI_SIMD (avx512 | avx2 | none) where set, else native_simd()."""
+    forced = os.environ.get("GRUCLI_SIMD")
+    return forced if forced in SIMD else native_simd()
+
+
+@contextlib.contextmanager
+def simd_build(name: str):
+    """kernels() loads this build inside the block ("native": the CPU's widest), e.g. to bench
+    AVX2 and AVX-512 side by side in one process. Models built inside keep that build's
+    kernels (FusedStack holds them); each build has its own cache folder, so both coexist."""
+    if name != "native" and name not in SIMD:
+        raise ValueError(f"unknown SIMD build {name!r}: native, {', '.join(SIMD)}")
+    was = os.environ.get("GRUCLI_SIMD")
+    if name == "native":
+        os.environ.pop("GRUCLI_SIMD", None)
+    else:
+        os.environ["GRUCLI_SIMD"] = name
+    try:
+        yield
+    finally:
+        if was is None:
+            os.environ.pop("GRUCLI_SIMD", None)
+        else:
+            os.environ["GRUCLI_SIMD"] = was
+
+
 def _simd_flags() -> list[str]:
     """Vector width for the products and the gate arithmetic: AVX-512 or AVX2 where
     /proc/cpuinfo has them (Sleef's vector exp/tanh come from libtorch itself), else scalar
     code (and the BLAS for the products). GRUCLI_SIMD=avx2|none builds a narrower variant
     (to test the code other machines run)."""
-    forced = os.environ.get("GRUCLI_SIMD")
-    if forced in SIMD:
-        return SIMD[forced]
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return []
-    if {"avx512f", "avx512dq"} <= flags:
-        return SIMD["avx512"]
-    if {"avx2", "fma"} <= flags:
-        return SIMD["avx2"]
-    return []
+    return SIMD[simd()]
 
 
 def _flags() -> list[str]:
@@ -87,9 +120,14 @@ def compiler() -> str | None:
     return shutil.which(os.environ.get("CXX", "c++"))
 
 
-@functools.lru_cache(maxsize=1)
 def kernels():
-    """The compiled extension (built on first use), or None: see unavailable_reason()."""
+    """The compiled extension of the current build (simd(); built on first use), or None:
+    see unavailable_reason()."""
+    return _kernels(simd())
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(simd_name: str):  # one loaded extension per build: both can live in one process
     if os.environ.get("GRUCLI_NO_COMPILE"):
         _why.append("GRUCLI_NO_COMPILE is set")
         return None
@@ -115,6 +153,9 @@ def kernels():
         warnings.warn(f"grucli: the fused CPU kernels did not build ({_why[-1]}); model.impl auto uses torch's "
                       "modules", RuntimeWarning, stacklevel=2)
         return None
+
+
+kernels.cache_clear = _kernels.cache_clear  # tests: forget what was loaded (or why not)
 
 
 def _copy_headers(build: Path) -> None:

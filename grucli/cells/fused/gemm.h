@@ -25,7 +25,19 @@
 #include <cstdint>
 #include <utility>
 
+// Each build's code in a namespace of its own: a function's static table (tiles() below) is
+// a process-wide unique symbol, so an AVX2 and an AVX-512 build loaded in one process
+// (grucli bench --simd avx2,native) would otherwise share one build's table.
+#if defined(GRUCLI_AVX512)
+#define GRUCLI_BUILD build_avx512
+#elif defined(GRUCLI_AVX2)
+#define GRUCLI_BUILD build_avx2
+#else
+#define GRUCLI_BUILD build_scalar
+#endif
+
 namespace smallgemm {
+inline namespace GRUCLI_BUILD {
 
 template <typename S> struct Vec;  // one SIMD register of S: W lanes, masks for a row's last lanes
 
@@ -207,4 +219,5 @@ template <typename S>
 void gemm(bool, int64_t, int64_t, int64_t, const S*, int64_t, const S*, int64_t, bool, S*, int64_t) {}
 #endif
 
+}  // namespace GRUCLI_BUILD
 }  // namespace smallgemm

@@ -8,7 +8,10 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <climits>
+#include <tuple>
 #include <vector>
 
 #include "gemm.h"
@@ -21,6 +24,7 @@ void dgemm_(const char*, const char*, const int*, const int*, const int*, const 
 }
 
 namespace products {
+inline namespace GRUCLI_BUILD {  // gemm.h: each build's symbols its own
 
 using at::Tensor;
 
@@ -56,7 +60,7 @@ void own_narrow(int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const 
 // Row-major C (M x N, leading dimension ldc) = op(A) B + beta C (beta 0 or 1), with op(A)
 // M x K: A stored M x K (or K x M if ta) with leading dimension lda; B stored K x N (ldb).
 template <typename S>
-void gemm(bool ta, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, S beta, S* C,
+void gemm_(bool ta, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, S beta, S* C,
           int64_t ldc) {
   if (M == 0 || N == 0) return;
   const bool accumulate = beta != S(0);
@@ -88,9 +92,25 @@ void gemm(bool ta, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, con
   view(C, M, N, ldc).addmm_(a, b, beta, 1);
 }
 
+// The time budget (grucli/profile.py, GRUCLI_PROFILE): while `profiling` is on, every
+// product's seconds and FLOPs are added up; off (the default) a product pays one branch.
+bool profiling = false;
+std::atomic<int64_t> profiled_ns{0}, profiled_flops{0};
+
+template <typename S>
+void gemm(bool ta, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, S beta, S* C,
+          int64_t ldc) {
+  if (!profiling) return gemm_<S>(ta, M, N, K, A, lda, B, ldb, beta, C, ldc);
+  const auto t0 = std::chrono::steady_clock::now();
+  gemm_<S>(ta, M, N, K, A, lda, B, ldb, beta, C, ldc);
+  profiled_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  profiled_flops += 2 * M * N * K;
+}
+
 // A weight's transpose, contiguous: the right operand of x W^T, made once per call.
 inline Tensor transposed(const Tensor& w) { return w.t().contiguous(); }
 
+}  // namespace GRUCLI_BUILD
 }  // namespace products
 
 // Tests and bench: which code runs the kernels' products (0 grucli's tiles, 1 the BLAS, 2
@@ -99,6 +119,14 @@ int64_t set_products(int64_t mode) {
   const int64_t was = products::mode;
   products::mode = mode == products::OWN && !smallgemm::AVAILABLE ? products::BLAS : mode;
   return was;
+}
+
+// grucli/profile.py: switch the products' counters on or off; returns (seconds, FLOPs) of
+// the products counted so far in this process (every kernel's: recurrent, input, weight
+// gradients, output layer).
+std::tuple<double, double> product_profile(bool on) {
+  products::profiling = on;
+  return {1e-9 * double(products::profiled_ns.load()), double(products::profiled_flops.load())};
 }
 
 // Whether the products run on grucli's tiles now (false in a build without SIMD, or after

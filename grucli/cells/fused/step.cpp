@@ -1,5 +1,5 @@
 // grucli's fused kernels, the parts of a stacked training step outside the recurrence (see
-// grucli/stacked.py): the output layer, and the optimiser's update after clipping each run's
+// grucli/train/stacked.py): the output layer, and the optimiser's update after clipping each run's
 // gradient norm. Both take a pack: every tensor has a leading run dimension K, and each run
 // is computed by the same code on its own slices, so its numbers never depend on the others.
 // One call replaces what costs a Python optimiser, torch's clip and an nn.Linear per run.
