@@ -92,7 +92,8 @@ EXECUTION_KEYS = {("train", "device"), ("train", "threads"), ("task", "path"), (
 # Keys added after run ids were first issued, with their defaults: left out of the id while
 # at the default, so a results folder made before they existed keeps its run ids.
 LATER_KEYS = {("model", "attention"): "none", ("model", "beam"): 1, ("task", "missing"): "error",
-              ("task", "split"): None, ("task", "id"): None, ("task", "time"): None, ("task", "channels"): None}
+              ("task", "split"): None, ("task", "id"): None, ("task", "time"): None, ("task", "channels"): None,
+              ("task", "mode"): "classifier", ("task", "threshold"): 0.005}
 
 
 class RunConfig(Strict):
