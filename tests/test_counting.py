@@ -98,7 +98,7 @@ def test_the_metric_on_a_counter_that_saturates():
     looks like a^5 b^5 to it, so the largest n it recognises is 4."""
     data = build_counting(CountingConfig(mode="next", max_n_train=4, max_n_test=12, n_train=10))
     m = data.objective.metrics(SaturatingCounter(5)(data.test.x), data.test.y)
-    assert m["largest_n"] == 4
+    assert m["largest_n"] == 4 and m["accepted_to_n"] == 5  # a^5 b^5 is accepted; a^6 b^6 is not
     assert 0 < m["accuracy"] < 1 and m["positives_accepted"] == pytest.approx(5 / 12)
     m = data.objective.metrics(SaturatingCounter(50)(data.test.x), data.test.y)
     assert m["largest_n"] == 12 and m["accuracy"] == 1.0  # counts past the checked range: all of it

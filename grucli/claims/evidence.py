@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from grucli import metrics, stats
-from grucli.claims.verdict import Finding, below, better
+from grucli.claims.verdict import INCONCLUSIVE, Finding, below, better
 from grucli.claims.verdict import comparable as equivalent
 from grucli.tables import order_cells
 
@@ -437,25 +437,65 @@ def gru_to_rnn(dirs: list, cells: tuple[str, ...]) -> Evidence:
 
 # --------------------------------------------------------------------------- 9 counting
 def counting(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    """Weiss et al. 2018 twice: as the paper did it (counting_next.yaml: a next-symbol
+    acceptor; the largest n it recognises, near misses rejected) and as a classifier
+    (counting.yaml: accuracy on n beyond the training range). A run that never accepted all
+    of its own training positives has not learned its training range: a verdict resting on
+    it is inconclusive, and says so."""
     a, b = cells
-    df = _runs(dirs[0])
-    va, vb = (df.loc[df["cell"] == c, "value"].tolist() for c in (a, b))
-    cfg = df.iloc[0]
-    label = f"trained n <= {int(cfg['config.task.max_n_train'])}, tested {int(cfg['config.task.max_n_train'])} < n <= " \
-            f"{int(cfg['config.task.max_n_test'])}"
-    finding = better(va, vb, "max", a, b, scale=_scale(df), alpha=_alpha(dirs[0]), still_improving=_improving(df),
-                     label=label)
-    fig, (ax,) = _axes()
-    for i, c in enumerate(order_cells(df["cell"].unique())):
-        v = df.loc[df["cell"] == c, "value"].to_numpy()
-        ax.scatter(np.full(len(v), i), v, **_style(c))
-    ax.axhline(float(cfg.get("baseline_value", math.nan)), ls="--", color="0.4", label="best length-only rule")
-    ax.set(xticks=range(df["cell"].nunique()), xticklabels=order_cells(df["cell"].unique()),
-           ylabel="test accuracy (n beyond training)", title="a^n b^n beyond the training n")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return Evidence([finding], _budget(df), fig, "Test accuracy per seed on n beyond training.",
-                    df[["cell", "seed", "value"]])
+    nxt, clf = _runs(dirs[0]), _runs(dirs[1])
+    N = int(nxt["config.task.max_n_train"].iloc[0])
+    top = int(nxt["config.task.max_n_test"].iloc[0])
+    lo, hi = int(clf["config.task.max_n_train"].iloc[0]), int(clf["config.task.max_n_test"].iloc[0])
+    values = {"next": {c: nxt.loc[nxt["cell"] == c, "value"].tolist() for c in (a, b)},
+              "clf": {c: clf.loc[clf["cell"] == c, "value"].tolist() for c in (a, b)}}
+    ps = stats.holm([stats.effect(values[k][a], values[k][b], _scale(df)).p_diff for k, df in (("next", nxt),
+                                                                                             ("clf", clf))])
+    alpha = min(_alpha(dirs[0]), _alpha(dirs[1]))
+    f_next = better(values["next"][a], values["next"][b], "max", a, b, scale=_scale(nxt), p_adjusted=ps[0], alpha=alpha,
+                    label=f"next-symbol acceptor: largest n recognised (trained n <= {N}, checked to {top})")
+    unfit = nxt[nxt["train.positives_accepted"] < 1]
+    if len(unfit) and f_next.verdict != INCONCLUSIVE:
+        f_next = Finding(f_next.label, INCONCLUSIVE, f_next.evidence + f"; {len(unfit)} run(s) never accepted all their "
+                         "training positives (" + ", ".join(f"{r.cell} seed {r.seed}: {r['train.positives_accepted']:.0%}"
+                                                            for _, r in unfit.iterrows()) + "): this measures the budget",
+                         f_next.pair, f_next.effect, stats.UNDECIDED)
+    f_clf = better(values["clf"][a], values["clf"][b], "max", a, b, scale=_scale(clf), p_adjusted=ps[1], alpha=alpha,
+                   still_improving=_improving(clf), label=f"classifier: test accuracy on {lo} < n <= {hi}")
+    notes = [f"inside the training range (n <= {lo}), classifier validation accuracy: " +
+             "; ".join(f"{c} " + ", ".join(f"{v:.2f}" for v in clf.loc[clf['cell'] == c, 'val.accuracy']) for c in (a, b)),
+             f"next-symbol acceptor, share of the training positives accepted: " +
+             "; ".join(f"{c} " + ", ".join(f"{v:.2f}" for v in nxt.loc[nxt['cell'] == c, 'train.positives_accepted'])
+                       for c in (a, b)) +
+             f"; positives alone accepted up to n (accepted_to_n, near misses left out): " +
+             "; ".join(f"{c} " + ", ".join(f"{v:g}" for v in nxt.loc[nxt['cell'] == c, 'test.accepted_to_n'])
+                       for c in (a, b) if "test.accepted_to_n" in nxt)]
+    table = pd.concat([nxt.assign(setup="next-symbol", measure="largest n"),
+                       clf.assign(setup="classifier", measure=f"test accuracy {lo} < n <= {hi}")])
+    return Evidence([f_next, f_clf], f"next-symbol: {_budget(nxt)}; classifier: {_budget(clf)}",
+                    _counting_figure(nxt, clf, N, top), "Left: the largest n each run recognises (a^n b^n accepted, "
+                    "near misses rejected), per seed; dotted: the training range. Right: classifier test accuracy "
+                    f"per seed on {lo} < n <= {hi}; dashed: the best length-only rule.",
+                    table[["setup", "measure", "cell", "seed", "value"]], notes)
+
+
+def _counting_figure(nxt: pd.DataFrame, clf: pd.DataFrame, N: int, top: int):
+    fig, (left, right) = _axes(2, width=4.2)
+    for ax, df in ((left, nxt), (right, clf)):
+        cells_ = order_cells(df["cell"].unique())
+        for i, c in enumerate(cells_):
+            v = df.loc[df["cell"] == c, "value"].to_numpy()
+            ax.scatter(np.full(len(v), i), v, **_style(c))
+        ax.set(xticks=range(len(cells_)), xticklabels=cells_)
+        ax.grid(alpha=0.3)
+    left.axhline(N, ls=":", color="0.4", label="training range")
+    left.set(ylim=(-5, top + 5), ylabel="largest n recognised", title="next-symbol acceptor (the paper's setup)")
+    right.axhline(float(clf["baseline.length_rule_accuracy"].iloc[0]) if "baseline.length_rule_accuracy" in clf
+                  else 0.5, ls="--", color="0.4", label="best length-only rule")
+    right.set(ylim=(0.4, 1.02), ylabel="test accuracy", title="classifier, n beyond training")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    return fig
 
 
 # --------------------------------------------------------------------------- 10 polyphonic

@@ -108,7 +108,8 @@ class NextSymbol(Classification):
     """The loss: cross-entropy of the next symbol at every step of the positives (the
     authors' loss_on_word, averaged over steps rather than summed per word). Metrics:
     ce (nats per step, on the positive rows), accuracy (share of rows whose acceptance is
-    right: positives accepted, other strings rejected), positives_accepted, largest_n."""
+    right: positives accepted, other strings rejected), positives_accepted, largest_n and
+    accepted_to_n (largest_n with the near misses left out)."""
 
     kind = "next_symbol"
 
@@ -126,4 +127,6 @@ class NextSymbol(Classification):
             if positive.any() else math.nan
         return {"ce": ce, "accuracy": float((ok == positive).double().mean()),
                 "positives_accepted": float(ok[positive].double().mean()) if positive.any() else math.nan,
-                "largest_n": float(largest_n(na, nb, ok))}
+                "largest_n": float(largest_n(na, nb, ok)),
+                # how far the positives alone are accepted (the notebook's a^1000 b^1000 test)
+                "accepted_to_n": float(largest_n(na[positive], nb[positive], ok[positive]))}
