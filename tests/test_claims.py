@@ -128,12 +128,20 @@ def test_long_range_is_not_supported_when_the_gru_wins(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- the files
 def test_every_claim_has_its_experiments_and_its_evaluator():
-    files = sorted(p.name for p in ROOT.glob("*.yaml"))
+    files = sorted(p.name for p in ROOT.glob("*.yaml") if p.name != claims.LITERATURE)
     assert len(files) >= 11
     used = [name for c in claims.CLAIMS for name in c.experiments]
     assert sorted(used) == files  # no file without a claim, no claim without its file
-    for c in claims.CLAIMS:
-        assert callable(getattr(evidence, c.evaluate)), c.id
+    assert set(evidence.EVALUATORS) == set(claims.BY_ID)  # every claim's evaluator, found by its id
+
+
+def test_the_papers_numbers_are_data_with_their_source_and_split():
+    lit = claims.literature(ROOT)
+    assert set(lit) <= set(claims.BY_ID) and {"counting", "polyphonic"} <= set(lit)
+    for entries in lit.values():
+        for e in entries:
+            assert {"source", "split", "numbers", "verified"} <= set(e)
+    assert not hasattr(evidence, "CHUNG_JSB")  # no paper's number in evaluator code
 
 
 @pytest.mark.parametrize("claim,path", [(c, p) for c in claims.CLAIMS for p in c.paths(ROOT)],

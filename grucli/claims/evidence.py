@@ -3,7 +3,9 @@ line and one figure. Results are read through the one reader (grucli.store.reade
 tune's (grucli.tune.analysis); nothing here trains (grucli.claims.run does).
 
 Every evaluator takes the results folders of its claim's experiments, in the order the
-registry lists them (for `speed`: the folder holding bench.csv), and returns Evidence.
+registry lists them (for `speed`: the folder holding bench.csv), and returns Evidence. It is
+registered under its claim's id (`@evaluates(id)`, EVALUATORS): grucli.claims.run finds it
+there. The papers' own numbers are not here: experiments/claims/literature.yaml.
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ from grucli.claims.verdict import comparable as equivalent
 from grucli.tables import order_cells
 
 TARGET_SHARE = 0.5  # a length counts as solved when at least this share of seeds reach the target
+EVALUATORS: dict = {}  # claim id -> its evaluator (grucli.claims.CLAIMS)
+
+
+def evaluates(claim_id: str):
+    """Register the decorated function as the evaluator of claim `claim_id`."""
+    def register(fn):
+        EVALUATORS[claim_id] = fn
+        return fn
+    return register
 
 
 @dataclass
@@ -178,6 +189,7 @@ def _pairs(df: pd.DataFrame, by: list[str], a: str, b: str, goal: str, value: st
 
 
 # --------------------------------------------------------------------------- 1 params
+@evaluates("params")
 def params(dirs: list, cells: tuple[str, ...]) -> Evidence:
     a, b = cells
     from grucli.model import model_params
@@ -211,6 +223,7 @@ def params(dirs: list, cells: tuple[str, ...]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 2 speed
+@evaluates("speed")
 def speed(dirs: list, cells: tuple[str, ...]) -> Evidence:
     ca, cb = cells
     df = pd.read_csv(dirs[0] / "bench.csv")
@@ -243,6 +256,7 @@ def speed(dirs: list, cells: tuple[str, ...]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 3 comparable
+@evaluates("comparable")
 def comparable(dirs: list, cells: tuple[str, ...]) -> Evidence:
     a, b = cells
     from grucli.tune import analysis
@@ -271,6 +285,7 @@ def comparable(dirs: list, cells: tuple[str, ...]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 4 long range
+@evaluates("long_range")
 def long_range(dirs: list, cells: tuple[str, ...]) -> Evidence:
     a, b = cells
     df = _runs(dirs[0])
@@ -296,6 +311,7 @@ def long_range(dirs: list, cells: tuple[str, ...]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 5 data
+@evaluates("data")
 def data_efficiency(dirs: list, cells: tuple[str, ...]) -> Evidence:
     a, b = cells
     df = _runs(dirs[0])
@@ -319,6 +335,7 @@ def data_efficiency(dirs: list, cells: tuple[str, ...]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 6 sensitivity
+@evaluates("sensitivity")
 def sensitivity(dirs: list, cells: tuple[str, ...]) -> Evidence:
     a, b = cells
     from scipy import stats as st
@@ -360,6 +377,7 @@ def sensitivity(dirs: list, cells: tuple[str, ...]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 7 memory
+@evaluates("memory")
 def memory(dirs: list, cells: tuple[str, ...]) -> Evidence:
     ca, cb = cells
     df = _runs(dirs[0])
@@ -389,6 +407,7 @@ def memory(dirs: list, cells: tuple[str, ...]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 8 gru -> rnn
+@evaluates("gru_to_rnn")
 def gru_to_rnn(dirs: list, cells: tuple[str, ...]) -> Evidence:
     import torch
 
@@ -436,6 +455,7 @@ def gru_to_rnn(dirs: list, cells: tuple[str, ...]) -> Evidence:
 
 
 # --------------------------------------------------------------------------- 9 counting
+@evaluates("counting")
 def counting(dirs: list, cells: tuple[str, ...]) -> Evidence:
     """Weiss et al. 2018 twice: as the paper did it (counting_next.yaml: a next-symbol
     acceptor; the largest n it recognises, near misses rejected) and as a classifier
@@ -499,9 +519,7 @@ def _counting_figure(nxt: pd.DataFrame, clf: pd.DataFrame, N: int, top: int):
 
 
 # --------------------------------------------------------------------------- 10 polyphonic
-CHUNG_JSB = {"rnn": 8.67, "gru": 8.54, "lstm": 8.67}  # Chung et al. 2014, Table 2, JSB Chorales test NLL
-
-
+@evaluates("polyphonic")
 def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
     a, *rest = cells
     df = _runs(dirs[0])
@@ -526,12 +544,11 @@ def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
     return Evidence(findings, _budget(df) + f"; parameters {params}", fig,
                     "Test NLL per time step per seed (dots), geometric mean and its 95% interval (bars); dashed: "
                     "every key on with "
-                    "its training frequency.", df[["cell", "seed", "params", "value"]],
-                    ["Chung et al. 2014 on JSB (their split and encoding): " +
-                     ", ".join(f"{c} {v}" for c, v in CHUNG_JSB.items()) + " -- compare the ordering"])
+                    "its training frequency.", df[["cell", "seed", "params", "value"]])
 
 
 # --------------------------------------------------------------------------- 11 adding limits
+@evaluates("adding_limits")
 def adding_limits(dirs: list, cells: tuple[str, ...]) -> Evidence:
     plain, *rest = cells
     df = _runs(dirs[0])
