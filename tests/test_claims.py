@@ -163,7 +163,8 @@ def test_each_claims_experiment_loads(claim, path, quick):
     exp = load_experiment(path, claims_run.overrides(claim, kind, quick, path))
     assert exp.name.endswith("_quick") == quick
     if kind == "tune":
-        assert exp.search is not None and exp.search.trials >= (3 if quick else 12)
+        # polyphonic tunes five cells on real data: 6 trials each keeps it near the others' time
+        assert exp.search is not None and exp.search.trials >= (3 if quick else 6 if claim.id == "polyphonic" else 12)
     else:
         runs = expand(exp)
         assert len({r.config.model.cell for r in runs}) >= (1 if claim.id == "gru_to_rnn" else 2)
