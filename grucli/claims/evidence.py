@@ -563,6 +563,51 @@ def polyphonic(dirs: list, cells: tuple[str, ...]) -> Evidence:
                     "mean and its 95% interval (bars).", pd.DataFrame(rows), notes)
 
 
+# --------------------------------------------------------------------------- 12 forget bias
+@evaluates("forget_bias")
+def forget_bias(dirs: list, cells: tuple[str, ...]) -> Evidence:
+    """Jozefowicz et al. 2015, per task (one tuned study each): the LSTM with forget bias 1
+    against the same LSTM with 0 (directional, Holm over the tasks), and against the GRU
+    (equivalence inside the declared margin). Arms are told apart by their grid point."""
+    from grucli.tune import analysis
+
+    lstm, gru = cells
+    findings, table, budgets, directional = [], [], [], []
+    fig, axes = _axes(len(dirs))
+    for ax, d in zip(axes, dirs):
+        t = analysis.load(_dir(d))
+        scale = metrics.scale_of(t.metric)
+        arms = {}
+        for arm in t.arms:
+            p = arm["point"]
+            name = f"{p.get('model.cell')} bias {p['model.forget_bias']:g}" if "model.forget_bias" in p else p.get("model.cell")
+            arms[name] = t.finals(arm)
+        one, zero = f"{lstm} bias 1", f"{lstm} bias 0"
+        value = {k: f[f"test.{t.metric}"].tolist() for k, f in arms.items()}
+        task = t.runs["task"].dropna().iloc[0] if len(t.runs) else _dir(d).name
+        improving = {k: _improving(f) for k, f in arms.items()}
+        directional.append((task, t, value[one], value[zero], improving[one] + improving[zero],
+                            stats.effect(value[one], value[zero], scale).p_diff))
+        findings.append(equivalent(value[one], value.get(gru, []), one, gru, scale=scale, goal=t.goal,
+                                   margin=t.declared.margin, still_improving=improving[one] + improving.get(gru, 0),
+                                   label=f"{task}: {one} vs {gru} (test {t.metric})"))
+        budgets.append(f"{task}: {analysis.budget_text(t)}")
+        for i, (k, v) in enumerate(value.items()):
+            table += [{"task": task, "arm": k, "test": x} for x in v]
+            ax.scatter([i] * len(v), v, color=_style(k.split()[0])["color"], marker="o" if "1" in k or k == gru else "x")
+            _centre_bar(ax, i + 0.15, v, t.metric)
+        ax.set(xticks=range(len(value)), xticklabels=list(value), title=f"{task}: tuned, test {t.metric}",
+               ylabel=f"test {t.metric}", yscale="log" if scale.ratio else "linear")
+        ax.grid(alpha=0.3)
+    ps = stats.holm([p for *_, p in directional])
+    findings = [better(a, b, t.goal, f"{lstm} bias 1", f"{lstm} bias 0", scale=metrics.scale_of(t.metric), p_adjusted=p,
+                       still_improving=imp, label=f"{task}: forget bias 1 vs 0 (test {t.metric})")
+                for (task, t, a, b, imp, _), p in zip(directional, ps)] + findings
+    return Evidence(findings, "; ".join(budgets), fig,
+                    "Each arm at its tuned learning rate: final seeds (dots; x = LSTM with forget bias 0), the mean "
+                    "(geometric for log-scale metrics) and its 95% interval (bars).", pd.DataFrame(table))
+
+
 # --------------------------------------------------------------------------- 11 adding limits
 @evaluates("adding_limits")
 def adding_limits(dirs: list, cells: tuple[str, ...]) -> Evidence:
