@@ -489,7 +489,10 @@ def counting(dirs: list, cells: tuple[str, ...]) -> Evidence:
                        for c in (a, b)) +
              f"; positives alone accepted up to n (accepted_to_n, near misses left out): " +
              "; ".join(f"{c} " + ", ".join(f"{v:g}" for v in nxt.loc[nxt['cell'] == c, 'test.accepted_to_n'])
-                       for c in (a, b) if "test.accepted_to_n" in nxt)]
+                       for c in (a, b) if "test.accepted_to_n" in nxt),
+             f"next-symbol acceptor, share of the checked strings (n <= {top}, near misses included) judged right: " +
+             "; ".join(f"{c} " + ", ".join(f"{v:.3f}" for v in nxt.loc[nxt['cell'] == c, 'test.accuracy'])
+                       for c in (a, b))]
     table = pd.concat([nxt.assign(setup="next-symbol", measure="largest n"),
                        clf.assign(setup="classifier", measure=f"test accuracy {lo} < n <= {hi}")])
     return Evidence([f_next, f_clf], f"next-symbol: {_budget(nxt)}; classifier: {_budget(clf)}",
