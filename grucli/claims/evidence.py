@@ -475,14 +475,17 @@ def counting(dirs: list, cells: tuple[str, ...]) -> Evidence:
     f_next = better(values["next"][a], values["next"][b], "max", a, b, scale=_scale(nxt), p_adjusted=ps[0], alpha=alpha,
                     label=f"next-symbol acceptor: largest n recognised (trained n <= {N}, checked to {top})")
     unfit = nxt[nxt["train.positives_accepted"] < 1]
-    if len(unfit) and f_next.verdict != INCONCLUSIVE:
+    if len(unfit):
         f_next = Finding(f_next.label, INCONCLUSIVE, f_next.evidence + f"; {len(unfit)} run(s) never accepted all their "
                          "training positives (" + ", ".join(f"{r.cell} seed {r.seed}: {r['train.positives_accepted']:.0%}"
                                                             for _, r in unfit.iterrows()) + "): this measures the budget",
                          f_next.pair, f_next.effect, stats.UNDECIDED)
     f_clf = better(values["clf"][a], values["clf"][b], "max", a, b, scale=_scale(clf), p_adjusted=ps[1], alpha=alpha,
                    still_improving=_improving(clf), label=f"classifier: test accuracy on {lo} < n <= {hi}")
-    notes = [f"inside the training range (n <= {lo}), classifier validation accuracy: " +
+    notes = [f"inside the training range (n <= {N}), next-symbol acceptor validation accuracy (near misses "
+             "included): " + "; ".join(f"{c} " + ", ".join(f"{v:.3f}" for v in nxt.loc[nxt['cell'] == c, 'val.accuracy'])
+                                        for c in (a, b)),
+             f"inside the training range (n <= {lo}), classifier validation accuracy: " +
              "; ".join(f"{c} " + ", ".join(f"{v:.2f}" for v in clf.loc[clf['cell'] == c, 'val.accuracy']) for c in (a, b)),
              f"next-symbol acceptor, share of the training positives accepted: " +
              "; ".join(f"{c} " + ", ".join(f"{v:.2f}" for v in nxt.loc[nxt['cell'] == c, 'train.positives_accepted'])
@@ -509,15 +512,15 @@ def _counting_figure(nxt: pd.DataFrame, clf: pd.DataFrame, N: int, top: int):
         for i, c in enumerate(cells_):
             v = df.loc[df["cell"] == c, "value"].to_numpy()
             ax.scatter(np.full(len(v), i), v, **_style(c))
-        ax.set(xticks=range(len(cells_)), xticklabels=cells_)
+        ax.set(xticks=range(len(cells_)), xticklabels=cells_, xlim=(-0.5, len(cells_) - 0.5))
         ax.grid(alpha=0.3)
     left.axhline(N, ls=":", color="0.4", label="training range")
     left.set(ylim=(-5, top + 5), ylabel="largest n recognised", title="next-symbol acceptor (the paper's setup)")
     right.axhline(float(clf["baseline.length_rule_accuracy"].iloc[0]) if "baseline.length_rule_accuracy" in clf
                   else 0.5, ls="--", color="0.4", label="best length-only rule")
     right.set(ylim=(0.4, 1.02), ylabel="test accuracy", title="classifier, n beyond training")
-    left.legend(fontsize=8)
-    right.legend(fontsize=8)
+    left.legend(fontsize=8, loc="center")
+    right.legend(fontsize=8, loc="center")
     return fig
 
 
@@ -600,7 +603,8 @@ def forget_bias(dirs: list, cells: tuple[str, ...]) -> Evidence:
             ax.scatter([i] * len(v), v, color=_style(k.split()[0])["color"], marker="o" if "1" in k or k == gru else "x")
             _centre_bar(ax, i + 0.15, v, t.metric)
         ax.set(xticks=range(len(value)), xticklabels=list(value), title=f"{task}: tuned, test {t.metric}",
-               ylabel=f"test {t.metric}", yscale="log" if scale.ratio else "linear")
+               ylabel=f"test {t.metric}",
+               yscale="log" if scale.ratio and any(x > 0 for v in value.values() for x in v) else "linear")
         ax.grid(alpha=0.3)
     ps = stats.holm([p for *_, p in directional])
     findings = [better(a, b, t.goal, f"{lstm} bias 1", f"{lstm} bias 0", scale=metrics.scale_of(t.metric), p_adjusted=p,
