@@ -41,10 +41,12 @@ def test_weight_noise_changes_the_numbers_reproducibly():
     assert a.timing["step"] == "per-run" and a.timing["step_why"] == "weight noise trains run by run"
 
 
-def test_the_noise_is_taken_off_before_the_step():
+@pytest.mark.parametrize("impl", ["torch", "fused"])
+def test_the_noise_is_taken_off_before_the_step(impl):
     """With a learning rate too small to move a weight, a run with weight noise ends with
     exactly its initial weights, as the run without noise does."""
-    noisy, plain = train_run(_cfg(weight_noise=0.5, lr=1e-30, optimizer="sgd")), train_run(_cfg(lr=1e-30, optimizer="sgd"))
+    noisy = train_run(_cfg(impl, weight_noise=0.5, lr=1e-30, optimizer="sgd"))
+    plain = train_run(_cfg(impl, lr=1e-30, optimizer="sgd"))
     assert all(torch.equal(noisy.state_dict[k], plain.state_dict[k]) for k in plain.state_dict)
     assert noisy.history[0]["train_loss"] != plain.history[0]["train_loss"]  # the forward did see the noise
 
