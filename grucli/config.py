@@ -77,6 +77,7 @@ class TrainConfig(Strict):
     epochs: int = Field(10, ge=1)  # passes over the training split
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimiser steps (across epochs)
     grad_clip: float | None = Field(1.0, gt=0)  # clip the global gradient norm; null = off
+    weight_noise: float = Field(0.0, ge=0)  # sigma of Gaussian noise on every weight at each step (Graves 2011); 0 = off
     early_stopping: int = Field(0, ge=0)  # stop after this many epochs without validation improvement; 0 = off
     stop_at_target: bool = False  # stop as soon as the validation metric reaches the task's target
     eval_batch_size: int = Field(1000, ge=1)  # sequences per forward pass when evaluating
@@ -97,7 +98,9 @@ EXECUTION_KEYS = {("train", "device"), ("train", "threads"), ("task", "path"), (
 # Keys added after run ids were first issued, with their defaults: left out of the id while
 # at the default, so a results folder made before they existed keeps its run ids.
 LATER_KEYS = {("model", "attention"): "none", ("model", "beam"): 1, ("task", "missing"): "error",
-              ("task", "split"): None, ("task", "id"): None, ("task", "time"): None, ("task", "channels"): None}
+              ("task", "split"): None, ("task", "id"): None, ("task", "time"): None, ("task", "channels"): None,
+              ("task", "mode"): "classifier", ("task", "threshold"): 0.005,
+              ("train", "weight_noise"): 0.0}
 
 
 class RunConfig(Strict):

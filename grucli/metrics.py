@@ -66,6 +66,13 @@ METRICS: dict[str, Scale] = {
     **dict.fromkeys(["accuracy", "macro_f1", "top5_accuracy", "f1", "precision", "recall", "pr_auc", "range_f1",
                      "seq_accuracy", "word_accuracy", "exact"], BOUNDED),
     **dict.fromkeys(["per", "ter"], RATE),
+    "positives_accepted": BOUNDED,  # counting (mode next): share of the positive strings accepted
+    # counting (mode next): the largest n whose a^n b^n is accepted and its near misses rejected.
+    # Raw, not log: 0 is a real outcome (n = 1 already fails) where a geometric mean is undefined,
+    # and the value is capped at the checked range (max_n_test), so a ratio of two capped counts
+    # is not "how many times further"; differences in n are what the claim reads.
+    "largest_n": RAW,
+    "accepted_to_n": RAW,  # the same count with the near misses left out
     # timings: positive, compared as ratios ("1.3x faster")
     **dict.fromkeys(["epoch_time_s", "latency_batch_ms", "latency_seq_ms", "train_time_s"], LOG),
 }

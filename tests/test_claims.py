@@ -128,12 +128,20 @@ def test_long_range_is_not_supported_when_the_gru_wins(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- the files
 def test_every_claim_has_its_experiments_and_its_evaluator():
-    files = sorted(p.name for p in ROOT.glob("*.yaml"))
+    files = sorted(p.name for p in ROOT.glob("*.yaml") if p.name != claims.LITERATURE)
     assert len(files) >= 11
     used = [name for c in claims.CLAIMS for name in c.experiments]
     assert sorted(used) == files  # no file without a claim, no claim without its file
-    for c in claims.CLAIMS:
-        assert callable(getattr(evidence, c.evaluate)), c.id
+    assert set(evidence.EVALUATORS) == set(claims.BY_ID)  # every claim's evaluator, found by its id
+
+
+def test_the_papers_numbers_are_data_with_their_source_and_split():
+    lit = claims.literature(ROOT)
+    assert set(lit) <= set(claims.BY_ID) and {"counting", "polyphonic"} <= set(lit)
+    for entries in lit.values():
+        for e in entries:
+            assert {"source", "split", "numbers", "verified"} <= set(e)
+    assert not hasattr(evidence, "CHUNG_JSB")  # no paper's number in evaluator code
 
 
 @pytest.mark.parametrize("claim,path", [(c, p) for c in claims.CLAIMS for p in c.paths(ROOT)],
@@ -155,7 +163,8 @@ def test_each_claims_experiment_loads(claim, path, quick):
     exp = load_experiment(path, claims_run.overrides(claim, kind, quick, path))
     assert exp.name.endswith("_quick") == quick
     if kind == "tune":
-        assert exp.search is not None and exp.search.trials >= (3 if quick else 12)
+        # polyphonic tunes five cells on real data: 6 trials each keeps it near the others' time
+        assert exp.search is not None and exp.search.trials >= (3 if quick else 6 if claim.id == "polyphonic" else 12)
     else:
         runs = expand(exp)
         assert len({r.config.model.cell for r in runs}) >= (1 if claim.id == "gru_to_rnn" else 2)
@@ -233,7 +242,8 @@ def test_a_partly_run_experiment_is_judged_and_marked_incomplete(quick_run):
     res = runner.invoke(app, ["claims", "counting", "--read", "--quick", "--results", str(results),
                               "--experiments", str(ROOT)])
     assert res.exit_code == 0, res.output
-    total = len(runs)
+    total = sum(1 for d in ("claims_counting_quick", "claims_counting_next_quick")  # the claim's two experiments
+                for p in (results / d).iterdir() if (p / "summary.json").is_file()) + 1  # + the one removed
     assert f"incomplete ({total - 1} of {total} runs finished)" in res.output
     page = (results / "claims_quick" / "claims.md").read_text()
     assert "**Incomplete**" in page

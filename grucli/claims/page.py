@@ -92,6 +92,7 @@ def forests(outcomes: list[Outcome]) -> list[tuple[str, object, str]]:
 
 def render(outcomes: list[Outcome], *, quick: bool, root: Path) -> str:
     from grucli import environment
+    from grucli.claims import literature
 
     env = environment._static()
     lines = ["# What the notes say, what we measured", ""]
@@ -118,17 +119,22 @@ def render(outcomes: list[Outcome], *, quick: bool, root: Path) -> str:
         name, title = FOREST_KINDS[kind]
         lines += [f"![{title}](figures/{name}.png)", "", f"*The findings that compare two cells ({title}): effect "
                   "and 95% interval, coloured by the verdict from the first cell's side.*", ""]
+    papers = literature(root)
     for i, o in enumerate(outcomes, 1):
-        lines += _section(i, o, quick, root)
+        lines += _section(i, o, quick, root, papers.get(o.claim.id, []))
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _section(i: int, o: Outcome, quick: bool, root: Path) -> list[str]:
+def _section(i: int, o: Outcome, quick: bool, root: Path, papers: list[dict] = ()) -> list[str]:
     c = o.claim
     files = ", ".join(f"`{p}`" for p in c.paths(root))
     cmd = f"grucli claims {c.id}{' --quick' if quick else ''}"
     lines = [f"## {i}. {c.id}", "", f"> {_md(c.quote)} — *{c.source}*", "",
              f"**Verdict: {verdict_of(o)}**", "", f"- Experiment: {files}", f"- Judged by: {c.how}"]
+    for p in papers:  # the paper's own numbers, beside ours (experiments/claims/literature.yaml)
+        numbers = ", ".join(f"{k} {v}" for k, v in p["numbers"].items())
+        lines.append(f"- The paper's numbers ({_md(p['split'])}; {_md(p['where'])}): {numbers}. Source: "
+                     f"{_md(p['source'])}. Checked: {_md(p['verified'])}")
     if o.missing:
         lines += [f"- Not measured yet: no results in {', '.join(f'`{d}`' for d in o.missing)}.",
                   f"- Run it: `{cmd}`", ""]

@@ -152,7 +152,7 @@ def evaluate(claim: Claim, results: Path, *, quick: bool, root: Path) -> Outcome
         out.incomplete = f"{done} of {total} runs finished"
     sources = [evidence.Source(d, ids) for d, (_, _, ids) in zip(dirs, parts)]
     try:
-        out.evidence = getattr(evidence, claim.evaluate)(sources, claim.cells)
+        out.evidence = evidence.EVALUATORS[claim.id](sources, claim.cells)
     except FileNotFoundError as e:
         out.missing = [Path(str(e).split(":")[0])]
     except (KeyError, ValueError, IndexError) as e:  # results of another shape (e.g. an edited file)

@@ -128,11 +128,19 @@ class CountingConfig(SyntheticConfig):
     max_n_test: int = Field(30, ge=3)  # test strings have N < n <= max_n_test
     negatives: Literal["balanced", "shift1or2"] = "balanced"  # balanced: a^(k+-1) b^(k-+1), lengths as the positives'
     # (shift1or2, grucli before 0.2: a^n b^(n+-1) has odd length, so length parity alone scores 0.76)
+    # classifier: accept/reject labelled strings (last step). next: Weiss et al. 2018's next-symbol
+    # predictor, trained on the positives with n = 0..max_n_train only (n_train rows; n_val, n_test
+    # unused), validated on n <= max_n_train and tested on n <= max_n_test (grucli.tasks.counting)
+    mode: Literal["classifier", "next"] = "classifier"
+    threshold: float = Field(0.005, gt=0, lt=1)  # next: a symbol is accepted when its probability exceeds this
 
     @model_validator(mode="after")
     def _test_beyond_train(self):
         if self.max_n_test <= self.max_n_train:
             raise ValueError("max_n_test must be larger than max_n_train")
+        if self.mode == "next" and self.max_n_test < 3 * self.max_n_train:
+            raise ValueError(f"mode next: max_n_test must be at least 3 x max_n_train = {3 * self.max_n_train} "
+                             "(the largest n is checked that far)")
         return self
 
 
@@ -161,7 +169,9 @@ def build_counting(cfg: CountingConfig) -> TaskData:
     """Counting (Weiss et al. 2018): recognise a^n b^n. Trained and validated on n <= N,
     tested on N < n <= max_n_test, so the test measures whether the cell learned to count
     rather than memorised lengths. Variable lengths (packed). Classes are balanced: the
-    majority baseline is 0.5."""
+    majority baseline is 0.5. `mode: next`: the paper's own setup (build_counting_next)."""
+    if cfg.mode == "next":
+        return build_counting_next(cfg)
     g = _gen(cfg.data_seed)
     train = _anbn(g, cfg.n_train, 1, cfg.max_n_train, cfg.negatives)
     val = _anbn(g, cfg.n_val, 1, cfg.max_n_train, cfg.negatives)
@@ -172,6 +182,26 @@ def build_counting(cfg: CountingConfig) -> TaskData:
                                                  "length_rule_accuracy": length_rule_accuracy(test)},
         target=0.95, tokens=True,
         info={"seq_len": 2 * cfg.max_n_test + 2, "baseline_rule": "majority class (balanced)"},
+    )
+
+
+def build_counting_next(cfg: CountingConfig) -> TaskData:
+    """Weiss et al. 2018 as their code trains it (grucli.tasks.counting): a softmax over
+    {a, b, <EOS>} at every step, trained on positives a^n b^n (n = 0..N); a string is
+    accepted when each next symbol and the final <EOS> get probability > threshold. The
+    metric: the largest n up to which a^n b^n is accepted and its near misses rejected,
+    checked to max_n_test (>= 3N). Validation (n <= N, with near misses) selects the epoch
+    on the positives' cross-entropy: the largest n inside the range saturates at N early,
+    and the paper keeps its last network, not the first that fits."""
+    from grucli.tasks import counting
+
+    return TaskData(
+        counting.training_strings(cfg.n_train, cfg.max_n_train), counting.check_strings(cfg.max_n_train),
+        counting.check_strings(cfg.max_n_test), input_size=3, output_size=3, head="each",
+        objective=counting.NextSymbol(cfg.threshold), metric="largest_n", goal="max",
+        baseline={"largest_n": 0.0}, tokens=True, select="ce", select_goal="min",
+        info={"seq_len": 2 * cfg.max_n_test + 2, "baseline_rule": "a finite automaton that does not count: largest n 0",
+              "threshold": cfg.threshold},
     )
 
 

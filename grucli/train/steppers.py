@@ -18,6 +18,8 @@ def choose(runs: list, data, device: torch.device):
     """The stepper for these runs: stacked where grucli.train.stacked can train them, else run by
     run (its `why` says why not stacked; it goes into each run's summary)."""
     why = stacked.unsupported([r.model for r in runs], data, device)
+    if runs[0].cfg.train.weight_noise:  # a pack shares it (grucli.train.packing.key)
+        why = "weight noise trains run by run"
     return RunByRun(runs, why) if why else StackedSteps(runs)
 
 
@@ -35,9 +37,12 @@ class RunByRun:
             r.params = list(r.model.parameters())
         groups = [{"params": r.params, "lr": r.cfg.train.lr, "weight_decay": r.cfg.train.weight_decay} for r in runs]
         self.opt = make_optimizer(runs[0].cfg, groups)
+        self.noise = {r.index: WeightNoise(r.cfg) for r in runs if r.cfg.train.weight_noise}
 
     def forward(self, pack, stepping: list, train: Split, i: int, batch_size: int) -> None:
         for r in stepping:
+            if r.index in self.noise:
+                self.noise[r.index].add(r.params)
             pack.guard([r], lambda: r.forward(train, i, batch_size))
 
     def update(self, stepping: list) -> None:
@@ -46,6 +51,8 @@ class RunByRun:
         but measured no faster: benchmarks/pack_bound.py, README.)"""
         self.opt.zero_grad(set_to_none=True)  # every run's, so a run that left is not stepped
         torch.autograd.backward([r.loss for r in stepping])
+        for noise in self.noise.values():  # the gradients were taken at the noisy weights; the clean ones step
+            noise.remove()
         clip = [r for r in stepping if r.cfg.train.grad_clip]
         if clip:
             clip_grad_norms([r.params for r in clip], [r.cfg.train.grad_clip for r in clip])
@@ -55,7 +62,8 @@ class RunByRun:
         pass
 
     def left(self, run) -> None:
-        pass
+        if run.index in self.noise:  # e.g. diverged between its noisy forward and the step
+            self.noise.pop(run.index).remove()
 
     def state_bytes(self, run) -> int:
         return memory.optimizer_state_bytes(self.opt, run.params) if run.params is not None else 0
@@ -127,3 +135,29 @@ class StackedSteps:
 
     def state_bytes(self, run) -> int:
         return self.stack.state_bytes()
+
+
+class WeightNoise:
+    """Weight noise (Graves 2011, as Chung et al. 2014 trained their music models): before
+    each training forward every parameter gets Gaussian noise of sd `train.weight_noise`
+    from the run's own generator; the gradient is taken there and the noise is removed
+    before the optimiser steps, so the weights that are evaluated and kept are the clean
+    ones."""
+
+    def __init__(self, cfg):
+        self.sigma = cfg.train.weight_noise
+        self.gen = torch.Generator().manual_seed(cfg.seed + 7_919)  # apart from the batch order's stream
+        self.added: list[tuple[torch.Tensor, torch.Tensor]] = []  # (parameter, its clean value)
+
+    @torch.no_grad()
+    def add(self, params: list[torch.Tensor]) -> None:
+        self.remove()
+        for p in params:
+            self.added.append((p, p.detach().clone()))  # restored by copy: (w + e) - e need not be w in floats
+            p.add_(torch.randn(p.shape, generator=self.gen, dtype=p.dtype).to(p.device) * self.sigma)
+
+    @torch.no_grad()
+    def remove(self) -> None:
+        for p, clean in self.added:
+            p.copy_(clean)
+        self.added = []
