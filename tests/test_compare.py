@@ -316,7 +316,7 @@ def test_a_workers_result_travels_by_value_not_as_open_file_descriptors():
     import torch
 
     from grucli.execute.local import ByValue
-    from grucli.train import RunResult
+    from grucli.train.loop import RunResult
 
     result = RunResult(status="ok", state_dict={"w": torch.randn(3, 2), "b": torch.randn(2)})
     assert b"rebuild_storage_fd" in bytes(ForkingPickler.dumps(result)), "(what multiprocessing alone does)"
