@@ -277,3 +277,30 @@ def test_peak_memory_is_the_runs_own_not_the_workers_lifetime_peak(tiny_run):
     r = train_run(tiny_run("adding"))
     assert r.status == "ok"
     assert _status_mb("VmRSS") * 0.5 < r.timing["peak_memory_mb"] < lifetime_peak - 300, (lifetime_peak, r.timing)
+
+
+def test_what_a_first_backward_imports_is_imported_before_training_is_timed(tiny_run, tmp_path):
+    """torch's first backward in a process imports torch.fx's symbolic shapes (and sympy):
+    ~0.5 s that landed in a worker's first epoch. In a fresh process, it is already
+    imported when training starts (Callback.on_start: before the first timed step)."""
+    import subprocess
+    import sys
+
+    cfg = tiny_run("adding", train={"epochs": 1, "max_steps": 2})
+    path = tmp_path / "run.json"
+    path.write_text(cfg.model_dump_json())
+    code = ("import sys\n"
+            "from grucli.config import RunConfig\n"
+            "from grucli.train.loop import Callback, train_run\n"
+            f"cfg = RunConfig.model_validate_json(open({str(path)!r}).read())\n"
+            "seen = []\n"
+            "class Watch(Callback):\n"
+            "    def on_start(self, total):\n"
+            "        seen.append('torch.fx.experimental.symbolic_shapes' in sys.modules)\n"
+            "assert 'torch.fx.experimental.symbolic_shapes' not in sys.modules\n"
+            "r = train_run(cfg, Watch())\n"
+            "assert r.status == 'ok', r.error\n"
+            "print('IMPORTED_BEFORE_START', seen)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "IMPORTED_BEFORE_START [True]" in done.stdout

@@ -116,7 +116,8 @@ class Pool:
         # forkserver: one clean process imports torch and grucli once, and each worker is a
         # fork of it (no second import; never a fork of this multi-threaded driver)
         self.ctx = mp.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["grucli.train.loop", "grucli.execute.local"])
+        self.ctx.set_forkserver_preload(["grucli.train.loop", "grucli.execute.local",
+                                         "torch.fx.experimental.symbolic_shapes"])  # see loop._import_what_backward_imports
         self.queue = self.ctx.Queue()
         os.environ.update(runtime.MALLOC_ENV)  # inherited by the fork server and its workers
         _start_fork_server()

@@ -168,6 +168,7 @@ def train_pack(cfgs: list[RunConfig], callbacks: list[Callback | None] | None = 
     if len({packing.key(c) for c in cfgs}) != 1:
         raise ValueError("train_pack: these runs differ in more than what a pack may vary (grucli.train.packing)")
     callbacks = list(callbacks or [None] * len(cfgs))
+    _import_what_backward_imports()
     first = cfgs[0]
     device = runtime.resolve_device(first.train.device)
     n_threads = runtime.configure(threads or first.train.threads, device)
@@ -179,6 +180,14 @@ def train_pack(cfgs: list[RunConfig], callbacks: list[Callback | None] | None = 
         for group in _fitting(runs, data, device):
             _Pack(group, data, device, on_result).fit()
     return [r.result for r in runs]
+
+
+def _import_what_backward_imports() -> None:
+    """A process's first backward imports torch.fx's symbolic shapes (and with it sympy):
+    measured 0.35-0.5 s, which landed in the first epoch of every worker's first run (its
+    first step took 353 ms, the next ones 4 ms) and inflated the run's time in training.
+    Imported here, before anything is timed; it changes no number."""
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401 (for its import time only)
 
 
 def _fitting(runs: list[_Member], data: TaskData, device: torch.device) -> list[list[_Member]]:
