@@ -54,6 +54,11 @@ def test_until_decided_adds_seeds_only_to_undecided_settings_and_says_where_it_s
     # resumable: the same command trains nothing more
     again = runner.invoke(app, ["compare", str(path), "--results", str(res), "--until-decided", "--jobs", "1"])
     assert again.exit_code == 0 and len(reader.collect([exp_dir], histories=False).runs) == len(runs)
+    # --show with --until-decided shows every look's runs, as the run itself ended (it showed only
+    # the first look's seeds and called the later ones "not in this grid")
+    shown = runner.invoke(app, ["compare", str(path), "--results", str(res), "--until-decided", "--show"])
+    assert shown.exit_code == 0 and "not in this grid" not in shown.output, shown.output
+    assert shown.output.count("│ 3 │") == int((per_setting == 3).sum()), shown.output
 
 
 def test_a_bad_verdict_section_is_one_line(tmp_path):

@@ -131,7 +131,7 @@ def compare(
                               "(run the grid first, or check --results)")
         if er.other_code:
             console.print(f"[yellow]{er.other_code}[/]")
-        render_comparison(er.exp_dir, er.run_ids)
+        render_comparison(er.exp_dir, None if until_decided else er.run_ids)  # as after the run: every look's seeds
         return
 
     def header(er) -> None:
