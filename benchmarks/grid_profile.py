@@ -32,19 +32,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's grucli, not an installed one
-SEARCH = """
-name: profile_tune
-task: {{name: adding, seq_len: 30, n_train: 2000, n_val: 500, n_test: 500}}
-model: {{cell: gru, hidden_size: 32}}
-train: {{epochs: {epochs}, batch_size: 50}}
-search:
-  trials: {trials}
-  sampler: random
-  pruner: none
-  final_seeds: [1]
-  space:
-    train.lr: {{log_uniform: [1.0e-4, 3.0e-2]}}
-"""
 
 
 def inner(argv: list[str]) -> None:
@@ -52,7 +39,7 @@ def inner(argv: list[str]) -> None:
     from grucli import profiling
     from grucli.cli import app
     import grucli.execute.local  # noqa: F401  (the pool's open and close are marked)
-    import grucli.train  # noqa: F401
+    import grucli.train.loop  # noqa: F401  (its regions are wrapped before a run trains in this process)
 
     profiling.install("driver")
     try:
@@ -113,6 +100,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="grid_profile-") as tmp:
         tmp = Path(tmp)
         if args.tune:
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            from batched_grid import SEARCH  # the same learning-rate study batched_grid packs
+
             spec = tmp / "search.yaml"
             spec.write_text(SEARCH.format(trials=args.trials, epochs=args.epochs))
             command = ["tune", str(spec)]

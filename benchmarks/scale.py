@@ -50,19 +50,27 @@ train: {{epochs: 1, batch_size: 16, threads: 1, eval_batch_size: 64}}
 """
 
 
+def _timed(log: Path, run) -> tuple:
+    """run(reporter) with the command's own progress written to `log`; (its result, the
+    driver's wall seconds, the driver's CPU seconds)."""
+    from grucli.commands.common import ProgressReporter
+
+    with open(log, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        with ProgressReporter() as reporter:
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = run(reporter)
+            return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
 def one_grid(n: int, jobs: int, root: Path) -> dict:
     """Train a grid of n tiny runs in this process's driver; return its measurements."""
     from grucli import experiment
-    from grucli.commands.common import ProgressReporter
 
     path = root / f"scale_{n}.yaml"
     path.write_text(GRID.format(n=n, grid="", seeds=n))
     log = root / f"scale_{n}.log"
-    with open(log, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        with ProgressReporter() as reporter:
-            wall, cpu = time.perf_counter(), time.process_time()
-            er = experiment.run(path, results=root / "results", executor="local", jobs=jobs, reporter=reporter)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    er, wall, cpu = _timed(log, lambda reporter: experiment.run(path, results=root / "results", executor="local",
+                                                                 jobs=jobs, reporter=reporter))
     finished = sum(er.outcome.finished.values()) if er.outcome else 0
     table = root / "results" / f"scale_{n}" / "runs.csv"
     rows = sum(1 for _ in open(table)) - 1 if table.is_file() else 0
@@ -89,17 +97,13 @@ search:
 
 def one_study(n: int, jobs: int, root: Path) -> dict:
     """Tune one arm for n trials in this process's driver; return its measurements."""
-    from grucli.commands.common import ProgressReporter
     from grucli.tune import run as tuning
 
     path = root / f"study_{n}.yaml"
     path.write_text(STUDY.format(n=n))
     log = root / f"study_{n}.log"
-    with open(log, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        with ProgressReporter() as reporter:
-            wall, cpu = time.perf_counter(), time.process_time()
-            tr = tuning.run(path, results=root / "results", executor="local", jobs=jobs, reporter=reporter)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    tr, wall, cpu = _timed(log, lambda reporter: tuning.run(path, results=root / "results", executor="local",
+                                                             jobs=jobs, reporter=reporter))
     trials = root / "results" / f"study_{n}" / "trials.csv"
     rows = sum(1 for _ in open(trials)) - 1 if trials.is_file() else 0
     finished = sum(tr.trial_outcome.finished.values()) if tr.trial_outcome else 0

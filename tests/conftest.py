@@ -107,3 +107,19 @@ def cache_in_tmp(tmp_path, monkeypatch) -> Path:
     """An empty data cache of the test's own (GRUCLI_CACHE)."""
     monkeypatch.setenv("GRUCLI_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def lstm_runs_fail(monkeypatch):
+    """Every lstm run fails as its model is built (RuntimeError "lstm optimiser broke", a
+    crash inside training); runs of other cells train as usual."""
+    from grucli.train import loop
+
+    real = loop.build_model
+
+    def fails_for_lstm(cfg, data):
+        if cfg.model.cell == "lstm":
+            raise RuntimeError("lstm optimiser broke")
+        return real(cfg, data)
+
+    monkeypatch.setattr(loop, "build_model", fails_for_lstm)

@@ -49,14 +49,14 @@ class RunsTable:
     SHARE_OF_TIME = 20
 
     def __init__(self, exp_dir: Path, every_s: float = 5.0):
-        self.exp_dir, self.every, self.reader = Path(exp_dir), every_s, reader
+        self.exp_dir, self.every = Path(exp_dir), every_s
         self.rows = {p.name: reader.read_row(p, self.exp_dir.name) for p in self.exp_dir.iterdir()
                      if reader.is_run_dir(p)}
         self.changed, self.last, self.took = False, time.monotonic(), 0.0
 
     def add(self, run_id: str) -> None:
         """A run was stored: its row replaces any earlier one; the file follows when due."""
-        self.rows[run_id] = self.reader.read_row(self.exp_dir / run_id, self.exp_dir.name)
+        self.rows[run_id] = reader.read_row(self.exp_dir / run_id, self.exp_dir.name)
         self.changed = True
         if time.monotonic() - self.last >= max(self.every, self.SHARE_OF_TIME * self.took):
             self.flush()
@@ -69,7 +69,7 @@ class RunsTable:
         for entry in os.scandir(self.exp_dir):
             row = self.rows.get(entry.name)
             if (row is None or row.get("status") not in FINISHED) and (Path(entry.path) / SUMMARY).is_file():
-                self.rows[entry.name] = self.reader.read_row(Path(entry.path), self.exp_dir.name)
+                self.rows[entry.name] = reader.read_row(Path(entry.path), self.exp_dir.name)
                 self.changed = self.changed or self.rows[entry.name].get("status") in FINISHED
         if not self.changed:
             return None
