@@ -27,7 +27,6 @@ import argparse
 import copy
 import multiprocessing as mp
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -35,6 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's grucli, not an installed one
+
+from grid_profile import fmt_range  # noqa: E402  (one "median (min-max)" form for the benchmarks)
 _DATA: dict = {}
 
 
@@ -140,10 +141,6 @@ def timed(argv: list[str], env: dict) -> float:
     return time.perf_counter() - t0
 
 
-def rng(v: list[float], digits: int = 2) -> str:
-    return f"{statistics.median(v):.{digits}f}" + (f" ({min(v):.{digits}f}-{max(v):.{digits}f})" if len(v) > 1 else "")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("experiment", nargs="?", default=str(ROOT / "experiments" / "long_dependency.yaml"))
@@ -182,10 +179,10 @@ def main() -> None:
                             f"{tmp}/{what}-{r}", "--jobs", str(args.jobs), "--threads", "1", *sets]
                 walls[what].append(timed(argv, env))
                 print(f"repeat {r + 1}: {what:>7} {walls[what][-1]:.1f} s", flush=True)
-    print(f"\nanchor (bare PyTorch, pool of {args.jobs}, 1 thread each): {rng(walls['anchor'], 1)} s")
+    print(f"\nanchor (bare PyTorch, pool of {args.jobs}, 1 thread each): {fmt_range(walls['anchor'])} s")
     for b in builds:
         ratios = [g / a for g, a in zip(walls[b], walls["anchor"])]
-        print(f"grucli ({b} kernels): {rng(walls[b], 1)} s; grucli / anchor, paired per repeat: {rng(ratios)}")
+        print(f"grucli ({b} kernels): {fmt_range(walls[b])} s; grucli / anchor, paired per repeat: {fmt_range(ratios, digits=2)}")
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def check_labels(rows: Rows, cfg: CsvClassifyConfig) -> None:
     """Labels fit for classification: two or more classes, categories rather than a measured
     quantity, at least two examples of each."""
     labels = rows.labels
-    where = f"{cfg.path}: column '{cfg.label}'" if cfg.label else f"{cfg.path}: the class labels"
+    where = f"{cfg.path}: column '{cfg.label}'" if cfg.label else f"{cfg.path}: @classLabel"
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise DataError(f"{where} has a single class ({classes[0]!r}); classification needs two or more"
