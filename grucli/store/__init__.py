@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from grucli import budget
 from grucli.errors import GrucliError
 
 SCHEMA = 1
@@ -234,7 +235,8 @@ def write_run(exp_dir: Path, run, result, experiment: str) -> Path:
         "train": result.train, "val": result.val, "test": result.test,
         "target_split": "val", "reached_target": result.reached_target, "time_to_target_s": result.time_to_target_s,
         "epoch_to_target": result.epoch_to_target, "test_reached_target": result.test_reached_target, "stopped_by": result.stopped_by,
-        "still_improving": result.still_improving, "left_baseline": result.left_baseline,
+        "still_improving": result.still_improving, "still_improving_rule": budget.RULE,
+        "left_baseline": result.left_baseline,
         "timing": result.timing, "env": result.env,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": cfg,
     }

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from grucli import store
+from grucli import budget, store
 from grucli.errors import GrucliError
 from grucli.store import DIVERGED, FAILED, FINISHED, OK, PRUNED  # noqa: F401 (the states tables read)
 
@@ -77,17 +77,25 @@ def collect(paths: list[Path], histories: bool = True) -> Collection:
         info = _read_experiment(exp_dir, col.notes)
         col.experiments.append(info)
         older: dict[str, list[str]] = {"history": [], "mean": []}  # runs timed before steady-state timing
+        unflagged = 0  # runs an older rule called still improving that today's does not
         for run_dir in sorted(p for p in exp_dir.iterdir() if is_run_dir(p)):
             row = _read_run(run_dir, info["name"], col.notes)
             how = _steady_timing(row, run_dir) if row["state"] in FINISHED else None
             if how == "history" or (how == "mean" and row["state"] == OK):  # (a run that diverged at once
                 older[how].append(run_dir.name)  # has no history, and its speed counts for nothing)
+            was = row.get("still_improving")
+            if _rejudge(row, run_dir) and was is True and row["still_improving"] is not True:
+                unflagged += 1
             if histories and row["state"] in (OK, DIVERGED, PRUNED):
                 hist = _read_history(run_dir, info["name"], col.notes)
                 if hist is not None:
                     col.histories[_key(row)] = hist
             rows.append(row)
         col.notes.extend(_timing_notes(info["name"], older))
+        if unflagged:
+            col.notes.append(f"{info['name']}: {unflagged} run(s) that an older grucli called still improving are not "
+                             "by today's rule (their last epochs' gain within the curve's own noise): judged again "
+                             "from history.csv")
     runs = pd.DataFrame([flatten(r) for r in rows])
     dup = runs.duplicated("run_id", keep="first") & runs["state"].eq(OK) if not runs.empty else []
     if len(runs) and dup.any():
@@ -201,6 +209,24 @@ def _steady_timing(row: dict, run_dir: Path) -> str | None:
     if pack_size > 1:
         timing.setdefault("pack_id", "~" + hashlib.sha256(f"{pack_size}:{times[0]!r}".encode()).hexdigest()[:11])
     return "history"
+
+
+def _rejudge(row: dict, run_dir: Path) -> bool:
+    """A finished run judged "still improving" by an older rule (no still_improving_rule
+    of today's budget.RULE in its summary): judged again by today's rule from its
+    history.csv, in place. False when there is nothing to do or no usable history."""
+    if (row.get("state") not in FINISHED or row.get("still_improving_rule") == budget.RULE
+            or row.get("stopped_by") is None):  # (the rule needs why the run stopped)
+        return False
+    select, goal = row.get("selected_on") or row.get("metric"), row.get("select_goal") or row.get("goal")
+    try:
+        curve = [float(v) for v in pd.read_csv(run_dir / store.HISTORY)[f"val_{select}"]]
+    except (OSError, ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return False
+    solved = _finite(row.get("time_to_target_s"))
+    row["still_improving"] = budget.still_improving(curve, goal, row["stopped_by"], solved=solved)
+    row["still_improving_rule"] = budget.RULE
+    return True
 
 
 def _timing_notes(experiment: str, older: dict[str, list[str]]) -> list[str]:
