@@ -241,6 +241,27 @@ def test_fused_lstm_peephole_matches_the_reference_away_from_init(kernels, dtype
     assert max(errs) < TOL[dtype]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("cell", FUSED)
+def test_the_inference_forward_equals_the_training_forward(cell, dtype):
+    """Without gradients the kernels keep the gates of one step only (save=false): the same
+    outputs and final states bit for bit, padded sequences and both directions included."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    built_kernels()
+    torch.manual_seed(0)
+    module = cells.make(CELLS[cell], 4, 10, 2, True, impl="fused").to(dtype)
+    x = torch.randn(5, 9, 4, generator=torch.Generator().manual_seed(7), dtype=dtype)
+    lengths = torch.tensor([9, 3, 1, 9, 6])
+    packed = lambda: pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)  # noqa: E731
+    out, state = module(packed())
+    with torch.no_grad():
+        out2, state2 = module(packed())
+    assert torch.equal(pad_packed_sequence(out, batch_first=True)[0], pad_packed_sequence(out2, batch_first=True)[0])
+    pairs = zip(state, state2) if isinstance(state, tuple) else [(state, state2)]  # (h, c) or h
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
 @pytest.mark.parametrize("cell", FUSED)
 def test_fused_matches_at_a_realistic_size(cell):
     """H=128, T=200 in float64, default chunking: the vectorised gate loops (H a multiple of
