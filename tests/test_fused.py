@@ -152,6 +152,7 @@ def test_without_kernels_auto_is_torch_and_fused_is_a_clear_error(monkeypatch):
     try:
         assert build.kernels() is None and build.unavailable_reason() == "GRUCLI_NO_COMPILE is set"
         assert cells.resolve_impl(CELLS["gru"], "auto") == "torch"
+        assert cells.resolve_impl(CELLS["lstm_peephole"], "auto") == "reference"  # torch has no module for it
         from grucli.errors import GrucliError
 
         with pytest.raises(GrucliError, match="fused.*unavailable.*GRUCLI_NO_COMPILE"):
@@ -173,6 +174,92 @@ def test_a_stale_torch_build_lock_does_not_hang_the_next_load(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], timeout=300, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert not stale.exists()
+
+
+def test_auto_picks_the_fused_lstm_peephole_where_it_picks_the_fused_lstm():
+    from grucli.cells.fused import FusedLayers
+    from grucli.model import SequenceModel
+
+    built_kernels()
+    assert cells.resolve_impl(CELLS["lstm"], "auto") == "fused"
+    assert cells.resolve_impl(CELLS["lstm_peephole"], "auto") == "fused"
+    model = SequenceModel("lstm_peephole", input_size=3, output_size=2, hidden_size=5, head="last")
+    assert model.impl == "fused" and isinstance(model.rnn, FusedLayers)
+
+
+def _peephole_pair(peep_scale, dtype=torch.float64):
+    """A fused lstm and a fused lstm_peephole with the same torch-layout weights; the peepholes
+    set to peep_scale * N(0, 1)."""
+    gen = torch.Generator().manual_seed(4)
+    torch.manual_seed(0)
+    plain = cells.make(CELLS["lstm"], 3, 8, 2, True, impl="fused").to(dtype)
+    peep = cells.make(CELLS["lstm_peephole"], 3, 8, 2, True, impl="fused").to(dtype)
+    peep.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        for name, p in peep.named_parameters():
+            if name.startswith("weight_peep"):
+                p.copy_(peep_scale * torch.randn(p.shape, generator=gen, dtype=dtype))
+    return plain, peep
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_lstm_peephole_with_zero_peepholes_is_the_fused_lstm_bit_for_bit(kernels, masked):
+    """The peephole path adds p * c to the gate pre-activations and p * d(pre) to dc: with
+    p = 0 it must give the plain LSTM's numbers exactly (its arithmetic is the same); with
+    p != 0 it must not (the peepholes are read)."""
+    from rnn_compare import run
+
+    x = torch.randn(5, 6, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    lengths = torch.tensor([6, 2, 1, 6, 4]) if masked else None
+    plain, peep = _peephole_pair(0.0)
+    a, b = run(plain, x, lengths), run(peep, x, lengths)
+    assert torch.equal(a[0], b[0]) and all(torch.equal(u, v) for u, v in zip(a[1], b[1]))
+    assert all(torch.equal(a[2][n], b[2][n]) for n in a[2])
+    assert any(b[2][n].abs().max() > 0 for n in b[2] if n.startswith("weight_peep"))  # they would learn
+    plain, peep = _peephole_pair(0.5)
+    assert not torch.allclose(run(plain, x, lengths)[0], run(peep, x, lengths)[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_lstm_peephole_matches_the_reference_away_from_init(kernels, dtype):
+    """Every weight, the peepholes included, of the size of trained ones (init draws them in
+    +-1/sqrt(H)), two layers, both directions, padded sequences."""
+    gen = torch.Generator().manual_seed(6)
+    ref = cells.make(CELLS["lstm_peephole"], 4, 6, 2, True, impl="reference").to(dtype)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(0.7 * torch.randn(p.shape, generator=gen, dtype=dtype))
+    ours = cells.make(CELLS["lstm_peephole"], 4, 6, 2, True, impl="fused").to(dtype)
+    ours.load_state_dict(ref.state_dict())
+    from rnn_compare import run
+
+    x = torch.randn(5, 8, 4, generator=gen, dtype=dtype)
+    lengths = torch.tensor([8, 3, 1, 8, 5])
+    a, b = run(ref, x, lengths), run(ours, x, lengths)
+    rel = lambda u, v: ((u - v).abs().max() / u.abs().max().clamp_min(1e-12)).item()  # noqa: E731
+    errs = [rel(a[0], b[0])] + [rel(u, v) for u, v in zip(a[1], b[1])] + [rel(a[2][n], b[2][n]) for n in a[2]]
+    assert max(errs) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("cell", FUSED)
+def test_the_inference_forward_equals_the_training_forward(cell, dtype):
+    """Without gradients the kernels keep the gates of one step only (save=false): the same
+    outputs and final states bit for bit, padded sequences and both directions included."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    built_kernels()
+    torch.manual_seed(0)
+    module = cells.make(CELLS[cell], 4, 10, 2, True, impl="fused").to(dtype)
+    x = torch.randn(5, 9, 4, generator=torch.Generator().manual_seed(7), dtype=dtype)
+    lengths = torch.tensor([9, 3, 1, 9, 6])
+    packed = lambda: pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)  # noqa: E731
+    out, state = module(packed())
+    with torch.no_grad():
+        out2, state2 = module(packed())
+    assert torch.equal(pad_packed_sequence(out, batch_first=True)[0], pad_packed_sequence(out2, batch_first=True)[0])
+    pairs = zip(state, state2) if isinstance(state, tuple) else [(state, state2)]  # (h, c) or h
+    assert all(torch.equal(a, b) for a, b in pairs)
 
 
 @pytest.mark.parametrize("cell", FUSED)

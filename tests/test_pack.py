@@ -54,7 +54,8 @@ def mixed_pack(impl: str, cell: str = "gru") -> list[RunConfig]:
             cfg(5, impl, cell, layers=layers, lr=5.0, early_stopping=1)]  # stops early
 
 
-@pytest.mark.parametrize("impl,cell", [("fused", "gru"), ("fused", "lstm"), ("torch", "gru"), ("reference", "rnn")])
+@pytest.mark.parametrize("impl,cell", [("fused", "gru"), ("fused", "lstm"), ("fused", "lstm_peephole"),
+                                       ("torch", "gru"), ("reference", "rnn")])
 def test_each_packed_run_equals_the_same_run_alone(impl, cell):
     cfgs = mixed_pack(impl, cell)
     finished = []

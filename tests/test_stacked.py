@@ -81,7 +81,8 @@ def test_the_stacked_forward_and_gradients_equal_each_runs_model(cell, case):
             assert torch.allclose(stack.params[name].grad[k], p.grad, atol=1e-11, rtol=0), name
 
 
-def test_runs_stacked_together_equal_each_run_stacked_alone_bit_for_bit(own_products):
+@pytest.mark.parametrize("cell", ["gru", "lstm_peephole"])
+def test_runs_stacked_together_equal_each_run_stacked_alone_bit_for_bit(own_products, cell):
     """Different inputs, lr, weight decay, clip and dropout per run; several steps, float32."""
     K = 4
     cfgs = [cfg(0, dropout=0.0, layers=2), cfg(1, lr=3e-2, weight_decay=0.1, dropout=0.3, layers=2),
@@ -89,7 +90,7 @@ def test_runs_stacked_together_equal_each_run_stacked_alone_bit_for_bit(own_prod
     x = inputs(K, False, torch.float32, seed=3)
 
     def train(indices):
-        ms = [models("gru", 4, layers=2, dtype=torch.float32)[k] for k in indices]
+        ms = [models(cell, 4, layers=2, dtype=torch.float32)[k] for k in indices]
         stack = stacked.of_runs(ms, [cfgs[k] for k in indices], [torch.Generator().manual_seed(k) for k in indices])
         norms = []
         for _ in range(3):

@@ -9,7 +9,8 @@ memory, through one diagonal weight each (Greff et al. 2017's "vanilla" LSTM).
     H = O * tanh(C')
 
 Gate blocks (i, f, g, o) as torch's LSTM, plus weight_peep = (p_i, p_f, p_o), 3H. torch has
-no module for it.
+no module for it; grucli's fused kernels cover it (the LSTM's, with the peephole terms added
+in the gate pass).
 """
 
 from __future__ import annotations
@@ -35,5 +36,5 @@ CELL = Cell(
     equation="peephole LSTM: c_t = f_t⊙c_{t−1} + i_t⊙g_t, gates also see c (f≈1 keeps the cell memory)",
     formula="4*H*(I + H) + 11*H", params=(*torch_layout(4), Param("weight_peep", lambda I, H: (3 * H,))),
     step=step, gates={"f": "forget", "i": "input", "o": "output"}, states=("h", "c"),
-    display=Display("LSTM (peephole)", "#44AA99", "p"), forget_gate=1,
+    display=Display("LSTM (peephole)", "#44AA99", "p"), fused="lstm_peephole", forget_gate=1,
 )

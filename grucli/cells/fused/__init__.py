@@ -64,24 +64,35 @@ class GRULayer(torch.autograd.Function):
 
 
 class LSTMLayer(torch.autograd.Function):
-    """(x (T, B, I), h0, c0 (B, H), W_ih, W_hh, b_ih, b_hh) -> (out (T, B, H), h_n, c_n), or
-    the same with a leading K."""
+    """(x (T, B, I), h0, c0 (B, H), W_ih, W_hh, b_ih, b_hh, peep) -> (out (T, B, H), h_n, c_n),
+    or the same with a leading K. peep: the peepholes (3H: p_i, p_f, p_o) of lstm_peephole,
+    or None for torch's LSTM (the kernels `lstm_peephole_*` and `lstm_*`: one code path,
+    whose arithmetic without peepholes is the plain LSTM's)."""
 
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, reverse, k):
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep, mask, reverse, k):
         x, h0, c0, w_ih, w_hh = x.contiguous(), h0.contiguous(), c0.contiguous(), w_ih.contiguous(), w_hh.contiguous()
-        out, h_n, c_n, gates, cs, tcs = k.lstm_forward(x, w_ih, h0, c0, w_hh, b_ih.contiguous(), b_hh.contiguous(),
-                                                       mask, reverse, any(ctx.needs_input_grad), CHUNK)
-        ctx.save_for_backward(x, gates, cs, tcs, out, h0, c0, w_ih, w_hh)
+        common = (b_ih.contiguous(), b_hh.contiguous())
+        if peep is None:
+            out, h_n, c_n, gates, cs, tcs = k.lstm_forward(x, w_ih, h0, c0, w_hh, *common, mask, reverse,
+                                                           any(ctx.needs_input_grad), CHUNK)
+        else:
+            peep = peep.contiguous()
+            out, h_n, c_n, gates, cs, tcs = k.lstm_peephole_forward(x, w_ih, h0, c0, w_hh, *common, peep, mask,
+                                                                    reverse, any(ctx.needs_input_grad), CHUNK)
+        ctx.save_for_backward(x, gates, cs, tcs, out, h0, c0, w_ih, w_hh, peep)
         ctx.mask, ctx.reverse, ctx.k = mask, reverse, k
         ctx.set_materialize_grads(False)
         return out, h_n, c_n
 
     @staticmethod
     def backward(ctx, grad_out, grad_h, grad_c):
-        x, gates, cs, tcs, out, h0, c0, w_ih, w_hh = ctx.saved_tensors
-        grads = ctx.k.lstm_backward(_c(grad_out), _c(grad_h), _c(grad_c), gates, cs, tcs, out, h0, c0, x, w_ih, w_hh,
-                                    ctx.mask, ctx.reverse, ctx.needs_input_grad[0], CHUNK)
+        x, gates, cs, tcs, out, h0, c0, w_ih, w_hh, peep = ctx.saved_tensors
+        saved = (_c(grad_out), _c(grad_h), _c(grad_c), gates, cs, tcs, out, h0, c0, x, w_ih, w_hh)
+        if peep is None:
+            grads = ctx.k.lstm_backward(*saved, ctx.mask, ctx.reverse, ctx.needs_input_grad[0], CHUNK)
+            return (*grads, None, None, None, None)
+        grads = ctx.k.lstm_peephole_backward(*saved, peep, ctx.mask, ctx.reverse, ctx.needs_input_grad[0], CHUNK)
         return (*grads, None, None, None)
 
 
@@ -114,10 +125,14 @@ def _gru(family: str):
     return run
 
 
-def _lstm(x, state, w, mask, reverse, k):
-    out, h_n, c_n = LSTMLayer.apply(x, state[0], state[1], w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, mask,
-                                    reverse, k)
-    return out, (h_n, c_n)
+def _lstm(peephole: bool):
+    def run(x, state, w, mask, reverse, k):
+        peep = w.weight_peep if peephole else None
+        out, h_n, c_n = LSTMLayer.apply(x, state[0], state[1], w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, peep,
+                                        mask, reverse, k)
+        return out, (h_n, c_n)
+
+    return run
 
 
 def _rnn(relu: bool):
@@ -128,8 +143,8 @@ def _rnn(relu: bool):
     return run
 
 
-RUN = {"gru": _gru("gru"), "gru_cho": _gru("gru_cho"), "lstm": _lstm, "rnn_tanh": _rnn(False),
-       "rnn_relu": _rnn(True)}  # Cell.fused -> one layer
+RUN = {"gru": _gru("gru"), "gru_cho": _gru("gru_cho"), "lstm": _lstm(False), "lstm_peephole": _lstm(True),
+       "rnn_tanh": _rnn(False), "rnn_relu": _rnn(True)}  # Cell.fused -> one layer
 
 
 class FusedLayers(RecurrentLayers):

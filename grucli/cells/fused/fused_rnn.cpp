@@ -149,22 +149,57 @@ inline void gru_row_backward(const S* __restrict__ g, const S* __restrict__ gn, 
   }
 }
 
+// p: the peepholes (p_i, p_f, p_o), 3H, or null for the plain LSTM (whose arithmetic is then
+// exactly the same as without the argument). With them (Gers & Schmidhuber 2000): i and f
+// also see c_prev, o sees the new c: i = s(. + p_i * c_prev), f = s(. + p_f * c_prev),
+// o = s(. + p_o * c).
 template <typename S>
 inline void lstm_row_forward(const S* __restrict__ x, const S* __restrict__ gh, const S* __restrict__ bi,
                              const S* __restrict__ bh, const S* __restrict__ cp, S* __restrict__ g,
-                             S* __restrict__ c, S* __restrict__ tc, S* __restrict__ o, int64_t H) {
+                             S* __restrict__ c, S* __restrict__ tc, S* __restrict__ o, int64_t H,
+                             const S* __restrict__ p = nullptr) {
   for (int64_t j = 0; j < 4 * H; ++j) g[j] = (x[j] + bi[j]) + (gh[j] + bh[j]);
-  sigmoid_(g, 2 * H);  // i, f
-  tanh_(g + 2 * H, H);  // g
-  sigmoid_(g + 3 * H, H);  // o
-  for (int64_t j = 0; j < H; ++j) tc[j] = c[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j];
+  if (p) {
+    for (int64_t j = 0; j < H; ++j) {
+      g[j] += p[j] * cp[j];
+      g[H + j] += p[H + j] * cp[j];
+    }
+    sigmoid_(g, 2 * H);  // i, f
+    tanh_(g + 2 * H, H);  // g
+    for (int64_t j = 0; j < H; ++j) tc[j] = c[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j];
+    for (int64_t j = 0; j < H; ++j) g[3 * H + j] += p[2 * H + j] * c[j];
+    sigmoid_(g + 3 * H, H);  // o
+  } else {
+    sigmoid_(g, 2 * H);  // i, f
+    tanh_(g + 2 * H, H);  // g
+    sigmoid_(g + 3 * H, H);  // o
+    for (int64_t j = 0; j < H; ++j) tc[j] = c[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j];
+  }
   tanh_(tc, H);
   for (int64_t j = 0; j < H; ++j) o[j] = g[3 * H + j] * tc[j];
 }
 
+// dcb: dL/dc carried backward (in: from later steps; out: dL/dc_prev). With peepholes p
+// (null: plain LSTM), c's gradient also comes through o's pre-activation, and c_prev's
+// through i's and f's.
 template <typename S>
 inline void lstm_row_backward(const S* __restrict__ g, const S* __restrict__ tc, const S* __restrict__ cp,
-                              const S* __restrict__ d, S* __restrict__ dcb, S* __restrict__ dg, int64_t H) {
+                              const S* __restrict__ d, S* __restrict__ dcb, S* __restrict__ dg, int64_t H,
+                              const S* __restrict__ p = nullptr) {
+  if (p) {
+    for (int64_t j = 0; j < H; ++j) {
+      const S i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j], dhj = d[j];
+      const S dao = dhj * tc[j] * o * (S(1) - o);
+      const S dcj = dcb[j] + dhj * o * (S(1) - tc[j] * tc[j]) + dao * p[2 * H + j];
+      const S dai = dcj * gg * i * (S(1) - i), daf = dcj * cp[j] * f * (S(1) - f);
+      dg[j] = dai;
+      dg[H + j] = daf;
+      dg[2 * H + j] = dcj * i * (S(1) - gg * gg);
+      dg[3 * H + j] = dao;
+      dcb[j] = dcj * f + dai * p[j] + daf * p[H + j];
+    }
+    return;
+  }
   for (int64_t j = 0; j < H; ++j) {
     const S i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j], dhj = d[j];
     const S dcj = dcb[j] + dhj * o * (S(1) - tc[j] * tc[j]);
@@ -486,10 +521,12 @@ void gru_cho_backward_run(const Tensor& go, const Tensor& grad_h, const Tensor& 
 }
 
 // ----------------------------------------------------------------------------------- LSTM
-// gates (i, f, g, o) as torch: c = f * c_prev + i * g, h = o * tanh(c).
+// gates (i, f, g, o) as torch: c = f * c_prev + i * g, h = o * tanh(c). With peepholes
+// (peep (3H) = p_i, p_f, p_o defined; undefined: torch's LSTM), lstm_peephole: i and f also
+// see c_prev, o sees c (lstm_row_forward).
 void lstm_forward_run(const Tensor& x, const Tensor& w_ih, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-                      const Tensor& b_ih, const Tensor& b_hh, const bool* m, bool reverse, bool save, int64_t budget,
-                      Tensor out, Tensor cs, Tensor tcs, Tensor gates) {
+                      const Tensor& b_ih, const Tensor& b_hh, const Tensor& peep, const bool* m, bool reverse,
+                      bool save, int64_t budget, Tensor out, Tensor cs, Tensor tcs, Tensor gates) {
   const Dims d = dims(x, h0);
   const int64_t T = d.T, B = d.B, H = d.H;
   auto gh = at::empty({B, 4 * H}, x.options());
@@ -499,7 +536,7 @@ void lstm_forward_run(const Tensor& x, const Tensor& w_ih, const Tensor& h0, con
     using S = scalar_t;
     Projection<S> proj(x, w_ih, reverse, budget);
     const S *bi = b_ih.data_ptr<S>(), *bh = b_hh.data_ptr<S>(), *whhT = whh_t.data_ptr<S>();
-    const S *h00 = h0.data_ptr<S>(), *c00 = c0.data_ptr<S>();
+    const S *h00 = h0.data_ptr<S>(), *c00 = c0.data_ptr<S>(), *p = peep.defined() ? peep.data_ptr<S>() : nullptr;
     S *gh0 = gh.data_ptr<S>(), *out0 = out.data_ptr<S>(), *cs0 = cs.data_ptr<S>(), *g0 = gates.data_ptr<S>(),
       *tc0 = tcs.data_ptr<S>();
     for (int64_t s = 0; s < T; ++s) {
@@ -517,16 +554,19 @@ void lstm_forward_run(const Tensor& x, const Tensor& w_ih, const Tensor& h0, con
           continue;
         }
         lstm_row_forward(xg + b * 4 * H, gh0 + b * 4 * H, bi, bh, cp0 + b * H, g0 + srow * 4 * H, c, tc0 + srow * H, o,
-                         H);
+                         H, p);
       }
     }
   });
 }
 
+// With peepholes (peep defined), their gradients are accumulated into dpeep (3H) chunk by
+// chunk, with the other weight gradients: dp_i += colsum di * c_prev, dp_f += colsum df *
+// c_prev, dp_o += colsum do * c (di, df, do: the pre-activation gradients, 0 on padded steps).
 void lstm_backward_run(const Tensor& go, const Tensor& grad_h, const Tensor& grad_c, const Tensor& gates,
                        const Tensor& cs, const Tensor& tcs, const Tensor& out, const Tensor& h0, const Tensor& c0,
-                       const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const bool* m, bool reverse,
-                       int64_t budget, Grads& grads, Tensor dc, int64_t k) {
+                       const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& peep, const bool* m,
+                       bool reverse, int64_t budget, Grads& grads, Tensor dc, Tensor dpeep, int64_t k) {
   const Dims d = dims(x, h0);
   const int64_t T = d.T, B = d.B, H = d.H, GH = 4 * H;
   auto o = out.options();
@@ -544,11 +584,28 @@ void lstm_backward_run(const Tensor& go, const Tensor& grad_h, const Tensor& gra
     WeightGrads<S> acc = grads.acc<S>(k, x, w_ih, out, h0, d, GH, reverse);
     const S *g0 = gates.data_ptr<S>(), *tc0 = tcs.data_ptr<S>(), *cs0 = cs.data_ptr<S>(), *c00 = c0.data_ptr<S>();
     const S *go0 = has_go ? go.data_ptr<S>() : nullptr, *whh = w_hh.data_ptr<S>();
-    S *dc0 = dc.data_ptr<S>(), *dG0 = dGbuf.data_ptr<S>();
+    const S* p = peep.defined() ? peep.data_ptr<S>() : nullptr;
+    S *dc0 = dc.data_ptr<S>(), *dG0 = dGbuf.data_ptr<S>(), *dp = p ? dpeep.data_ptr<S>() : nullptr;
+    const int64_t first = reverse ? T - 1 : 0;  // the step whose c_prev is c0
+    auto flush = [&](int64_t lo, int64_t hi) {  // the weight gradients of times lo..hi-1
+      acc.add(lo, hi, dG0, dG0);
+      if (!p) return;
+      for (int64_t t = lo; t < hi; ++t) {
+        const S *cp0 = t == first ? c00 : cs0 + (reverse ? t + 1 : t - 1) * B * H, *ct0 = cs0 + t * B * H;
+        for (int64_t b = 0; b < B; ++b) {
+          const S *dg = dG0 + ((t - lo) * B + b) * GH, *cp = cp0 + b * H, *c = ct0 + b * H;
+          for (int64_t j = 0; j < H; ++j) {
+            dp[j] += dg[j] * cp[j];
+            dp[H + j] += dg[H + j] * cp[j];
+            dp[2 * H + j] += dg[3 * H + j] * c[j];
+          }
+        }
+      }
+    };
     for (int64_t s = T - 1; s >= 0; --s) {
       const int64_t t = steps.at(s);
       if (!chunk.contains(t)) {
-        if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dG0);
+        if (chunk.hi > chunk.lo) flush(chunk.lo, chunk.hi);
         chunk.start(t);
       }
       const S* cp0 = s == 0 ? c00 : cs0 + steps.at(s - 1) * B * H;
@@ -563,12 +620,12 @@ void lstm_backward_run(const Tensor& go, const Tensor& grad_h, const Tensor& gra
           continue;
         }
         if (m) std::memset(dd, 0, H * sizeof(S));
-        lstm_row_backward(g0 + row * GH, tc0 + row * H, cp0 + b * H, dh_b, dc0 + b * H, dg, H);
+        lstm_row_backward(g0 + row * GH, tc0 + row * H, cp0 + b * H, dh_b, dc0 + b * H, dg, H, p);
       }
       gemm<S>(false, B, H, GH, dG, GH, whh, H, S(m ? 1 : 0), carry.next, H);
       carry.swap();
     }
-    if (chunk.hi > chunk.lo) acc.add(chunk.lo, chunk.hi, dG0, dG0);
+    if (chunk.hi > chunk.lo) flush(chunk.lo, chunk.hi);
     grads.dh0[k].copy_(carry.result());
   });
 }
@@ -720,20 +777,51 @@ std::vector<Tensor> gru_cho_backward(c10::optional<Tensor> grad_out, c10::option
                              reverse, need_dx, budget);
 }
 
-// lstm: returns out, h_n, c_n, gates (activated i, f, g, o), c, tanh(c).
-std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
-                                 c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+// The LSTM family: lstm (peep undefined) and lstm_peephole (peep (K, 3H)).
+namespace {
+std::vector<Tensor> lstm_family_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_ih,
+                                        Tensor b_hh, Tensor peep, c10::optional<Tensor> mask, bool reverse, bool save,
+                                        int64_t budget) {
   const Single one(x);
   x = one.in(x), w_ih = one.in(w_ih), h0 = one.in(h0), c0 = one.in(c0), w_hh = one.in(w_hh), b_ih = one.in(b_ih);
-  b_hh = one.in(b_hh), mask = one.in(mask);
+  b_hh = one.in(b_hh), peep = one.in(peep), mask = one.in(mask);
   const int64_t K = x.size(0), T = x.size(1), B = x.size(2), H = h0.size(2);
   auto o = x.options();
   auto out = at::empty({K, T, B, H}, o), cs = at::empty({K, T, B, H}, o),
        tcs = at::empty({K, save ? T : 1, B, H}, o), gates = at::empty({K, save ? T : 1, B, 4 * H}, o);
   for (int64_t k = 0; k < K; ++k)
-    lstm_forward_run(x[k], w_ih[k], h0[k], c0[k], w_hh[k], b_ih[k], b_hh[k], Pack::mask(mask, k), reverse, save,
-                     budget, out[k], cs[k], tcs[k], gates[k]);
+    lstm_forward_run(x[k], w_ih[k], h0[k], c0[k], w_hh[k], b_ih[k], b_hh[k], Pack::run(peep, k), Pack::mask(mask, k),
+                     reverse, save, budget, out[k], cs[k], tcs[k], gates[k]);
   return one.out({out, last_state(out, h0, reverse), last_state(cs, c0, reverse), gates, cs, tcs});
+}
+
+std::vector<Tensor> lstm_family_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h,
+                                         c10::optional<Tensor> grad_c, Tensor gates, Tensor cs, Tensor tcs, Tensor out,
+                                         Tensor h0, Tensor c0, Tensor x, Tensor w_ih, Tensor w_hh, Tensor peep,
+                                         c10::optional<Tensor> mask, bool reverse, bool need_dx, int64_t budget) {
+  const Single one(x);
+  grad_out = one.in(grad_out), grad_h = one.in(grad_h), grad_c = one.in(grad_c), gates = one.in(gates);
+  cs = one.in(cs), tcs = one.in(tcs), out = one.in(out), h0 = one.in(h0), c0 = one.in(c0), x = one.in(x);
+  w_ih = one.in(w_ih), w_hh = one.in(w_hh), peep = one.in(peep), mask = one.in(mask);
+  Grads grads(x, w_ih, w_hh, need_dx);
+  auto dc = at::empty_like(c0);
+  auto dpeep = peep.defined() ? at::zeros_like(peep) : Tensor();
+  for (int64_t k = 0; k < x.size(0); ++k)
+    lstm_backward_run(Pack::run(grad_out, k), Pack::run(grad_h, k), Pack::run(grad_c, k), gates[k], cs[k], tcs[k],
+                      out[k], h0[k], c0[k], x[k], w_ih[k], w_hh[k], Pack::run(peep, k), Pack::mask(mask, k), reverse,
+                      budget, grads, dc[k], Pack::run(dpeep, k), k);
+  grads.db_ih.copy_(grads.db_hh);
+  auto r = grads.result();
+  r.insert(r.begin() + 2, dc);
+  if (peep.defined()) r.push_back(dpeep);
+  return one.out(r);
+}
+}  // namespace
+
+// lstm: returns out, h_n, c_n, gates (activated i, f, g, o), c, tanh(c).
+std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_ih, Tensor b_hh,
+                                 c10::optional<Tensor> mask, bool reverse, bool save, int64_t budget) {
+  return lstm_family_forward(x, w_ih, h0, c0, w_hh, b_ih, b_hh, Tensor(), mask, reverse, save, budget);
 }
 
 // Returns dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh.
@@ -741,20 +829,25 @@ std::vector<Tensor> lstm_backward(c10::optional<Tensor> grad_out, c10::optional<
                                   c10::optional<Tensor> grad_c, Tensor gates, Tensor cs, Tensor tcs, Tensor out,
                                   Tensor h0, Tensor c0, Tensor x, Tensor w_ih, Tensor w_hh, c10::optional<Tensor> mask,
                                   bool reverse, bool need_dx, int64_t budget) {
-  const Single one(x);
-  grad_out = one.in(grad_out), grad_h = one.in(grad_h), grad_c = one.in(grad_c), gates = one.in(gates);
-  cs = one.in(cs), tcs = one.in(tcs), out = one.in(out), h0 = one.in(h0), c0 = one.in(c0), x = one.in(x);
-  w_ih = one.in(w_ih), w_hh = one.in(w_hh), mask = one.in(mask);
-  Grads grads(x, w_ih, w_hh, need_dx);
-  auto dc = at::empty_like(c0);
-  for (int64_t k = 0; k < x.size(0); ++k)
-    lstm_backward_run(Pack::run(grad_out, k), Pack::run(grad_h, k), Pack::run(grad_c, k), gates[k], cs[k], tcs[k],
-                      out[k], h0[k], c0[k], x[k], w_ih[k], w_hh[k], Pack::mask(mask, k), reverse, budget, grads,
-                      dc[k], k);
-  grads.db_ih.copy_(grads.db_hh);
-  auto r = grads.result();
-  r.insert(r.begin() + 2, dc);
-  return one.out(r);
+  return lstm_family_backward(grad_out, grad_h, grad_c, gates, cs, tcs, out, h0, c0, x, w_ih, w_hh, Tensor(), mask,
+                              reverse, need_dx, budget);
+}
+
+// lstm_peephole: the same, with the peepholes peep (3H) = (p_i, p_f, p_o) after the biases.
+std::vector<Tensor> lstm_peephole_forward(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Tensor w_hh, Tensor b_ih,
+                                          Tensor b_hh, Tensor peep, c10::optional<Tensor> mask, bool reverse, bool save,
+                                          int64_t budget) {
+  return lstm_family_forward(x, w_ih, h0, c0, w_hh, b_ih, b_hh, peep, mask, reverse, save, budget);
+}
+
+// Returns dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dpeep.
+std::vector<Tensor> lstm_peephole_backward(c10::optional<Tensor> grad_out, c10::optional<Tensor> grad_h,
+                                           c10::optional<Tensor> grad_c, Tensor gates, Tensor cs, Tensor tcs,
+                                           Tensor out, Tensor h0, Tensor c0, Tensor x, Tensor w_ih, Tensor w_hh,
+                                           Tensor peep, c10::optional<Tensor> mask, bool reverse, bool need_dx,
+                                           int64_t budget) {
+  return lstm_family_backward(grad_out, grad_h, grad_c, gates, cs, tcs, out, h0, c0, x, w_ih, w_hh, peep, mask,
+                              reverse, need_dx, budget);
 }
 
 // rnn (tanh or relu): returns out, h_n.
