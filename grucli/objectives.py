@@ -8,6 +8,8 @@ An objective whose loss is the mean of elementwise terms (the squared errors) sa
 `loss_terms`: the loss is `loss_terms(out, y).mean()`, and written with `...` indexing it
 also takes the stacked outputs of a pack of runs, (K, B, ...), so grucli.train.stacked computes
 every run's loss at once (each run's mean in one fixed order, grucli.train.stacked.mean_per_run).
+One whose loss is F.cross_entropy with an ignored target says so with `ignore_index`: the
+stacked step computes it with the output layer in its kernels (Stacked.cross_entropy).
 """
 
 from __future__ import annotations
@@ -44,22 +46,13 @@ class Classification:
     (e.g. the recall steps of the copy task). Metrics: ce (nats), accuracy, macro_f1."""
 
     kind = "classification"
+    ignore_index = IGNORE  # the loss is F.cross_entropy's with it: grucli.train.stacked computes it in the kernels
 
     def __init__(self, n_classes: int):
         self.n_classes = n_classes
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self._logits(out), y.reshape(-1), ignore_index=IGNORE)
-
-    def losses(self, out: torch.Tensor, ys: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Each run's loss from a pack's stacked outputs, out (K, B, ..., C), ys[k] run k's
-        targets: the numbers of loss(out[k], ys[k]) (cross-entropy is log_softmax, row by
-        row, then the mean NLL: here one log_softmax over every run's rows and each run's
-        NLL on its own rows), with one log_softmax and pad instead of K (issue 28)."""
-        logp = F.log_softmax(self._logits(out), dim=1)  # (K * rows, C'), each row on its own
-        rows = len(logp) // len(ys)
-        return [F.nll_loss(logp[k * rows:(k + 1) * rows], y.reshape(-1), ignore_index=IGNORE)
-                for k, y in enumerate(ys)]
+        return F.cross_entropy(self._logits(out), y.reshape(-1), ignore_index=self.ignore_index)
 
     @staticmethod
     def _logits(out: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,11 @@
 K SequenceModels of one shape on the fused kernels keep their parameters stacked, each
 tensor (K, ...) (a run alone is a pack of one, through this same code). A training step is
 then one kernel call per layer and direction for all K runs, one for the output layer, the
-task's loss on each run's slice, one backward, and one call that clips each run's gradient
-and steps its optimiser (grucli/cells/fused/step.cpp): the per-step cost of autograd,
-Python and the optimiser is paid once per pack instead of once per run.
+task's loss (a classification's cross-entropy: in the output layer's node, two kernel calls
+each way, on the features as the layers leave them, time-major), one backward, and one call
+that clips each run's gradient and steps its optimiser (grucli/cells/fused/step.cpp): the
+per-step cost of autograd, Python and the optimiser is paid once per pack instead of once
+per run.
 
 Each run's numbers are the ones it gets alone: the kernels compute each run on its own
 slices with its own code path, its dropout masks come from its own generator, its loss is
@@ -74,6 +76,27 @@ class Linear(torch.autograd.Function):
         return dx, dw, db, None
 
 
+class HeadCrossEntropy(torch.autograd.Function):
+    """The output layer and cross-entropy of K runs: x (K, N, F), W (K, C, F), b (K, C),
+    targets (K, N) -> each run's mean loss over its rows whose target is not `ignore` (K,).
+    Forward and backward are two kernel calls each (linear_* and cross_entropy_*), one
+    autograd node; the backward is the softmax minus the one-hot target, written out."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, target, ignore, k):
+        loss, probs = k.cross_entropy_forward(k.linear_forward(x, w, b), target, ignore)
+        ctx.save_for_backward(x, w, probs, target)
+        ctx.ignore, ctx.k = ignore, k
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, probs, target = ctx.saved_tensors
+        dlogits = ctx.k.cross_entropy_backward(grad, probs, target, ctx.ignore)
+        dx, dw, db = ctx.k.linear_backward(dlogits, x, w, ctx.needs_input_grad[0])
+        return dx, dw, db, None, None, None
+
+
 class _MeanPerRun(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, k):
@@ -125,17 +148,42 @@ class Stacked:
         """Every run's output in training mode: x (K, B, T, I) features or (K, B, T) tokens ->
         (K, B, O) for a last-step head, (K, B, T, O) for a per-step one. Mirrors
         SequenceModel.forward and RecurrentLayers.forward (tests hold them equal)."""
+        P = self.params
+        feat = self.features(x)  # (K, B, F) or, per step, (K, T, B, F)
+        if self.template.head_kind != "last":
+            feat = feat.transpose(1, 2)  # (K, B, T, F)
+        K = len(feat)
+        out = Linear.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"], self.kernels)
+        return out.reshape(*feat.shape[:-1], -1)
+
+    def cross_entropy(self, x: torch.Tensor, y: torch.Tensor, ignore: int) -> torch.Tensor:
+        """Every run's classification loss (K,): the mean cross-entropy of its output layer's
+        logits against y (K, B) or, per step, (K, B, T), rows whose target is `ignore` left
+        out -- objectives.Classification.loss of forward(x)[k], computed as one autograd node
+        (output layer and loss, forward and backward in the kernels) on the time-major
+        features as the recurrent layers leave them: no transpose, copy, pad or per-run slice
+        of the logits, and the backward hands the layers their gradient in their own layout."""
+        P = self.params
+        feat = self.features(x)  # (K, B, F) or (K, T, B, F)
+        if self.template.head_kind != "last":
+            y = y.transpose(1, 2)  # (K, T, B): the features' row order
+        K = len(feat)
+        return HeadCrossEntropy.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"],
+                                      y.reshape(K, -1), ignore, self.kernels)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What every run's output layer reads, dropout applied: (K, B, D*H) for a last-step
+        head; per step, (K, T, B, D*H), time-major as the layers compute it."""
         m, P = self.template, self.params
         rnn = m.rnn
-        z = self._encode(x)  # (K, B, T, I)
-        K, B = z.shape[:2]
-        layer_in = z.transpose(1, 2)  # (K, T, B, I)
+        layer_in = self._encode(x)  # (K, T, B, I)
+        K, B = layer_in.shape[0], layer_in.shape[2]
         finals = []
         for layer in range(rnn.num_layers):
             outs = []
             for d in range(rnn.dirs):
                 w = SimpleNamespace(**{p.name: P["rnn." + p.name + suffix(layer, d)] for p in rnn.cell.params})
-                state = tuple(z.new_zeros(K, B, rnn.hidden_size) for _ in range(rnn.states))
+                state = tuple(layer_in.new_zeros(K, B, rnn.hidden_size) for _ in range(rnn.states))
                 out, final = rnn.run(layer_in, state, w, None, bool(d))  # (K, T, B, H), states (K, B, H)
                 outs.append(out)
                 finals.append(final[0])
@@ -144,20 +192,23 @@ class Stacked:
                 layer_in = self._dropout(layer_in, self.dropout)
         if m.head_kind == "last":
             feat = finals[-1] if rnn.dirs == 1 else torch.cat(finals[-2:], dim=-1)  # (K, B, D*H): forward, backward
-        else:
-            feat = layer_in.transpose(1, 2)  # (K, B, T, D*H)
-        feat = self._dropout(feat, self.dropout)
-        out = Linear.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"], self.kernels)
-        return out.reshape(*feat.shape[:-1], -1)
+            return self._dropout(feat, self.dropout)
+        # each run's dropout mask is drawn over (B, T, D*H), as its own model draws it
+        return self._dropout(layer_in.transpose(1, 2), self.dropout).transpose(1, 2)  # (K, T, B, D*H)
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The recurrent layers' input, time-major: (K, T, B, I)."""
         m = self.template
         if not m.tokens:
-            return x
+            return x.transpose(1, 2)
         if m.embed is not None:  # each run's own lookup (its backward sums repeated tokens in its own order)
             w = self.params["embed.weight"]
-            return torch.stack([F.embedding(x[k], w[k]) for k in range(len(x))])
-        return F.one_hot(x, m.vocab_size).to(self.params["head.weight"].dtype)
+            return torch.stack([F.embedding(x[k], w[k]) for k in range(len(x))]).transpose(1, 2)
+        # one-hot, written time-major at once: F.one_hot's values (it would check the range
+        # and cast, then the layer would copy the transposed (K, B, T, V) into this layout)
+        tokens = x.transpose(1, 2).unsqueeze(-1)  # (K, T, B, 1)
+        return torch.zeros(*tokens.shape[:-1], m.vocab_size, dtype=self.params["head.weight"].dtype).scatter_(
+            -1, tokens, 1.0)
 
     def _dropout(self, x: torch.Tensor, ps: list[float]) -> torch.Tensor:
         """F.dropout with each run's own p and generator: x * Bernoulli(1 - p) / (1 - p), the

@@ -86,9 +86,10 @@ class StackedSteps:
         return self.order.index(run.index)
 
     def forward(self, pack, stepping: list, train: Split, i: int, batch_size: int) -> None:
-        """Every run's loss: where the objective's loss is a mean of elementwise terms
-        (objectives: `loss_terms`), all at once (stacked.mean_per_run); else the loss of
-        each run's slice of the output."""
+        """Every run's loss: a cross-entropy (objectives: `ignore_index`) with the output layer
+        in one node on the kernels (Stacked.cross_entropy); a mean of elementwise terms
+        (objectives: `loss_terms`) all at once (stacked.mean_per_run); else the loss of each
+        run's slice of the output."""
         if self.gone:  # runs left since the last step: keep the others' slices
             self.stack.keep([k for k, idx in enumerate(self.order) if idx not in self.gone])
             self.order = [idx for idx in self.order if idx not in self.gone]
@@ -98,16 +99,16 @@ class StackedSteps:
 
         def run():
             batches = [r.take(train, i, batch_size) for r in stepping]
-            out = self.stack.forward(torch.stack([b.x for b in batches]))
-            if hasattr(objective, "loss_terms"):
-                y = torch.stack([b.y for b in batches])
+            x = torch.stack([b.x for b in batches])
+            losses = [None] * len(stepping)
+            if hasattr(objective, "ignore_index"):
+                self.losses = self.stack.cross_entropy(x, torch.stack([b.y for b in batches]),
+                                                       objective.ignore_index)  # (K,)
+            elif hasattr(objective, "loss_terms"):
+                out, y = self.stack.forward(x), torch.stack([b.y for b in batches])
                 self.losses = stacked.mean_per_run(objective.loss_terms(out, y), self.stack.kernels)  # (K,)
-                losses = [None] * len(stepping)
-            elif hasattr(objective, "losses"):  # each run's loss, the pack's shared work done once
-                self.losses = None
-                losses = objective.losses(out, [b.y for b in batches])
             else:
-                self.losses = None
+                out, self.losses = self.stack.forward(x), None
                 losses = [objective.loss(out[k], b.y) for k, b in enumerate(batches)]
             values = (self.losses.detach() if self.losses is not None
                       else torch.stack([loss.detach() for loss in losses])).tolist()
