@@ -8,8 +8,9 @@ An objective whose loss is the mean of elementwise terms (the squared errors) sa
 `loss_terms`: the loss is `loss_terms(out, y).mean()`, and written with `...` indexing it
 also takes the stacked outputs of a pack of runs, (K, B, ...), so grucli.train.stacked computes
 every run's loss at once (each run's mean in one fixed order, grucli.train.stacked.mean_per_run).
-One whose loss is F.cross_entropy with an ignored target says so with `ignore_index`: the
-stacked step computes it with the output layer in its kernels (Stacked.cross_entropy).
+An objective whose loss the stacked step computes together with the output layer, in the
+kernels, names its kind in `head_loss` (grucli.train.stacked.HEAD_LOSSES: "cross_entropy",
+"squared_error"); tests hold each equal to its `loss`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Regression:
     """Mean squared error. Metrics: mse, rmse, mae (all on the scale of `y`)."""
 
     kind = "regression"
+    head_loss = "squared_error"  # the stacked step's kind of this loss (grucli.train.stacked.HEAD_LOSSES)
 
     def loss_terms(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (out.reshape(y.shape) - y) ** 2
@@ -46,13 +48,13 @@ class Classification:
     (e.g. the recall steps of the copy task). Metrics: ce (nats), accuracy, macro_f1."""
 
     kind = "classification"
-    ignore_index = IGNORE  # the loss is F.cross_entropy's with it: grucli.train.stacked computes it in the kernels
+    head_loss = "cross_entropy"  # the stacked step's kind of this loss (grucli.train.stacked.HEAD_LOSSES)
 
     def __init__(self, n_classes: int):
         self.n_classes = n_classes
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self._logits(out), y.reshape(-1), ignore_index=self.ignore_index)
+        return F.cross_entropy(self._logits(out), y.reshape(-1), ignore_index=IGNORE)
 
     @staticmethod
     def _logits(out: torch.Tensor) -> torch.Tensor:

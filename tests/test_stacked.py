@@ -258,8 +258,8 @@ def test_head_cross_entropy_edge_cases_are_torchs():
                          ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 @pytest.mark.parametrize("cell", FUSED)
 def test_the_stacked_cross_entropy_equals_each_runs_models_loss(cell, case):
-    """Stacked.cross_entropy (the features time-major, the targets put in their order) is
-    objectives.Classification.loss of each run's own model, value and gradients."""
+    """Stacked.head_loss "cross_entropy" (the features time-major, the targets put in their
+    order) is objectives.Classification.loss of each run's own model, value and gradients."""
     K, O, I = 3, 4, 5
     ms = models(cell, K, O=O, I=I, **case)
     stack = stacked.of_runs(ms, [cfg(k) for k in range(K)], [torch.Generator() for _ in range(K)])
@@ -268,7 +268,7 @@ def test_the_stacked_cross_entropy_equals_each_runs_models_loss(cell, case):
     y = torch.randint(0, O, (K, 4) if case["head"] == "last" else (K, 4, 6), generator=g)
     y[y == 3] = IGNORE
     objective = Classification(O)
-    losses = stack.cross_entropy(x, y, objective.ignore_index)
+    losses = stack.head_loss(x, y, objective.head_loss)
     (losses * torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)).sum().backward()  # run 2: a run that left
     for k, m in enumerate(ms):
         theirs = objective.loss(m(x[k]), y[k])
@@ -294,7 +294,7 @@ def test_a_runs_cross_entropy_step_is_the_same_bits_stacked_with_others_or_alone
         losses, norms = [], []
         for _ in range(3):
             stack.zero_grad()
-            loss = stack.cross_entropy(x[indices], y[indices], IGNORE)
+            loss = stack.head_loss(x[indices], y[indices], "cross_entropy")
             loss.backward(torch.ones_like(loss))
             losses.append(loss.tolist())
             norms.append(stack.step(list(range(len(indices)))))
@@ -308,3 +308,50 @@ def test_a_runs_cross_entropy_step_is_the_same_bits_stacked_with_others_or_alone
         for name, p in together.params.items():
             assert torch.equal(p[k], alone.params[name][0]), (k, name)
     assert len({together.params["head.bias"][k, 0].item() for k in range(K)}) == K  # the runs did differ
+
+
+def test_head_squared_error_is_the_same_bits_as_linear_loss_terms_and_mean_per_run():
+    """float32: HeadSquaredError gives exactly the losses and gradients of the path it
+    replaced (Linear, Regression.loss_terms, mean_per_run: five autograd nodes), so the
+    adding task's numbers are unchanged; float64: gradcheck of its hand-written backward."""
+    k = build.kernels()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 50, 9, generator=g)
+    w, b = torch.randn(3, 2, 9, generator=g), torch.randn(3, 2, generator=g)
+    y = torch.randn(3, 50, 2, generator=g)
+    weight = torch.tensor([1.0, 0.0, 1.0])  # a run that left weighs 0
+    ours_in = [t.clone().requires_grad_() for t in (x, w, b)]
+    ours = stacked.HeadSquaredError.apply(*ours_in, y.reshape(3, -1), k)
+    ours.backward(weight)
+    theirs_in = [t.clone().requires_grad_() for t in (x, w, b)]
+    out = stacked.Linear.apply(*theirs_in, k)
+    theirs = stacked.mean_per_run(Regression().loss_terms(out, y), k)
+    theirs.backward(weight)
+    assert torch.equal(ours, theirs)
+    for a, t in zip(ours_in, theirs_in):
+        assert torch.equal(a.grad, t.grad)
+    doubles = [t.double().requires_grad_() for t in (x[:, :6], w, b)]
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: stacked.HeadSquaredError.apply(x, w, b, y[:, :6].double().reshape(3, -1), k), doubles)
+
+
+@pytest.mark.parametrize("case", [dict(head="last"), dict(head="each", bidirectional=True),
+                                  dict(head="last", layers=2)],
+                         ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("cell", FUSED)
+def test_the_stacked_squared_error_equals_each_runs_models_loss(cell, case):
+    K, O = 3, 2
+    ms = models(cell, K, O=O, **case)
+    stack = stacked.of_runs(ms, [cfg(k) for k in range(K)], [torch.Generator() for _ in range(K)])
+    x = inputs(K, False)
+    g = torch.Generator().manual_seed(1)
+    y = torch.randn((K, 4, O) if case["head"] == "last" else (K, 4, 6, O), generator=g, dtype=torch.float64)
+    objective = Regression()
+    losses = stack.head_loss(x, y, objective.head_loss)
+    (losses * torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)).sum().backward()
+    for k, m in enumerate(ms):
+        theirs = objective.loss(m(x[k]), y[k])
+        assert torch.allclose(losses[k], theirs, rtol=1e-13, atol=0)
+        (theirs * (k + 1.0 if k < 2 else 0.0)).backward()
+        for name, p in m.named_parameters():
+            assert torch.allclose(stack.params[name].grad[k], p.grad, atol=1e-12, rtol=0), name

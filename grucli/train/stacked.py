@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from grucli.cells.layers import suffix
 from grucli.cells.fused import FusedLayers
 from grucli.model import SequenceModel
+from grucli.objectives import IGNORE
 
 OPTIMIZERS = {"sgd": 0, "adam": 1, "rmsprop": 2}  # train.optimizer -> step.cpp's kind
 ADAM_BETAS, EPS, RMSPROP_ALPHA = (0.9, 0.999), 1e-8, 0.99  # torch's defaults, as optim.make_optimizer uses them
@@ -97,6 +98,27 @@ class HeadCrossEntropy(torch.autograd.Function):
         return dx, dw, db, None, None, None
 
 
+class HeadSquaredError(torch.autograd.Function):
+    """The output layer and squared error of K runs: x (K, N, F), W (K, O, F), b (K, O),
+    y (K, N * O) -> each run's mean of (out - y)^2 (K,): op for op what Linear,
+    objectives.Regression.loss_terms and mean_per_run compute (the same bits), as one
+    autograd node of two kernel calls each way instead of five nodes."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, y, k):
+        loss, diff = k.squared_error_forward(k.linear_forward(x, w, b), y)
+        ctx.save_for_backward(x, w, diff)
+        ctx.k = k
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, diff = ctx.saved_tensors
+        dout = ctx.k.squared_error_backward(grad / max(1, diff.shape[1]), diff)  # mean_per_run's grad / n
+        dx, dw, db = ctx.k.linear_backward(dout.view(w.shape[0], -1, w.shape[1]), x, w, ctx.needs_input_grad[0])
+        return dx, dw, db, None, None
+
+
 class _MeanPerRun(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, k):
@@ -139,6 +161,7 @@ class Stacked:
         self.dropout = list(dropout or [0.0] * K)
         self.rngs = list(rngs)
         self.steps = 0
+        self.eye = torch.eye(self.template.vocab_size or 0, dtype=self.params["head.weight"].dtype)  # one-hot rows
 
     def __len__(self) -> int:
         return len(self.rngs)
@@ -156,20 +179,11 @@ class Stacked:
         out = Linear.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"], self.kernels)
         return out.reshape(*feat.shape[:-1], -1)
 
-    def cross_entropy(self, x: torch.Tensor, y: torch.Tensor, ignore: int) -> torch.Tensor:
-        """Every run's classification loss (K,): the mean cross-entropy of its output layer's
-        logits against y (K, B) or, per step, (K, B, T), rows whose target is `ignore` left
-        out -- objectives.Classification.loss of forward(x)[k], computed as one autograd node
-        (output layer and loss, forward and backward in the kernels) on the time-major
-        features as the recurrent layers leave them: no transpose, copy, pad or per-run slice
-        of the logits, and the backward hands the layers their gradient in their own layout."""
-        P = self.params
-        feat = self.features(x)  # (K, B, F) or (K, T, B, F)
-        if self.template.head_kind != "last":
-            y = y.transpose(1, 2)  # (K, T, B): the features' row order
-        K = len(feat)
-        return HeadCrossEntropy.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"],
-                                      y.reshape(K, -1), ignore, self.kernels)
+    def head_loss(self, x: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+        """Every run's loss (K,) of a kind the output layer computes with it (HEAD_LOSSES;
+        an objective names its kind in `head_loss`): objective.loss(forward(x)[k], y[k]) in
+        one autograd node, forward and backward in the kernels. y: (K, B, ...) targets."""
+        return HEAD_LOSSES[kind](self, self.features(x), y)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """What every run's output layer reads, dropout applied: (K, B, D*H) for a last-step
@@ -204,11 +218,11 @@ class Stacked:
         if m.embed is not None:  # each run's own lookup (its backward sums repeated tokens in its own order)
             w = self.params["embed.weight"]
             return torch.stack([F.embedding(x[k], w[k]) for k in range(len(x))]).transpose(1, 2)
-        # one-hot, written time-major at once: F.one_hot's values (it would check the range
-        # and cast, then the layer would copy the transposed (K, B, T, V) into this layout)
-        tokens = x.transpose(1, 2).unsqueeze(-1)  # (K, T, B, 1)
-        return torch.zeros(*tokens.shape[:-1], m.vocab_size, dtype=self.params["head.weight"].dtype).scatter_(
-            -1, tokens, 1.0)
+        # one-hot, gathered time-major at once as rows of the identity: F.one_hot's values
+        # (which would check the range, cast, and leave the layer a transposed (K, B, T, V)
+        # to copy into this layout); index_select stops a token out of range as it did
+        tokens = x.transpose(1, 2)  # (K, T, B)
+        return self.eye.index_select(0, tokens.reshape(-1)).view(*tokens.shape, -1)
 
     def _dropout(self, x: torch.Tensor, ps: list[float]) -> torch.Tensor:
         """F.dropout with each run's own p and generator: x * Bernoulli(1 - p) / (1 - p), the
@@ -259,3 +273,28 @@ class Stacked:
                                                      (self.lr, self.weight_decay, self.max_norm))
         self.dropout = [self.dropout[i] for i in slices]
         self.rngs = [self.rngs[i] for i in slices]
+
+
+def _cross_entropy(stack: Stacked, feat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """objectives.Classification.loss: the mean cross-entropy of each run's logits against y
+    (K, B) or, per step, (K, B, T), rows whose target is IGNORE left out; its rows taken
+    time-major as the recurrent layers leave the features (no transpose, copy, pad or per-run
+    slice of the logits; the backward hands the layers their gradient in their own layout)."""
+    P, K = stack.params, len(feat)
+    if stack.template.head_kind != "last":
+        y = y.transpose(1, 2)  # (K, T, B): the features' row order
+    return HeadCrossEntropy.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"],
+                                  y.reshape(K, -1), IGNORE, stack.kernels)
+
+
+def _squared_error(stack: Stacked, feat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """objectives.Regression.loss: each run's mean of (out - y)^2, its rows batch-major as
+    Stacked.forward takes them (so the same bits)."""
+    P, K = stack.params, len(feat)
+    if stack.template.head_kind != "last":
+        feat = feat.transpose(1, 2)  # (K, B, T, F)
+    return HeadSquaredError.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"],
+                                  y.reshape(K, -1), stack.kernels)
+
+
+HEAD_LOSSES = {"cross_entropy": _cross_entropy, "squared_error": _squared_error}  # objectives' `head_loss`

@@ -1,9 +1,9 @@
 // grucli's fused kernels, the parts of a stacked training step outside the recurrence (see
-// grucli/train/stacked.py): the output layer, a classification loss's cross-entropy, and the
-// optimiser's update after clipping each run's gradient norm. All take a pack: every tensor
-// has a leading run dimension K, and each run is computed by the same code on its own slices,
-// so its numbers never depend on the others. One call replaces what costs a Python optimiser,
-// torch's clip and an nn.Linear per run.
+// grucli/train/stacked.py): the output layer, the losses computed with it (a classification's
+// cross-entropy, a regression's squared error), and the optimiser's update after clipping each
+// run's gradient norm. All take a pack: every tensor has a leading run dimension K, and each
+// run is computed by the same code on its own slices, so its numbers never depend on the
+// others. One call replaces what costs a Python optimiser, torch's clip and an nn.Linear per run.
 
 #include <cmath>
 #include <vector>
@@ -290,6 +290,51 @@ Tensor mean_per_run(Tensor x) {
     }
   });
   return out;
+}
+
+// Each run's mean squared error: out and y (K, ...) of one type and size -> {loss (K,),
+// diff = out - y}, loss_k = the mean of diff^2 over run k's elements: op for op what
+// (out - y) ** 2 and mean_per_run compute (the same bits), in one call.
+std::vector<Tensor> squared_error_forward(Tensor out, Tensor y) {
+  out = out.contiguous(), y = y.contiguous();
+  TORCH_CHECK(out.numel() == y.numel() && out.scalar_type() == y.scalar_type() && out.dim() > 0,
+              "squared_error_forward: out and y of one type and size, (K, ...)");
+  const int64_t K = out.size(0), N = out.numel() / std::max<int64_t>(K, 1);
+  Tensor diff = at::empty({K, N}, out.options()), loss = at::empty({K}, out.options());
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "squared_error_forward", [&] {
+    using S = scalar_t;
+    std::vector<S> terms(N);
+    for (int64_t k = 0; k < K; ++k) {
+      const S *o = out.data_ptr<S>() + k * N, *t = y.data_ptr<S>() + k * N;
+      S* d = diff.data_ptr<S>() + k * N;
+      for (int64_t i = 0; i < N; ++i) {
+        d[i] = o[i] - t[i];
+        terms[i] = d[i] * d[i];
+      }
+      double total = 0.0;
+      add_sum<false>(total, terms.data(), N);
+      loss.data_ptr<S>()[k] = S(total / double(N));
+    }
+  });
+  return {loss, diff};
+}
+
+// The gradient of squared_error_forward's losses with respect to out, given each run's
+// upstream gradient already divided by its element count, g (K,): g_k * (2 diff), as
+// torch's backward of mean_per_run and ** 2 computes it (the same bits).
+Tensor squared_error_backward(Tensor g, Tensor diff) {
+  g = g.contiguous();
+  const int64_t K = diff.size(0), N = diff.size(1);
+  Tensor dout = at::empty_like(diff);
+  AT_DISPATCH_FLOATING_TYPES(diff.scalar_type(), "squared_error_backward", [&] {
+    using S = scalar_t;
+    for (int64_t k = 0; k < K; ++k) {
+      const S gk = g.data_ptr<S>()[k], *d = diff.data_ptr<S>() + k * N;
+      S* o = dout.data_ptr<S>() + k * N;
+      for (int64_t i = 0; i < N; ++i) o[i] = gk * (S(2) * d[i]);
+    }
+  });
+  return dout;
 }
 
 // Tests: the gate nonlinearity the kernels use (0 sigmoid, 1 tanh) over a copy of x.
