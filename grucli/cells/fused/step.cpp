@@ -81,9 +81,9 @@ std::vector<Tensor> cross_entropy_forward(Tensor logits, Tensor target, int64_t 
       const S* l = at_run<S>(logits, k);
       const int64_t* t = at_run<int64_t>(target, k);
       S* p = at_run<S>(probs, k);
-      for (int64_t n = 0; n < N; ++n) {  // z = l - max (a NaN anywhere in the row makes the row NaN)
+      for (int64_t n = 0; n < N; ++n) {  // z = l - max (a NaN logit stays NaN in z, so in the loss)
         S m = l[n * C];
-        for (int64_t c = 1; c < C; ++c) m = (l[n * C + c] > m || std::isnan(l[n * C + c])) ? l[n * C + c] : m;
+        for (int64_t c = 1; c < C; ++c) m = l[n * C + c] > m ? l[n * C + c] : m;
         for (int64_t c = 0; c < C; ++c) p[n * C + c] = l[n * C + c] - m;
       }
       // the row's z at its target, before exp overwrites it: counted rows only
