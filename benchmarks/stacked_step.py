@@ -1,25 +1,23 @@
-"""One stacked training step of the demo's copy task, timed: the work between the kernels.
+"""One stacked training step of the demo's tasks, timed: the work between the kernels.
 
-    python benchmarks/stacked_step.py                              # this checkout: ms a step per cell and T
-    python benchmarks/stacked_step.py --against /work/main --repeats 3   # two checkouts, alternated
-    python benchmarks/stacked_step.py --profile                    # torch.profiler's table of one case
-    python benchmarks/stacked_step.py --task adding copy           # the demo's other task too
+    python benchmarks/stacked_step.py                                  # this checkout: ms a step per cell and T
+    python benchmarks/stacked_step.py --task copy adding --against /work/main   # two checkouts, interleaved
+    python benchmarks/stacked_step.py --profile --cell gru --seq-len 10  # torch.profiler's table of one case
 
-Each case is a pack of 3 seeds of the demo's copy runs (`experiments/long_dependency.yaml`:
-copy_len 5, 4 symbols, seq_len 5 / 10 / 20, param budget 5000, batch 50, lr 1e-2; with
-`--task adding`, its adding runs, seq_len 10 / 30 / 60, lr 5e-3) on the
-fused kernels, stepped through the real stepper (grucli.train.steppers.StackedSteps: the
-stacked forward, the objective's losses, one backward, the optimiser) on fixed batches,
-on one thread. `--against ROOT` runs this same script in a fresh process from each checkout
-in turn (ROOT's grucli and this one's, which first alternating, `--repeats` rounds) and prints each case's
-ms per step and the ratio this / ROOT in the same round: on a loaded machine only the
-ratios measured side by side say anything.
+Each case is a pack of 3 seeds of the demo's runs (`experiments/long_dependency.yaml`; copy:
+copy_len 5, 4 symbols, seq_len 5 / 10 / 20, lr 1e-2; adding: seq_len 10 / 30 / 60, lr 5e-3;
+param budget 5000, batch 50) on the fused kernels, stepped through the real stepper
+(grucli.train.steppers.StackedSteps: the stacked forward and loss, one backward, the
+optimiser) on fixed batches, on one thread, timed in CPU seconds. `--against ROOT` keeps
+one process per checkout (ROOT's grucli and this one's) and, case by case, has them take
+`--repeats` slices of the steps in turn (which goes first alternates), so both see the
+same load: on a loaded machine only these side-by-side ratios say anything.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import statistics
 import os
 import subprocess
 import sys
@@ -39,9 +37,9 @@ def cases(seq_lens, cells=CELLS):
     return [(cell, T) for T in seq_lens for cell in cells]
 
 
-def time_steps(cell: str, T: int, steps: int, K: int = 3, profile: bool = False, stack: int = 0,
-               task: str = "copy") -> float:
-    """Seconds per stacked step of K seeds of the demo's run (task, cell, T)."""
+def stepper(cell: str, T: int, task: str = "copy", K: int = 3):
+    """step(j): one stacked training step (forward, backward, optimiser) of K seeds of the
+    demo's run (task, cell, T) on its j-th batch, through the real stepper."""
     import torch
 
     from grucli.config import RunConfig
@@ -67,30 +65,43 @@ def time_steps(cell: str, T: int, steps: int, K: int = 3, profile: bool = False,
     assert steps_.kind == "stacked", steps_.why
     pack = SimpleNamespace(data=data, guard=lambda rs, action: action() or True)
     train = data.train
-    n = len(train)
 
     def step(j):
-        steps_.forward(pack, runs, train, (j * 50) % n, 50)
+        steps_.forward(pack, runs, train, (j * 50) % len(train), 50)
         steps_.update(runs)
 
     for j in range(5):  # warm-up
         step(j)
-    if profile:
-        from torch.profiler import ProfilerActivity, profile as prof
+    return step
 
-        with prof(activities=[ProfilerActivity.CPU], with_stack=bool(stack)) as p:
-            for j in range(steps):
-                step(j)
-        print(p.key_averages(group_by_stack_n=stack).table(sort_by="self_cpu_time_total", row_limit=40))
+
+def seconds_per_step(step, steps: int) -> float:
     t0 = time.process_time()
     for j in range(steps):
         step(j)
     return (time.process_time() - t0) / steps
 
 
-def measure(args) -> dict:
-    return {f"{task} {cell} T={T}": 1e3 * time_steps(cell, T, args.steps, task=task)
-            for task in args.task for cell, T in cases(args.seq_len or SEQ_LENS[task], args.cell)}
+def profile(step, steps: int, stack: int) -> None:
+    from torch.profiler import ProfilerActivity, profile as prof
+
+    with prof(activities=[ProfilerActivity.CPU], with_stack=bool(stack)) as p:
+        for j in range(steps):
+            step(j)
+    print(p.key_averages(group_by_stack_n=stack).table(sort_by="self_cpu_time_total", row_limit=40))
+
+
+def serve() -> None:
+    """A child of --against: builds each case once, then answers "task cell T steps" lines
+    with the CPU ms per step of that many steps."""
+    built = {}
+    print("ready", flush=True)
+    for line in sys.stdin:
+        task, cell, T, steps = line.split()
+        key = (task, cell, int(T))
+        if key not in built:
+            built[key] = stepper(cell, int(T), task)
+        print(1e3 * seconds_per_step(built[key], int(steps)), flush=True)
 
 
 def main() -> None:
@@ -101,49 +112,61 @@ def main() -> None:
     ap.add_argument("--seq-len", nargs="+", type=int,
                     help="seq_len (default: the demo's, copy 5 10 20, adding 10 30 60)")
     ap.add_argument("--against", help="another checkout's root: both timed, alternated, in fresh processes")
-    ap.add_argument("--repeats", type=int, default=2, help="rounds of the two checkouts with --against")
+    ap.add_argument("--repeats", type=int, default=6,
+                    help="with --against: slices of --steps, the checkouts alternating")
     ap.add_argument("--profile", action="store_true", help="print torch.profiler's table of the first case")
     ap.add_argument("--stack", type=int, default=0, help="with --profile: group by this many Python frames")
-    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's answer
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # a child of --against
     args = ap.parse_args()
+    todo = [(task, cell, T) for task in args.task for cell, T in cases(args.seq_len or SEQ_LENS[task], args.cell)]
+    if args.serve:
+        return serve()
     if args.profile:
-        cell, T = cases(args.seq_len or SEQ_LENS[args.task[0]], args.cell)[0]
-        time_steps(cell, T, args.steps, profile=True, stack=args.stack, task=args.task[0])
-        return
+        task, cell, T = todo[0]
+        return profile(stepper(cell, T, task), args.steps, args.stack)
     if not args.against:
-        result = measure(args)
-        if args.json:
-            print(json.dumps(result))
-        else:
-            for name, ms in result.items():
-                print(f"{name:18s} {ms:7.3f} ms/step (CPU)")
+        for task, cell, T in todo:
+            ms = 1e3 * seconds_per_step(stepper(cell, T, task), args.steps)
+            print(f"{task} {cell} T={T}: {ms:7.3f} ms/step (CPU)")
         return
-    here = str(Path(__file__).resolve().parents[1])
-    roots = {"other": os.path.abspath(args.against), "this": here}
-    child = [sys.executable, str(Path(__file__).resolve()), "--json", "--steps", str(args.steps),
-             "--cell", *args.cell, "--task", *args.task]
-    if args.seq_len:
-        child += ["--seq-len", *map(str, args.seq_len)]
-    rounds = []
-    for r in range(args.repeats):
-        got = {}
-        for name, root in sorted(roots.items(), reverse=r % 2 == 1):  # who goes first alternates
-            env = {**os.environ, "STACKED_STEP_ROOT": root}
-            out = subprocess.run(child, cwd=root, env=env, capture_output=True, text=True, check=True).stdout
-            got[name] = json.loads(out.strip().splitlines()[-1])
-        rounds.append(got)
-    print(f"ms per stacked step (CPU), other = {roots['other']}, this = {roots['this']}")
-    print(f"{'case':18s} " + "  ".join(f"other{r} this{r} ratio{r}" for r in range(args.repeats)))
-    ratios = []
-    for case in rounds[0]["this"]:
-        cells = []
-        for got in rounds:
-            a, b = got["other"][case], got["this"][case]
-            ratios.append(b / a)
-            cells.append(f"{a:6.3f} {b:5.3f} {b / a:6.3f}")
-        print(f"{case:18s} " + "  ".join(cells))
-    print(f"this / other over all cases and rounds: {min(ratios):.3f}-{max(ratios):.3f}, "
-          f"mean {sum(ratios) / len(ratios):.3f}")
+    roots = {"other": os.path.abspath(args.against), "this": str(Path(__file__).resolve().parents[1])}
+    children = {}
+    for name, root in roots.items():
+        children[name] = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve"], cwd=root,
+                                          env={**os.environ, "STACKED_STEP_ROOT": root}, stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, text=True)
+        assert children[name].stdout.readline().strip() == "ready"
+
+    def ask(name, case, steps):
+        child = children[name]
+        child.stdin.write(f"{case[0]} {case[1]} {case[2]} {steps}\n")
+        child.stdin.flush()
+        return float(child.stdout.readline())
+
+    slice_ = max(1, args.steps // args.repeats)
+    print(f"CPU ms per stacked step, other = {roots['other']}, this = {roots['this']}; {args.repeats} slices of "
+          f"{slice_} steps each, the two alternating (which first alternates); ratio = this / other per slice")
+    print(f"{'case':18s} {'other':>7s} {'this':>7s}   ratio: median (range)")
+    medians = []
+    for case in todo:
+        for name in children:  # build and warm up both before timing
+            ask(name, case, 1)
+        ratios, got = [], {"other": [], "this": []}
+        for r in range(args.repeats):
+            pair = {}
+            for name in (["other", "this"] if r % 2 == 0 else ["this", "other"]):
+                pair[name] = ask(name, case, slice_)
+                got[name].append(pair[name])
+            ratios.append(pair["this"] / pair["other"])
+        med = statistics.median(ratios)
+        medians.append(med)
+        print(f"{case[0]} {case[1]} T={case[2]:<4d}".ljust(18) + f" {statistics.median(got['other']):7.3f} "
+              f"{statistics.median(got['this']):7.3f}   {med:.3f} ({min(ratios):.3f}-{max(ratios):.3f})")
+    for child in children.values():
+        child.stdin.close()
+        child.wait()
+    print(f"median ratio over the cases: {statistics.median(medians):.3f} "
+          f"(cases {min(medians):.3f}-{max(medians):.3f})")
 
 
 if __name__ == "__main__":
