@@ -3,11 +3,11 @@
 K SequenceModels of one shape on the fused kernels keep their parameters stacked, each
 tensor (K, ...) (a run alone is a pack of one, through this same code). A training step is
 then one kernel call per layer and direction for all K runs, one for the output layer, the
-task's loss (a classification's cross-entropy: in the output layer's node, two kernel calls
-each way, on the features as the layers leave them, time-major), one backward, and one call
-that clips each run's gradient and steps its optimiser (grucli/cells/fused/step.cpp): the
-per-step cost of autograd, Python and the optimiser is paid once per pack instead of once
-per run.
+task's loss (where the objective names its kind, HEAD_LOSSES: in the output layer's node,
+two kernel calls each way; a classification's cross-entropy on the features as the layers
+leave them, time-major), one backward, and one call that clips each run's gradient and steps
+its optimiser (grucli/cells/fused/step.cpp): the per-step cost of autograd, Python and the
+optimiser is paid once per pack instead of once per run.
 
 Each run's numbers are the ones it gets alone: the kernels compute each run on its own
 slices with its own code path, its dropout masks come from its own generator, its loss is
