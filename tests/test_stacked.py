@@ -355,3 +355,13 @@ def test_the_stacked_squared_error_equals_each_runs_models_loss(cell, case):
         (theirs * (k + 1.0 if k < 2 else 0.0)).backward()
         for name, p in m.named_parameters():
             assert torch.allclose(stack.params[name].grad[k], p.grad, atol=1e-12, rtol=0), name
+
+
+def test_a_token_outside_the_vocabulary_stops_the_stacked_step_as_one_hot_did():
+    ms = models("gru", 2, head="each", tokens=True, I=5, dtype=torch.float32)
+    stack = stacked.of_runs(ms, [cfg(k) for k in range(2)], [torch.Generator() for _ in range(2)])
+    x = inputs(2, True, I=5)
+    for bad in (5, -1):
+        x[1, 2, 3] = bad
+        with pytest.raises(RuntimeError, match="out of bounds"):
+            stack.head_loss(x, torch.zeros(2, 4, 6, dtype=torch.long), "cross_entropy")
