@@ -8,6 +8,9 @@ An objective whose loss is the mean of elementwise terms (the squared errors) sa
 `loss_terms`: the loss is `loss_terms(out, y).mean()`, and written with `...` indexing it
 also takes the stacked outputs of a pack of runs, (K, B, ...), so grucli.train.stacked computes
 every run's loss at once (each run's mean in one fixed order, grucli.train.stacked.mean_per_run).
+An objective whose loss the stacked step computes together with the output layer, in the
+kernels, names its kind in `head_loss` (grucli.train.stacked.HEAD_LOSSES: "cross_entropy",
+"squared_error"); tests hold each equal to its `loss`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Regression:
     """Mean squared error. Metrics: mse, rmse, mae (all on the scale of `y`)."""
 
     kind = "regression"
+    head_loss = "squared_error"  # the stacked step's kind of this loss (grucli.train.stacked.HEAD_LOSSES)
 
     def loss_terms(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (out.reshape(y.shape) - y) ** 2
@@ -44,22 +48,13 @@ class Classification:
     (e.g. the recall steps of the copy task). Metrics: ce (nats), accuracy, macro_f1."""
 
     kind = "classification"
+    head_loss = "cross_entropy"  # the stacked step's kind of this loss (grucli.train.stacked.HEAD_LOSSES)
 
     def __init__(self, n_classes: int):
         self.n_classes = n_classes
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self._logits(out), y.reshape(-1), ignore_index=IGNORE)
-
-    def losses(self, out: torch.Tensor, ys: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Each run's loss from a pack's stacked outputs, out (K, B, ..., C), ys[k] run k's
-        targets: the numbers of loss(out[k], ys[k]) (cross-entropy is log_softmax, row by
-        row, then the mean NLL: here one log_softmax over every run's rows and each run's
-        NLL on its own rows), with one log_softmax and pad instead of K (issue 28)."""
-        logp = F.log_softmax(self._logits(out), dim=1)  # (K * rows, C'), each row on its own
-        rows = len(logp) // len(ys)
-        return [F.nll_loss(logp[k * rows:(k + 1) * rows], y.reshape(-1), ignore_index=IGNORE)
-                for k, y in enumerate(ys)]
 
     @staticmethod
     def _logits(out: torch.Tensor) -> torch.Tensor:

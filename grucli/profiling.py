@@ -46,6 +46,10 @@ REGIONS = [
     ("grucli.train.stacked", "Stacked.step", "optimiser"),
     ("grucli.train.stacked", "Linear.forward", "output"),
     ("grucli.train.stacked", "Linear.backward", "output"),
+    ("grucli.train.stacked", "HeadCrossEntropy.forward", "output"),  # the output layer with its loss
+    ("grucli.train.stacked", "HeadCrossEntropy.backward", "output"),
+    ("grucli.train.stacked", "HeadSquaredError.forward", "output"),
+    ("grucli.train.stacked", "HeadSquaredError.backward", "output"),
     ("grucli.train.stacked", "_MeanPerRun.forward", "loss"),
     ("grucli.train.stacked", "_MeanPerRun.backward", "loss"),
     ("grucli.cells.fused", "GRULayer.forward", "recurrent"),

@@ -54,11 +54,12 @@ def test_both_builds_match_torch_in_one_process(builds, cell, dtype):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "lstm_peephole"])
+@pytest.mark.parametrize("task", ["adding", "copy"])  # the squared error and the cross-entropy (step.cpp)
 @pytest.mark.parametrize("name", BUILDS)
-def test_a_pack_is_bit_identical_to_its_runs_alone_on_each_build(builds, name, cell, tiny_run):
+def test_a_pack_is_bit_identical_to_its_runs_alone_on_each_build(builds, name, tiny_run, task, cell):
     from grucli.train.loop import train_pack
 
-    cfgs = [tiny_run(seed=s, model={"cell": cell, "impl": "fused"}, train={"epochs": 2}) for s in (0, 1, 2)]
+    cfgs = [tiny_run(task, seed=s, model={"cell": cell, "impl": "fused"}, train={"epochs": 2}) for s in (0, 1, 2)]
     with build.simd_build(name):
         packed = train_pack(cfgs)
         alone = [train_pack([c])[0] for c in cfgs]

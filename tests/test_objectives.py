@@ -22,24 +22,3 @@ def test_classification_loss_is_torchs_cross_entropy(classes):
     (their_grad,) = torch.autograd.grad(theirs, out)
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-14)
     assert torch.allclose(grad, their_grad, rtol=0, atol=1e-15)
-
-
-@pytest.mark.parametrize("classes", [6, 20])
-def test_a_packs_losses_are_each_runs_loss_bit_for_bit(classes):
-    """Classification.losses (one log_softmax over a pack's rows) gives every run exactly
-    loss(out[k], y[k]), value and gradient: packed runs keep the numbers they get alone."""
-    from grucli.objectives import IGNORE, Classification
-
-    gen = torch.Generator().manual_seed(0)
-    obj = Classification(classes)
-    out = torch.randn(3, 50, 20, classes, generator=gen) * 3
-    ys = [torch.randint(0, classes, (50, 20), generator=gen) for _ in range(3)]
-    for y in ys:
-        y[torch.rand(y.shape, generator=gen) < 0.5] = IGNORE
-    a, b = out.clone().requires_grad_(), out.clone().requires_grad_()
-    each = [obj.loss(a[k], y) for k, y in enumerate(ys)]
-    packed = obj.losses(b, ys)
-    torch.autograd.backward(each)
-    torch.autograd.backward(packed)
-    assert [x.item() for x in each] == [x.item() for x in packed]
-    assert torch.equal(a.grad, b.grad)

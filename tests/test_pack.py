@@ -134,7 +134,7 @@ def test_an_error_in_the_shared_backward_fails_the_runs_stepping_and_is_recorded
     import grucli.train.stacked as stacked_mod
     import grucli.train.loop as train_mod
 
-    real_build, real_forward, real_stacked = train_mod.build_model, train_mod.forward, stacked_mod.Stacked.forward
+    real_build, real_forward, real_stacked = train_mod.build_model, train_mod.forward, stacked_mod.Stacked.features
     doomed, calls = set(), {}
 
     def build(c, data):
@@ -151,14 +151,14 @@ def test_an_error_in_the_shared_backward_fails_the_runs_stepping_and_is_recorded
                 out = _FailsInBackward.apply(out)
         return out, y
 
-    def stacked_forward(self, x):
+    def stacked_features(self, x):  # what the output layer reads, whichever loss follows
         out = real_stacked(self, x)
         calls["stacked"] = calls.get("stacked", 0) + 1
         return _FailsInBackward.apply(out) if calls["stacked"] == 5 else out
 
     monkeypatch.setattr(train_mod, "build_model", build)
     monkeypatch.setattr(train_mod, "forward", forward)
-    monkeypatch.setattr(stacked_mod.Stacked, "forward", stacked_forward)
+    monkeypatch.setattr(stacked_mod.Stacked, "features", stacked_features)
     cfgs = [cfg(0, impl), cfg(1, impl), cfg(2, impl, grad_clip=0.05), cfg(3, impl, lr=1e30, grad_clip=None)]
     packed = train_pack(cfgs)
     assert [p.status for p in packed] == ["failed", "failed", "failed", "diverged"]

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from grucli.train import stacked
 from grucli.cells import CELLS
 from grucli.cells.fused import build
 from grucli.config import RunConfig
 from grucli.model import SequenceModel
-from grucli.objectives import Regression
+from grucli.objectives import IGNORE, Classification, Regression
 from grucli.tasks import Split, TaskData
 
 FUSED = [c for c in CELLS if CELLS[c].fused]
@@ -200,3 +201,168 @@ def test_mean_per_run_is_the_mean_and_the_same_for_every_pack_and_thread_count()
             assert torch.equal(stacked.mean_per_run(terms.detach()[k_run:k_run + 1], k)[0], means[k_run])
     finally:
         torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- output layer + cross-entropy
+def _head_ce_inputs(K=3, N=40, F=7, C=6, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(K, N, F, generator=g, dtype=dtype).requires_grad_()
+    w = torch.randn(K, C, F, generator=g, dtype=dtype).requires_grad_()
+    b = torch.randn(K, C, generator=g, dtype=dtype).requires_grad_()
+    target = torch.randint(0, C, (K, N), generator=g)
+    target[:, ::5] = IGNORE
+    target[1, 1::3] = IGNORE  # runs count different rows
+    return x, w, b, target
+
+
+def test_head_cross_entropy_is_torchs_linear_and_cross_entropy_with_its_gradients():
+    """float64: the kernels' output layer + cross-entropy against the plain autograd path
+    (F.linear, F.cross_entropy with ignore_index, per run), value and every gradient, under
+    a different upstream gradient per run; and torch.autograd.gradcheck of the hand-written
+    backward."""
+    k = build.kernels()
+    x, w, b, target = _head_ce_inputs()
+    weight = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)
+    ours = stacked.HeadCrossEntropy.apply(x, w, b, target, IGNORE, k)
+    theirs = torch.stack([F.cross_entropy(F.linear(x[i], w[i], b[i]), target[i], ignore_index=IGNORE)
+                          for i in range(3)])
+    assert torch.allclose(ours, theirs, rtol=1e-14, atol=0)
+    for a, t in zip(torch.autograd.grad(ours, (x, w, b), weight), torch.autograd.grad(theirs, (x, w, b), weight)):
+        assert torch.allclose(a, t, rtol=0, atol=1e-14)
+    assert torch.autograd.gradcheck(lambda x, w, b: stacked.HeadCrossEntropy.apply(x, w, b, target, IGNORE, k),
+                                    (x, w, b))
+
+
+def test_head_cross_entropy_edge_cases_are_torchs():
+    """A run with no counted row has loss NaN (torch's mean over nothing) and no gradient; a
+    non-finite logit makes its run's loss non-finite (so the run is seen to diverge); a target
+    outside the classes is an error, as in torch."""
+    k = build.kernels()
+    x, w, b, target = _head_ce_inputs(dtype=torch.float32)
+    target[2] = IGNORE
+    loss = stacked.HeadCrossEntropy.apply(x, w, b, target, IGNORE, k)
+    assert loss[:2].isfinite().all() and loss[2].isnan()
+    loss[:2].sum().backward()
+    assert torch.equal(w.grad[2], torch.zeros_like(w.grad[2])) and w.grad[:2].abs().sum() > 0
+    with torch.no_grad():
+        x2 = x.detach().clone()
+        x2[0, 3, 0] = float("nan")
+        assert stacked.HeadCrossEntropy.apply(x2, w, b, target, IGNORE, k)[0].isnan()
+        bad = target.clone()
+        bad[0, 0] = 6
+        with pytest.raises(RuntimeError, match="out of bounds"):
+            stacked.HeadCrossEntropy.apply(x, w, b, bad, IGNORE, k)
+
+
+@pytest.mark.parametrize("case", [dict(head="each", tokens=True), dict(head="each", tokens=True, embed_dim=4),
+                                  dict(head="last"), dict(head="each", layers=2, bidirectional=True)],
+                         ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("cell", FUSED)
+def test_the_stacked_cross_entropy_equals_each_runs_models_loss(cell, case):
+    """Stacked.head_loss "cross_entropy" (the features time-major, the targets put in their
+    order) is objectives.Classification.loss of each run's own model, value and gradients."""
+    K, O, I = 3, 4, 5
+    ms = models(cell, K, O=O, I=I, **case)
+    stack = stacked.of_runs(ms, [cfg(k) for k in range(K)], [torch.Generator() for _ in range(K)])
+    x = inputs(K, case.get("tokens", False), I=I)
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, O, (K, 4) if case["head"] == "last" else (K, 4, 6), generator=g)
+    y[y == 3] = IGNORE
+    objective = Classification(O)
+    losses = stack.head_loss(x, y, objective.head_loss)
+    (losses * torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)).sum().backward()  # run 2: a run that left
+    for k, m in enumerate(ms):
+        theirs = objective.loss(m(x[k]), y[k])
+        assert torch.allclose(losses[k], theirs, rtol=1e-13, atol=0)
+        (theirs * (k + 1.0 if k < 2 else 0.0)).backward()
+        for name, p in m.named_parameters():
+            assert torch.allclose(stack.params[name].grad[k], p.grad, atol=1e-12, rtol=0), name
+
+
+def test_a_runs_cross_entropy_step_is_the_same_bits_stacked_with_others_or_alone(own_products):
+    """float32, per-step head on one-hot tokens, dropout and clip, several steps: each run's
+    losses, gradient norms and weights are the same bits in a pack of 3 as alone."""
+    K = 3
+    cfgs = [cfg(0, layers=2), cfg(1, lr=3e-2, dropout=0.3, layers=2), cfg(2, grad_clip=0.01, layers=2)]
+    x = inputs(K, True, seed=3, I=5)
+    y = torch.randint(0, 4, (K, 4, 6), generator=torch.Generator().manual_seed(4))
+    y[:, :, :2] = IGNORE
+
+    def train(indices):
+        ms = [models("gru", K, head="each", layers=2, tokens=True, I=5, O=4, dtype=torch.float32)[k]
+              for k in indices]
+        stack = stacked.of_runs(ms, [cfgs[k] for k in indices], [torch.Generator().manual_seed(k) for k in indices])
+        losses, norms = [], []
+        for _ in range(3):
+            stack.zero_grad()
+            loss = stack.head_loss(x[indices], y[indices], "cross_entropy")
+            loss.backward(torch.ones_like(loss))
+            losses.append(loss.tolist())
+            norms.append(stack.step(list(range(len(indices)))))
+        return stack, losses, norms
+
+    together, losses, norms = train(list(range(K)))
+    for k in range(K):
+        alone, alone_losses, alone_norms = train([k])
+        assert [step[k] for step in losses] == [step[0] for step in alone_losses]
+        assert [n[k] for n in norms] == [n[0] for n in alone_norms]
+        for name, p in together.params.items():
+            assert torch.equal(p[k], alone.params[name][0]), (k, name)
+    assert len({together.params["head.bias"][k, 0].item() for k in range(K)}) == K  # the runs did differ
+
+
+def test_head_squared_error_is_the_same_bits_as_linear_loss_terms_and_mean_per_run():
+    """float32: HeadSquaredError gives exactly the losses and gradients of the path it
+    replaced (Linear, Regression.loss_terms, mean_per_run: five autograd nodes), so the
+    adding task's numbers are unchanged; float64: gradcheck of its hand-written backward."""
+    k = build.kernels()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 50, 9, generator=g)
+    w, b = torch.randn(3, 2, 9, generator=g), torch.randn(3, 2, generator=g)
+    y = torch.randn(3, 50, 2, generator=g)
+    weight = torch.tensor([1.0, 0.0, 1.0])  # a run that left weighs 0
+    ours_in = [t.clone().requires_grad_() for t in (x, w, b)]
+    ours = stacked.HeadSquaredError.apply(*ours_in, y.reshape(3, -1), k)
+    ours.backward(weight)
+    theirs_in = [t.clone().requires_grad_() for t in (x, w, b)]
+    out = stacked.Linear.apply(*theirs_in, k)
+    theirs = stacked.mean_per_run(Regression().loss_terms(out, y), k)
+    theirs.backward(weight)
+    assert torch.equal(ours, theirs)
+    for a, t in zip(ours_in, theirs_in):
+        assert torch.equal(a.grad, t.grad)
+    doubles = [t.double().requires_grad_() for t in (x[:, :6], w, b)]
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: stacked.HeadSquaredError.apply(x, w, b, y[:, :6].double().reshape(3, -1), k), doubles)
+
+
+@pytest.mark.parametrize("case", [dict(head="last"), dict(head="each", bidirectional=True),
+                                  dict(head="last", layers=2)],
+                         ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("cell", FUSED)
+def test_the_stacked_squared_error_equals_each_runs_models_loss(cell, case):
+    K, O = 3, 2
+    ms = models(cell, K, O=O, **case)
+    stack = stacked.of_runs(ms, [cfg(k) for k in range(K)], [torch.Generator() for _ in range(K)])
+    x = inputs(K, False)
+    g = torch.Generator().manual_seed(1)
+    y = torch.randn((K, 4, O) if case["head"] == "last" else (K, 4, 6, O), generator=g, dtype=torch.float64)
+    objective = Regression()
+    losses = stack.head_loss(x, y, objective.head_loss)
+    (losses * torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)).sum().backward()
+    for k, m in enumerate(ms):
+        theirs = objective.loss(m(x[k]), y[k])
+        assert torch.allclose(losses[k], theirs, rtol=1e-13, atol=0)
+        (theirs * (k + 1.0 if k < 2 else 0.0)).backward()
+        for name, p in m.named_parameters():
+            assert torch.allclose(stack.params[name].grad[k], p.grad, atol=1e-12, rtol=0), name
+
+
+def test_a_token_outside_the_vocabulary_stops_the_stacked_step_as_one_hot_did():
+    ms = models("gru", 2, head="each", tokens=True, I=5, dtype=torch.float32)
+    stack = stacked.of_runs(ms, [cfg(k) for k in range(2)], [torch.Generator() for _ in range(2)])
+    x = inputs(2, True, I=5)
+    for bad in (5, -1):
+        x[1, 2, 3] = bad
+        with pytest.raises(RuntimeError, match="out of bounds"):
+            stack.head_loss(x, torch.zeros(2, 4, 6, dtype=torch.long), "cross_entropy")

@@ -20,6 +20,7 @@ from grucli.config import RunConfig, load_experiment
 from grucli.grid import expand, run_id
 from grucli.model import SequenceModel
 from grucli.objectives import Regression
+from grucli.train import stacked
 from grucli.train.loop import RunResult, train_run
 
 
@@ -136,6 +137,8 @@ def test_failed_and_diverged_runs_are_stored_with_their_status(tmp_path, grid_ru
     failed = RunResult(status="failed", error="RuntimeError: boom", traceback="Traceback ...\nRuntimeError: boom")
     store.write_run(tmp_path, gru, failed, "store")
     monkeypatch.setattr(Regression, "loss_terms", lambda self, out, y: out * float("nan"))  # (its loss is their mean)
+    head_loss = stacked.Stacked.head_loss  # (a stacked step computes it with the output layer, in the kernels)
+    monkeypatch.setattr(stacked.Stacked, "head_loss", lambda self, *a: head_loss(self, *a) * float("nan"))
     store.write_run(tmp_path, lstm, train_run(lstm.config), "store")
     assert store.run_state(tmp_path / gru.run_id) == "failed"
     assert store.run_state(tmp_path / lstm.run_id) == "diverged"

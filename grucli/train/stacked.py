@@ -3,9 +3,11 @@
 K SequenceModels of one shape on the fused kernels keep their parameters stacked, each
 tensor (K, ...) (a run alone is a pack of one, through this same code). A training step is
 then one kernel call per layer and direction for all K runs, one for the output layer, the
-task's loss on each run's slice, one backward, and one call that clips each run's gradient
-and steps its optimiser (grucli/cells/fused/step.cpp): the per-step cost of autograd,
-Python and the optimiser is paid once per pack instead of once per run.
+task's loss (where the objective names its kind, HEAD_LOSSES: in the output layer's node,
+two kernel calls each way; a classification's cross-entropy on the features as the layers
+leave them, time-major), one backward, and one call that clips each run's gradient and steps
+its optimiser (grucli/cells/fused/step.cpp): the per-step cost of autograd, Python and the
+optimiser is paid once per pack instead of once per run.
 
 Each run's numbers are the ones it gets alone: the kernels compute each run on its own
 slices with its own code path, its dropout masks come from its own generator, its loss is
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from grucli.cells.layers import suffix
 from grucli.cells.fused import FusedLayers
 from grucli.model import SequenceModel
+from grucli.objectives import IGNORE
 
 OPTIMIZERS = {"sgd": 0, "adam": 1, "rmsprop": 2}  # train.optimizer -> step.cpp's kind
 ADAM_BETAS, EPS, RMSPROP_ALPHA = (0.9, 0.999), 1e-8, 0.99  # torch's defaults, as optim.make_optimizer uses them
@@ -72,6 +75,48 @@ class Linear(torch.autograd.Function):
         x, w = ctx.saved_tensors
         dx, dw, db = ctx.k.linear_backward(dy, x, w, ctx.needs_input_grad[0])
         return dx, dw, db, None
+
+
+class HeadCrossEntropy(torch.autograd.Function):
+    """The output layer and cross-entropy of K runs: x (K, N, F), W (K, C, F), b (K, C),
+    targets (K, N) -> each run's mean loss over its rows whose target is not `ignore` (K,).
+    Forward and backward are two kernel calls each (linear_* and cross_entropy_*), one
+    autograd node; the backward is the softmax minus the one-hot target, written out."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, target, ignore, k):
+        loss, probs = k.cross_entropy_forward(k.linear_forward(x, w, b), target, ignore)
+        ctx.save_for_backward(x, w, probs, target)
+        ctx.ignore, ctx.k = ignore, k
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, probs, target = ctx.saved_tensors
+        dlogits = ctx.k.cross_entropy_backward(grad, probs, target, ctx.ignore)
+        dx, dw, db = ctx.k.linear_backward(dlogits, x, w, ctx.needs_input_grad[0])
+        return dx, dw, db, None, None, None
+
+
+class HeadSquaredError(torch.autograd.Function):
+    """The output layer and squared error of K runs: x (K, N, F), W (K, O, F), b (K, O),
+    y (K, N * O) -> each run's mean of (out - y)^2 (K,): op for op what Linear,
+    objectives.Regression.loss_terms and mean_per_run compute (the same bits), as one
+    autograd node of two kernel calls each way instead of five nodes."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, y, k):
+        loss, diff = k.squared_error_forward(k.linear_forward(x, w, b), y)
+        ctx.save_for_backward(x, w, diff)
+        ctx.k = k
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, diff = ctx.saved_tensors
+        dout = ctx.k.squared_error_backward(grad / max(1, diff.shape[1]), diff)  # mean_per_run's grad / n
+        dx, dw, db = ctx.k.linear_backward(dout.view(w.shape[0], -1, w.shape[1]), x, w, ctx.needs_input_grad[0])
+        return dx, dw, db, None, None
 
 
 class _MeanPerRun(torch.autograd.Function):
@@ -125,17 +170,33 @@ class Stacked:
         """Every run's output in training mode: x (K, B, T, I) features or (K, B, T) tokens ->
         (K, B, O) for a last-step head, (K, B, T, O) for a per-step one. Mirrors
         SequenceModel.forward and RecurrentLayers.forward (tests hold them equal)."""
+        P = self.params
+        feat = self.features(x)  # (K, B, F) or, per step, (K, T, B, F)
+        if self.template.head_kind != "last":
+            feat = feat.transpose(1, 2)  # (K, B, T, F)
+        K = len(feat)
+        out = Linear.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"], self.kernels)
+        return out.reshape(*feat.shape[:-1], -1)
+
+    def head_loss(self, x: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+        """Every run's loss (K,) of a kind the output layer computes with it (HEAD_LOSSES;
+        an objective names its kind in `head_loss`): objective.loss(forward(x)[k], y[k]) in
+        one autograd node, forward and backward in the kernels. y: (K, B, ...) targets."""
+        return HEAD_LOSSES[kind](self, self.features(x), y)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What every run's output layer reads, dropout applied: (K, B, D*H) for a last-step
+        head; per step, (K, T, B, D*H), time-major as the layers compute it."""
         m, P = self.template, self.params
         rnn = m.rnn
-        z = self._encode(x)  # (K, B, T, I)
-        K, B = z.shape[:2]
-        layer_in = z.transpose(1, 2)  # (K, T, B, I)
+        layer_in = self._encode(x)  # (K, T, B, I)
+        K, B = layer_in.shape[0], layer_in.shape[2]
         finals = []
         for layer in range(rnn.num_layers):
             outs = []
             for d in range(rnn.dirs):
                 w = SimpleNamespace(**{p.name: P["rnn." + p.name + suffix(layer, d)] for p in rnn.cell.params})
-                state = tuple(z.new_zeros(K, B, rnn.hidden_size) for _ in range(rnn.states))
+                state = tuple(layer_in.new_zeros(K, B, rnn.hidden_size) for _ in range(rnn.states))
                 out, final = rnn.run(layer_in, state, w, None, bool(d))  # (K, T, B, H), states (K, B, H)
                 outs.append(out)
                 finals.append(final[0])
@@ -144,20 +205,25 @@ class Stacked:
                 layer_in = self._dropout(layer_in, self.dropout)
         if m.head_kind == "last":
             feat = finals[-1] if rnn.dirs == 1 else torch.cat(finals[-2:], dim=-1)  # (K, B, D*H): forward, backward
-        else:
-            feat = layer_in.transpose(1, 2)  # (K, B, T, D*H)
-        feat = self._dropout(feat, self.dropout)
-        out = Linear.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"], self.kernels)
-        return out.reshape(*feat.shape[:-1], -1)
+            return self._dropout(feat, self.dropout)
+        # each run's dropout mask is drawn over (B, T, D*H), as its own model draws it
+        return self._dropout(layer_in.transpose(1, 2), self.dropout).transpose(1, 2)  # (K, T, B, D*H)
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The recurrent layers' input, time-major: (K, T, B, I)."""
         m = self.template
         if not m.tokens:
-            return x
+            return x.transpose(1, 2)
         if m.embed is not None:  # each run's own lookup (its backward sums repeated tokens in its own order)
             w = self.params["embed.weight"]
-            return torch.stack([F.embedding(x[k], w[k]) for k in range(len(x))])
-        return F.one_hot(x, m.vocab_size).to(self.params["head.weight"].dtype)
+            return torch.stack([F.embedding(x[k], w[k]) for k in range(len(x))]).transpose(1, 2)
+        # one-hot, written time-major at once: F.one_hot's values (which would check the range,
+        # cast, and leave the layer a transposed (K, B, T, V) to copy into this layout);
+        # scatter_ stops a token out of range as it did. (Rows of an identity matrix gathered
+        # were 5 us faster at V = 6 but would hold V x V floats: a word model's vocabulary.)
+        tokens = x.transpose(1, 2).unsqueeze(-1)  # (K, T, B, 1)
+        return torch.zeros(*tokens.shape[:-1], m.vocab_size, dtype=self.params["head.weight"].dtype).scatter_(
+            -1, tokens, 1.0)
 
     def _dropout(self, x: torch.Tensor, ps: list[float]) -> torch.Tensor:
         """F.dropout with each run's own p and generator: x * Bernoulli(1 - p) / (1 - p), the
@@ -208,3 +274,28 @@ class Stacked:
                                                      (self.lr, self.weight_decay, self.max_norm))
         self.dropout = [self.dropout[i] for i in slices]
         self.rngs = [self.rngs[i] for i in slices]
+
+
+def _cross_entropy(stack: Stacked, feat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """objectives.Classification.loss: the mean cross-entropy of each run's logits against y
+    (K, B) or, per step, (K, B, T), rows whose target is IGNORE left out; its rows taken
+    time-major as the recurrent layers leave the features (no transpose, copy, pad or per-run
+    slice of the logits; the backward hands the layers their gradient in their own layout)."""
+    P, K = stack.params, len(feat)
+    if stack.template.head_kind != "last":
+        y = y.transpose(1, 2)  # (K, T, B): the features' row order
+    return HeadCrossEntropy.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"],
+                                  y.reshape(K, -1), IGNORE, stack.kernels)
+
+
+def _squared_error(stack: Stacked, feat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """objectives.Regression.loss: each run's mean of (out - y)^2, its rows batch-major as
+    Stacked.forward takes them (so the same bits)."""
+    P, K = stack.params, len(feat)
+    if stack.template.head_kind != "last":
+        feat = feat.transpose(1, 2)  # (K, B, T, F)
+    return HeadSquaredError.apply(feat.reshape(K, -1, feat.shape[-1]), P["head.weight"], P["head.bias"],
+                                  y.reshape(K, -1), stack.kernels)
+
+
+HEAD_LOSSES = {"cross_entropy": _cross_entropy, "squared_error": _squared_error}  # objectives' `head_loss`

@@ -28,8 +28,10 @@ HERE = Path(__file__).parent
 SOURCES = [HERE / "fused_rnn.cpp", HERE / "step.cpp"]  # compiled as one unit, in this order
 HEADERS = [HERE / h for h in ("gemm.h", "products.h", "activations.h")]  # included by the sources
 FUNCTIONS = ["gru_forward", "gru_backward", "gru_cho_forward", "gru_cho_backward", "lstm_forward", "lstm_backward",
-             "lstm_peephole_forward", "lstm_peephole_backward", "rnn_forward", "rnn_backward", "linear_forward", "linear_backward", "optimizer_step", "set_products",
-             "matmul", "activation", "own_products", "mean_per_run", "product_profile"]
+             "lstm_peephole_forward", "lstm_peephole_backward", "rnn_forward", "rnn_backward", "linear_forward",
+             "linear_backward", "optimizer_step", "set_products", "matmul", "activation", "own_products", "mean_per_run",
+             "product_profile", "cross_entropy_forward", "cross_entropy_backward", "squared_error_forward",
+             "squared_error_backward"]
 PRODUCTS = {"own": 0, "blas": 1, "aten": 2}  # set_products(mode): which code runs the kernels' matrix products
 _why: list[str] = []  # why the kernels are unavailable, once known
 

@@ -1,8 +1,9 @@
 // grucli's fused kernels, the parts of a stacked training step outside the recurrence (see
-// grucli/train/stacked.py): the output layer, and the optimiser's update after clipping each run's
-// gradient norm. Both take a pack: every tensor has a leading run dimension K, and each run
-// is computed by the same code on its own slices, so its numbers never depend on the others.
-// One call replaces what costs a Python optimiser, torch's clip and an nn.Linear per run.
+// grucli/train/stacked.py): the output layer, the losses computed with it (a classification's
+// cross-entropy, a regression's squared error), and the optimiser's update after clipping each
+// run's gradient norm. All take a pack: every tensor has a leading run dimension K, and each
+// run is computed by the same code on its own slices, so its numbers never depend on the
+// others. One call replaces what costs a Python optimiser, torch's clip and an nn.Linear per run.
 
 #include <cmath>
 #include <vector>
@@ -55,6 +56,88 @@ std::vector<Tensor> linear_backward(Tensor dy, Tensor x, Tensor w, bool need_dx)
     }
   });
   return {dx, dw, db};
+}
+
+// ------------------------------------------------------------------------- cross-entropy
+// Each run's mean cross-entropy over its rows, from logits (K, N, C) and targets (K, N)
+// (int64; a row whose target is `ignore` does not count): loss_k = the mean over run k's
+// counted rows of log(sum_c exp(z_c)) - z_target, z = the row minus its largest logit
+// (torch's F.cross_entropy with ignore_index, reduction mean; no counted row: NaN, as
+// torch). Also returns the rows' softmax (K, N, C), which the backward reads. Every run is
+// computed by the same code on its own rows in one fixed order (exp over its N x C
+// elements, each row's sum over its C classes in order, the rows' terms summed in double
+// in row order), so its loss never depends on the pack or the thread count. One call
+// replaces torch's pad, log_softmax and K nll_loss (and their K slices' backward).
+std::vector<Tensor> cross_entropy_forward(Tensor logits, Tensor target, int64_t ignore) {
+  logits = logits.contiguous(), target = target.contiguous();
+  TORCH_CHECK(logits.dim() == 3 && target.dim() == 2 && target.size(0) == logits.size(0) &&
+                  target.size(1) == logits.size(1) && target.scalar_type() == at::kLong,
+              "cross_entropy_forward: logits (K, N, C) and int64 targets (K, N)");
+  const int64_t K = logits.size(0), N = logits.size(1), C = logits.size(2);
+  Tensor probs = at::empty_like(logits), loss = at::empty({K}, logits.options());
+  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "cross_entropy_forward", [&] {
+    using S = scalar_t;
+    for (int64_t k = 0; k < K; ++k) {
+      const S* l = at_run<S>(logits, k);
+      const int64_t* t = at_run<int64_t>(target, k);
+      S* p = at_run<S>(probs, k);
+      for (int64_t n = 0; n < N; ++n) {  // z = l - max (a NaN logit stays NaN in z, so in the loss)
+        S m = l[n * C];
+        for (int64_t c = 1; c < C; ++c) m = l[n * C + c] > m ? l[n * C + c] : m;
+        for (int64_t c = 0; c < C; ++c) p[n * C + c] = l[n * C + c] - m;
+      }
+      // the row's z at its target, before exp overwrites it: counted rows only
+      double total = 0.0;
+      int64_t count = 0;
+      std::vector<S> zt(N);
+      for (int64_t n = 0; n < N; ++n) {
+        if (t[n] == ignore) continue;
+        TORCH_CHECK(t[n] >= 0 && t[n] < C, "cross_entropy: target ", t[n], " is out of bounds (", C, " classes)");
+        zt[n] = p[n * C + t[n]];
+      }
+      activations::exp_(p, N * C);
+      for (int64_t n = 0; n < N; ++n) {
+        S sum = 0;
+        for (int64_t c = 0; c < C; ++c) sum += p[n * C + c];
+        const S inv = S(1) / sum;
+        for (int64_t c = 0; c < C; ++c) p[n * C + c] *= inv;
+        if (t[n] == ignore) continue;
+        total += std::log(double(sum)) - double(zt[n]);
+        ++count;
+      }
+      at_run<S>(loss, k)[0] = count ? S(total / double(count)) : S(NAN);
+    }
+  });
+  return {loss, probs};
+}
+
+// The gradient of cross_entropy_forward's losses with respect to the logits, given each
+// run's upstream gradient grad (K,): grad_k / count_k * (softmax - one_hot(target)) on run
+// k's counted rows, 0 on the others.
+Tensor cross_entropy_backward(Tensor grad, Tensor probs, Tensor target, int64_t ignore) {
+  grad = grad.contiguous(), target = target.contiguous();
+  const int64_t K = probs.size(0), N = probs.size(1), C = probs.size(2);
+  Tensor dlogits = at::empty_like(probs);
+  AT_DISPATCH_FLOATING_TYPES(probs.scalar_type(), "cross_entropy_backward", [&] {
+    using S = scalar_t;
+    for (int64_t k = 0; k < K; ++k) {
+      const S* p = at_run<S>(probs, k);
+      const int64_t* t = at_run<int64_t>(target, k);
+      S* d = at_run<S>(dlogits, k);
+      int64_t count = 0;
+      for (int64_t n = 0; n < N; ++n) count += t[n] != ignore;
+      const S scale = S(double(grad.data_ptr<S>()[k]) / double(std::max<int64_t>(count, 1)));
+      for (int64_t n = 0; n < N; ++n) {
+        if (t[n] == ignore) {
+          std::fill(d + n * C, d + (n + 1) * C, S(0));
+          continue;
+        }
+        for (int64_t c = 0; c < C; ++c) d[n * C + c] = scale * p[n * C + c];
+        d[n * C + t[n]] = scale * (p[n * C + t[n]] - S(1));
+      }
+    }
+  });
+  return dlogits;
 }
 
 namespace {
@@ -207,6 +290,51 @@ Tensor mean_per_run(Tensor x) {
     }
   });
   return out;
+}
+
+// Each run's mean squared error: out and y (K, ...) of one type and size -> {loss (K,),
+// diff = out - y}, loss_k = the mean of diff^2 over run k's elements: op for op what
+// (out - y) ** 2 and mean_per_run compute (the same bits), in one call.
+std::vector<Tensor> squared_error_forward(Tensor out, Tensor y) {
+  out = out.contiguous(), y = y.contiguous();
+  TORCH_CHECK(out.numel() == y.numel() && out.scalar_type() == y.scalar_type() && out.dim() > 0,
+              "squared_error_forward: out and y of one type and size, (K, ...)");
+  const int64_t K = out.size(0), N = out.numel() / std::max<int64_t>(K, 1);
+  Tensor diff = at::empty({K, N}, out.options()), loss = at::empty({K}, out.options());
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "squared_error_forward", [&] {
+    using S = scalar_t;
+    std::vector<S> terms(N);
+    for (int64_t k = 0; k < K; ++k) {
+      const S *o = out.data_ptr<S>() + k * N, *t = y.data_ptr<S>() + k * N;
+      S* d = diff.data_ptr<S>() + k * N;
+      for (int64_t i = 0; i < N; ++i) {
+        d[i] = o[i] - t[i];
+        terms[i] = d[i] * d[i];
+      }
+      double total = 0.0;
+      add_sum<false>(total, terms.data(), N);
+      loss.data_ptr<S>()[k] = S(total / double(N));
+    }
+  });
+  return {loss, diff};
+}
+
+// The gradient of squared_error_forward's losses with respect to out, given each run's
+// upstream gradient already divided by its element count, g (K,): g_k * (2 diff), as
+// torch's backward of mean_per_run and ** 2 computes it (the same bits).
+Tensor squared_error_backward(Tensor g, Tensor diff) {
+  g = g.contiguous();
+  const int64_t K = diff.size(0), N = diff.size(1);
+  Tensor dout = at::empty_like(diff);
+  AT_DISPATCH_FLOATING_TYPES(diff.scalar_type(), "squared_error_backward", [&] {
+    using S = scalar_t;
+    for (int64_t k = 0; k < K; ++k) {
+      const S gk = g.data_ptr<S>()[k], *d = diff.data_ptr<S>() + k * N;
+      S* o = dout.data_ptr<S>() + k * N;
+      for (int64_t i = 0; i < N; ++i) o[i] = gk * (S(2) * d[i]);
+    }
+  });
+  return dout;
 }
 
 // Tests: the gate nonlinearity the kernels use (0 sigmoid, 1 tanh) over a copy of x.
