@@ -298,6 +298,49 @@ def test_a_pruned_trial_is_a_run_folder_with_status_pruned_whose_history_is_a_pr
     assert [r["val_mse"] for r in full.history][:len(history)] == history["val_mse"].tolist()
 
 
+# --------------------------------------------------------------------------- talking with tune.db
+def study_record(exp_dir: Path) -> dict:
+    """What a finished study holds, timing aside: every trial of every arm (state, value,
+    params, user attrs, each epoch's reported value), trials.csv and tune.json."""
+    trials = {arm: [(t.number, t.state.name, t.value, t.params, t.user_attrs, t.intermediate_values)
+                    for t in found] for arm, found in studies(exp_dir).items()}
+    table = pd.read_csv(exp_dir / "trials.csv", float_precision="round_trip").drop(columns="duration_s")
+    manifest = json.loads((exp_dir / "tune.json").read_text())
+    manifest.pop("updated_at")
+    table = table.astype(object).where(table.notna(), None)  # (NaN != NaN)
+    return {"trials": trials, "table": table.to_dict("list"), "manifest": manifest}
+
+
+def test_without_a_pruner_no_worker_opens_the_study_and_it_holds_what_the_workers_reported(tmp_path, monkeypatch):
+    """Without a pruner the trials' workers never open tune.db: the driver tells the study
+    each epoch's value from the run's history.csv. The study it leaves (each trial's curve
+    to the last bit, states, attrs), trials.csv and tune.json are those of the same study
+    whose workers reported every epoch as it ended, as they did before."""
+    from grucli.tune import run as tuning, study as st
+
+    path = write(tmp_path, TINY)
+    opened = set()  # the trials whose worker opened the study
+    real = st._Pruning._trial
+    monkeypatch.setattr(st._Pruning, "_trial", lambda self: opened.add(self.watch.trial_id) or real(self))
+    assert tune(path, tmp_path / "told").exit_code == 0
+    assert opened == set()
+
+    def watched(self, state, trial, cfg):  # a watcher for every trial, as without this change
+        s = self.tr.search
+        return st.TrialWatch(st.storage_url(self.tr.exp_dir), state.arm.label, trial._trial_id, s.pruner,
+                             self.warmups[state.arm.index], f"val_{self.tr.select}", cfg.train.epochs,
+                             s.plateau, self.tr.select_goal)
+
+    monkeypatch.setattr(tuning._Trials, "_watch", watched)
+    monkeypatch.setattr(tuning._Trials, "_reported", lambda self, trial: set(
+        self.st.get_trial(trial._trial_id).intermediate_values))
+    assert tune(path, tmp_path / "reported").exit_code == 0
+    assert len(opened) == 2 * 3, "each trial's worker reported"
+    told, reported = study_record(tmp_path / "told" / "tt"), study_record(tmp_path / "reported" / "tt")
+    assert all(len(t[-1]) == TINY["train"]["epochs"] for found in told["trials"].values() for t in found)
+    assert told == reported
+
+
 # --------------------------------------------------------------------------- importance
 def test_importance_ranks_the_one_hyperparameter_that_matters_first(tmp_path):
     """A synthetic study: the value depends on x only, y is noise. fANOVA on it (through the

@@ -115,11 +115,24 @@ class _Trials(execute.Source):
                 continue
             self.inflight[rid] = [(state, trial)]
             self.index += 1
-            s = self.tr.search
-            watch = studies.TrialWatch(studies.storage_url(self.tr.exp_dir), state.arm.label, trial._trial_id,
-                                       s.pruner, self.warmups[state.arm.index], f"val_{self.tr.select}",
-                                       cfg.train.epochs, s.plateau, self.tr.select_goal)
-            return Run(self.index, cfg, {**state.arm.point, **trial.params}, rid, watch)
+            return Run(self.index, cfg, {**state.arm.point, **trial.params}, rid, self._watch(state, trial, cfg))
+
+    def _watch(self, state: ArmState, trial, cfg) -> studies.TrialWatch | None:
+        """What the trial's worker reports to the study: each epoch's value, for its pruner.
+        Without a pruner nothing (None): the study hears the curve from the run's history.csv
+        when it is told (`_tell`), and the worker never opens tune.db."""
+        s = self.tr.search
+        if s.pruner == "none":
+            return None
+        return studies.TrialWatch(studies.storage_url(self.tr.exp_dir), state.arm.label, trial._trial_id, s.pruner,
+                                  self.warmups[state.arm.index], f"val_{self.tr.select}", cfg.train.epochs,
+                                  s.plateau, self.tr.select_goal)
+
+    def _reported(self, trial) -> set[int]:
+        """The epochs the trial's worker reported to the study (none without a pruner)."""
+        if self.tr.search.pruner == "none":
+            return set()
+        return set(self.st.get_trial(trial._trial_id).intermediate_values)
 
     def _baseline(self, cfg) -> float | None:
         """The trial's task's trivial baseline on the selection metric (the plateau guard's
@@ -158,7 +171,7 @@ class _Trials(execute.Source):
         study = self.studies[state.arm.label]
         status = summary["status"]
         history = _history(self.tr.exp_dir / summary["run_id"], f"val_{self.tr.select}")
-        reported = set(self.st.get_trial(trial._trial_id).intermediate_values)
+        reported = self._reported(trial)
         for epoch, value in history:
             if epoch not in reported:
                 trial.report(value, epoch)
@@ -185,8 +198,8 @@ class _Trials(execute.Source):
 def _history(run_dir: Path, column: str) -> list[tuple[int, float]]:
     import pandas as pd
 
-    try:
-        hist = pd.read_csv(run_dir / store.HISTORY)
+    try:  # round_trip: the values the run saw, to the last bit (pandas' default parser is one ulp off on half)
+        hist = pd.read_csv(run_dir / store.HISTORY, float_precision="round_trip")
     except (OSError, ValueError):
         return []
     if column not in hist:
