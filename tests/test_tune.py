@@ -341,6 +341,33 @@ def test_without_a_pruner_no_worker_opens_the_study_and_it_holds_what_the_worker
     assert told == reported
 
 
+def test_a_seeded_pruned_study_decides_the_same_with_a_study_kept_open_per_worker(tmp_path, monkeypatch):
+    """A worker keeps tune.db and Optuna's cache of the study open from run to run (reading
+    only what changed): the median pruner stops the same trials at the same epochs, and the
+    study holds the same curves, as when every run opened a storage and study of its own."""
+    import optuna
+
+    from grucli.tune import study as st
+
+    exp = json.loads(json.dumps(TINY))
+    exp["search"].update(trials=10, pruner="median", plateau="prune", warmup_epochs=1,
+                         space={"train.lr": {"log_uniform": [1e-4, 0.3]}})
+    exp["grid"] = {"model.cell": ["gru"]}
+    exp["train"]["epochs"] = 5
+    path = write(tmp_path, exp)
+    assert tune(path, tmp_path / "kept").exit_code == 0
+
+    def fresh(url, name, judge):  # each run: its own storage and study, the default journal
+        return optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(url), pruner=judge)
+
+    monkeypatch.setattr(st, "_worker_study", fresh)
+    assert tune(path, tmp_path / "fresh").exit_code == 0
+    kept, fresh_ = study_record(tmp_path / "kept" / "tt"), study_record(tmp_path / "fresh" / "tt")
+    states = kept["table"]["state"]
+    assert "pruned" in states and "ok" in states, states  # the median pruner had something to decide
+    assert kept == fresh_
+
+
 # --------------------------------------------------------------------------- importance
 def test_importance_ranks_the_one_hyperparameter_that_matters_first(tmp_path):
     """A synthetic study: the value depends on x only, y is noise. fANOVA on it (through the
