@@ -343,8 +343,9 @@ def test_without_a_pruner_no_worker_opens_the_study_and_it_holds_what_the_worker
 
 def test_a_seeded_pruned_study_decides_the_same_with_a_study_kept_open_per_worker(tmp_path, monkeypatch):
     """A worker keeps tune.db and Optuna's cache of the study open from run to run (reading
-    only what changed): the median pruner stops the same trials at the same epochs, and the
-    study holds the same curves, as when every run opened a storage and study of its own."""
+    only what changed), and the study commits to SQLite's write-ahead log: the median pruner
+    stops the same trials at the same epochs, and the study holds the same curves, as when
+    every run opened a storage and study of its own on tune.db in SQLite's default journal."""
     import optuna
 
     from grucli.tune import study as st
@@ -361,11 +362,26 @@ def test_a_seeded_pruned_study_decides_the_same_with_a_study_kept_open_per_worke
         return optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(url), pruner=judge)
 
     monkeypatch.setattr(st, "_worker_study", fresh)
+    monkeypatch.setattr(st, "fast_commits", lambda storage: None)
     assert tune(path, tmp_path / "fresh").exit_code == 0
     kept, fresh_ = study_record(tmp_path / "kept" / "tt"), study_record(tmp_path / "fresh" / "tt")
     states = kept["table"]["state"]
     assert "pruned" in states and "ok" in states, states  # the median pruner had something to decide
     assert kept == fresh_
+
+
+def test_a_finished_study_leaves_tune_db_one_plain_sqlite_file(tuned):
+    """The write-ahead log is folded back when the study ends: no tune.db-wal or -shm beside
+    it, and its journal mode is the default again (readable in a read-only folder)."""
+    import sqlite3
+
+    _, exp_dir, _ = tuned
+    assert sorted(p.name for p in exp_dir.glob("tune.db*")) == ["tune.db"]
+    connection = sqlite3.connect(exp_dir / "tune.db")
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    finally:
+        connection.close()
 
 
 # --------------------------------------------------------------------------- importance

@@ -273,12 +273,13 @@ def open_tune(path, overrides=(), results: str | Path = "results") -> tuple[Tune
                           f"space has {size} points; give at most {size}")
     tr = TuneRun(exp, store.experiment_dir(Path(results), exp.name), [ArmState(a) for a in arms])
     if (tr.exp_dir / studies.DB).is_file():
-        st = studies.storage(tr.exp_dir)
-        for state in tr.arms:
-            study = studies.open_study(st, state.arm, search, "min", exp.source, create=False)
-            if study is not None:
-                state.done = len(studies.counted(study))
-                state.best = best_trial(study)
+        try:
+            _read_studies(tr)
+        except Exception as e:  # e.g. SQLite cannot open the write-ahead log a killed study left, in a
+            fault = studies.storage_fault(e, tr.exp_dir)  # read-only folder: one line
+            if fault is None:
+                raise
+            raise fault from None
     manifest_path = tr.exp_dir / MANIFEST
     if manifest_path.is_file():
         try:
@@ -290,6 +291,17 @@ def open_tune(path, overrides=(), results: str | Path = "results") -> tuple[Tune
         except (OSError, ValueError, KeyError, TypeError):
             pass
     return tr, arms
+
+
+def _read_studies(tr: TuneRun) -> None:
+    """Each arm's trials done and best trial so far, from tune.db."""
+    st = studies.storage(tr.exp_dir)
+    for state in tr.arms:
+        study = studies.open_study(st, state.arm, tr.search, "min", tr.experiment.source, create=False)
+        if study is not None:
+            state.done = len(studies.counted(study))
+            state.best = best_trial(study)
+    st.engine.dispose()  # nothing of it left open (the driver folds tune.db's log back at its end)
 
 
 def run(path, overrides=(), *, results: str | Path = "results", executor: str = "inline", jobs: int | None = None,
@@ -342,9 +354,18 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
 
 
 def _tune(tr: TuneRun, warmups: dict[int, int], rep, pack, *, executor: str, jobs, threads, address) -> None:
-    """The study under the tune lock: open each arm's study, the trials, the final runs."""
+    """The study under the tune lock, its commits in SQLite's write-ahead log until it ends
+    (studies.fast_commits; studies.settle leaves tune.db one ordinary file again)."""
+    st = studies.storage(tr.exp_dir, writing=True)
+    try:
+        _study(tr, st, warmups, rep, pack, executor=executor, jobs=jobs, threads=threads, address=address)
+    finally:
+        studies.settle(tr.exp_dir, st)
+
+
+def _study(tr: TuneRun, st, warmups: dict[int, int], rep, pack, *, executor: str, jobs, threads, address) -> None:
+    """Open each arm's study, the trials, the final runs."""
     search = tr.search
-    st = studies.storage(tr.exp_dir)
     found = {}
     for state in tr.arms:
         found[state.arm.label] = study = studies.open_study(st, state.arm, search, tr.select_goal,

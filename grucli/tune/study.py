@@ -100,9 +100,14 @@ def storage_url(exp_dir: Path) -> str:
     return f"sqlite:///{(Path(exp_dir) / DB).resolve()}"
 
 
-def storage(exp_dir: Path):
-    """The experiment's RDB storage (creating the database and its tables)."""
-    return _rdb(storage_url(exp_dir))
+def storage(exp_dir: Path, writing: bool = False):
+    """The experiment's RDB storage (creating the database and its tables). `writing`: the
+    study's own driver, which writes every trial: tune.db's commits go to SQLite's
+    write-ahead log (`fast_commits`) until `settle` folds it back."""
+    st = _rdb(storage_url(exp_dir))
+    if writing:
+        fast_commits(st)
+    return st
 
 
 def _rdb(url: str, checked: bool = True, **engine):
@@ -111,6 +116,48 @@ def _rdb(url: str, checked: bool = True, **engine):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}, **engine},
                                       skip_compatibility_check=not checked, skip_table_creation=not checked)
+
+
+def fast_commits(st) -> None:
+    """Every later connection of `st` commits to SQLite's write-ahead log and syncs it to disk
+    only at checkpoints (journal_mode=WAL, synchronous=NORMAL): 1 ms of CPU a write instead of
+    2.5, and no fsync per commit (17 ms of wall time each in the default rollback journal).
+    A killed process loses nothing (a commit is in the log, which the next connection replays);
+    only a power cut or an OS crash can drop the last commits before a checkpoint, never corrupt
+    the file -- and a trial whose end was dropped is retried from its run folder. tune.db's
+    journal mode is a property of the file: the driver sets it, the workers find it."""
+    from sqlalchemy import event
+
+    def pragmas(connection, _record):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(st.engine, "connect", pragmas)
+    st.engine.dispose()  # the connection RDBStorage made its tables with had the defaults
+
+
+def settle(exp_dir: Path, st) -> None:
+    """Fold the write-ahead log back into tune.db and leave it one ordinary file (the default
+    rollback journal): readable in a read-only folder (SQLite cannot open a WAL database
+    there) and whole when copied alone. A worker still connected keeps the log; it is folded
+    in on its next driver's exit. Never raises: the log is a valid state of the database."""
+    import sqlite3
+
+    st.engine.dispose()
+    release(storage_url(exp_dir))  # the trials' watchers of an inline study ran in this process
+    path = Path(exp_dir) / DB
+    if not path.is_file():
+        return
+    try:
+        connection = sqlite3.connect(path, timeout=1)
+        try:
+            connection.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        pass
 
 
 # What SQLite says when it cannot write tune.db, as the cause a results file would give.
@@ -284,6 +331,7 @@ def _worker_study(url: str, name: str, judge):
     if key not in _OPEN:
         release(url)
         st = _rdb(url, checked=False)  # the driver made the tables and checked the schema
+        fast_commits(st)
         _OPEN[key] = optuna.storages._CachedStorage(st)
     return optuna.study.Study(study_name=name, storage=_OPEN[key], pruner=judge)
 
