@@ -362,7 +362,7 @@ def test_a_seeded_pruned_study_decides_the_same_with_a_study_kept_open_per_worke
         return optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(url), pruner=judge)
 
     monkeypatch.setattr(st, "_worker_study", fresh)
-    monkeypatch.setattr(st, "fast_commits", lambda storage: None)
+    monkeypatch.setattr(st, "fast_commits", lambda storage, switch=True: None)
     assert tune(path, tmp_path / "fresh").exit_code == 0
     kept, fresh_ = study_record(tmp_path / "kept" / "tt"), study_record(tmp_path / "fresh" / "tt")
     states = kept["table"]["state"]

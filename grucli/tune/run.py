@@ -355,8 +355,12 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
 
 def _tune(tr: TuneRun, warmups: dict[int, int], rep, pack, *, executor: str, jobs, threads, address) -> None:
     """The study under the tune lock, its commits in SQLite's write-ahead log until it ends
-    (studies.fast_commits; studies.settle leaves tune.db one ordinary file again)."""
-    st = studies.storage(tr.exp_dir, writing=True)
+    (studies.fast_commits; studies.settle leaves tune.db one ordinary file again) unless its
+    workers may run on other machines."""
+    wal = not (executor == "ray" and address)
+    st = studies.storage(tr.exp_dir, wal=wal)
+    if not wal:  # a log a killed study left is folded back before workers elsewhere open the file
+        studies.settle(tr.exp_dir, st)
     try:
         _study(tr, st, warmups, rep, pack, executor=executor, jobs=jobs, threads=threads, address=address)
     finally:
