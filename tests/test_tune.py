@@ -384,6 +384,29 @@ def test_a_finished_study_leaves_tune_db_one_plain_sqlite_file(tuned):
         connection.close()
 
 
+@pytest.mark.slow
+def test_a_pruned_study_on_ray_leaves_tune_db_one_plain_sqlite_file(tmp_path):
+    """Ray's workers outlive the study (they keep running until the driver exits): each
+    closes its connection to tune.db when its pack ends, so the driver can fold the log
+    back (it stayed in WAL mode, with its -wal and -shm files, when they kept one open)."""
+    import sqlite3
+
+    pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    exp = json.loads(json.dumps(TINY))
+    exp["search"].update(trials=4, pruner="median", warmup_epochs=1, final_seeds=1)
+    exp["grid"] = {"model.cell": ["gru"]}
+    done = subprocess.run([sys.executable, "-m", "grucli", "tune", str(write(tmp_path, exp)), "--executor", "ray",
+                           "--jobs", "2", "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    exp_dir = tmp_path / "r" / "tt"
+    assert sorted(p.name for p in exp_dir.glob("tune.db*")) == ["tune.db"]
+    connection = sqlite3.connect(exp_dir / "tune.db")
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    finally:
+        connection.close()
+
+
 # --------------------------------------------------------------------------- importance
 def test_importance_ranks_the_one_hyperparameter_that_matters_first(tmp_path):
     """A synthetic study: the value depends on x only, y is noise. fANOVA on it (through the

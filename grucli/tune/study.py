@@ -315,6 +315,13 @@ class TrialWatch:
     def callback(self, inner: Callback | None) -> Callback:
         return _Pruning(self, inner or Callback())
 
+    def close(self) -> None:
+        """The run's pack is over: close this process's connection to tune.db (kept open from
+        epoch to epoch; one left open would keep the driver from folding the log back)."""
+        for key, cached in _OPEN.items():
+            if key[0] == self.url:
+                cached._backend.engine.dispose()
+
 
 # A worker's tune.db, opened once per process: RDBStorage's set-up (its tables, the schema
 # check) cost 35-45 ms of CPU per run, and Optuna's cache over it, kept from run to run,
