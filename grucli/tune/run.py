@@ -10,8 +10,9 @@ same search space, then its best configuration is trained again with fresh seeds
 
 Trials are asked and told in this process only, so with --jobs 1 a seeded study proposes
 the same trials every time (with more workers, TPE's proposals depend on which trials
-finish first; random and grid search do not). Workers talk to tune.db only to report each
-epoch's validation value and ask the pruner.
+finish first; random and grid search do not). Workers talk to tune.db only with a pruner, to
+report each epoch's validation value and ask it; without one the driver tells each trial's
+curve from its history.csv when the trial ends.
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ database; this module owns what grucli adds around it:
 - counting: a trial is finished when it completed, was pruned, diverged or failed; a trial
   left RUNNING by a killed process is marked interrupted and its parameters retried;
 - the worker side: `TrialWatch` reports each epoch's validation value and asks the pruner
-  (tune/pruning.py: the rules, and the guard that keeps them off a baseline plateau).
+  (tune/pruning.py: the rules, and the guard that keeps them off a baseline plateau), through
+  one storage per worker process;
+- tune.db's journal: SQLite's write-ahead log while a study runs, folded back at its end
+  (`fast_commits`, `settle`).
 """
 
 from __future__ import annotations
