@@ -395,8 +395,9 @@ def test_a_pruned_study_on_ray_leaves_tune_db_one_plain_sqlite_file(tmp_path):
     exp = json.loads(json.dumps(TINY))
     exp["search"].update(trials=4, pruner="median", warmup_epochs=1, final_seeds=1)
     exp["grid"] = {"model.cell": ["gru"]}
-    done = subprocess.run([sys.executable, "-m", "grucli", "tune", str(write(tmp_path, exp)), "--executor", "ray",
-                           "--jobs", "2", "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "grucli", "tune", str(write(tmp_path, exp)), "--executor", "ray", "--jobs", "2",
+               "--results", str(tmp_path / "r")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     exp_dir = tmp_path / "r" / "tt"
     assert sorted(p.name for p in exp_dir.glob("tune.db*")) == ["tune.db"]
