@@ -124,7 +124,7 @@ def _rdb(url: str, checked: bool = True, **engine):
 def fast_commits(st, switch: bool = True) -> None:
     """Every later connection of `st` commits to SQLite's write-ahead log and syncs it to disk
     only at checkpoints (journal_mode=WAL, synchronous=NORMAL): 1 ms of CPU a write instead of
-    2.5, and no fsync per commit (9-17 ms of wall time each in the default rollback journal).
+    2.5, and no fsync per commit (9-20 ms of wall time each in the default rollback journal).
     A killed process loses nothing (a commit is in the log, which the next connection replays);
     only a power cut or an OS crash can drop the last commits before a checkpoint, never corrupt
     the file -- and a trial whose end was dropped is retried from its run folder.
@@ -149,8 +149,9 @@ def fast_commits(st, switch: bool = True) -> None:
 def settle(exp_dir: Path, st) -> None:
     """Fold the write-ahead log back into tune.db and leave it one ordinary file (the default
     rollback journal): readable in a read-only folder (SQLite cannot open a WAL database
-    there) and whole when copied alone. A worker still connected keeps the log; it is folded
-    in on its next driver's exit. Never raises: the log is a valid state of the database."""
+    there) and whole when copied alone. Workers close their connections as each pack ends; one
+    still connected (a crashed process) keeps the log until the next study folds it back.
+    Never raises: the log is a valid state of the database."""
     import sqlite3
 
     st.engine.dispose()
