@@ -22,7 +22,8 @@ class Run:
     config: RunConfig
     varied: dict[str, Any]  # the dotted keys the grid set for this point (for display)
     run_id: str
-    watch: Any = None  # optional: whoever watches the run from inside (a tuner's pruner): .callback(inner) -> Callback
+    watch: Any = None  # optional: whoever watches the run from inside (a tuner's pruner): .callback(inner) ->
+    # Callback, and .close() when the run's pack is over
 
 
 def run_id(config: RunConfig) -> str:

@@ -242,6 +242,37 @@ def test_tune_into_a_read_only_results_folder_is_one_line_and_resumes(write_yaml
     assert {k: after[k] for k in kept} == kept and len(after) == len(kept) + 1
 
 
+def test_a_study_killed_in_its_write_ahead_log_is_one_line_in_a_read_only_folder_and_resumes(
+        write_yaml, tiny_experiment, results):
+    """A study commits to SQLite's write-ahead log while it runs and folds it back at its end;
+    one killed before that leaves tune.db in WAL mode, which SQLite cannot open in a read-only
+    folder: one line naming tune.db, and once writable the same command resumes."""
+    import sqlite3
+
+    assert invoke("tune", write_yaml(tiny_study(tiny_experiment, 2)), "--results", results, "--jobs", "1",
+                  "--pack", "1").exit_code == 0
+    exp_dir = results / "tiny_tune"
+    connection = sqlite3.connect(exp_dir / "tune.db")  # as a killed study leaves it
+    assert connection.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    connection.close()
+    kept = summaries(exp_dir)
+    path = write_yaml(tiny_study(tiny_experiment, 3))
+    done = run_read_only(results, "tune", path, "--results", results, "--dry-run")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {exp_dir / 'tune.db'}: cannot be opened"), \
+        done.stderr
+
+    again = invoke("tune", path, "--results", results, "--jobs", "1", "--pack", "1")
+    assert again.exit_code == 0, again.output
+    after = summaries(exp_dir)
+    assert {k: after[k] for k in kept} == kept and len(after) == len(kept) + 1
+    connection = sqlite3.connect(exp_dir / "tune.db")
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    connection.close()
+
+
 def test_a_report_into_a_read_only_folder_is_one_line(write_yaml, tiny_experiment, results):
     assert invoke("train", write_yaml(tiny_experiment(seeds=[0, 1])), "--results", results).exit_code == 0
     exp_dir = results / "tiny_adding"

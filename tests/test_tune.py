@@ -298,6 +298,116 @@ def test_a_pruned_trial_is_a_run_folder_with_status_pruned_whose_history_is_a_pr
     assert [r["val_mse"] for r in full.history][:len(history)] == history["val_mse"].tolist()
 
 
+# --------------------------------------------------------------------------- talking with tune.db
+def study_record(exp_dir: Path) -> dict:
+    """What a finished study holds, timing aside: every trial of every arm (state, value,
+    params, user attrs, each epoch's reported value), trials.csv and tune.json."""
+    trials = {arm: [(t.number, t.state.name, t.value, t.params, t.user_attrs, t.intermediate_values)
+                    for t in found] for arm, found in studies(exp_dir).items()}
+    table = pd.read_csv(exp_dir / "trials.csv", float_precision="round_trip").drop(columns="duration_s")
+    manifest = json.loads((exp_dir / "tune.json").read_text())
+    manifest.pop("updated_at")
+    table = table.astype(object).where(table.notna(), None)  # (NaN != NaN)
+    return {"trials": trials, "table": table.to_dict("list"), "manifest": manifest}
+
+
+def test_without_a_pruner_no_worker_opens_the_study_and_it_holds_what_the_workers_reported(tmp_path, monkeypatch):
+    """Without a pruner the trials' workers never open tune.db: the driver tells the study
+    each epoch's value from the run's history.csv. The study it leaves (each trial's curve
+    to the last bit, states, attrs), trials.csv and tune.json are those of the same study
+    whose workers reported every epoch as it ended, as they did before."""
+    from grucli.tune import run as tuning, study as st
+
+    path = write(tmp_path, TINY)
+    opened = set()  # the trials whose worker opened the study
+    real = st._Pruning._trial
+    monkeypatch.setattr(st._Pruning, "_trial", lambda self: opened.add(self.watch.trial_id) or real(self))
+    assert tune(path, tmp_path / "told").exit_code == 0
+    assert opened == set()
+
+    def watched(self, state, trial, cfg):  # a watcher for every trial, as without this change
+        s = self.tr.search
+        return st.TrialWatch(st.storage_url(self.tr.exp_dir), state.arm.label, trial._trial_id, s.pruner,
+                             self.warmups[state.arm.index], f"val_{self.tr.select}", cfg.train.epochs,
+                             s.plateau, self.tr.select_goal)
+
+    monkeypatch.setattr(tuning._Trials, "_watch", watched)
+    monkeypatch.setattr(tuning._Trials, "_reported", lambda self, trial: set(
+        self.st.get_trial(trial._trial_id).intermediate_values))
+    assert tune(path, tmp_path / "reported").exit_code == 0
+    assert len(opened) == 2 * 3, "each trial's worker reported"
+    told, reported = study_record(tmp_path / "told" / "tt"), study_record(tmp_path / "reported" / "tt")
+    assert all(len(t[-1]) == TINY["train"]["epochs"] for found in told["trials"].values() for t in found)
+    assert told == reported
+
+
+def test_a_seeded_pruned_study_decides_the_same_with_a_study_kept_open_per_worker(tmp_path, monkeypatch):
+    """A worker keeps tune.db and Optuna's cache of the study open from run to run (reading
+    only what changed), and the study commits to SQLite's write-ahead log: the median pruner
+    stops the same trials at the same epochs, and the study holds the same curves, as when
+    every run opened a storage and study of its own on tune.db in SQLite's default journal."""
+    import optuna
+
+    from grucli.tune import study as st
+
+    exp = json.loads(json.dumps(TINY))
+    exp["search"].update(trials=10, pruner="median", plateau="prune", warmup_epochs=1,
+                         space={"train.lr": {"log_uniform": [1e-4, 0.3]}})
+    exp["grid"] = {"model.cell": ["gru"]}
+    exp["train"]["epochs"] = 5
+    path = write(tmp_path, exp)
+    assert tune(path, tmp_path / "kept").exit_code == 0
+
+    def fresh(url, name, judge):  # each run: its own storage and study, the default journal
+        return optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(url), pruner=judge)
+
+    monkeypatch.setattr(st, "_worker_study", fresh)
+    monkeypatch.setattr(st, "fast_commits", lambda storage, switch=True: None)
+    assert tune(path, tmp_path / "fresh").exit_code == 0
+    kept, fresh_ = study_record(tmp_path / "kept" / "tt"), study_record(tmp_path / "fresh" / "tt")
+    states = kept["table"]["state"]
+    assert "pruned" in states and "ok" in states, states  # the median pruner had something to decide
+    assert kept == fresh_
+
+
+def test_a_finished_study_leaves_tune_db_one_plain_sqlite_file(tuned):
+    """The write-ahead log is folded back when the study ends: no tune.db-wal or -shm beside
+    it, and its journal mode is the default again (readable in a read-only folder)."""
+    import sqlite3
+
+    _, exp_dir, _ = tuned
+    assert sorted(p.name for p in exp_dir.glob("tune.db*")) == ["tune.db"]
+    connection = sqlite3.connect(exp_dir / "tune.db")
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_a_pruned_study_on_ray_leaves_tune_db_one_plain_sqlite_file(tmp_path):
+    """Ray's workers outlive the study (they keep running until the driver exits): each
+    closes its connection to tune.db when its pack ends, so the driver can fold the log
+    back (it stayed in WAL mode, with its -wal and -shm files, when they kept one open)."""
+    import sqlite3
+
+    pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    exp = json.loads(json.dumps(TINY))
+    exp["search"].update(trials=4, pruner="median", warmup_epochs=1, final_seeds=1)
+    exp["grid"] = {"model.cell": ["gru"]}
+    command = [sys.executable, "-m", "grucli", "tune", str(write(tmp_path, exp)), "--executor", "ray", "--jobs", "2",
+               "--results", str(tmp_path / "r")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    exp_dir = tmp_path / "r" / "tt"
+    assert sorted(p.name for p in exp_dir.glob("tune.db*")) == ["tune.db"]
+    connection = sqlite3.connect(exp_dir / "tune.db")
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    finally:
+        connection.close()
+
+
 # --------------------------------------------------------------------------- importance
 def test_importance_ranks_the_one_hyperparameter_that_matters_first(tmp_path):
     """A synthetic study: the value depends on x only, y is noise. fANOVA on it (through the

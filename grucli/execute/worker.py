@@ -51,7 +51,13 @@ def crashed(message: str) -> RunResult:
 def train(runs: list[Run], callbacks: list[Callback | None], threads: int | None, on_result=None) -> list[RunResult]:
     """Train one pack of runs in this process (what every executor's worker calls; a pack
     of one is a run alone): each run's watcher, if any (a tuner's pruner), wraps its
-    progress callback; `on_result(run, result)` hears of each run as it finishes."""
+    progress callback and is closed when the pack ends; `on_result(run, result)` hears of
+    each run as it finishes."""
     callbacks = [r.watch.callback(cb) if r.watch is not None else cb for r, cb in zip(runs, callbacks)]
     hear = None if on_result is None else (lambda i, result: on_result(runs[i], result))
-    return train_pack([r.config for r in runs], callbacks, threads=threads, on_result=hear)
+    try:
+        return train_pack([r.config for r in runs], callbacks, threads=threads, on_result=hear)
+    finally:
+        for r in runs:
+            if r.watch is not None:
+                r.watch.close()

@@ -10,8 +10,9 @@ same search space, then its best configuration is trained again with fresh seeds
 
 Trials are asked and told in this process only, so with --jobs 1 a seeded study proposes
 the same trials every time (with more workers, TPE's proposals depend on which trials
-finish first; random and grid search do not). Workers talk to tune.db only to report each
-epoch's validation value and ask the pruner.
+finish first; random and grid search do not). Workers talk to tune.db only with a pruner, to
+report each epoch's validation value and ask it; without one the driver tells each trial's
+curve from its history.csv when the trial ends.
 """
 
 from __future__ import annotations
@@ -115,11 +116,24 @@ class _Trials(execute.Source):
                 continue
             self.inflight[rid] = [(state, trial)]
             self.index += 1
-            s = self.tr.search
-            watch = studies.TrialWatch(studies.storage_url(self.tr.exp_dir), state.arm.label, trial._trial_id,
-                                       s.pruner, self.warmups[state.arm.index], f"val_{self.tr.select}",
-                                       cfg.train.epochs, s.plateau, self.tr.select_goal)
-            return Run(self.index, cfg, {**state.arm.point, **trial.params}, rid, watch)
+            return Run(self.index, cfg, {**state.arm.point, **trial.params}, rid, self._watch(state, trial, cfg))
+
+    def _watch(self, state: ArmState, trial, cfg) -> studies.TrialWatch | None:
+        """What the trial's worker reports to the study: each epoch's value, for its pruner.
+        Without a pruner nothing (None): the study hears the curve from the run's history.csv
+        when it is told (`_tell`), and the worker never opens tune.db."""
+        s = self.tr.search
+        if s.pruner == "none":
+            return None
+        return studies.TrialWatch(studies.storage_url(self.tr.exp_dir), state.arm.label, trial._trial_id, s.pruner,
+                                  self.warmups[state.arm.index], f"val_{self.tr.select}", cfg.train.epochs,
+                                  s.plateau, self.tr.select_goal)
+
+    def _reported(self, trial) -> set[int]:
+        """The epochs the trial's worker reported to the study (none without a pruner)."""
+        if self.tr.search.pruner == "none":
+            return set()
+        return set(self.st.get_trial(trial._trial_id).intermediate_values)
 
     def _baseline(self, cfg) -> float | None:
         """The trial's task's trivial baseline on the selection metric (the plateau guard's
@@ -158,7 +172,7 @@ class _Trials(execute.Source):
         study = self.studies[state.arm.label]
         status = summary["status"]
         history = _history(self.tr.exp_dir / summary["run_id"], f"val_{self.tr.select}")
-        reported = set(self.st.get_trial(trial._trial_id).intermediate_values)
+        reported = self._reported(trial)
         for epoch, value in history:
             if epoch not in reported:
                 trial.report(value, epoch)
@@ -185,8 +199,8 @@ class _Trials(execute.Source):
 def _history(run_dir: Path, column: str) -> list[tuple[int, float]]:
     import pandas as pd
 
-    try:
-        hist = pd.read_csv(run_dir / store.HISTORY)
+    try:  # round_trip: the values the run saw, to the last bit (pandas' default parser is one ulp off on half)
+        hist = pd.read_csv(run_dir / store.HISTORY, float_precision="round_trip")
     except (OSError, ValueError):
         return []
     if column not in hist:
@@ -260,12 +274,13 @@ def open_tune(path, overrides=(), results: str | Path = "results") -> tuple[Tune
                           f"space has {size} points; give at most {size}")
     tr = TuneRun(exp, store.experiment_dir(Path(results), exp.name), [ArmState(a) for a in arms])
     if (tr.exp_dir / studies.DB).is_file():
-        st = studies.storage(tr.exp_dir)
-        for state in tr.arms:
-            study = studies.open_study(st, state.arm, search, "min", exp.source, create=False)
-            if study is not None:
-                state.done = len(studies.counted(study))
-                state.best = best_trial(study)
+        try:
+            _read_studies(tr)
+        except Exception as e:  # e.g. SQLite cannot open the write-ahead log a killed study left, in a
+            fault = studies.storage_fault(e, tr.exp_dir)  # read-only folder: one line
+            if fault is None:
+                raise
+            raise fault from None
     manifest_path = tr.exp_dir / MANIFEST
     if manifest_path.is_file():
         try:
@@ -277,6 +292,17 @@ def open_tune(path, overrides=(), results: str | Path = "results") -> tuple[Tune
         except (OSError, ValueError, KeyError, TypeError):
             pass
     return tr, arms
+
+
+def _read_studies(tr: TuneRun) -> None:
+    """Each arm's trials done and best trial so far, from tune.db."""
+    st = studies.storage(tr.exp_dir)
+    for state in tr.arms:
+        study = studies.open_study(st, state.arm, tr.search, "min", tr.experiment.source, create=False)
+        if study is not None:
+            state.done = len(studies.counted(study))
+            state.best = best_trial(study)
+    st.engine.dispose()  # nothing of it left open (the driver folds tune.db's log back at its end)
 
 
 def run(path, overrides=(), *, results: str | Path = "results", executor: str = "inline", jobs: int | None = None,
@@ -329,9 +355,22 @@ def run(path, overrides=(), *, results: str | Path = "results", executor: str = 
 
 
 def _tune(tr: TuneRun, warmups: dict[int, int], rep, pack, *, executor: str, jobs, threads, address) -> None:
-    """The study under the tune lock: open each arm's study, the trials, the final runs."""
+    """The study under the tune lock, its commits in SQLite's write-ahead log until it ends
+    (studies.fast_commits; studies.settle leaves tune.db one ordinary file again) unless its
+    workers may run on other machines."""
+    wal = not (executor == "ray" and address)
+    st = studies.storage(tr.exp_dir, wal=wal)
+    if not wal:  # a log a killed study left is folded back before workers elsewhere open the file
+        studies.settle(tr.exp_dir, st)
+    try:
+        _study(tr, st, warmups, rep, pack, executor=executor, jobs=jobs, threads=threads, address=address)
+    finally:
+        studies.settle(tr.exp_dir, st)
+
+
+def _study(tr: TuneRun, st, warmups: dict[int, int], rep, pack, *, executor: str, jobs, threads, address) -> None:
+    """Open each arm's study, the trials, the final runs."""
     search = tr.search
-    st = studies.storage(tr.exp_dir)
     found = {}
     for state in tr.arms:
         found[state.arm.label] = study = studies.open_study(st, state.arm, search, tr.select_goal,

@@ -11,7 +11,10 @@ database; this module owns what grucli adds around it:
 - counting: a trial is finished when it completed, was pruned, diverged or failed; a trial
   left RUNNING by a killed process is marked interrupted and its parameters retried;
 - the worker side: `TrialWatch` reports each epoch's validation value and asks the pruner
-  (tune/pruning.py: the rules, and the guard that keeps them off a baseline plateau).
+  (tune/pruning.py: the rules, and the guard that keeps them off a baseline plateau), through
+  one storage per worker process;
+- tune.db's journal: SQLite's write-ahead log while a study runs, folded back at its end
+  (`fast_commits`, `settle`).
 """
 
 from __future__ import annotations
@@ -100,13 +103,70 @@ def storage_url(exp_dir: Path) -> str:
     return f"sqlite:///{(Path(exp_dir) / DB).resolve()}"
 
 
-def storage(exp_dir: Path):
-    """The experiment's RDB storage (creating the database and its tables)."""
+def storage(exp_dir: Path, wal: bool = False):
+    """The experiment's RDB storage (creating the database and its tables). `wal`: the
+    study's own driver, its workers on this machine: tune.db's commits go to SQLite's
+    write-ahead log (`fast_commits`) until `settle` folds it back."""
+    st = _rdb(storage_url(exp_dir))
+    if wal:
+        fast_commits(st)
+    return st
+
+
+def _rdb(url: str, checked: bool = True, **engine):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.storages.RDBStorage(storage_url(exp_dir),
-                                      engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}, **engine},
+                                      skip_compatibility_check=not checked, skip_table_creation=not checked)
+
+
+def fast_commits(st, switch: bool = True) -> None:
+    """Every later connection of `st` commits to SQLite's write-ahead log and syncs it to disk
+    only at checkpoints (journal_mode=WAL, synchronous=NORMAL): 1 ms of CPU a write instead of
+    2.5, and no fsync per commit (9-20 ms of wall time each in the default rollback journal).
+    A killed process loses nothing (a commit is in the log, which the next connection replays);
+    only a power cut or an OS crash can drop the last commits before a checkpoint, never corrupt
+    the file -- and a trial whose end was dropped is retried from its run folder.
+
+    The journal mode is a property of the file: the driver switches it (`switch`), a worker
+    follows whatever the file is in (synchronous=NORMAL only in WAL mode). SQLite's WAL needs
+    every process on one host (its index is shared memory), so the driver leaves the default
+    journal when workers may run on other machines (`--executor ray --address`)."""
+    from sqlalchemy import event
+
+    def pragmas(connection, _record):
+        cursor = connection.cursor()
+        mode = cursor.execute("PRAGMA journal_mode=WAL" if switch else "PRAGMA journal_mode").fetchone()[0]
+        if mode == "wal":
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(st.engine, "connect", pragmas)
+    st.engine.dispose()  # the connection RDBStorage made its tables with had the defaults
+
+
+def settle(exp_dir: Path, st) -> None:
+    """Fold the write-ahead log back into tune.db and leave it one ordinary file (the default
+    rollback journal): readable in a read-only folder (SQLite cannot open a WAL database
+    there) and whole when copied alone. Workers close their connections as each pack ends; one
+    still connected (a crashed process) keeps the log until the next study folds it back.
+    Never raises: the log is a valid state of the database."""
+    import sqlite3
+
+    st.engine.dispose()
+    release(storage_url(exp_dir))  # the trials' watchers of an inline study ran in this process
+    path = Path(exp_dir) / DB
+    if not path.is_file():
+        return
+    try:
+        connection = sqlite3.connect(path, timeout=1)
+        try:
+            connection.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        pass
 
 
 # What SQLite says when it cannot write tune.db, as the cause a results file would give.
@@ -259,6 +319,44 @@ class TrialWatch:
     def callback(self, inner: Callback | None) -> Callback:
         return _Pruning(self, inner or Callback())
 
+    def close(self) -> None:
+        """The run's pack is over: close this process's connection to tune.db (kept open from
+        epoch to epoch; one left open would keep the driver from folding the log back)."""
+        for key, cached in _OPEN.items():
+            if key[0] == self.url:
+                cached._backend.engine.dispose()
+
+
+# A worker's tune.db, opened once per process: RDBStorage's set-up (its tables, the schema
+# check) cost 35-45 ms of CPU per run, and Optuna's cache over it, kept from run to run,
+# reads only the trials that changed since it last looked (finished trials never change).
+# Keyed by tune.db's inode too: a database deleted and made again at the same path is another.
+_OPEN: dict[tuple, Any] = {}  # (url, device, inode) -> optuna's _CachedStorage over the RDBStorage
+
+
+def _worker_study(url: str, name: str, judge):
+    """Study `name` in the tune.db at `url`, with the pruner `judge` (each run its own Study
+    object: runs packed in one worker may differ in epochs, so in Hyperband's pruner)."""
+    import optuna
+
+    try:
+        stat = Path(url.removeprefix("sqlite:///")).stat()
+        key = (url, stat.st_dev, stat.st_ino)
+    except OSError:  # (the study's first read says what is wrong)
+        key = (url, None, None)
+    if key not in _OPEN:
+        release(url)
+        st = _rdb(url, checked=False)  # the driver made the tables and checked the schema
+        fast_commits(st, switch=False)
+        _OPEN[key] = optuna.storages._CachedStorage(st)
+    return optuna.study.Study(study_name=name, storage=_OPEN[key], pruner=judge)
+
+
+def release(url: str) -> None:
+    """Close what this process holds open of the tune.db at `url` (its pooled connection)."""
+    for key in [k for k in _OPEN if k[0] == url]:
+        _OPEN.pop(key)._backend.engine.dispose()
+
 
 class _Pruning(Callback):
     def __init__(self, watch: TrialWatch, inner: Callback):
@@ -269,11 +367,7 @@ class _Pruning(Callback):
         if self.trial is None:
             import optuna
 
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            st = optuna.storages.RDBStorage(self.watch.url,
-                                            engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
-            study = optuna.load_study(study_name=self.watch.study, storage=st,
-                                      pruner=pruner(self.watch))
+            study = _worker_study(self.watch.url, self.watch.study, pruner(self.watch))
             self.trial = optuna.trial.Trial(study, self.watch.trial_id)
         return self.trial
 
