@@ -121,13 +121,13 @@ def train_one(spec: dict) -> dict:
 
 def anchor(path: str, overrides: list[str], jobs: int) -> list[dict]:
     """The whole grid the bare way; returns each run's numbers."""
-    from grucli import config, grid, train
+    from grucli import config, grid, model
     from grucli.tasks import build_task
 
     runs = grid.expand(config.load_experiment(path, overrides))
     specs = []
     for r in runs:  # the hidden size grucli's param_budget gives (the same model sizes)
-        hidden, _ = train.model_size(r.config, build_task(r.config.task))
+        hidden, _ = model.model_size(r.config, build_task(r.config.task))
         specs.append({"config": r.config.model_dump(mode="json"), "hidden": hidden})
     with mp.get_context("fork").Pool(jobs, initializer=_init) as pool:
         return list(pool.imap(train_one, specs, chunksize=1))

@@ -102,3 +102,16 @@ def test_ratios_with_two_kernel_builds():
     assert by["gru", "avx2"]["fastest_vs_fastest_lstm"] == 2.0 / 3.0  # fastest LSTM beside avx2: torch's
     with pytest.raises(ConfigError, match="simd"):
         bench.load_bench_config(None, simd=["avx3"])
+
+
+def test_the_bare_pytorch_anchor_runs_the_demo_grid_the_plain_way():
+    """benchmarks/bare_grid.py (issue 28's anchor) imports grucli's grid and model sizing:
+    a rename there broke it silently once (train.model_size moved to model.py)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "benchmarks/bare_grid.py", "--set", "task.n_train=40", "--set", "task.n_val=20",
+                           "--set", "task.n_test=20", "--set", "seeds=1", "--set", "train.epochs=1", "--anchor-only",
+                           "--jobs", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "anchor: 18 runs in" in done.stdout
