@@ -268,15 +268,7 @@ def test_the_stacked_cross_entropy_equals_each_runs_models_loss(cell, case):
     g = torch.Generator().manual_seed(1)
     y = torch.randint(0, O, (K, 4) if case["head"] == "last" else (K, 4, 6), generator=g)
     y[y == 3] = IGNORE
-    objective = Classification(O)
-    losses = stack.head_loss(x, y, objective.head_loss)
-    (losses * torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)).sum().backward()  # run 2: a run that left
-    for k, m in enumerate(ms):
-        theirs = objective.loss(m(x[k]), y[k])
-        assert torch.allclose(losses[k], theirs, rtol=1e-13, atol=0)
-        (theirs * (k + 1.0 if k < 2 else 0.0)).backward()
-        for name, p in m.named_parameters():
-            assert torch.allclose(stack.params[name].grad[k], p.grad, atol=1e-12, rtol=0), name
+    _head_loss_is_each_runs_own(stack, ms, x, y, Classification(O))
 
 
 def test_a_runs_cross_entropy_step_is_the_same_bits_stacked_with_others_or_alone(own_products):
@@ -347,15 +339,7 @@ def test_the_stacked_squared_error_equals_each_runs_models_loss(cell, case):
     x = inputs(K, False)
     g = torch.Generator().manual_seed(1)
     y = torch.randn((K, 4, O) if case["head"] == "last" else (K, 4, 6, O), generator=g, dtype=torch.float64)
-    objective = Regression()
-    losses = stack.head_loss(x, y, objective.head_loss)
-    (losses * torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)).sum().backward()
-    for k, m in enumerate(ms):
-        theirs = objective.loss(m(x[k]), y[k])
-        assert torch.allclose(losses[k], theirs, rtol=1e-13, atol=0)
-        (theirs * (k + 1.0 if k < 2 else 0.0)).backward()
-        for name, p in m.named_parameters():
-            assert torch.allclose(stack.params[name].grad[k], p.grad, atol=1e-12, rtol=0), name
+    _head_loss_is_each_runs_own(stack, ms, x, y, Regression())
 
 
 def test_a_token_outside_the_vocabulary_stops_the_stacked_step_as_one_hot_did():
@@ -366,3 +350,16 @@ def test_a_token_outside_the_vocabulary_stops_the_stacked_step_as_one_hot_did():
         x[1, 2, 3] = bad
         with pytest.raises(RuntimeError, match="out of bounds"):
             stack.head_loss(x, torch.zeros(2, 4, 6, dtype=torch.long), "cross_entropy")
+
+
+def _head_loss_is_each_runs_own(stack, ms, x, y, objective):
+    """The stacked head loss of K = 3 runs equals each run's own model loss, and its
+    backward (run 2 weighted 0: a run that left) each run's own gradients (float64)."""
+    losses = stack.head_loss(x, y, objective.head_loss)
+    (losses * torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)).sum().backward()
+    for k, m in enumerate(ms):
+        theirs = objective.loss(m(x[k]), y[k])
+        assert torch.allclose(losses[k], theirs, rtol=1e-13, atol=0)
+        (theirs * (k + 1.0 if k < 2 else 0.0)).backward()
+        for name, p in m.named_parameters():
+            assert torch.allclose(stack.params[name].grad[k], p.grad, atol=1e-12, rtol=0), name

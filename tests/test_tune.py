@@ -370,18 +370,23 @@ def test_a_seeded_pruned_study_decides_the_same_with_a_study_kept_open_per_worke
     assert kept == fresh_
 
 
-def test_a_finished_study_leaves_tune_db_one_plain_sqlite_file(tuned):
-    """The write-ahead log is folded back when the study ends: no tune.db-wal or -shm beside
-    it, and its journal mode is the default again (readable in a read-only folder)."""
+def _is_one_plain_sqlite_file(db: Path) -> None:
+    """No -wal or -shm beside tune.db, and its journal mode the default (rollback) one."""
     import sqlite3
 
-    _, exp_dir, _ = tuned
-    assert sorted(p.name for p in exp_dir.glob("tune.db*")) == ["tune.db"]
-    connection = sqlite3.connect(exp_dir / "tune.db")
+    assert sorted(p.name for p in db.parent.glob(db.name + "*")) == [db.name]
+    connection = sqlite3.connect(db)
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     finally:
         connection.close()
+
+
+def test_a_finished_study_leaves_tune_db_one_plain_sqlite_file(tuned):
+    """The write-ahead log is folded back when the study ends: no tune.db-wal or -shm beside
+    it, and its journal mode is the default again (readable in a read-only folder)."""
+    _, exp_dir, _ = tuned
+    _is_one_plain_sqlite_file(exp_dir / "tune.db")
 
 
 @pytest.mark.slow
@@ -389,8 +394,6 @@ def test_a_pruned_study_on_ray_leaves_tune_db_one_plain_sqlite_file(tmp_path):
     """Ray's workers outlive the study (they keep running until the driver exits): each
     closes its connection to tune.db when its pack ends, so the driver can fold the log
     back (it stayed in WAL mode, with its -wal and -shm files, when they kept one open)."""
-    import sqlite3
-
     pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
     exp = json.loads(json.dumps(TINY))
     exp["search"].update(trials=4, pruner="median", warmup_epochs=1, final_seeds=1)
@@ -399,13 +402,7 @@ def test_a_pruned_study_on_ray_leaves_tune_db_one_plain_sqlite_file(tmp_path):
                "--results", str(tmp_path / "r")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    exp_dir = tmp_path / "r" / "tt"
-    assert sorted(p.name for p in exp_dir.glob("tune.db*")) == ["tune.db"]
-    connection = sqlite3.connect(exp_dir / "tune.db")
-    try:
-        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
-    finally:
-        connection.close()
+    _is_one_plain_sqlite_file(tmp_path / "r" / "tt" / "tune.db")
 
 
 # --------------------------------------------------------------------------- importance
