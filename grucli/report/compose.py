@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 import grucli
+from grucli import budget
 from grucli.store.reader import DIVERGED, FAILED, IN_PROGRESS, OK, PRUNED, UNREADABLE, Collection
 from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
 from grucli.cells import REFERENCE, label
@@ -204,8 +205,7 @@ METHOD = ("Verdicts (grucli.verdicts, grucli.stats): each comparison is tested o
           "signed-rank test over settings where there are 5 or more (Demšar 2006). Timings: s/epoch is each run's "
           "median over the epochs after the first (the first, with its warm-up, is recorded apart); it is compared "
           "only between runs trained alike (same implementation and pack size), one value per pack, since the "
-          "seeds of a pack share one measured time. 'Still improving' = the run ran out of epochs or steps while "
-          "its best validation value of the last fifth of its epochs beat the best before them by ≥ 1%; 'at the "
+          "seeds of a pack share one measured time. 'Still improving' = " + budget.MEANING + "; 'at the "
           "baseline' = its best validation value never beat the task's trivial baseline by 5%. Diverged, failed "
           "and unfinished runs are counted, never averaged in. Peak memory is the training process's peak resident "
           "set size during the run.")
