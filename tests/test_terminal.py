@@ -78,3 +78,18 @@ def test_tune_heads_its_phases_and_shows_trials_on_validation_only(tmp_path):
     assert len(trial_lines) == 4 and len(final_lines) == 4, out.output
     assert all(" val mse " in ln and "test" not in ln and "baseline" not in ln for ln in trial_lines), trial_lines
     assert all(" test mse " in ln for ln in final_lines), final_lines
+
+
+def test_a_pruned_trials_line_says_its_value_is_the_best_before_pruning(tiny_run):
+    """The study records a pruned trial's value at the epoch it was pruned (trials.csv); the
+    run's own val metric is its best epoch's. The line says which it shows."""
+    from grucli.commands.common import run_line
+    from grucli.grid import Run
+    from grucli.train.loop import RunResult
+
+    run = Run(index=7, config=tiny_run(), varied={"model.cell": "gru"}, run_id="abc")
+    lines = {status: run_line(run, RunResult(status=status, params=10, metric="mse", goal="min", val={"mse": 0.5},
+                                             timing={"train_time_s": 1.0}), split="val")
+             for status in ("ok", "pruned")}
+    assert "  val mse 0.5  " in lines["ok"] and "best val" not in lines["ok"]
+    assert "  best val mse 0.5  " in lines["pruned"]

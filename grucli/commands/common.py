@@ -293,7 +293,8 @@ def run_line(run, result, split: str = "test") -> str:
     if split == "val":
         metric = (result.select or (result.metric, result.goal))[0]
         value = result.val.get(metric) if result.val else None
-        tail = f"  val {metric} {num(value, 4)}  params {result.params}  {num(t)} s training{packed}"
+        said = "best val" if result.status == "pruned" else "val"  # (the study records its value when pruned)
+        tail = f"  {said} {metric} {num(value, 4)}  params {result.params}  {num(t)} s training{packed}"
         return head + tail + (f"  {result.error}" if result.status == "diverged" else "")
     metric = result.metric
     value = result.test.get(metric) if result.test else None
