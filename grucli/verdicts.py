@@ -372,6 +372,13 @@ def _none(v) -> bool:
     return v is None or v != v
 
 
+def also_different(r) -> str:
+    """`; the difference is significant too, p = 0.012` for an equivalent pair whose
+    difference test rejects as well (a real difference, smaller than the margin), else ""."""
+    p, alpha = getattr(r, "p_holm", None), getattr(r, "alpha", None)
+    return "" if _none(p) or _none(alpha) or p >= alpha else f"; the difference is significant too, {p_text(p)}"
+
+
 def _pair_text(r, view: TaskView) -> str:
     scale = metrics.scale_of(view.metric)
     _, _, effect = oriented(r)
@@ -379,7 +386,7 @@ def _pair_text(r, view: TaskView) -> str:
         return f"{r.a} vs {r.b}: not testable"
     if r.verdict == stats.EQUIVALENT:
         return (f"{r.a} and {r.b} equivalent within {scale.margin_text(r.margin)} "
-                f"({effect}, equivalence {p_text(r.p_equiv_holm)})")
+                f"({effect}, equivalence {p_text(r.p_equiv_holm)}{also_different(r)})")
     if r.verdict in (stats.BETTER, stats.WORSE):
         return f"{stats.phrase(r.verdict, r.a, r.b)} ({effect}, {p_text(r.p_holm)})"
     need = r.seeds_needed

@@ -227,3 +227,23 @@ def test_the_overall_line_across_tasks_counts_every_setting(tmp_path):
     # the synthetic LSTM's MSE is lower than the RNN's in all 3 settings, every seed
     assert first.startswith("all 2 tasks overall, lstm vs rnn over 3 settings: P(lstm run beats rnn run) = 1")
     assert "ahead" in first and verdicts.across_tasks(views[:1]) == []
+
+
+def test_equivalent_says_when_the_difference_is_significant_too():
+    """A small but real difference (gru 1.00 vs lstm 1.10, a ratio of 0.91 inside ×/÷ 1.25):
+    equivalent, and the line says the difference itself is significant as well."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    runs = runs_of(1.00 * (1 + 0.01 * rng.standard_normal(6)), 1.10 * (1 + 0.01 * rng.standard_normal(6)))
+    view = view_of(runs, sequential=False)
+    look = verdicts.judge(view, runs)
+    (row,) = look.rows
+    assert row["verdict"] == stats.EQUIVALENT and row["p_holm"] < look.alpha
+    text = verdicts._pair_text(SimpleNamespace(**row, alpha=look.alpha), view)
+    assert "gru and lstm equivalent within ×/÷ 1.25" in text and "the difference is significant too, p" in text
+    v = 1.00 * (1 + 0.01 * rng.standard_normal(6))
+    same = runs_of(v, v[::-1])  # the same values: no difference at all
+    (row,) = verdicts.judge(view_of(same, sequential=False), same).rows
+    assert row["verdict"] == stats.EQUIVALENT and row["p_holm"] > 0.5
+    assert "significant" not in verdicts._pair_text(SimpleNamespace(**row, alpha=look.alpha), view)

@@ -14,7 +14,7 @@ from grucli.store.reader import DIVERGED, FAILED, IN_PROGRESS, OK, PRUNED, UNREA
 from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
 from grucli.cells import REFERENCE, label
 from grucli.tables import RATIO, TaskView, order_cells, short
-from grucli.verdicts import oriented
+from grucli.verdicts import also_different, oriented
 from grucli.numbers import NONE, interval, num, p_text, p_value
 
 STATES = (OK, DIVERGED, FAILED, PRUNED, IN_PROGRESS, UNREADABLE)
@@ -170,7 +170,7 @@ def verdict_text(r, against: str | None = None) -> str:
     faster = "faster" if r.family == "timing" else "better"
     if word == "equivalent":
         margin = f"×/÷ {r.margin:g}" if r.effect == "ratio" else f"± {r.margin:g}"
-        return f"equivalent within {margin} ({effect}, Holm {p_text(r.p_equiv_holm)})"
+        return f"equivalent within {margin} ({effect}, Holm {p_text(r.p_equiv_holm)}{also_different(r)})"
     if word in ("better", "worse"):
         return f"{against if against and word == 'worse' else winner} {faster} ({effect}, Holm {p_text(r.p_holm)})"
     need = getattr(r, "seeds_needed", None)
