@@ -23,7 +23,6 @@ the same repeat (median and range).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import multiprocessing as mp
 import os
@@ -35,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's grucli, not an installed one
 
-from grid_profile import fmt_range  # noqa: E402  (one "median (min-max)" form for the benchmarks)
+from grid_profile import fmt_range, grid_arguments  # noqa: E402  (one range form and one set of grid arguments)
 _DATA: dict = {}
 
 
@@ -142,11 +141,7 @@ def timed(argv: list[str], env: dict) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", nargs="?", default=str(ROOT / "experiments" / "long_dependency.yaml"))
-    ap.add_argument("--set", dest="overrides", action="append", default=[], help="override a key (repeatable)")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap = grid_arguments(__doc__)
     ap.add_argument("--simd", default="native", help="grucli's kernel builds to pair, e.g. avx2,native")
     ap.add_argument("--anchor-only", action="store_true", help="run the anchor once, print its runs' numbers")
     args = ap.parse_args()

@@ -68,6 +68,17 @@ def one(command: list[str], results: Path, profile: Path | None) -> float:
     return t0, wall
 
 
+def grid_arguments(doc: str) -> argparse.ArgumentParser:
+    """The arguments the grid benchmarks share (this one and bare_grid.py): the experiment
+    (default: the demo), --set overrides, --jobs, --repeats."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment", nargs="?", default=str(ROOT / "experiments" / "long_dependency.yaml"))
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="override a key (repeatable)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1)
+    return ap
+
+
 def fmt_range(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
     v = [x * scale for x in values]
     mid = statistics.median(v)
@@ -78,11 +89,7 @@ def main() -> None:
     global ARGS
     if sys.argv[1:2] == ["--inner"]:
         return inner(sys.argv[2:])
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", nargs="?", default=str(ROOT / "experiments" / "long_dependency.yaml"))
-    ap.add_argument("--set", dest="overrides", action="append", default=[], help="override a key (repeatable)")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap = grid_arguments(__doc__)
     ap.add_argument("--tune", action="store_true", help="profile a learning-rate search instead of a grid")
     ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--epochs", type=int, default=5, help="epochs per trial (--tune)")

@@ -21,13 +21,19 @@ from grucli.errors import ConfigError, GrucliError
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter from the checkout's root; it must exit 0."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_import_grucli_and_its_api_names_load_no_torch():
     code = ("import sys, grucli\n"
             "assert 'pandas' not in sys.modules, 'import grucli alone loads pandas'\n"
             "grucli.compare, grucli.load, grucli.tune, grucli.GrucliError\n"
             "assert callable(grucli.tune) and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    _python(code)
 
 
 def test_tune_is_the_package_and_the_function_whichever_is_imported_first():
@@ -35,8 +41,7 @@ def test_tune_is_the_package_and_the_function_whichever_is_imported_first():
             "assert grucli.tune.run is tuning and grucli.tune.study is study\n"
             "try:\n    grucli.tune('missing.yaml', progress=False)\n"
             "except grucli.ConfigError as e:\n    print(e)\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    done = _python(code)
     assert done.stdout.strip() == "missing.yaml: experiment file not found"
 
 

@@ -33,6 +33,16 @@ def summaries(exp_dir: Path) -> dict[str, int]:
     return {p.parent.name: p.stat().st_mtime_ns for p in exp_dir.glob("*/summary.json")}
 
 
+def assert_cannot_write_read_only(done: subprocess.CompletedProcess, exp_dir: Path) -> None:
+    """Exit 2 and one line, `error: cannot write <exp_dir>/...: read-only file system` (or
+    permission denied, as the folder was made read-only), no traceback."""
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {exp_dir}/"), done.stderr
+    assert lines[0].endswith(("read-only file system", "permission denied")), lines[0]
+
+
 def one_error_line(out) -> str:
     assert "Traceback" not in out.output, out.output
     lines = out.stderr.strip().splitlines()
@@ -124,11 +134,7 @@ def test_a_read_only_results_folder_is_one_line_and_resumes_once_writable(write_
     finally:
         if prefix is None:
             read_only.without_write_bits(results, False)
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {exp_dir}/"), done.stderr
-    assert lines[0].endswith(("read-only file system", "permission denied")), lines[0]
+    assert_cannot_write_read_only(done, exp_dir)
     assert summaries(exp_dir) == kept
 
     again = invoke("train", path, "--results", results, "--pack", "1")
@@ -229,11 +235,7 @@ def test_tune_into_a_read_only_results_folder_is_one_line_and_resumes(write_yaml
     kept = summaries(exp_dir)
     path = write_yaml(tiny_study(tiny_experiment, 3))
     done = run_read_only(results, "tune", path, "--results", results, "--jobs", "1", "--pack", "1")
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {exp_dir}/"), done.stderr
-    assert lines[0].endswith(("read-only file system", "permission denied")), lines[0]
+    assert_cannot_write_read_only(done, exp_dir)
     assert summaries(exp_dir) == kept
 
     again = invoke("tune", path, "--results", results, "--jobs", "1", "--pack", "1")

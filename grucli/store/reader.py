@@ -195,7 +195,7 @@ def _steady_timing(row: dict, run_dir: Path) -> str | None:
     if pack_size == 1:
         timing.setdefault("pack_id", row["run_id"])
     try:
-        hist = pd.read_csv(run_dir / store.HISTORY)
+        hist = read_history(run_dir)
         times = [float(t) for t in hist["epoch_time_s"]]
     except (OSError, ValueError, KeyError, pd.errors.ParserError):
         times = []
@@ -220,7 +220,7 @@ def _rejudge(row: dict, run_dir: Path) -> bool:
         return False
     select, goal = row.get("selected_on") or row.get("metric"), row.get("select_goal") or row.get("goal")
     try:
-        curve = [float(v) for v in pd.read_csv(run_dir / store.HISTORY)[f"val_{select}"]]
+        curve = [float(v) for v in read_history(run_dir)[f"val_{select}"]]
     except (OSError, ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return False
     solved = _finite(row.get("time_to_target_s"))
@@ -251,10 +251,16 @@ def _read_config(run_dir: Path) -> dict | None:
     return cfg if isinstance(cfg, dict) else None
 
 
+def read_history(run_dir: Path) -> pd.DataFrame:
+    """A run's history.csv as written, to the last bit (round_trip: pandas' default float
+    parser is one ulp off on about half of all values). Raises what pandas raises."""
+    return pd.read_csv(Path(run_dir) / store.HISTORY, float_precision="round_trip")
+
+
 def _read_history(run_dir: Path, experiment: str, notes: list[str]) -> pd.DataFrame | None:
     where = f"run {experiment}/{run_dir.name}"
     try:
-        hist = pd.read_csv(run_dir / store.HISTORY)
+        hist = read_history(run_dir)
     except FileNotFoundError:
         notes.append(f"{where}: history.csv missing; left out of the learning curves")
         return None

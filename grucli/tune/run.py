@@ -197,10 +197,10 @@ class _Trials(execute.Source):
 
 
 def _history(run_dir: Path, column: str) -> list[tuple[int, float]]:
-    import pandas as pd
+    from grucli.store.reader import read_history
 
-    try:  # round_trip: the values the run saw, to the last bit (pandas' default parser is one ulp off on half)
-        hist = pd.read_csv(run_dir / store.HISTORY, float_precision="round_trip")
+    try:  # the values the run saw, to the last bit
+        hist = read_history(run_dir)
     except (OSError, ValueError):
         return []
     if column not in hist:
