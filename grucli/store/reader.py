@@ -251,10 +251,12 @@ def _read_config(run_dir: Path) -> dict | None:
     return cfg if isinstance(cfg, dict) else None
 
 
-def read_history(run_dir: Path) -> pd.DataFrame:
-    """A run's history.csv as written, to the last bit (round_trip: pandas' default float
-    parser is one ulp off on about half of all values). Raises what pandas raises."""
-    return pd.read_csv(Path(run_dir) / store.HISTORY, float_precision="round_trip")
+def read_history(run_dir: Path, exact: bool = False) -> pd.DataFrame:
+    """A run's history.csv. `exact`: every value to the last bit as the run wrote it
+    (round_trip; pandas' default float parser is one ulp off on about half of all values,
+    which tables and figures never show, but a study told the values must get them
+    exactly). Raises what pandas raises."""
+    return pd.read_csv(Path(run_dir) / store.HISTORY, float_precision="round_trip" if exact else None)
 
 
 def _read_history(run_dir: Path, experiment: str, notes: list[str]) -> pd.DataFrame | None:

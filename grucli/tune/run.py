@@ -200,7 +200,7 @@ def _history(run_dir: Path, column: str) -> list[tuple[int, float]]:
     from grucli.store.reader import read_history
 
     try:  # the values the run saw, to the last bit
-        hist = read_history(run_dir)
+        hist = read_history(run_dir, exact=True)
     except (OSError, ValueError):
         return []
     if column not in hist:
