@@ -12,7 +12,7 @@ from grucli.cells.fused import build
 
 SHAPES = [  # (M, N, K): tails in every direction, a single row or column, k across blocks of 256
     (1, 1, 1), (5, 3, 2), (50, 96, 32), (17, 33, 70), (13, 65, 300), (96, 2, 1500), (3, 100, 7), (64, 384, 128),
-    (29, 17, 513),
+    (29, 17, 513), (130, 45, 300),  # >= 64 rows: B's block is copied before the tiles read it (gemm.h PACK_ROWS)
 ]
 TOL = {torch.float32: 2e-5, torch.float64: 1e-13}  # relative to sqrt(K) * max |a| |b|
 
@@ -70,16 +70,18 @@ def test_matmul_of_nothing(kernels, at):
     assert kernels.matmul(a, b, at).shape == (0, 3)
 
 
+@pytest.mark.parametrize("M", [37, 100])  # 100: the whole product copies B's blocks, a few rows alone do not
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("at", [False, True])
-def test_each_element_depends_only_on_its_row_and_column(own, at, dtype):
+def test_each_element_depends_only_on_its_row_and_column(own, at, dtype, M):
     """Rows and columns computed alone equal the same rows and columns of the whole product,
-    bit for bit: which tile, vector lane or k-block an element falls in changes nothing."""
+    bit for bit: which tile, vector lane, k-block or path (B read in place or copied; the last
+    vector of a row masked or not) an element falls in changes nothing."""
     k = own
-    M, N, K = 37, 70, 600
+    N, K = 70, 600
     a, b = _operands(M, N, K, at, dtype, seed=1)
     whole = k.matmul(a, b, at)
-    for lo, hi in [(0, 1), (5, 18), (30, 37)]:  # rows
+    for lo, hi in [(0, 1), (5, 18), (30, 37), (M - 3, M)]:  # rows
         part = k.matmul(a[:, lo:hi] if at else a[lo:hi], b, at)
         assert torch.equal(part, whole[lo:hi])
     for lo, hi in [(0, 3), (16, 17), (20, 70)]:  # columns (fewer than a vector takes another path when at)

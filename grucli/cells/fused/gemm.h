@@ -10,7 +10,8 @@
 // row-major and op(A) either A (M x K) or A^T (A stored K x M). Callers with a transposed
 // B pass a transposed copy (fused_rnn.cpp makes it once per call, not once per step).
 // C is cut into tiles of MR rows x NV vectors; a tile's accumulators stay in registers
-// while k runs, each element of C a chain of fused multiply-adds in increasing k, so
+// while k runs (only the last panel of a row that ends mid-vector loads and stores through a
+// mask; where there are enough rows, a block of B's panel is first copied contiguously), each element of C a chain of fused multiply-adds in increasing k, so
 // every element's arithmetic depends only on its own row of A and column of B: never on
 // the matrix sizes, the tiling or how many other runs a call computes.
 
@@ -24,6 +25,7 @@
 #include <array>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 // Each build's code in a namespace of its own: a function's static table (tiles() below) is
 // a process-wide unique symbol, so an AVX2 and an AVX-512 build loaded in one process
@@ -113,6 +115,20 @@ constexpr int rows_for(int nv) {
   return REGISTERS == 32 ? (nv == 1 ? 14 : nv == 2 ? 12 : nv == 3 ? 8 : 6) : (nv == 1 ? 8 : 6);
 }
 constexpr int64_t K_BLOCK = 256;  // k is cut into blocks so a tile's panel of B stays in cache
+// From this many rows of C on, a block of B's panel (K_BLOCK x NV vectors) is copied to a
+// contiguous buffer before the row tiles read it: B's rows lie ldb apart, and at a stride of a
+// multiple of 512 bytes (H = 128: h_prev in dW_hh, W^T in the input projection) they fall into
+// a few cache sets and evict each other. Measured (AVX2, Zen 3; benchmarks/gemm_shapes.cpp):
+// dW_hh 384 x 128 x 640 1.34x, 512^3 1.29x; below 64 rows the copy costs more than it saves.
+// GRUCLI_GEMM_BASELINE (benchmarks/gemm_shapes.py only) builds the tiles as they were before
+// both: every panel's last vector masked, B read in place.
+#ifdef GRUCLI_GEMM_BASELINE
+constexpr int64_t PACK_ROWS = INT64_MAX;
+constexpr bool ALWAYS_MASK = true;
+#else
+constexpr int64_t PACK_ROWS = 64;
+constexpr bool ALWAYS_MASK = false;
+#endif
 
 // unroll<N>(f): f(0), f(1), ..., f(N - 1), each index a compile-time constant, so arrays
 // indexed by them become registers (loops over r and v left to the compiler kept the
@@ -126,8 +142,10 @@ __attribute__((always_inline)) inline void unroll(F&& f) {
   unroll_(f, std::make_integer_sequence<int, N>{});
 }
 
-// One tile: C[MR x (NV vectors, the last masked by `last`)] (+)= op(A)[MR x K] B[K x NV*W].
-template <typename S, int MR, int NV, bool AT>
+// One tile: C[MR x (NV vectors, the last masked by `last` if MASKED)] (+)= op(A)[MR x K] B[K x NV*W].
+// (A masked load or store costs more than a plain one: on AMD's Zen 3 a masked 256-bit store
+// is ~6x slower, and a tile of few k stores as much as it computes: 1.25-1.4x on such shapes.)
+template <typename S, int MR, int NV, bool AT, bool MASKED>
 void tile(int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, S* C, int64_t ldc, bool accumulate,
           typename Vec<S>::Mask last) {
   using V = Vec<S>;
@@ -136,13 +154,13 @@ void tile(int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, S* C, int
   unroll<MR>([&](auto r) {
     unroll<NV>([&](auto v) {
       S* p = C + r * ldc + v * V::W;
-      c[r][v] = !accumulate ? V::zero() : v == NV - 1 ? V::load(p, last) : V::load(p);
+      c[r][v] = !accumulate ? V::zero() : MASKED && v == NV - 1 ? V::load(p, last) : V::load(p);
     });
   });
   for (int64_t k = 0; k < K; ++k) {
     const S* Bk = B + k * ldb;
     R b[NV];
-    unroll<NV>([&](auto v) { b[v] = v == NV - 1 ? V::load(Bk + v * V::W, last) : V::load(Bk + v * V::W); });
+    unroll<NV>([&](auto v) { b[v] = MASKED && v == NV - 1 ? V::load(Bk + v * V::W, last) : V::load(Bk + v * V::W); });
     unroll<MR>([&](auto r) {
       const R a = V::set1(AT ? A[k * lda + r] : A[r * lda + k]);
       unroll<NV>([&](auto v) { c[r][v] = V::fma(a, b[v], c[r][v]); });
@@ -151,7 +169,7 @@ void tile(int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, S* C, int
   unroll<MR>([&](auto r) {
     unroll<NV>([&](auto v) {
       S* p = C + r * ldc + v * V::W;
-      if (v == NV - 1)
+      if (MASKED && v == NV - 1)
         V::store(p, c[r][v], last);
       else
         V::store(p, c[r][v]);
@@ -162,34 +180,41 @@ void tile(int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, S* C, int
 template <typename S>
 using Tile = void (*)(int64_t, const S*, int64_t, const S*, int64_t, S*, int64_t, bool, typename Vec<S>::Mask);
 
-// tiles<S, NV, AT>()[mr - 1]: the tile of mr rows (1 <= mr <= rows_for(NV)).
-template <typename S, int NV, bool AT, int... R>
+// tiles<S, NV, AT, MASKED>()[mr - 1]: the tile of mr rows (1 <= mr <= rows_for(NV)).
+template <typename S, int NV, bool AT, bool MASKED, int... R>
 constexpr std::array<Tile<S>, sizeof...(R)> tiles_of(std::integer_sequence<int, R...>) {
-  return {&tile<S, R + 1, NV, AT>...};
+  return {&tile<S, R + 1, NV, AT, MASKED>...};
 }
-template <typename S, int NV, bool AT>
+template <typename S, int NV, bool AT, bool MASKED>
 const Tile<S>* tiles() {
-  static constexpr auto table = tiles_of<S, NV, AT>(std::make_integer_sequence<int, rows_for(NV)>{});
+  static constexpr auto table = tiles_of<S, NV, AT, MASKED>(std::make_integer_sequence<int, rows_for(NV)>{});
   return table.data();
 }
 
-template <typename S, bool AT>
+template <typename S, bool AT, bool MASKED>
 const Tile<S>* tiles_for(int nv) {
   if constexpr (MAX_NV == 4) {
     switch (nv) {
-      case 1: return tiles<S, 1, AT>();
-      case 2: return tiles<S, 2, AT>();
-      case 3: return tiles<S, 3, AT>();
-      default: return tiles<S, 4, AT>();
+      case 1: return tiles<S, 1, AT, MASKED>();
+      case 2: return tiles<S, 2, AT, MASKED>();
+      case 3: return tiles<S, 3, AT, MASKED>();
+      default: return tiles<S, 4, AT, MASKED>();
     }
   } else {
-    return nv == 1 ? tiles<S, 1, AT>() : tiles<S, 2, AT>();
+    return nv == 1 ? tiles<S, 1, AT, MASKED>() : tiles<S, 2, AT, MASKED>();
   }
+}
+
+template <typename S>
+const Tile<S>* tiles_for(bool at, bool masked, int nv) {
+  return at ? (masked ? tiles_for<S, true, true>(nv) : tiles_for<S, true, false>(nv))
+            : (masked ? tiles_for<S, false, true>(nv) : tiles_for<S, false, false>(nv));
 }
 
 // C (M x N) (+)= op(A) B: column panels of up to MAX_NV vectors, each swept over blocks of
 // k (accumulating from the second block on, which keeps every element's chain in order)
-// and, inside a block, over tiles of rows.
+// and, inside a block, over tiles of rows (B's block copied first where M >= PACK_ROWS). The
+// copy moves no arithmetic: every element of C is the same chain of FMAs, to the bit.
 template <typename S>
 void gemm(bool at, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, const S* B, int64_t ldb, bool accumulate,
           S* C, int64_t ldc) {
@@ -199,16 +224,24 @@ void gemm(bool at, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, con
     const int64_t cols = std::min<int64_t>(N - j0, MAX_NV * V::W);
     const int nv = int((cols + V::W - 1) / V::W);
     const typename V::Mask last = V::mask(cols - (nv - 1) * V::W);
-    const Tile<S>* table = at ? tiles_for<S, true>(nv) : tiles_for<S, false>(nv);
+    const Tile<S>* table = tiles_for<S>(at, ALWAYS_MASK || cols < nv * V::W, nv);
     const int64_t MR = rows_for(nv);
     for (int64_t k0 = 0; k0 < K; k0 += K_BLOCK) {
       const int64_t kb = std::min<int64_t>(K_BLOCK, K - k0);
       const bool acc = accumulate || k0 > 0;
       const S* Bk = B + k0 * ldb + j0;
+      int64_t ldbk = ldb;
+      if (M >= PACK_ROWS) {
+        thread_local std::vector<S> panel;
+        ldbk = nv * V::W;
+        panel.resize(size_t(kb * ldbk));
+        for (int64_t k = 0; k < kb; ++k) std::copy(Bk + k * ldb, Bk + k * ldb + cols, panel.data() + k * ldbk);
+        Bk = panel.data();
+      }
       for (int64_t i0 = 0; i0 < M; i0 += MR) {
         const int64_t rows = std::min<int64_t>(MR, M - i0);
         const S* Ai = at ? A + k0 * lda + i0 : A + i0 * lda + k0;
-        table[rows - 1](kb, Ai, lda, Bk, ldb, C + i0 * ldc + j0, ldc, acc, last);
+        table[rows - 1](kb, Ai, lda, Bk, ldbk, C + i0 * ldc + j0, ldc, acc, last);
       }
     }
   }
