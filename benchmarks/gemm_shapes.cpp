@@ -49,6 +49,8 @@ int main() {
       {64, 384, 128, false, "H=128 B=64 GRU: h W_hh^T"},     {64, 128, 384, false, "H=128 GRU: dG W_hh (dh)"},
       {384, 128, 640, true, "H=128 GRU: dW_hh += dG^T h"},   {640, 384, 32, false, "H=128 GRU: x W_ih^T (10 steps)"},
       {64, 512, 128, false, "H=128 LSTM: h W_hh^T"},         {512, 128, 640, true, "H=128 LSTM: dW_hh"},
+      {256, 512, 32, false, "H=128 LSTM: x W_ih^T (4 steps)"}, {512, 32, 256, true, "H=128 LSTM: dW_ih"},
+      {64, 128, 512, false, "H=128 LSTM: dG W_hh (dh)"},
       {50, 117, 39, false, "demo GRU H=39: h W_hh^T"},       {50, 39, 117, false, "demo GRU: dG W_hh"},
       {117, 39, 500, true, "demo GRU: dW_hh"},               {512, 512, 512, false, "512 x 512 x 512"}};
   std::printf("FMA peak of one core (this build's vectors): %.1f GFLOP/s\n", fma_peak());
