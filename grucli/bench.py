@@ -35,6 +35,7 @@ from grucli.errors import GrucliError, unknown_name
 from grucli.numbers import num, times
 from grucli.cells import CELLS, IMPLS, REFERENCE
 from grucli.model import SequenceModel, count_params, describe_impl
+from grucli.objectives import Regression
 from grucli.train.optim import adam
 
 
@@ -192,8 +193,8 @@ class Variant:
     def train_step(self) -> tuple[float, float]:
         t0, c0 = time.perf_counter(), time.process_time()
         if self.stack is not None:
-            self.stack.zero_grad()
-            loss = F.mse_loss(self.stack.forward(self.x[None])[0], self.y)
+            self.stack.zero_grad()  # the squared error as grucli trains a regression: in the head's node
+            loss = self.stack.head_loss(self.x[None], self.y[None], Regression.head_loss)[0]
             loss.backward()
             self.stack.step([0])
         else:

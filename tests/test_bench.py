@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from grucli import bench
 from grucli.cli import app
 from grucli.errors import ConfigError, GrucliError
+from grucli.objectives import Regression
 
 
 def test_gate_flops_closed_form():
@@ -115,3 +117,27 @@ def test_the_bare_pytorch_anchor_runs_the_demo_grid_the_plain_way():
                            "--jobs", "1"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "anchor: 18 runs in" in done.stdout
+
+
+def test_a_stacked_variant_steps_on_the_loss_grucli_trains_a_regression_with(monkeypatch):
+    """The bench times the step grucli trains with: the squared error in the head's node
+    (Stacked.head_loss), one Adam step; its loss is the model's mean squared error and its
+    update the one torch's Adam makes from that loss's gradients."""
+    cfg = bench.load_bench_config(None)
+    v = bench.Variant("gru", "fused", bench.Size(hidden=8, seq_len=5, batch=4), cfg)
+    if v.stack is None:
+        pytest.skip("this machine's fused kernels do not train stacked")
+    names, params = zip(*v.model.named_parameters())
+    grads = torch.autograd.grad(torch.nn.functional.mse_loss(v.model(v.x), v.y), params)
+    twin = [p.detach().clone().requires_grad_() for p in params]
+    for p, g in zip(twin, grads):
+        p.grad = g
+    torch.optim.Adam(twin, lr=1e-3).step()
+    kinds = []
+    head_loss = v.stack.head_loss
+    monkeypatch.setattr(v.stack, "head_loss", lambda x, y, kind: kinds.append(kind) or head_loss(x, y, kind))
+    v.train_step()
+    assert kinds == [Regression.head_loss]  # not the output layer, then torch's mse_loss: two more nodes
+    v.stack.write(0, v.model)
+    for name, ours, theirs in zip(names, v.model.parameters(), twin):
+        assert torch.allclose(ours, theirs, atol=1e-6, rtol=0), name
