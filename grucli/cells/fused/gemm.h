@@ -121,13 +121,13 @@ constexpr int64_t K_BLOCK = 256;  // k is cut into blocks so a tile's panel of B
 // a few cache sets and evict each other. Measured (AVX2, Zen 3; benchmarks/gemm_shapes.cpp):
 // dW_hh 384 x 128 x 640 1.34x, 512^3 1.29x; below 64 rows the copy costs more than it saves.
 // GRUCLI_GEMM_BASELINE (benchmarks/gemm_shapes.py only) builds the tiles as they were before
-// both: every panel's last vector masked, B read in place.
+// these: every panel's last vector masked, B read in place, row tiles of MR and a remainder.
 #ifdef GRUCLI_GEMM_BASELINE
 constexpr int64_t PACK_ROWS = INT64_MAX;
-constexpr bool ALWAYS_MASK = true;
+constexpr bool ALWAYS_MASK = true, EVEN_ROWS = false;
 #else
 constexpr int64_t PACK_ROWS = 64;
-constexpr bool ALWAYS_MASK = false;
+constexpr bool ALWAYS_MASK = false, EVEN_ROWS = true;
 #endif
 
 // unroll<N>(f): f(0), f(1), ..., f(N - 1), each index a compile-time constant, so arrays
@@ -238,10 +238,15 @@ void gemm(bool at, int64_t M, int64_t N, int64_t K, const S* A, int64_t lda, con
         for (int64_t k = 0; k < kb; ++k) std::copy(Bk + k * ldb, Bk + k * ldb + cols, panel.data() + k * ldbk);
         Bk = panel.data();
       }
-      for (int64_t i0 = 0; i0 < M; i0 += MR) {
-        const int64_t rows = std::min<int64_t>(MR, M - i0);
+      // the rows in as few tiles as MR allows, of as even heights as they can be: 50 rows as
+      // 5 x 6 + 4 x 5, not 8 x 6 + 2 (a tile of 2 rows holds 4 chains of FMAs, too few to
+      // hide their latency; as tall a tile as possible keeps B's loads per FMA low)
+      const int64_t tiles = (M + MR - 1) / MR, low = EVEN_ROWS ? M / tiles : MR, taller = EVEN_ROWS ? M % tiles : 0;
+      for (int64_t t = 0, i0 = 0; t < tiles; ++t) {
+        const int64_t rows = std::min<int64_t>(low + (t < taller), M - i0);
         const S* Ai = at ? A + k0 * lda + i0 : A + i0 * lda + k0;
         table[rows - 1](kb, Ai, lda, Bk, ldbk, C + i0 * ldc + j0, ldc, acc, last);
+        i0 += rows;
       }
     }
   }
