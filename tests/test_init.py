@@ -214,6 +214,18 @@ def test_existing_files_are_kept_unless_force(tmp_path):
     assert out.read_text().startswith("# grucli compare")
 
 
+@pytest.mark.parametrize("spelling", ["", "NA", "N/A", "n/a", "#N/A"])
+def test_the_common_spellings_of_no_value_are_missing_cells_like_an_empty_one(tmp_path, spelling):
+    """(A series with 'n/a' in it was 'cannot tell the task': the column read as text.)"""
+    data = monthly(tmp_path)
+    df = pd.read_csv(data, dtype=str, keep_default_na=False)
+    df.loc[5, "sales"] = spelling
+    df.to_csv(data, index=False)
+    res = init(tmp_path, data, "--out", tmp_path / "s.yaml")
+    assert res.exit_code == 0, res.output
+    assert "guessed task: csv_forecast" in res.output and "1 empty cell(s) (data row 6)" in res.output
+
+
 REFUSED = {  # file contents, options, what the one line says
     "empty file": ("", [], "the file is empty"),
     "cannot tell": ("a,b\nx,y\nz,w\n", [], "cannot tell the task"),
