@@ -233,6 +233,9 @@ REFUSED = {  # file contents, options, what the one line says
     "unknown target": (None, ["--target", "gestur"], "--target gestur: no such column (did you mean 'gesture'?)"),
     "unknown task": (None, ["--task", "uea"], "--task uea: init writes one of csv_forecast"),
     "no label": (None, ["--task", "csv_anomaly"], "cannot tell which column is the 0/1 label"),
+    "empty time cell": ("month,y\n" + "".join(f"{'' if m == 40 else f'{2000 + m // 12}-{m % 12 + 1:02d}'},{m}\n"
+                                              for m in range(120)),
+                        [], "d.csv: data row 41: the time (column 'month') is empty; fill it in"),  # (was read silently)
 }
 
 

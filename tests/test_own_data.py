@@ -347,6 +347,8 @@ LONG_ERRORS = {
     "empty channel cell": (lambda d: _with(d, 7, "ay", ""), ["task.path: ", "column 'ay' is empty in data row 8",
                                                             "sequence 's1'"]),
     "wrong id column": (lambda d: d.rename(columns={"id": "ID"}), ["task.id: ", "no column 'id' (did you mean 'ID'?)"]),
+    "empty time cell": (lambda d: _with(d, 7, "t", ""), ["task.time: ", "the time (column 't') is empty in data row 8",
+                                                         "sequence 's1'"]),  # (was read silently)
 }
 
 
