@@ -314,7 +314,7 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
         value = parse_yaml(text, f"--set {key}")
         parts = key.split(".")
         if parts[0] not in EXPERIMENT_KEYS:
-            raise ConfigError(f"--set {key}: {unknown_key(parts[0], EXPERIMENT_KEYS)}")
+            raise ConfigError(f"--set {item}: {unknown_key(parts[0], EXPERIMENT_KEYS)}")
         if len(parts) == 1:
             raw[key] = value
             if key in SECTIONS:  # the whole section is fixed: its grid axes go

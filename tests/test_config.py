@@ -220,6 +220,7 @@ def test_a_set_typo_is_blamed_on_the_set_not_on_the_file_or_a_grid_point(write_y
     exp = tiny_experiment(zip=[{"model.cell": ["gru", "lstm"], "train": [{"epochs": 1}, {"epochs": 2}]}])
     assert error_of(write_yaml(exp), ["train.lrr=0.1"]) == \
         "--set train.lrr=0.1: unknown key 'train.lrr' (did you mean 'train.lr'?)"
+    assert error_of(write_yaml(exp), ["trian.lr=0.1"]) == "--set trian.lr=0.1: unknown key 'trian' (did you mean 'train'?)"
 
 
 def test_a_base_section_mistake_is_reported_at_its_line_without_a_grid_point(write_yaml):
