@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from grucli.errors import ConfigError, unknown_key, unknown_name
+from grucli.errors import ConfigError, closest_key, each_line, unknown_key, unknown_name
 from grucli.cells import CELLS
 from grucli.tasks import TASKS
 from grucli.declared import VerdictSpec
@@ -162,6 +162,7 @@ class Experiment(Strict):
     spec: GridSpec
     search: SearchSpec | None = None  # the search: section (grucli tune), if any
     verdict: VerdictSpec = VerdictSpec()  # the verdict: section: alpha, margins, looks (declared before the data)
+    set_by: dict[str, str] = {}  # dotted key -> the --set override that gave it ("train.lr=0.1")
 
 
 EXPERIMENT_KEYS = {"name", "description", "task", "model", "train", "grid", "zip", "exclude", "include", "seeds",
@@ -227,7 +228,7 @@ def typed(cls: type[BaseModel], raw: dict, source: str, prefix: str = "", keys: 
     try:
         return cls.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(f"{source}: {format_validation_error(e, cls, prefix)}") from None
+        raise ConfigError(each_line([f"{source}: {msg}" for _, msg in validation_problems(e, cls, prefix)])) from None
 
 
 def load_file(path: str | Path | None, cls: type[BaseModel], what: str, **overrides):
@@ -268,8 +269,36 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     verdict = VerdictSpec() if raw.get("verdict") is None else typed(
         VerdictSpec, raw["verdict"], source, "verdict", "alpha, margin, speed_margin, looks")
     base = {k: raw[k] for k in ("task", "model", "train")}
+    set_by = {item.split("=", 1)[0].strip(): item for item in overrides}
     return Experiment(name=name, description=str(raw.get("description", "")), source=source, base=base, spec=spec,
-                      search=search, verdict=verdict)
+                      search=search, verdict=verdict, set_by=set_by)
+
+
+def section_lines(path: Path) -> dict[str, int]:
+    """The line (1-based) of every key under the file's task, model and train sections,
+    dotted ("train.lr"), and of the sections themselves, for messages; {} if the file cannot
+    be read."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node, prefix: str) -> None:
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                dotted = f"{prefix}.{key.value}" if prefix else key.value
+                lines[dotted] = key.start_mark.line + 1
+                if isinstance(value, yaml.MappingNode):
+                    walk(value, dotted)
+
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if isinstance(key, yaml.ScalarNode) and key.value in SECTIONS:
+                lines[key.value] = key.start_mark.line + 1
+                if isinstance(value, yaml.MappingNode):
+                    walk(value, key.value)
+    return lines
 
 
 def apply_overrides(raw: dict, overrides, source: str) -> dict:
@@ -285,7 +314,7 @@ def apply_overrides(raw: dict, overrides, source: str) -> dict:
         value = parse_yaml(text, f"--set {key}")
         parts = key.split(".")
         if parts[0] not in EXPERIMENT_KEYS:
-            raise ConfigError(f"--set {key}: {unknown_key(parts[0], EXPERIMENT_KEYS)}")
+            raise ConfigError(f"--set {item}: {unknown_key(parts[0], EXPERIMENT_KEYS)}")
         if len(parts) == 1:
             raw[key] = value
             if key in SECTIONS:  # the whole section is fixed: its grid axes go
@@ -439,12 +468,26 @@ def set_dotted(d: dict, parts: list[str], value: Any, section: str | None = None
     return d
 
 
+class RunConfigError(ConfigError):
+    """A run config that does not validate: its `problems`, each (key path, line), said at
+    `where`. Who knows where each key came from (grid.expand: the file's line, a grid point
+    or a --set) says them there instead (`at`)."""
+
+    def __init__(self, where: str, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__(self.at(lambda key: where))
+
+    def at(self, where) -> str:
+        """The message with each problem at `where(key)`."""
+        return each_line([f"{where(key)}: {msg}" for key, msg in self.problems])
+
+
 def parse_run(raw: dict, where: str) -> RunConfig:
     """Validate one run's raw dict; errors carry `where` (file, grid point)."""
     try:
         return RunConfig(**raw)
     except ValidationError as e:
-        raise ConfigError(f"{where}: {format_validation_error(e, RunConfig)}") from None
+        raise RunConfigError(where, validation_problems(e, RunConfig)) from None
 
 
 # --------------------------------------------------------------------------- messages
@@ -483,33 +526,59 @@ def _model_in(annotation) -> tuple[type[BaseModel] | None, bool]:
     return None, False
 
 
+def _field_of(loc: tuple, root: type[BaseModel] | None) -> tuple:
+    """The part of an error's `loc` that names a field: ('seeds',) for ('seeds', 'list[int]'),
+    where pydantic tries each member of a union and reports each failure."""
+    if root is not None:
+        for i in range(1, len(loc)):
+            if root is RunConfig and loc[:i] == ("task",):  # the task's tag: its keys follow
+                continue
+            if isinstance(loc[i], str) and _fields_at(loc[:i], root) is None and loc[i - 1] in (
+                    _fields_at(loc[:i - 1], root) or ()):
+                return loc[:i]
+    return loc
+
+
 def _dotted(loc: tuple) -> str:
     parts = [str(p) for i, p in enumerate(loc) if not (i == 1 and loc[0] == "task" and p in TASKS)]
     return ".".join(parts)
 
 
-def format_validation_error(e: ValidationError, root: type[BaseModel] | None = None, prefix: str = "") -> str:
-    """One line for the first error (and how many more there are); `prefix` is the key path
-    of the section the model was built from (e.g. "search")."""
-    errors = sorted(e.errors(include_url=False), key=lambda err: err["type"] != "extra_forbidden")  # a typo first:
-    err = errors[0]  # it is usually why a required key reads as missing
-    loc = tuple(err["loc"])
-    key = ".".join(filter(None, [prefix, _dotted(loc)]))
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        valid = _fields_at(loc[:-1], root) if root else None
-        msg = unknown_key(key, valid) if valid else f"unknown key '{key}'"
-    elif kind == "union_tag_invalid":
-        msg = f"{key}.name: {unknown_name('task', err['input'].get('name'), TASKS)}"
-    elif kind == "union_tag_not_found":
-        msg = f"{key}.name: missing (valid tasks: {', '.join(sorted(TASKS))})"
-    elif kind == "missing":
-        msg = f"{key}: missing required key"
-    else:
-        text = err["msg"].removeprefix("Value error, ")
-        got = err.get("input")
-        plain = isinstance(got, (dict, list)) or got is None or kind == "value_error"
-        shown = "" if plain else f" (got {got!r})"
-        msg = f"{key}: {text}{shown}" if key else f"{text}{shown}"
-    more = f" [+{len(errors) - 1} more]" if len(errors) > 1 else ""
-    return msg + more
+def validation_problems(e: ValidationError, root: type[BaseModel] | None = None,
+                        prefix: str = "") -> list[tuple[str, str]]:
+    """Each problem of a failed validation as (key path, one line naming it), typos first;
+    `prefix` is the key path of the section the model was built from (e.g. "search"). A
+    required key reported missing because it was misspelt is left out: its typo's line
+    already suggests it."""
+    errors = sorted(e.errors(include_url=False), key=lambda err: err["type"] != "extra_forbidden")
+    meant: set[tuple] = set()  # (loc of a model, field) that a typo there was probably meant to be
+    said: set[tuple] = set()  # the fields already named: one line each (a union's members each fail)
+    problems = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        field = _field_of(loc, root)
+        if field in said:
+            continue
+        said.add(field)
+        key = ".".join(filter(None, [prefix, _dotted(loc)]))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            valid = _fields_at(loc[:-1], root) if root else None
+            msg = unknown_key(key, valid) if valid else f"unknown key '{key}'"
+            meant.add((loc[:-1], closest_key(str(loc[-1]), valid or ())))
+        elif kind == "union_tag_invalid":
+            key, msg = f"{key}.name", f"{key}.name: {unknown_name('task', err['input'].get('name'), TASKS)}"
+        elif kind == "union_tag_not_found":
+            key, msg = f"{key}.name", f"{key}.name: missing (valid tasks: {', '.join(sorted(TASKS))})"
+        elif kind == "missing":
+            if (loc[:-1], loc[-1]) in meant:
+                continue
+            msg = f"{key}: missing required key"
+        else:
+            text = err["msg"].removeprefix("Value error, ")
+            got = err.get("input")
+            plain = isinstance(got, (dict, list)) or got is None or kind == "value_error"
+            shown = "" if plain else f" (got {got!r})"
+            msg = f"{key}: {text}{shown}" if key else f"{text}{shown}"
+        problems.append((key, msg))
+    return problems

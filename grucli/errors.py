@@ -1,5 +1,6 @@
 """The one exception type the CLI turns into a clean one-line message (exit code 2), and the
-one way those messages name an unknown name or key (the closest valid ones, a bounded list)."""
+one way those messages name an unknown name or key (the closest valid ones, a bounded list).
+Several problems found at once are one such line each (`each_line`)."""
 
 from __future__ import annotations
 
@@ -58,11 +59,27 @@ def unknown_name(kind: str, value: str, valid) -> str:
     return f"unknown {kind} '{value}'{did_you_mean(value, valid)}; {bounded(valid, 'valid', 40)}"
 
 
+SHOWN_ERRORS = 5  # problems found at once: this many lines, then one saying how many more
+
+
+def each_line(lines: list[str], shown: int = SHOWN_ERRORS) -> str:
+    """Several problems as one message, one complete line each (the CLI prints each as an
+    `error:` line); past `shown`, a last line says how many more there are."""
+    more = [f"... and {len(lines) - shown} more errors"] if len(lines) > shown else []
+    return "\n".join(lines[:shown] + more)
+
+
+def closest_key(leaf: str, valid) -> str | None:
+    """The valid key an unknown one was probably meant to be, if one is close."""
+    close = difflib.get_close_matches(leaf, list(valid), n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 def unknown_key(key: str, valid) -> str:
     """'unknown key 'model.hiden_size' (did you mean 'model.hidden_size'?)', or the valid keys
     when nothing is close."""
     parent, _, leaf = key.rpartition(".")
-    close = difflib.get_close_matches(leaf, list(valid), n=1, cutoff=0.5)
+    close = closest_key(leaf, valid)
     prefix = f"{parent}." if parent else ""
-    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f"; {bounded(sorted(valid), 'valid keys', 40)}"
+    hint = f" (did you mean '{prefix}{close}'?)" if close else f"; {bounded(sorted(valid), 'valid keys', 40)}"
     return f"unknown key '{key}'{hint}"

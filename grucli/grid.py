@@ -8,9 +8,11 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from grucli.config import EXECUTION_KEYS, LATER_KEYS, SECTIONS, Experiment, RunConfig, merge_section, parse_run, set_dotted
+from grucli.config import (EXECUTION_KEYS, LATER_KEYS, SECTIONS, Experiment, RunConfig, RunConfigError, merge_section,
+                           parse_run, section_lines, set_dotted)
 from grucli.errors import ConfigError
 
 
@@ -122,15 +124,41 @@ def point_source(exp: Experiment, point: dict[str, Any]) -> str:
     return exp.source if not point else f"{exp.source} [grid point {label(point)}]"
 
 
+def origin(exp: Experiment, point: dict[str, Any], key: str) -> str:
+    """Where the value at config key `key` (dotted, e.g. train.lr) of a grid point came from,
+    for its error: the grid point when the point sets it (or a whole section holding it), else
+    the --set override that gave it, else the file at the key's line (the base sections)."""
+
+    def covers(given: str, value=None) -> bool:  # setting `given` (to `value`) decides `key`
+        if key == given or given.startswith(key + "."):
+            return True
+        if not key.startswith(given + "."):
+            return False
+        inner = key[len(given) + 1:].split(".")[0]  # a whole section sets only the keys it holds
+        return not isinstance(value, dict) or inner in value
+
+    if any(covers(k, v) for k, v in point.items()):
+        return point_source(exp, point)
+    given = [k for k in exp.set_by if covers(k)]
+    if given:
+        return f"--set {exp.set_by[max(given, key=len)]}"
+    parts, lines = key.split("."), section_lines(Path(exp.source))
+    line = next((lines[k] for k in (".".join(parts[:n]) for n in range(len(parts), 0, -1)) if k in lines), None)
+    return exp.source if line is None else f"{exp.source}:{line}"
+
+
 def expand(exp: Experiment) -> list[Run]:
-    """Every run of the experiment, validated. Raises ConfigError naming the file, the
-    grid point and the key path of the first invalid one."""
+    """Every run of the experiment, validated. Raises ConfigError naming, for each problem of
+    the first invalid point, the key path and where its value came from (`origin`)."""
     runs: list[Run] = []
     seen: set[str] = set()
     for point in grid_points(exp):
         raw = point_config(exp, point)
-        where = point_source(exp, point)
-        for cfg, rid in _seeded(raw, exp.spec.seed_list(), where):
+        try:
+            seeded = list(_seeded(raw, exp.spec.seed_list(), point_source(exp, point)))
+        except RunConfigError as e:
+            raise ConfigError(e.at(lambda key: origin(exp, point, key))) from None
+        for cfg, rid in seeded:
             if rid in seen:
                 continue
             seen.add(rid)

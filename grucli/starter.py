@@ -20,7 +20,7 @@ import pandas as pd
 
 from grucli.errors import DataError, GrucliError, bounded, did_you_mean
 from grucli.tasks import TASKS
-from grucli.tasks.sources import BLANK, read_csv
+from grucli.tasks.sources import BLANK, blank, read_csv
 from grucli.tasks.user_files import PARTS
 from grucli.tasks.sources import user_file
 from grucli.tasks.uea import parse_ts
@@ -140,6 +140,16 @@ def long_layout(df: pd.DataFrame, cols: list[Column], split: Column | None, targ
     return None
 
 
+def no_blank_time(values: pd.Series, name: str, path: str) -> None:
+    """A time column orders the rows (and gives the season): an empty cell in it is one line
+    naming the column and the first such row, as an empty value cell is."""
+    rows = np.flatnonzero(blank(values))
+    if len(rows):
+        more = f" ({len(rows) - 1} more rows miss their time)" if len(rows) > 1 else ""
+        raise DataError(f"{path}: data row {rows[0] + 1}: the time (column '{name}') is empty{more}; fill it in, "
+                        "or remove the row")
+
+
 def season_from(c: Column) -> tuple[int | None, str]:
     """Rows per season from a timestamp column's typical step, and the reason."""
     if c.numeric:
@@ -177,6 +187,8 @@ def guess(path: str, kind: str | None = None, target: str | None = None) -> Star
     split = next((c for c in cols if not c.numeric and set(c.values.str.lower()) <= set(PARTS) and c.distinct >= 2), None)
     times = [c for c in cols if c is not split and _is_time(c)]
     time = times[0] if times else None
+    if time is not None:
+        no_blank_time(df[time.name], time.name, path)
     numeric = [c for c in cols if c.numeric and c is not time and c is not split]
     texts = [c for c in cols if not c.numeric and c is not time and c is not split and c.mean_len >= SHORT_TEXT
              and c.distinct >= 0.5 * len(c.values)]

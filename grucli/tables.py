@@ -170,7 +170,8 @@ def summary_table(view: TaskView) -> pd.DataFrame:
     seeds on its scale (`centre`, `lo`, `hi`: the geometric mean on the log scale, cut to the
     range on the bounded one; `mean` is the arithmetic mean), the baseline beside it, target
     share, and the runs that were not averaged in. Timings likewise (`epoch_time_s` is the
-    geometric mean of the runs' steady-state s/epoch, with `epoch_time_s_lo`/`_hi`)."""
+    geometric mean of the runs' steady-state s/epoch, with `epoch_time_s_lo`/`_hi`), over one
+    value per pack where runs were trained in packs (PER_PACK)."""
     rows = []
     for values, cell, g in view.groups():
         ok = g[g["state"] == OK]
@@ -190,11 +191,25 @@ def summary_table(view: TaskView) -> pd.DataFrame:
         for col in ("timing.epoch_time_s", "timing.throughput_seq_s", "timing.latency_batch_ms",
                     "timing.latency_seq_ms", "timing.peak_memory_mb", "timing.train_time_s",
                     "timing.saved_activation_bytes", "timing.param_bytes", "timing.optimizer_state_bytes"):
-            d = stats.estimate(ok[col].tolist() if col in ok else [], metrics.scale_of(col))
+            values = (per_pack(ok, col) if col in PER_PACK else ok[col].tolist()) if col in ok else []
+            d = stats.estimate(values, metrics.scale_of(col))
             name = col.removeprefix("timing.")
             row[name], row[f"{name}_lo"], row[f"{name}_hi"] = d.centre, d.lo, d.hi
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# timings a pack's runs share (one measured time for every step of the pack): one value per pack
+PER_PACK = ("timing.epoch_time_s", "timing.throughput_seq_s", "timing.train_time_s")
+
+
+def per_pack(runs: pd.DataFrame, col: str) -> list[float]:
+    """`col` once per pack (its runs share one measured time: n copies of it are not n
+    measurements, and their interval would be zero wide) and once per run trained alone;
+    each run's value where runs do not say which pack they were in (no timing.pack_id)."""
+    if "timing.pack_id" in runs and runs["timing.pack_id"].notna().all():
+        return runs.groupby("timing.pack_id")[col].mean().dropna().tolist()
+    return runs[col].dropna().tolist()
 
 
 def params_table(view: TaskView) -> pd.DataFrame:

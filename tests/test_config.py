@@ -18,7 +18,7 @@ def error_of(path, overrides=()) -> str:
     with pytest.raises(ConfigError) as info:
         runs_of(path, overrides)
     message = str(info.value)
-    assert "\n" not in message, "a config error is one line"
+    assert "\n" not in message, "one config mistake is one line"
     return message
 
 
@@ -212,3 +212,34 @@ def test_run_config_is_frozen(write_yaml, tiny_experiment):
     (run,) = runs_of(write_yaml(tiny_experiment()))
     with pytest.raises(Exception):
         run.config.model.hidden_size = 99
+
+
+# --------------------------------------------------------------------------- where a mistake came from
+def test_a_set_typo_is_blamed_on_the_set_not_on_the_file_or_a_grid_point(write_yaml, tiny_experiment):
+    """(A new user's `--set train.lrr=0.1` was reported as the file's, at one grid point.)"""
+    exp = tiny_experiment(zip=[{"model.cell": ["gru", "lstm"], "train": [{"epochs": 1}, {"epochs": 2}]}])
+    assert error_of(write_yaml(exp), ["train.lrr=0.1"]) == \
+        "--set train.lrr=0.1: unknown key 'train.lrr' (did you mean 'train.lr'?)"
+    assert error_of(write_yaml(exp), ["trian.lr=0.1"]) == "--set trian.lr=0.1: unknown key 'trian' (did you mean 'train'?)"
+
+
+def test_a_base_section_mistake_is_reported_at_its_line_without_a_grid_point(write_yaml):
+    path = write_yaml("name: t\ntask: {name: adding, seq_len: 5}\nmodel:\n  hidden_size: 4\ntrain:\n  epochs: 1\n"
+                      "  lrr: 0.01\ngrid:\n  model.cell: [gru, lstm]\n")
+    assert error_of(path) == f"{path}:7: unknown key 'train.lrr' (did you mean 'train.lr'?)"
+
+
+def test_a_grid_point_s_own_mistake_names_the_point(write_yaml, tiny_experiment):
+    message = error_of(write_yaml(tiny_experiment(grid={"model.dropout": [0.0, 1.5]})))
+    assert "[grid point model.dropout=1.5]: model.dropout:" in message
+
+
+def test_several_mistakes_are_one_line_each_where_each_came_from(write_yaml):
+    path = write_yaml("name: t\ntask: {name: adding, seq_len: 5}\nmodel:\n  hidden_size: 4\n  dropot: 0.1\n"
+                      "train:\n  lrr: 0.01\ngrid:\n  model.cell: [gru, lstm]\n")
+    with pytest.raises(ConfigError) as info:
+        runs_of(path, ["train.lr=fast"])
+    assert str(info.value).splitlines() == [
+        f"{path}:5: unknown key 'model.dropot' (did you mean 'model.dropout'?)",
+        f"{path}:7: unknown key 'train.lrr' (did you mean 'train.lr'?)",
+        "--set train.lr=fast: train.lr: Input should be a valid number (got 'fast')"]

@@ -214,6 +214,18 @@ def test_existing_files_are_kept_unless_force(tmp_path):
     assert out.read_text().startswith("# grucli compare")
 
 
+@pytest.mark.parametrize("spelling", ["", "NA", "N/A", "n/a", "#N/A"])
+def test_the_common_spellings_of_no_value_are_missing_cells_like_an_empty_one(tmp_path, spelling):
+    """(A series with 'n/a' in it was 'cannot tell the task': the column read as text.)"""
+    data = monthly(tmp_path)
+    df = pd.read_csv(data, dtype=str, keep_default_na=False)
+    df.loc[5, "sales"] = spelling
+    df.to_csv(data, index=False)
+    res = init(tmp_path, data, "--out", tmp_path / "s.yaml")
+    assert res.exit_code == 0, res.output
+    assert "guessed task: csv_forecast" in res.output and "1 empty cell(s) (data row 6)" in res.output
+
+
 REFUSED = {  # file contents, options, what the one line says
     "empty file": ("", [], "the file is empty"),
     "cannot tell": ("a,b\nx,y\nz,w\n", [], "cannot tell the task"),
@@ -221,6 +233,9 @@ REFUSED = {  # file contents, options, what the one line says
     "unknown target": (None, ["--target", "gestur"], "--target gestur: no such column (did you mean 'gesture'?)"),
     "unknown task": (None, ["--task", "uea"], "--task uea: init writes one of csv_forecast"),
     "no label": (None, ["--task", "csv_anomaly"], "cannot tell which column is the 0/1 label"),
+    "empty time cell": ("month,y\n" + "".join(f"{'' if m == 40 else f'{2000 + m // 12}-{m % 12 + 1:02d}'},{m}\n"
+                                              for m in range(120)),
+                        [], "d.csv: data row 41: the time (column 'month') is empty; fill it in"),  # (was read silently)
 }
 
 

@@ -102,8 +102,8 @@ BAD = {  # name -> (task, file contents, what the line must say)
                             lambda: _with(series(), 30, "y", ""),
                             ["task.column: ", "data row 31: the value (column 'y') is empty"]),
     "forecast non-numeric cell": ({"name": "csv_forecast", "path": "d.csv", "column": "y", "window": 5},
-                                  lambda: _with(series(), 40, "y", "n/a"),
-                                  ["task.column: ", "column 'y': non-numeric value 'n/a' in data row 41"]),
+                                  lambda: _with(series(), 40, "y", "12 kg"),  # ('n/a' is a missing value: a gap)
+                                  ["task.column: ", "column 'y': non-numeric value '12 kg' in data row 41"]),
     "far label name": ({"name": "csv_classify", "path": "d.csv", "label": "species"}, lambda: rows(),
                        ["task.label: ", "no column 'species'; columns: s0, s1, s2, s3, s4, label"]),
     "translate source": ({"name": "csv_translate", "path": "d.csv", "source": "EN", "target": "fr"},
@@ -347,6 +347,8 @@ LONG_ERRORS = {
     "empty channel cell": (lambda d: _with(d, 7, "ay", ""), ["task.path: ", "column 'ay' is empty in data row 8",
                                                             "sequence 's1'"]),
     "wrong id column": (lambda d: d.rename(columns={"id": "ID"}), ["task.id: ", "no column 'id' (did you mean 'ID'?)"]),
+    "empty time cell": (lambda d: _with(d, 7, "t", ""), ["task.time: ", "the time (column 't') is empty in data row 8",
+                                                         "sequence 's1'"]),  # (was read silently)
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import shutil
 
 import numpy as np
@@ -265,7 +266,8 @@ def test_cli_data_error_exits_2_with_one_line_and_writes_nothing(case, tmp_path,
     assert res.exit_code == 2, res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0], res.output
-    assert f"{exp}: {key}: " in lines[0], res.output  # the experiment file and the key path
+    # the experiment file (at the key's line for a config value) and the key path
+    assert re.search(rf"{re.escape(str(exp))}(:\d+)?: {re.escape(key)}: ", lines[0]), res.output
     assert not results.exists()
 
 

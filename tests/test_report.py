@@ -461,3 +461,24 @@ def test_the_cost_figure_says_which_runs_trained_in_packs(tmp_path):
     (view,) = views_of(exp)
     (packed,) = plots.cost(view, {})
     assert "6 of 18 runs trained in packs" in packed.caption and "share of their pack's steps" in packed.caption
+
+
+def test_the_summary_caption_says_geometric_mean_and_a_pack_s_time_is_one_value(tmp_path):
+    """(The caption said 'mean ± 95% CI' over a column of geometric means; and the seeds of a
+    pack, which share one measured time, showed s/epoch '0.0102 [0.0102, 0.0102]'.)"""
+    from grucli.report import compose
+
+    exp = write_experiment(tmp_path, seq_lens=(10,))
+    for path in exp.glob("*/summary.json"):
+        s = json.loads(path.read_text())
+        shared = {"epoch_time_s": 0.5, "throughput_seq_s": 400.0, "train_time_s": 1.5} if s["cell"] == "gru" else {}
+        s["timing"].update(pack_size=3, pack_id=f"pack-{s['cell']}", **shared)
+        path.write_text(json.dumps(s))
+    (view,) = views_of(exp)
+    caption = compose.summary_caption(view, packed=True)
+    assert caption.startswith("test mse: geometric mean [95% CI] over the n ok seeds (lower is better)")
+    assert "train s/epoch, latency ms/batch, latency ms/seq: geometric mean [95% CI]" in caption
+    assert "throughput seq/s, peak process memory MB: mean [95% CI]" in caption and "±" not in caption
+    row = tables.summary_table(view).set_index("cell").loc["gru"]
+    assert row["epoch_time_s"] == pytest.approx(0.5) and row["epoch_time_s_lo"] is None  # one pack: one time
+    assert row["latency_batch_ms_lo"] < row["latency_batch_ms_hi"]  # measured per run: an interval

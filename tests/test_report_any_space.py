@@ -95,3 +95,22 @@ def test_a_first_report_that_fails_leaves_no_folder(tuned, tmp_path, monkeypatch
     with pytest.raises(ZeroDivisionError):
         build_report([tuned], tmp_path / "fresh")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_integer_setting_gets_whole_number_ticks_in_the_sensitivity_plot():
+    """(model.num_layers {int: [1, 3]} had ticks at 1.25, 1.5, ...)"""
+    from grucli.report.tuned import sensitivity
+    from grucli.tune.analysis import Tuned
+
+    space = {"model.num_layers": {"kind": "int", "low": 1, "high": 3, "choices": []},
+             "model.hidden_size": {"kind": "log_int", "low": 2, "high": 5, "choices": []}}
+    trials = pd.DataFrame({"arm": ["model.cell=gru"] * 4, "state": ["ok", "ok", "pruned", "ok"],
+                           "value": [0.3, 0.2, 0.25, 0.1], "param.model.num_layers": [1, 3, 2, 2],
+                           "param.model.hidden_size": [2, 5, 3, 4]})
+    t = Tuned(Path("."), {"name": "ti", "metric": "mse", "goal": "min", "space": space,
+                          "arms": [{"label": "model.cell=gru"}]}, trials, pd.DataFrame())
+    (drawn,) = sensitivity(t)
+    for ax, expected in zip(drawn.figure.axes, ([1, 2, 3], [2, 3, 4, 5])):
+        ax.figure.canvas.draw()
+        assert [round(x, 6) for x in ax.get_xticks() if ax.get_xlim()[0] <= x <= ax.get_xlim()[1]] == expected
+        assert [tick.get_text() for tick in ax.get_xticklabels()] == [str(v) for v in expected]

@@ -446,3 +446,15 @@ def test_the_study_records_are_not_rewritten_after_every_trial(write_yaml, tiny_
     assert len(calls) == 3, "at the start, after the trials, after the final runs: not per trial"
     trials = pd.read_csv(tmp_path / "r" / "tt" / "trials.csv")
     assert len(trials) == 6 and set(trials["state"]) == {"ok"}
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"grid": {"model.cell": ["gru", "lstmm"]}}, "tt.yaml [grid point model.cell=lstmm]: model.cell: unknown cell 'lstmm'"),
+    ({"model": {"hidden_size": 4, "dropot": 0.1}}, "tt.yaml:10: unknown key 'model.dropot'"),
+])
+def test_an_arm_s_own_mistake_is_not_blamed_on_the_search_space(tmp_path, changes, message):
+    """(A new user's `model.cell: [gru, lstmm]` was reported as 'search.space.train.lr = 0.001: ...'.)"""
+    path = write(tmp_path, {**TINY, **changes})
+    res = tune(path, tmp_path / "results")
+    assert res.exit_code == 2 and message in res.output and "search.space" not in res.output, res.output
+    assert not (tmp_path / "results").exists()

@@ -61,12 +61,16 @@ def test_until_decided_adds_seeds_only_to_undecided_settings_and_says_where_it_s
     assert shown.output.count("│ 3 │") == int((per_setting == 3).sum()), shown.output
 
 
-def test_a_bad_verdict_section_is_one_line(tmp_path):
+def test_a_bad_verdict_section_is_one_line_per_mistake(tmp_path):
+    """Both mistakes are said, one `error:` line each (the second was hidden behind '[+1 more]')."""
     path = tmp_path / "bad.yaml"
     path.write_text(EXP.replace("verdict: {looks: [2, 3]}", "verdict: {looks: [3, 2], margn: 1.1}"))
     out = runner.invoke(app, ["compare", str(path), "--results", str(tmp_path / "r")])
-    assert out.exit_code == 2 and len(out.output.strip().splitlines()) == 1, out.output
-    assert "verdict" in out.output and not (tmp_path / "r").exists()
+    assert out.exit_code == 2 and "Traceback" not in out.output, out.output
+    assert out.output.strip().splitlines() == [
+        f"error: {path}: unknown key 'verdict.margn' (did you mean 'verdict.margin'?)",
+        f"error: {path}: verdict.looks: must increase, got [3, 2]"], out.output
+    assert not (tmp_path / "r").exists()
 
 
 TUNE = """

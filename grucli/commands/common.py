@@ -27,14 +27,16 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def clean_errors(fn):
-    """Turn a GrucliError into one line on stderr and exit code 2 (no traceback)."""
+    """Turn a GrucliError into one line on stderr (one per problem when it names several)
+    and exit code 2 (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except GrucliError as e:
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+            for line in str(e).splitlines() or [""]:
+                err_console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: finished runs are kept; run the same command again to resume")

@@ -24,7 +24,6 @@ import pandas as pd
 
 from grucli.errors import GrucliError
 from grucli import results, tables
-from grucli.numbers import num
 from grucli.report import compose, figure, inspected, plots, tuned
 from grucli.store.reader import collect, experiment_dirs
 from grucli.report.render import Block, Heading, Image, Para, Table, to_html, to_markdown
@@ -197,10 +196,8 @@ def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp
     blocks.append(Heading(2, "Tables"))
     for v in views:
         blocks.append(Heading(3, f"{v.task}: summary per setting and cell"))
-        blocks.append(Table(compose.summary_display(summaries[v.task], v),
-                            f"test {v.metric}: mean ± 95% CI over n ok seeds "
-                            f"({'lower' if v.goal == 'min' else 'higher'} is better); target "
-                            f"{num(v.target)}; timing mean ± 95% CI"))
+        packed = "timing.pack_size" in v.ok and bool((v.ok["timing.pack_size"].fillna(1) > 1).any())
+        blocks.append(Table(compose.summary_display(summaries[v.task], v), compose.summary_caption(v, packed)))
         if len(params[v.task]):
             blocks += [Heading(3, f"{v.task}: parameters"),
                        Table(compose.params_display(params[v.task]),

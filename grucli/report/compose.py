@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 import pandas as pd
 
 import grucli
-from grucli import budget
+from grucli import budget, metrics
 from grucli.store.reader import DIVERGED, FAILED, IN_PROGRESS, OK, PRUNED, UNREADABLE, Collection
 from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
 from grucli.cells import REFERENCE, label
-from grucli.tables import RATIO, TaskView, order_cells, short
+from grucli.tables import PER_PACK, RATIO, TaskView, order_cells, short
 from grucli.verdicts import also_different, oriented
 from grucli.numbers import NONE, interval, num, p_text, p_value
 
@@ -214,6 +214,24 @@ METHOD = ("Verdicts (grucli.verdicts, grucli.stats): each comparison is tested o
 
 
 # --------------------------------------------------------------------------- display tables
+COSTS = (("epoch_time_s", "train s/epoch"), ("throughput_seq_s", "throughput seq/s"),
+         ("latency_batch_ms", "latency ms/batch"), ("latency_seq_ms", "latency ms/seq"),
+         ("peak_memory_mb", "peak process memory MB"))  # the summary's measured costs: column, label
+
+
+def summary_caption(view: TaskView, packed: bool) -> str:
+    """What the summary's numbers are: each column's centre as its scale has it (a geometric
+    mean on the log scale: error-type metrics, times), and one time per pack for packed runs."""
+    costs: dict[str, list[str]] = {}
+    for col, label in COSTS:
+        costs.setdefault(metrics.scale_of(col).mean_word, []).append(label)
+    pack = (f"; {', '.join(c for col, c in COSTS if f'timing.{col}' in PER_PACK)} of runs trained in a pack: "
+            "one value per pack (its runs share one measured time)") if packed else ""
+    return (f"test {view.metric}: {metrics.scale_of(view.metric).mean_word} [95% CI] over the n ok seeds "
+            f"({'lower' if view.goal == 'min' else 'higher'} is better); target {num(view.target)}; "
+            + "; ".join(f"{', '.join(labels)}: {word} [95% CI]" for word, labels in costs.items()) + pack)
+
+
 def summary_display(s: pd.DataFrame, view: TaskView) -> pd.DataFrame:
     if s.empty:
         return s
@@ -233,9 +251,7 @@ def summary_display(s: pd.DataFrame, view: TaskView) -> pd.DataFrame:
     no_target = view.target is None
     out["reached target (val)"] = [NONE if no_target else f"{r}/{n}" for r, n in zip(s["reached_target"], s["n"])]
     out["diverged"], out["failed"], out["in progress"] = s["diverged"], s["failed"], s["in_progress"]
-    for col, label in (("epoch_time_s", "train s/epoch"), ("throughput_seq_s", "throughput seq/s"),
-                       ("latency_batch_ms", "latency ms/batch"), ("latency_seq_ms", "latency ms/seq"),
-                       ("peak_memory_mb", "peak process memory MB")):
+    for col, label in COSTS:
         out[label] = [interval(m, lo, hi) for m, lo, hi in zip(s[col], s[f"{col}_lo"], s[f"{col}_hi"])]
     mb = lambda v: v / 2**20 if v == v and v is not None else v  # noqa: E731
     out["saved activations MB/batch"] = [num(mb(v)) for v in s["saved_activation_bytes"]]

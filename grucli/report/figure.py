@@ -29,7 +29,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from grucli import metrics, stats
 from grucli.cells import colour, marker
@@ -164,6 +164,17 @@ def plain_log(axis, values) -> None:
     axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     axis.set_minor_formatter(NullFormatter())
+
+
+def integer_ticks(axis, low: int, high: int, log: bool = False) -> None:
+    """Ticks at whole numbers only, for an integer setting (num_layers in [1, 2] had ticks at
+    1.2, 1.4, ...): each one when a few span the range, else as many as fit (1-2-5 on a log axis)."""
+    if high - low <= 8:
+        axis.set_major_locator(FixedLocator(range(int(low), int(high) + 1)))
+    else:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)) if log else MaxNLocator(integer=True))
+    axis.set_major_formatter(FuncFormatter(lambda x, _: num(int(round(x)))))
+    axis.set_minor_locator(FixedLocator([]))
 
 
 def spans_decades(values) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from grucli.cells import CELLS, colour, marker
-from grucli.report.figure import Drawn, bars, legend, log_y, new, plain_log
+from grucli.report.figure import Drawn, bars, integer_ticks, legend, log_y, new, plain_log
 from grucli.numbers import NONE, interval, num, p_value
 from grucli.report.compose import verdict_text
 from grucli.report.render import Block, Bullets, Heading, Image, Para, Table
@@ -103,6 +103,8 @@ def sensitivity(t: Tuned) -> list[Drawn]:
         elif dist["kind"].startswith("log"):
             ax.set_xscale("log")
             plain_log(ax.xaxis, trials[f"param.{key}"].astype(float))
+        if dist["kind"] in ("int", "log_int"):
+            integer_ticks(ax.xaxis, dist["low"], dist["high"], log=dist["kind"] == "log_int")
         ax.set(title=key, xlabel=key, ylabel=f"validation {t.select}")
     for ax in axes[0]:
         log_y(ax, trials["value"].dropna(), t.select_goal)

@@ -83,11 +83,12 @@ def column(df: pd.DataFrame, name: str, path: str, key: str | None = None) -> pd
     return df[name]
 
 
-BLANK = ("", "NA", "NaN", "nan", "null", "?")  # cells read as missing
+# cells read as missing: empty, and the spellings spreadsheets, R and pandas write for "no value"
+BLANK = ("", "NA", "N/A", "n/a", "#N/A", "<NA>", "NaN", "nan", "null", "NULL", "?")
 
 
 def blank(values: pd.Series) -> np.ndarray:
-    """(N,) bool: the cells that are missing (empty, NA, NaN, null, ?)."""
+    """(N,) bool: the cells that are missing (empty, NA, N/A, n/a, NaN, null, ?: BLANK)."""
     return values.astype(str).str.strip().isin(BLANK).to_numpy()
 
 

@@ -199,8 +199,8 @@ def read_long(df: pd.DataFrame, path: str, cfg: CsvClassifyConfig, notes: list[s
         raise DataError(f"{path}: no channel columns beside {', '.join(repr(c) for c in skip if c)}", key="columns")
     ckey = "columns" if cfg.columns else None
     values = np.stack([numeric(column(df, c, path, ckey), f"column '{c}'", path, ckey) for c in names], axis=1)  # (N, C)
-    order = np.arange(len(df)) if cfg.time is None else _steps_order(
-        column(df, cfg.time, path, "time").astype(str).str.strip())
+    times = None if cfg.time is None else column(df, cfg.time, path, "time").astype(str).str.strip()
+    order = np.arange(len(df)) if times is None else _steps_order(times)
     parts = None
     if cfg.split is not None:
         cells = column(df, cfg.split, path, "split").astype(str).str.strip().str.lower()
@@ -223,8 +223,11 @@ def read_long(df: pd.DataFrame, path: str, cfg: CsvClassifyConfig, notes: list[s
                                 f"{col.iloc[idx[0]]!r}, data row {first + 1} {col.iloc[first]!r}); a sequence has one",
                                 key=what)
         gaps = np.argwhere(np.isnan(values[idx]))
+        no_time = np.flatnonzero(blank(times.iloc[idx])) if times is not None else []
         if blank(label_col.iloc[idx[:1]]).any():
             problems[i] = ("label", f"the label (column '{cfg.label}') is empty")
+        elif len(no_time):
+            problems[i] = ("time", f"the time (column '{cfg.time}') is empty in data row {idx[no_time[0]] + 1}")
         elif len(gaps):
             r, c = gaps[0]
             problems[i] = (ckey or "path", f"column '{names[c]}' is empty in data row {idx[r] + 1}")

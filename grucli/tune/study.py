@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grucli.config import Experiment, parse_run, set_dotted
+from grucli.config import Experiment, RunConfigError, parse_run, set_dotted
 from grucli.errors import ConfigError
 from grucli.store import COUNTED, StoreError
-from grucli.grid import grid_points, label, point_config, point_source
+from grucli.grid import grid_points, label, origin, point_config, point_source
 from grucli.train.loop import Callback
 from grucli.tune import pruning
 from grucli.tune.space import SearchSpec
@@ -93,9 +93,10 @@ def check_space(exp: Experiment, arms: list[Arm]) -> None:
             for value in dist.edges():
                 try:
                     arm.config({key: value}, exp.search.seed)
-                except ConfigError as e:
-                    message = str(e).split(": ", 1)[-1] if str(e).startswith(arm.where) else str(e)
-                    raise ConfigError(f"{where} = {value!r}: {message}") from None
+                except RunConfigError as e:  # each problem where its value came from: this searched value, else
+                    raise ConfigError(e.at(  # the arm's grid point, a --set or the file's line
+                        lambda k: f"{where} = {value!r}" if k == key or key.startswith(k + ".")
+                        else origin(exp, arm.point, k))) from None
 
 
 # --------------------------------------------------------------------------- storage
