@@ -339,19 +339,22 @@ def _baseline_part(view: TaskView, base_rows: pd.DataFrame) -> str:
     beat = [r.a for r in base_rows.itertuples() if r.verdict == stats.BETTER]
     lost = [r.a for r in base_rows.itertuples() if r.verdict == stats.WORSE]
     what = f"the {name} ({view.metric} {num(value)})"
-    if not beat:
-        if len(lost) == len(base_rows):
-            return f"{what} beat every cell"
-        # a cell whose error is below the baseline's but within the margin is equivalent, not
-        # beaten: say so, or "no cell beat" reads as "every cell lost" (airline: gru 47 vs 53)
-        equal = [r for r in base_rows.itertuples() if r.verdict == stats.EQUIVALENT]
-        said = ([f"{', '.join(lost)} worse than it"] if lost else []) + (
-            [f"{', '.join(r.a for r in equal)} equivalent to it within "
-             f"{metrics.scale_of(view.metric).margin_text(equal[0].margin)}"] if equal else [])
-        return f"no cell beat {what}" + (f" ({'; '.join(said)})" if said else "")
+    if len(lost) == len(base_rows):
+        return f"{what} beat every cell"
     if len(beat) == len(base_rows):
         return f"every cell beat {what}"
-    return f"{', '.join(beat)} beat {what}; {', '.join(r.a for r in base_rows.itertuples() if r.a not in beat)} did not"
+    # the cells that did not beat it, by verdict: a cell whose error is below the baseline's
+    # but within the margin is equivalent, not beaten, and one whose interval spans the margin
+    # is undecided; "did not" would read as "lost" (airline: gru 47 vs 53; Nile: gru 130 vs 159)
+    equal = [r.a for r in base_rows.itertuples() if r.verdict == stats.EQUIVALENT]
+    open_ = [r.a for r in base_rows.itertuples() if r.a not in beat + lost + equal]
+    margin = metrics.scale_of(view.metric).margin_text(base_rows.iloc[0]["margin"])
+    said = ([f"{', '.join(lost)} worse than it"] if lost else []) + (
+        [f"{', '.join(equal)} equivalent to it within {margin}"] if equal else []) + (
+        [f"{', '.join(open_)} undecided against it"] if open_ else [])
+    if not beat:
+        return f"no cell beat {what}" + (f" ({'; '.join(said)})" if said else "")
+    return f"{', '.join(beat)} beat {what}; {'; '.join(said)}"
 
 
 def oriented(r) -> tuple[str, str, str]:

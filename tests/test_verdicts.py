@@ -4,6 +4,7 @@ move when another setting or task lands in the results folder)."""
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 import yaml
 from synthetic_results import write_experiment
 
-from grucli import power, stats, tables, verdicts
+from grucli import metrics, power, stats, tables, verdicts
 from grucli.declared import DEFAULT
 from grucli.store.reader import collect
 
@@ -247,3 +248,27 @@ def test_equivalent_says_when_the_difference_is_significant_too():
     (row,) = verdicts.judge(view_of(same, sequential=False), same).rows
     assert row["verdict"] == stats.EQUIVALENT and row["p_holm"] > 0.5
     assert "significant" not in verdicts._pair_text(SimpleNamespace(**row, alpha=look.alpha), view)
+
+
+def test_cells_that_did_not_beat_the_baseline_are_named_by_their_verdict():
+    """When some cells beat the baseline, the others are said as what they are, equivalent,
+    undecided or worse, not lumped as "did not" (a new user on the Nile series read 'gru did
+    not beat the baseline' beside gru's test rmse 130 against the baseline's 159: within the
+    margin, not beaten)."""
+    view = SimpleNamespace(metric="rmse")
+    margin = metrics.scale_of("rmse").margin
+
+    def line(verdicts_by_cell):
+        rows = pd.DataFrame([{"a": c, "verdict": v, "baseline": "naive baseline", "baseline_value": 158.6,
+                              "margin": margin} for c, v in verdicts_by_cell.items()])
+        return verdicts._baseline_part(view, rows)
+
+    said = line({"rnn": "better", "gru": "equivalent", "lstm": "undecided"})
+    assert said == ("rnn beat the naive baseline (rmse 159); gru equivalent to it within ×/÷ 1.25; "
+                    "lstm undecided against it"), said
+    assert "did not" not in said
+    said = line({"rnn": "better", "gru": "worse", "lstm": "better"})
+    assert said == "rnn, lstm beat the naive baseline (rmse 159); gru worse than it", said
+    assert line({"rnn": "worse", "gru": "undecided"}) == "no cell beat the naive baseline (rmse 159) (rnn worse than it; gru undecided against it)"
+    assert line({"rnn": "better", "gru": "better"}) == "every cell beat the naive baseline (rmse 159)"
+    assert line({"rnn": "worse", "gru": "worse"}) == "the naive baseline (rmse 159) beat every cell"
