@@ -29,10 +29,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--simd", default="native", help="comma-separated builds: avx2, native (default native)")
     args = ap.parse_args()
+    names = args.simd.split(",")
+    unknown = [n for n in names if n != "native" and n not in build.SIMD]
+    if unknown:
+        ap.error(f"--simd: unknown build {unknown[0]!r} (native, {', '.join(build.SIMD)})")
     source = Path(__file__).with_suffix(".cpp")
-    for name in args.simd.split(","):
+    for name in names:
         with build.simd_build(name):
-            flags = [f for f in build._flags() if f.startswith(("-m", "-D"))]
+            flags = build.SIMD[build.simd()]  # the build's vector flags, as the kernels are compiled with
         if not any(f.startswith("-DGRUCLI_AVX") for f in flags):
             print(f"{name}: this machine has no SIMD build (gemm.h's tiles are AVX2 or AVX-512)")
             continue

@@ -218,25 +218,33 @@ def read_mapping(path: Path, what: str = "experiment file", keys: str = "name, t
     return raw
 
 
-def typed(cls: type[BaseModel], raw: dict, source: str, prefix: str = "", keys: str = ""):
-    """`raw` as the model `cls`, or one ConfigError line naming `source` and the key path
-    (under `prefix`, e.g. "search"): unknown keys with the closest valid one, wrong types,
-    impossible values."""
+def typed(cls: type[BaseModel], raw: dict, source: str, prefix: str = "", keys: str = "",
+          given: dict[str, str] | None = None):
+    """`raw` as the model `cls`, or one ConfigError line per problem naming where it came from
+    and the key path (under `prefix`, e.g. "search"): unknown keys with the closest valid one,
+    wrong types, impossible values. Where is `source`, or given[key] for a top-level key that
+    came from elsewhere (a command-line option)."""
     if not isinstance(raw, dict):
         where = f"{prefix}: " if prefix else ""
         raise ConfigError(f"{source}: {where}expected a mapping" + (f" ({keys})" if keys else ""))
     try:
         return cls.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(each_line([f"{source}: {msg}" for _, msg in validation_problems(e, cls, prefix)])) from None
+        origin = given or {}
+        raise ConfigError(each_line([f"{origin.get(key.split('.')[0], source)}: {msg}"
+                                     for key, msg in validation_problems(e, cls, prefix)])) from None
 
 
-def load_file(path: str | Path | None, cls: type[BaseModel], what: str, **overrides):
+def load_file(path: str | Path | None, cls: type[BaseModel], what: str, flags: dict[str, str] | None = None,
+              **overrides):
     """A config file that is one model (`what` = "bench": a bench file): the file's keys,
-    then `overrides` that are not None on top (command-line values); no file: overrides only."""
+    then `overrides` that are not None on top (command-line values; a mistake in one is said
+    at its option: flags[key], else --key); no file: overrides only."""
     raw = dict(read_mapping(Path(path), f"{what} file", ", ".join(cls.model_fields), empty_ok=True)) if path else {}
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    return typed(cls, raw, str(path) if path else f"{what} options")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    raw.update(given)
+    return typed(cls, raw, str(path) if path else f"{what} options",
+                 given={k: (flags or {}).get(k, f"--{k.replace('_', '-')}") for k in given})
 
 
 def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:

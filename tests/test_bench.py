@@ -47,6 +47,19 @@ def test_bench_config_rejects_unknown_keys_and_names(tmp_path):
         bench.load_bench_config(path)
 
 
+def test_a_bad_command_line_value_is_said_at_its_option_not_at_the_bench_file(tmp_path):
+    """`grucli bench FILE --simd avx9` was blamed on FILE; each line names where its value came from."""
+    path = tmp_path / "b.yaml"
+    path.write_text("cells: [gru]\nrepeats: 3\n")
+    result = CliRunner().invoke(app, ["bench", str(path), "--simd", "avx9", "-H", "0", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2 and not any(str(path) in line for line in lines), lines
+    assert any(line.startswith("error: --simd: simd.0:") and "'avx9'" in line for line in lines), lines
+    assert any(line.startswith("error: --hidden/--seq-len/--batch/--layers: sizes.0.hidden:") for line in lines), lines
+    assert not (tmp_path / "o").exists()
+
+
 def test_shipped_bench_yaml_loads():
     cfg = bench.load_bench_config("benchmarks/bench.yaml")
     assert {s.hidden for s in cfg.sizes} == {16, 128}
