@@ -203,6 +203,11 @@ def summary_table(view: TaskView) -> pd.DataFrame:
 PER_PACK = ("timing.epoch_time_s", "timing.throughput_seq_s", "timing.train_time_s")
 
 
+def packed_runs(runs: pd.DataFrame) -> int:
+    """How many of these runs trained in a pack of more than one (timing.pack_size)."""
+    return int((runs["timing.pack_size"].fillna(1) > 1).sum()) if "timing.pack_size" in runs else 0
+
+
 def per_pack(runs: pd.DataFrame, col: str) -> list[float]:
     """`col` once per pack (its runs share one measured time: n copies of it are not n
     measurements, and their interval would be zero wide) and once per run trained alone;

@@ -31,7 +31,7 @@ from grucli.declared import VerdictSpec
 from grucli.metrics import Scale
 from grucli.numbers import interval, num, p_text
 from grucli.store.reader import OK
-from grucli.tables import TaskView, order_cells, per_pack, plain, setting_label
+from grucli.tables import TaskView, order_cells, packed_runs, per_pack, plain, setting_label
 
 SPEED = "timing.epoch_time_s"
 SPEED_LABEL = "train s/epoch (steady state)"
@@ -228,8 +228,7 @@ def _join(values) -> str:
 
 def _independent_times(g: pd.DataFrame) -> list[float]:
     """One time per pack (the runs of a pack share their steps' time), one per run alone."""
-    if "timing.pack_size" in g and (g["timing.pack_size"].fillna(1) > 1).any() and not (
-            "timing.pack_id" in g and g["timing.pack_id"].notna().all()):
+    if packed_runs(g) and not ("timing.pack_id" in g and g["timing.pack_id"].notna().all()):
         return []  # packed by older code that did not record which runs shared a pack
     return per_pack(g, SPEED)
 

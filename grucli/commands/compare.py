@@ -53,7 +53,7 @@ def render_comparison(exp_dir: Path, run_ids: set[str] | None = None) -> None:
     console.print("[dim]centre [95% interval] over seeds on the metric's scale (geometric mean for error-type "
                   "metrics, cut to [0, 1] for accuracy-type ones); failed/diverged runs are counted, not averaged; "
                   "no interval with one seed; s/epoch is steady state (epochs after the first)[/]")
-    packed = int((runs["timing.pack_size"].fillna(1) > 1).sum()) if "timing.pack_size" in runs else 0
+    packed = tables.packed_runs(runs)
     if packed:
         console.print(f"[dim]{packed} run(s) trained in packs (timing.pack_size): their s/epoch and seq/s are their "
                       "share of their pack's steps; compare costs of runs trained alike (--pack 1 trains each "

@@ -196,8 +196,8 @@ def _document(col, notes, views, summaries, params, h2h, excluded, figures, insp
     blocks.append(Heading(2, "Tables"))
     for v in views:
         blocks.append(Heading(3, f"{v.task}: summary per setting and cell"))
-        packed = "timing.pack_size" in v.ok and bool((v.ok["timing.pack_size"].fillna(1) > 1).any())
-        blocks.append(Table(compose.summary_display(summaries[v.task], v), compose.summary_caption(v, packed)))
+        blocks.append(Table(compose.summary_display(summaries[v.task], v),
+                            compose.summary_caption(v, tables.packed_runs(v.ok) > 0)))
         if len(params[v.task]):
             blocks += [Heading(3, f"{v.task}: parameters"),
                        Table(compose.params_display(params[v.task]),

@@ -23,7 +23,7 @@ from grucli.cells import colour, marker
 import grucli.report.forest as forest_plot
 import grucli.report.tuned as tuned
 from grucli.report.figure import Drawn, bars, cell_line, estimate, legend, log_y, new, plain_log, styled
-from grucli.tables import TaskView, order_cells, setting_label, short
+from grucli.tables import TaskView, order_cells, packed_runs, setting_label, short
 
 MAX_PANELS = 6  # settings shown side by side before a figure keeps only the first ones
 TASK, TUNE = "task", "tune"  # what a plot is drawn from: (TaskView, histories) or (Tuned,)
@@ -265,10 +265,10 @@ def cost(view: TaskView, histories: dict) -> list[Drawn]:
     memory = (" Activations: the bytes autograd keeps for the backward pass of one batch (counted with "
               "saved_tensors_hooks, every implementation alike), not the process's resident memory."
               if len(quantities) > 2 else "")
-    packs = view.ok["timing.pack_size"].fillna(1) if "timing.pack_size" in view.ok else None
-    packed = (f" {int((packs > 1).sum())} of {len(packs)} runs trained in packs (timing.pack_size): their "
+    n_packed = packed_runs(view.ok)
+    packed = (f" {n_packed} of {len(view.ok)} runs trained in packs (timing.pack_size): their "
               "training time is their share of their pack's steps, the same for every run of a pack."
-              if packs is not None and (packs > 1).any() else "")
+              if n_packed else "")
     return [Drawn(f"{view.task}_cost", fig, f"{view.task}: training and inference cost per cell and setting; "
                                             "bars = geometric mean over seeds of the times, error bars = its 95% "
                                             f"interval (on log times: never below 0).{memory}{packed}")]
