@@ -82,13 +82,14 @@ class BenchConfig(Strict):
         return self
 
 
+CLI_FLAGS = {"sizes": "--hidden/--seq-len/--batch/--layers", "flush_denormal": "--no-flush-denormal"}  # keys set by another flag
+
+
 def load_bench_config(path: str | Path | None = None, **overrides) -> BenchConfig:
     """A BenchConfig from an optional YAML file, with CLI values (not None) on top; typed
     by grucli.config like every file grucli reads (one ConfigError line, exit 2)."""
     return load_file(path, BenchConfig, "bench", flags=CLI_FLAGS, **overrides)
 
-
-CLI_FLAGS = {"sizes": "--hidden/--seq-len/--batch/--layers", "flush_denormal": "--no-flush-denormal"}  # keys set by another flag
 
 
 def sizes_product(hidden, seq_len, batch, layers) -> list[dict]:
