@@ -91,7 +91,6 @@ def load_bench_config(path: str | Path | None = None, **overrides) -> BenchConfi
     return load_file(path, BenchConfig, "bench", flags=CLI_FLAGS, **overrides)
 
 
-
 def sizes_product(hidden, seq_len, batch, layers) -> list[dict]:
     """CLI flags -> the cartesian product of sizes."""
     return [dict(hidden=h, seq_len=t, batch=b, layers=n) for h, t, b, n in itertools.product(hidden, seq_len, batch, layers)]
